@@ -1,0 +1,137 @@
+"""The `keyvault` command: global options, lazy subcommands, and the one place errors print.
+
+Subcommands live one group per module and are imported only when used, so `keyvault env`
+never pays for the health checker's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from vault.errors import EXIT_USAGE, KeyvaultError
+
+# command name → "module:attribute"; the table is the whole command surface
+COMMANDS = {
+    "init": "vault.cli.setup:init_cmd",
+    "passwd": "vault.cli.setup:passwd_cmd",
+    "identity": "vault.cli.setup:identity_cmd",
+    "add": "vault.cli.inventory:add_cmd",
+    "list": "vault.cli.inventory:list_cmd",
+    "show": "vault.cli.inventory:show_cmd",
+    "get": "vault.cli.inventory:get_cmd",
+    "edit": "vault.cli.inventory:edit_cmd",
+    "rm": "vault.cli.inventory:rm_cmd",
+    "phones": "vault.cli.inventory:phones_cmd",
+    "log": "vault.cli.inventory:log_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+def harden_process() -> None:
+    """Private files whatever the umask; no core dumps that could hold a secret."""
+    os.umask(0o077)
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):
+        pass
+    if sys.platform.startswith("linux"):
+        _linux_not_dumpable()
+
+
+def _linux_not_dumpable() -> None:
+    # PR_SET_DUMPABLE 0 also stops other processes of the same user reading /proc/PID/mem
+    # without ptrace rights.
+    try:
+        import ctypes  # noqa: PLC0415
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (OSError, AttributeError):
+        pass
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--vault",
+    "vault_home",
+    metavar="PATH",
+    envvar="KEYVAULT_HOME",
+    help="Vault folder (default: the platform data folder; env KEYVAULT_HOME).",
+)
+@click.version_option(package_name="keyvault", prog_name="keyvault")
+@click.pass_context
+def cli(ctx: click.Context, vault_home: str | None) -> None:
+    """keyvault: an encrypted vault for OpenAI API keys, with health checks and rotation.
+
+    \b
+    Example:
+      keyvault init
+      printf %s "$KEY" | keyvault add main-1 --project demo --phone +447700900123
+      eval "$(keyvault env --project demo)"
+    """
+    from vault.cli.context import AppContext  # noqa: PLC0415
+
+    ctx.obj = AppContext(vault_home=vault_home)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning keyvault errors into one-line messages."""
+    harden_process()
+    try:
+        code = cli.main(args=argv, prog_name="keyvault", standalone_mode=False)
+    except KeyvaultError as exc:
+        report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("keyvault: error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        message = exc.format_message()
+        usage = getattr(exc, "ctx", None)
+        click.echo(f"keyvault: error: {_first_line(message)}", err=True)
+        if usage is not None:
+            click.echo(f"keyvault: hint: see `{usage.command_path} --help`", err=True)
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `keyvault list | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("keyvault: error: interrupted", err=True)
+        sys.exit(130)
+    # commands return an exit code when success is not simply 0 (`check` exits 5)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def report(exc: KeyvaultError) -> None:
+    click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
+    if exc.hint:
+        click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else "unknown error"

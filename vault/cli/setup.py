@@ -1,0 +1,76 @@
+"""`keyvault init`, `passwd` and `identity`: creating and guarding the owner's identity."""
+
+from __future__ import annotations
+
+import click
+
+from vault.cli.context import AppContext, ask_hidden, ask_new_passphrase, pass_app
+from vault.identity import check_new_passphrase
+
+
+@click.command("init")
+@click.option("--work-factor", type=click.IntRange(10, 22), default=None, metavar="LOG2N",
+              help="scrypt cost for the passphrase (default 18, ~0.5 s).")
+@pass_app
+def init_cmd(app: AppContext, work_factor: int | None) -> None:
+    """Create a new identity and an empty vault (the passphrase is asked twice).
+
+    \b
+    Example:
+      keyvault init
+      KEYVAULT_HOME=~/work-keys keyvault init
+    """
+    passphrase = ask_new_passphrase()
+    check_new_passphrase(passphrase)
+    identity = app.kv.init(passphrase, log_n=work_factor)
+    click.echo(f"created {app.paths.vault}")
+    click.echo(f"your public key: {identity.recipient().to_string()}")
+    click.echo("recover without keyvault: age -d -i identity.age vault.age")
+
+
+@click.command("passwd")
+@click.option("--work-factor", type=click.IntRange(10, 22), default=None, metavar="LOG2N",
+              help="scrypt cost for the new passphrase (default 18).")
+@pass_app
+def passwd_cmd(app: AppContext, work_factor: int | None) -> None:
+    """Change the passphrase that protects your identity (the vault is not rewritten).
+
+    \b
+    Example:
+      keyvault passwd
+    """
+    app.kv.unlocker.identity(app.paths)  # prove the current passphrase first
+    new = ask_new_passphrase(env_prefix="KEYVAULT_NEW_PASSPHRASE")
+    app.kv.change_passphrase(new, log_n=work_factor)
+    click.echo("passphrase changed")
+
+
+@click.group("identity")
+def identity_cmd() -> None:
+    """Show or export the identity that opens the vault."""
+
+
+@identity_cmd.command("public")
+@pass_app
+def identity_public(app: AppContext) -> None:
+    """Print the vault's recipients (public keys; safe to share).
+
+    \b
+    Example:
+      keyvault identity public
+    """
+    for recipient in app.kv.read().recipients:
+        click.echo(f"{recipient.get('recipient', '?')}  {recipient.get('name', '')}".rstrip())
+
+
+@identity_cmd.command("export")
+@pass_app
+def identity_export(app: AppContext) -> None:
+    """Print your secret identity (AGE-SECRET-KEY-1…) for `age -d -i`; keep it safe.
+
+    \b
+    Example:
+      keyvault identity export > key.txt && age -d -i key.txt ~/.local/share/keyvault/vault.age
+    """
+    identity = app.kv.unlocker.identity(app.paths)
+    click.echo(identity.to_string())

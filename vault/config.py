@@ -1,0 +1,133 @@
+"""Where keyvault keeps its files, and `config.toml`.
+
+The vault home holds `identity.age`, `vault.age`, `vault.age.bak`, `vault.lock` and
+`config.toml`. It is, in order: `--vault PATH`, `$KEYVAULT_HOME`, or the platformdirs user data
+folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyvault` on macOS,
+`%LOCALAPPDATA%\\keyvault` on Windows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from vault.errors import ConfigError
+
+DEFAULT_PHONE_SLOTS = 2  # OpenAI lets one phone number verify two keys
+CONFIG_NAME = "config.toml"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one vault home."""
+
+    home: Path
+
+    @property
+    def vault(self) -> Path:
+        return self.home / "vault.age"
+
+    @property
+    def backup(self) -> Path:
+        return self.home / "vault.age.bak"
+
+    @property
+    def identity(self) -> Path:
+        return self.home / "identity.age"
+
+    @property
+    def lock(self) -> Path:
+        return self.home / "vault.lock"
+
+    @property
+    def config(self) -> Path:
+        return self.home / CONFIG_NAME
+
+
+def resolve_home(option: str | None, environ: Mapping[str, str]) -> Path:
+    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder."""
+    chosen = option or environ.get("KEYVAULT_HOME")
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
+
+    return Path(user_data_dir("keyvault", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings from `config.toml`; every field has a safe default."""
+
+    phone_slots: int = DEFAULT_PHONE_SLOTS
+    default_project: str | None = None
+    proxy: str | None = None
+    scrypt_log_n: int | None = None
+    health: Mapping[str, Any] = field(default_factory=dict)
+    rotation: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting {unknown[0]!r}")
+        config = cls(**dict(raw))
+        config.validate(source)
+        return config
+
+    def validate(self, source: str) -> None:
+        checks = (
+            (isinstance(self.phone_slots, int) and 1 <= self.phone_slots <= 100, "phone_slots"),
+            (self.default_project is None or isinstance(self.default_project, str), "default_project"),
+            (self.proxy is None or isinstance(self.proxy, str), "proxy"),
+            (
+                self.scrypt_log_n is None
+                or (isinstance(self.scrypt_log_n, int) and 10 <= self.scrypt_log_n <= 22),
+                "scrypt_log_n",
+            ),
+            (isinstance(self.health, Mapping), "health"),
+            (isinstance(self.rotation, Mapping), "rotation"),
+        )
+        for ok, name in checks:
+            if not ok:
+                raise ConfigError(f"{source}: bad value for {name}")
+
+
+def load_config(path: Path) -> Config:
+    """Read `config.toml`; a missing file means all defaults."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    import tomllib  # noqa: PLC0415 - not needed when there is no config file
+
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return Config.from_mapping(raw, source=str(path))
+
+
+def save_config(path: Path, values: Mapping[str, Any]) -> None:
+    """Write `config.toml` atomically, 0600."""
+    import tomli_w  # noqa: PLC0415 - writing config is rare
+
+    from vault.store import write_file_atomic  # noqa: PLC0415
+
+    Config.from_mapping(values, source=str(path))
+    write_file_atomic(path, tomli_w.dumps(dict(values)).encode())
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` (and parents) as 0700 whatever the umask; refuse a symlinked home."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create folder ({exc.strerror})") from None
+    if path.is_symlink():
+        raise ConfigError(f"{path}: vault home is a symlink", hint="point --vault at the real folder")

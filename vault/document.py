@@ -1,0 +1,78 @@
+"""The JSON document inside `vault.age` (spec: docs/format.md).
+
+`{"format": "keyvault/1", "generation": N, "recipients": [...], "entries": [...],
+"history": [...], "exports": [...]}`. Unknown top-level keys are kept on rewrite so an older
+keyvault does not drop data a newer minor version added. An unknown major version is its own
+error (`UnsupportedFormat`), never "wrong passphrase".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vault.errors import DamagedVault, UnsupportedFormat
+from vault.model import FORMAT, Entry, VaultDoc
+
+_MAJOR = 1
+_KNOWN = {"format", "generation", "recipients", "entries", "history", "exports"}
+
+
+def dumps(doc: VaultDoc) -> bytes:
+    body: dict[str, Any] = {
+        "format": FORMAT,
+        "generation": doc.generation,
+        "recipients": doc.recipients,
+        "entries": [e.to_dict(reveal=True) for e in doc.entries],
+        "history": doc.history,
+        "exports": doc.exports,
+        **doc.extra,
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise DamagedVault(f"{source}: the decrypted document is not JSON") from None
+    if not isinstance(raw, dict):
+        raise DamagedVault(f"{source}: the decrypted document is not a keyvault document")
+    check_format(raw.get("format"), source)
+    try:
+        doc = VaultDoc(
+            generation=_typed(raw.get("generation", 0), int, "generation", source),
+            recipients=_typed(raw.get("recipients", []), list, "recipients", source),
+            entries=[
+                Entry.from_dict(e)
+                for e in _typed(raw.get("entries", []), list, "entries", source)
+            ],
+            history=_typed(raw.get("history", []), list, "history", source),
+            exports=_typed(raw.get("exports", []), list, "exports", source),
+            extra={k: v for k, v in raw.items() if k not in _KNOWN},
+        )
+    except DamagedVault:
+        raise
+    except (TypeError, ValueError, AttributeError):
+        raise DamagedVault(f"{source}: the document has a malformed field") from None
+    doc.check_invariants()
+    return doc
+
+
+def check_format(value: object, source: str) -> None:
+    if not isinstance(value, str) or not value.startswith("keyvault/"):
+        raise DamagedVault(f"{source}: not a keyvault document")
+    major = value.removeprefix("keyvault/").split(".", 1)[0]
+    if not major.isdigit():
+        raise DamagedVault(f"{source}: malformed format version {value[:40]!r}")
+    if int(major) != _MAJOR:
+        raise UnsupportedFormat(
+            f"{source}: unsupported format {value[:40]}",
+            hint="this vault was written by a newer keyvault: upgrade to read it",
+        )
+
+
+def _typed(value: Any, kind: type, name: str, source: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise DamagedVault(f"{source}: field {name!r} has the wrong type")
+    return value

@@ -1,0 +1,177 @@
+"""One exception hierarchy for the whole library.
+
+Each class says when it is raised. The CLI turns any `KeyvaultError` into
+`keyvault: error: <message>` (+ `keyvault: hint: <hint>`) and exits with the class's
+`exit_code`; nothing else in the code prints errors. Messages are lower case, one line, with
+no final period, and never contain a secret.
+"""
+
+from __future__ import annotations
+
+# Exit codes, fixed by DESIGN.md and relied on by scripts.
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_DAMAGED = 4
+EXIT_CHECK_FAILED = 5
+
+
+class KeyvaultError(Exception):
+    """Base of every error keyvault raises on purpose."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- usage and input (exit 2) -------------------------------------------------------------
+
+
+class UsageError(KeyvaultError):
+    """raised when the command line itself is wrong: missing or conflicting options"""
+
+    exit_code = EXIT_USAGE
+
+
+class InvalidValue(UsageError):
+    """raised when a value given by the user is malformed: a phone, a date, a key, a card"""
+
+
+# --- inventory (exit 1) -------------------------------------------------------------------
+
+
+class EntryNotFound(KeyvaultError):
+    """raised when no entry has the given name"""
+
+
+class DuplicateName(KeyvaultError):
+    """raised when an entry with that name already exists"""
+
+
+class DuplicateKey(KeyvaultError):
+    """raised when the same secret is already stored under another name"""
+
+
+class PhoneFull(KeyvaultError):
+    """raised when a phone already verified its maximum number of keys"""
+
+
+class PolicyViolation(KeyvaultError):
+    """raised when a change would break an invariant: two active keys, an admin key exported"""
+
+
+class NoActiveKey(KeyvaultError):
+    """raised when a project has no active key to export or use"""
+
+
+class ConfigError(KeyvaultError):
+    """raised when config.toml or .keyvault.toml cannot be read or holds a bad value"""
+
+
+# --- storage (exit 1) ---------------------------------------------------------------------
+
+
+class StorageError(KeyvaultError):
+    """raised when a vault file cannot be read or written (permissions, disk full, I/O)"""
+
+
+class LockTimeout(StorageError):
+    """raised when another keyvault process holds the vault lock for too long"""
+
+
+class ConcurrentModification(StorageError):
+    """raised when the vault changed between reading and saving it outside the lock"""
+
+
+class VaultNotFound(StorageError):
+    """raised when there is no vault yet (run `keyvault init`)"""
+
+
+class VaultExists(StorageError):
+    """raised when `init` would overwrite an existing vault or identity"""
+
+
+# --- authentication (exit 3) --------------------------------------------------------------
+
+
+class AuthError(KeyvaultError):
+    """base of errors that mean "you could not be let in"; exit 3"""
+
+    exit_code = EXIT_AUTH
+
+
+class WrongPassphrase(AuthError):
+    """raised when the passphrase or identity does not open the file
+
+    Deliberately vague: age cannot tell a wrong passphrase from a damaged scrypt stanza.
+    """
+
+
+class NoMatchingIdentity(AuthError):
+    """raised when none of the given identities or passphrases unwraps an age file's key"""
+
+
+class NoPassphraseSource(AuthError):
+    """raised when the vault is locked and there is no way to ask (no terminal, no env vars)"""
+
+
+class SessionError(AuthError):
+    """raised when a cached session exists but cannot be used"""
+
+
+# --- damaged or unsupported files (exit 4) ------------------------------------------------
+
+
+class DamagedFile(KeyvaultError):
+    """base of errors that mean "this file is not what it should be"; exit 4"""
+
+    exit_code = EXIT_DAMAGED
+
+
+class AgeFormatError(DamagedFile):
+    """raised when bytes are not a well-formed age v1 file (header syntax, MAC, payload)"""
+
+
+class WorkFactorTooHigh(AgeFormatError):
+    """raised when a scrypt stanza asks for a work factor above the cap we accept on read"""
+
+
+class UnsupportedFormat(DamagedFile):
+    """raised when the decrypted document has a format version this keyvault does not know"""
+
+
+class DamagedVault(DamagedFile):
+    """raised when the decrypted document is not a valid keyvault document"""
+
+
+class AgeHeaderError(AgeFormatError):
+    """raised when an age header is malformed: syntax, a bad stanza, a missing payload nonce"""
+
+
+class AgeHeaderMacError(AgeFormatError):
+    """raised when an age header's MAC does not match: the header was changed after writing"""
+
+
+class AgePayloadError(AgeFormatError):
+    """raised when an age payload fails authentication, is truncated or has trailing data"""
+
+
+# --- running a command for `keyvault exec` (shell conventions: 127, 126) ------------------
+
+
+class CommandNotFound(KeyvaultError):
+    """raised when `keyvault exec` cannot find the command on PATH; exit 127 like a shell"""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(KeyvaultError):
+    """raised when `keyvault exec` finds the command but the system refuses to run it; exit 126"""
+
+    exit_code = 126

@@ -1,0 +1,114 @@
+"""The owner's X25519 identity, kept in `identity.age` under a passphrase.
+
+`identity.age` is an age file (scrypt stanza) whose plaintext is an age-keygen style
+identity file, so `age -d -i identity.age vault.age` recovers a vault with the stock tool.
+Unlocking = scrypt once (here) + X25519 for the vault (in `vault.service`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault import age
+from vault.errors import InvalidValue, NoMatchingIdentity, NoPassphraseSource, WrongPassphrase
+from vault.secret import Secret
+
+SCRYPT_LOG_N = 18  # ~0.5 s and 256 MiB here; OWASP's floor for scrypt is 2^17
+MIN_PASSPHRASE = 8
+
+PassphraseSource = Callable[[str], Secret]  # prompt text → passphrase
+
+
+@dataclass(frozen=True)
+class UnlockSettings:
+    """Where a non-interactive unlock can come from (DESIGN.md's environment variables)."""
+
+    identity: Secret | None = None  # KEYVAULT_IDENTITY
+    identity_file: Path | None = None  # KEYVAULT_IDENTITY_FILE
+    passphrase: Secret | None = None  # KEYVAULT_PASSPHRASE
+    passphrase_file: Path | None = None  # KEYVAULT_PASSPHRASE_FILE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> UnlockSettings:
+        def path(name: str) -> Path | None:
+            return Path(environ[name]).expanduser() if environ.get(name) else None
+
+        def secret(name: str) -> Secret | None:
+            return Secret(environ[name]) if environ.get(name) else None
+
+        return cls(
+            identity=secret("KEYVAULT_IDENTITY"),
+            identity_file=path("KEYVAULT_IDENTITY_FILE"),
+            passphrase=secret("KEYVAULT_PASSPHRASE"),
+            passphrase_file=path("KEYVAULT_PASSPHRASE_FILE"),
+        )
+
+
+def identity_text(identity: age.X25519Identity, *, now: dt.datetime) -> bytes:
+    """The age-keygen file format: comments, then the secret key line."""
+    return (
+        f"# created: {now.replace(microsecond=0).isoformat()}\n"
+        f"# public key: {identity.recipient().to_string()}\n"
+        f"{identity.to_string()}\n"
+    ).encode()
+
+
+def parse_identity_text(text: str, *, source: str) -> age.X25519Identity:
+    """The first `AGE-SECRET-KEY-1…` line of an identity file."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            try:
+                return age.X25519Identity.parse(line)
+            except InvalidValue:
+                raise
+            except Exception:  # noqa: BLE001 - any parse failure means the same to the user
+                break
+    raise InvalidValue(f"{source} does not hold an age identity (AGE-SECRET-KEY-1…)")
+
+
+def seal_identity(
+    identity: age.X25519Identity,
+    passphrase: Secret,
+    *,
+    log_n: int = SCRYPT_LOG_N,
+    now: dt.datetime,
+    rand: Callable[[int], bytes] = os.urandom,
+) -> bytes:
+    """Encrypt the identity under the passphrase (scrypt stanza)."""
+    check_new_passphrase(passphrase)
+    recipient = age.ScryptRecipient(passphrase.reveal(), log_n=log_n)
+    return age.encrypt(identity_text(identity, now=now), [recipient], rand=rand)
+
+
+def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
+    """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3)."""
+    try:
+        plain = age.decrypt(sealed, [age.ScryptIdentity(passphrase.reveal())])
+    except NoMatchingIdentity:
+        raise WrongPassphrase(
+            "wrong passphrase or damaged identity",
+            hint="identity.age did not open with that passphrase",
+        ) from None
+    return parse_identity_text(plain.decode("utf-8", "replace"), source="identity.age")
+
+
+def check_new_passphrase(passphrase: Secret) -> None:
+    value = passphrase.reveal()
+    if len(value) < MIN_PASSPHRASE:
+        raise InvalidValue(f"the passphrase must have at least {MIN_PASSPHRASE} characters")
+    if value != value.strip() or "\n" in value:
+        raise InvalidValue("the passphrase must not start or end with spaces or hold a newline")
+
+
+def read_passphrase_file(path: Path) -> Secret:
+    """KEYVAULT_PASSPHRASE_FILE: the first line, without its newline."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NoPassphraseSource(f"cannot read KEYVAULT_PASSPHRASE_FILE {path} ({exc})") from None
+    return Secret(text.splitlines()[0] if text else "")

@@ -1,0 +1,170 @@
+"""Adding, editing and removing keys: validation, then one atomic transaction each.
+
+These are the library calls behind `keyvault add/edit/rm`; each validates every input before
+the vault is touched, so a bad value never reaches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vault import validate as v
+from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
+from vault.model import Entry, Kind, PhoneUsage, Status, VaultDoc, phone_usage
+from vault.secret import Secret
+from vault.service import Keyvault
+
+# metadata field → the function that checks and normalises a user's text for it
+Checker = Callable[[str], Any]
+
+
+def _checkers(kv: Keyvault) -> dict[str, Checker]:
+    today = kv.clock().date()
+    return {
+        "name": v.check_name,
+        "project": lambda s: v.check_name(s, "project"),
+        "provider": lambda s: v.check_name(s.lower(), "provider"),
+        "created": lambda s: v.parse_date(s, today=today),
+        "phone": v.normalize_phone,
+        "card": v.check_card_label,
+        "credit_usd": v.check_credit,
+        "org_id": lambda s: v.check_id(s, "org id"),
+        "project_id": lambda s: v.check_id(s, "project id"),
+        "base_url": v.check_base_url,
+        "note": lambda s: v.clean_text(s, "note"),
+        "priority": _check_priority,
+        "status": _check_status,
+        "tags": _check_tags,
+    }
+
+
+def _check_priority(raw: str | int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidValue(f"priority {str(raw)[:20]!r} is not a whole number") from None
+    if not -1000 <= value <= 1000:
+        raise InvalidValue("priority must be between -1000 and 1000")
+    return value
+
+
+def _check_status(raw: str) -> Status:
+    try:
+        return Status(raw)
+    except ValueError:
+        choices = ", ".join(s.value for s in Status)
+        raise InvalidValue(f"status {raw[:20]!r} is not one of {choices}") from None
+
+
+def _check_tags(raw: str | list[str]) -> list[str]:
+    items = raw if isinstance(raw, list) else [raw]
+    tags: list[str] = []
+    for item in items:
+        for tag in str(item).split(","):
+            if tag.strip():
+                tags.append(v.check_name(tag.strip(), "tag"))
+    return sorted(set(tags))
+
+
+def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every given field; empty strings mean "clear this field"."""
+    checkers = _checkers(kv)
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in checkers:
+            raise InvalidValue(f"unknown field {name!r}")
+        if value == "" and name not in ("name", "status", "priority"):
+            out[name] = [] if name == "tags" else None
+        else:
+            out[name] = checkers[name](value)
+    return out
+
+
+@dataclass
+class Added:
+    entry: Entry
+    warnings: list[str] = field(default_factory=list)
+
+
+def add_key(kv: Keyvault, name: str, secret: Secret, fields: Mapping[str, Any], *,
+            activate: bool = False, rand: Callable[[int], bytes] = os.urandom) -> Added:
+    """Validate and store a new key. The first API key of a project becomes its active key."""
+    meta = clean_fields(kv, {"name": name, **fields})
+    checked = v.check_key(secret.reveal(), provider=meta.get("provider") or "openai")
+    kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
+    if activate and kind is Kind.ADMIN:
+        raise PolicyViolation("an admin key cannot be a project's active key")
+    now = kv.now_iso()
+    meta.setdefault("created", now[:10])
+    entry = Entry(id=rand(8).hex(), secret=Secret(checked.value), kind=kind, added_at=now,
+                  updated_at=now, **meta)
+    warnings = list(checked.warnings)
+
+    def change(doc: VaultDoc) -> None:
+        _refuse_duplicate_secret(doc, entry)
+        has_active = any(e.project == entry.project and e.status is Status.ACTIVE
+                         for e in doc.entries)
+        if kind is Kind.API and (activate or not has_active) and "status" not in meta:
+            entry.status = Status.ACTIVE
+        doc.add(entry, phone_slots=kv.config.phone_slots)
+        doc.record(_event(now, "add", entry, status=entry.status.value))
+
+    kv.transact(change)
+    return Added(entry, warnings)
+
+
+def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
+    for other in doc.entries:
+        if other.secret == new.secret:
+            raise DuplicateKey(f"this key is already stored as {other.name!r}")
+
+
+def edit_key(kv: Keyvault, name: str, fields: Mapping[str, Any], *,
+             secret: Secret | None = None) -> Entry:
+    """Change metadata (and optionally the secret) of one entry."""
+    changes = clean_fields(kv, fields)
+    if secret is not None:
+        provider = changes.get("provider") or "openai"
+        checked = v.check_key(secret.reveal(), provider=provider)
+        changes["secret"] = Secret(checked.value)
+        changes["kind"] = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
+    if not changes:
+        raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
+    now = kv.now_iso()
+
+    def change(doc: VaultDoc) -> Entry:
+        if "secret" in changes:
+            probe = Entry(id="", name=name, secret=changes["secret"])
+            _refuse_duplicate_secret(VaultDoc(entries=[e for e in doc.entries if e.name != name]),
+                                     probe)
+        updated = doc.update(name, {**changes, "updated_at": now},
+                             phone_slots=kv.config.phone_slots)
+        shown = sorted(k for k in changes if k != "kind")
+        doc.record(_event(now, "edit", updated, fields=shown))
+        return updated
+
+    return kv.transact(change)
+
+
+def remove_key(kv: Keyvault, name: str) -> Entry:
+    now = kv.now_iso()
+
+    def change(doc: VaultDoc) -> Entry:
+        entry = doc.remove(name)
+        doc.record(_event(now, "rm", entry))
+        return entry
+
+    return kv.transact(change)
+
+
+def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
+    return phone_usage(doc.entries, slots)
+
+
+def _event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
+    """A history record; it names the entry and never holds its secret."""
+    return {"at": at, "action": action, "entry": entry.id, "name": entry.name,
+            "project": entry.project, **detail}

@@ -1,0 +1,243 @@
+"""Entries and the decrypted vault document; pure (no I/O, no clock of its own).
+
+Invariants kept here and nowhere else:
+- entry names are unique;
+- a project has at most one `active` entry, and it is never an admin key;
+- a phone verifies at most `phone_slots` keys (retired keys still used their slot: OpenAI
+  counts verifications, not live keys);
+- `history` is only ever appended to.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from vault.errors import (
+    DamagedVault,
+    DuplicateName,
+    EntryNotFound,
+    NoActiveKey,
+    PhoneFull,
+    PolicyViolation,
+)
+from vault.secret import Secret
+
+FORMAT = "keyvault/1"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"  # the one key a project exports
+    STANDBY = "standby"  # healthy spare, candidate for rotation
+    DISABLED = "disabled"  # kept, never chosen (dead or paused)
+    RETIRED = "retired"  # revoked or given up; kept for history and phone accounting
+
+
+class Kind(StrEnum):
+    API = "api"  # a key that calls the model API
+    ADMIN = "admin"  # an `sk-admin-…` key: Administration API only, never exported
+
+
+@dataclass
+class Entry:
+    id: str
+    name: str
+    secret: Secret
+    provider: str = "openai"
+    kind: Kind = Kind.API
+    project: str | None = None
+    created: str | None = None
+    phone: str | None = None
+    card: str | None = None
+    credit_usd: float | None = None
+    org_id: str | None = None
+    project_id: str | None = None
+    base_url: str | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+    status: Status = Status.STANDBY
+    priority: int = 0
+    health: dict[str, Any] | None = None
+    added_at: str | None = None
+    updated_at: str | None = None
+
+    def to_dict(self, *, reveal: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict; the secret is masked unless `reveal`."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["secret"] = self.secret.reveal() if reveal else self.secret.masked
+        out["kind"] = str(self.kind)
+        out["status"] = str(self.status)
+        out["tags"] = list(self.tags)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Entry:
+        try:
+            values = dict(raw)
+            values["secret"] = Secret(values["secret"])
+            values["kind"] = Kind(values.get("kind", "api"))
+            values["status"] = Status(values.get("status", "standby"))
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            name = raw.get("name", "?") if isinstance(raw, Mapping) else "?"
+            raise DamagedVault(f"vault entry {name!r} is malformed ({type(exc).__name__})") from None
+
+    @property
+    def effective_base_url(self) -> str:
+        return self.base_url or DEFAULT_BASE_URL
+
+
+@dataclass
+class VaultDoc:
+    """The decrypted document: recipients, entries and the append-only history."""
+
+    generation: int = 0
+    recipients: list[dict[str, str]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    exports: list[dict[str, str]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as-is
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    def find(self, name: str) -> Entry:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise EntryNotFound(f"no entry named {name!r}", hint="see `keyvault list`")
+
+    def by_id(self, entry_id: str) -> Entry | None:
+        return next((e for e in self.entries if e.id == entry_id), None)
+
+    def active(self, project: str | None) -> Entry:
+        """The project's active key, never an admin key."""
+        for entry in self.entries:
+            if entry.project == project and entry.status is Status.ACTIVE:
+                return entry
+        where = f"project {project!r}" if project else "the default project"
+        raise NoActiveKey(
+            f"{where} has no active key",
+            hint="activate one with `keyvault edit NAME --status active`",
+        )
+
+    def projects(self) -> list[str | None]:
+        return sorted({e.project for e in self.entries}, key=lambda p: (p is not None, p or ""))
+
+    # --- changes --------------------------------------------------------------------------
+
+    def add(self, entry: Entry, *, phone_slots: int) -> None:
+        if any(e.name == entry.name for e in self.entries):
+            raise DuplicateName(f"an entry named {entry.name!r} already exists")
+        if entry.phone:
+            check_phone_room(self.entries, entry.phone, phone_slots)
+        self.entries.append(entry)
+        if entry.status is Status.ACTIVE:
+            self.activate(entry)
+
+    def update(self, name: str, changes: Mapping[str, Any], *, phone_slots: int) -> Entry:
+        """Apply metadata changes to one entry, keeping every invariant."""
+        entry = self.find(name)
+        new_name = changes.get("name")
+        if new_name and new_name != name and any(e.name == new_name for e in self.entries):
+            raise DuplicateName(f"an entry named {new_name!r} already exists")
+        new_phone = changes.get("phone")
+        if new_phone and new_phone != entry.phone:
+            others = [e for e in self.entries if e is not entry]
+            check_phone_room(others, new_phone, phone_slots)
+        updated = replace(entry, **changes)
+        check_exportable(updated)
+        self.entries[self.entries.index(entry)] = updated
+        if updated.status is Status.ACTIVE:
+            self.activate(updated)
+        return updated
+
+    def activate(self, entry: Entry) -> Entry | None:
+        """Make `entry` its project's only active key; return the one it displaced."""
+        check_exportable(entry)
+        displaced = None
+        for other in self.entries:
+            if other is not entry and other.project == entry.project and other.status is Status.ACTIVE:
+                other.status = Status.STANDBY
+                displaced = other
+        entry.status = Status.ACTIVE
+        return displaced
+
+    def remove(self, name: str) -> Entry:
+        entry = self.find(name)
+        self.entries.remove(entry)
+        return entry
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.history.append(event)
+
+    def check_invariants(self) -> None:
+        """Raise DamagedVault if a loaded document breaks an invariant."""
+        names = Counter(e.name for e in self.entries)
+        dupes = [n for n, c in names.items() if c > 1]
+        if dupes:
+            raise DamagedVault(f"vault has two entries named {dupes[0]!r}")
+        active = Counter(e.project for e in self.entries if e.status is Status.ACTIVE)
+        doubled = [p for p, c in active.items() if c > 1]
+        if doubled:
+            raise DamagedVault(f"vault has two active keys in project {doubled[0]!r}")
+
+
+def check_exportable(entry: Entry) -> None:
+    if entry.status is Status.ACTIVE and entry.kind is Kind.ADMIN:
+        raise PolicyViolation(
+            f"{entry.name!r} is an admin key: it cannot call the model API and is never a"
+            " project's active key"
+        )
+
+
+@dataclass(frozen=True)
+class PhoneUsage:
+    phone: str
+    used: int
+    slots: int
+    entries: tuple[str, ...]
+
+    @property
+    def free(self) -> int:
+        return max(self.slots - self.used, 0)
+
+
+def phone_usage(entries: Iterable[Entry], slots: int) -> list[PhoneUsage]:
+    """Slot usage per phone, fullest first."""
+    names: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.phone:
+            names.setdefault(entry.phone, []).append(entry.name)
+    rows = [PhoneUsage(p, len(n), slots, tuple(n)) for p, n in names.items()]
+    return sorted(rows, key=lambda r: (-r.used, r.phone))
+
+
+def check_phone_room(entries: Iterable[Entry], phone: str, slots: int) -> None:
+    usage = phone_usage(entries, slots)
+    current = next((u for u in usage if u.phone == phone), None)
+    if current is None or current.used < slots:
+        return
+    with_room = [u.phone for u in usage if u.free > 0]
+    hint = (
+        "phones with a free slot: " + ", ".join(with_room)
+        if with_room
+        else "no phone on file has a free slot: verify the key with a new number"
+    )
+    raise PhoneFull(
+        f"phone {phone} already verified {current.used} keys (limit {slots}):"
+        f" {', '.join(current.entries)}",
+        hint=hint,
+    )
+
+
+def iter_entries(doc: VaultDoc, *, project: str | None = None, status: str | None = None) -> Iterator[Entry]:
+    for entry in doc.entries:
+        if project is not None and entry.project != project:
+            continue
+        if status is not None and entry.status != status:
+            continue
+        yield entry

@@ -1,0 +1,73 @@
+"""A string that will not print itself.
+
+Every API key and identity travels through the library as a `Secret`, so that a stray
+`print`, f-string, log call, `repr` in a traceback or `json.dumps` cannot leak it. The raw
+value is only available through `reveal()`, which is easy to grep for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Final
+
+_SHOWN_TAIL: Final = 4
+_KNOWN_PREFIXES: Final = ("sk-svcacct-", "sk-admin-", "sk-proj-", "sk-", "AGE-SECRET-KEY-1")
+
+
+def mask(value: str) -> str:
+    """Return a display form that identifies a key without revealing it: `sk-…wxyz`."""
+    if len(value) < 12:
+        return "…" * (len(value) > 0)
+    prefix = next((p for p in _KNOWN_PREFIXES if value.startswith(p)), "")
+    return f"{prefix}…{value[-_SHOWN_TAIL:]}"
+
+
+class Secret:
+    """An immutable secret string whose str/repr/format are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("Secret wraps a str")
+        object.__setattr__(self, "_value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def reveal(self) -> str:
+        """The raw value. Call only where the user asked for it or the API needs it."""
+        return self._value
+
+    @property
+    def masked(self) -> str:
+        return mask(self._value)
+
+    def fingerprint(self, key: bytes) -> str:
+        """A keyed hash for comparing secrets without holding or printing them."""
+        return hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.masked, spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __reduce__(self) -> str:
+        # pickling would write the raw value somewhere we do not control
+        raise TypeError("Secret cannot be pickled")

@@ -1,0 +1,243 @@
+"""Open, read and change a vault: the one place that ties age, the document and the store.
+
+`Keyvault` is what the CLI (and any Python caller) uses:
+
+    kv = Keyvault(Paths(home), unlocker)
+    doc = kv.read()                      # decrypt, no lock
+    kv.transact(lambda doc: doc.add(...)) # lock → read → change → seal → atomic save
+
+Every change bumps the generation and is sealed to every recipient listed in the document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from vault import age, document
+from vault.config import Config, Paths, ensure_private_dir, load_config
+from vault.errors import (
+    ConcurrentModification,
+    DamagedVault,
+    NoMatchingIdentity,
+    NoPassphraseSource,
+    VaultExists,
+    VaultNotFound,
+    WrongPassphrase,
+)
+from vault.identity import (
+    SCRYPT_LOG_N,
+    PassphraseSource,
+    UnlockSettings,
+    open_identity,
+    parse_identity_text,
+    read_passphrase_file,
+    seal_identity,
+)
+from vault.model import VaultDoc
+from vault.secret import Secret
+from vault.store import FileOps, REAL_OPS, file_stamp, locked, read_file, write_file_atomic
+
+T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Unlocker:
+    """Finds the identity that opens the vault, asking for a passphrase only as a last resort.
+
+    Order: KEYVAULT_IDENTITY, KEYVAULT_IDENTITY_FILE, a cached session, KEYVAULT_PASSPHRASE,
+    KEYVAULT_PASSPHRASE_FILE, then `ask` (a prompt on the terminal). With no terminal and none
+    of these, it fails at once with NoPassphraseSource (exit 3), never waiting for input.
+    """
+
+    settings: UnlockSettings = field(default_factory=UnlockSettings)
+    ask: PassphraseSource | None = None
+    session: Callable[[], str | None] | None = None
+    _cached: age.X25519Identity | None = None
+
+    def identity(self, paths: Paths) -> age.X25519Identity:
+        if self._cached is None:
+            self._cached = self._find(paths)
+        return self._cached
+
+    def _find(self, paths: Paths) -> age.X25519Identity:
+        s = self.settings
+        if s.identity is not None:
+            return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
+        if s.identity_file is not None:
+            return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
+        if self.session is not None and (cached := self.session()):
+            return parse_identity_text(cached, source="the unlocked session")
+        return open_identity(_read_identity_file(paths), self.passphrase())
+
+    def passphrase(self, prompt: str = "passphrase: ") -> Secret:
+        s = self.settings
+        if s.passphrase is not None:
+            return s.passphrase
+        if s.passphrase_file is not None:
+            return read_passphrase_file(s.passphrase_file)
+        if self.ask is None:
+            raise NoPassphraseSource(
+                "the vault is locked and there is no terminal to ask for the passphrase",
+                hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
+                " KEYVAULT_IDENTITY for automation",
+            )
+        return self.ask(prompt)
+
+
+def _read_text(path: os.PathLike[str]) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NoPassphraseSource(f"cannot read identity file {path} ({exc})") from None
+
+
+def _read_identity_file(paths: Paths) -> bytes:
+    try:
+        return read_file(paths.identity)
+    except FileNotFoundError:
+        raise VaultNotFound(
+            f"no identity at {paths.identity}", hint="run `keyvault init` to create a vault"
+        ) from None
+
+
+class Keyvault:
+    """One vault home: its config, its identity and its document."""
+
+    def __init__(
+        self,
+        paths: Paths,
+        unlocker: Unlocker,
+        *,
+        clock: Clock = utc_now,
+        ops: FileOps = REAL_OPS,
+        lock_timeout: float = 10.0,
+        config: Config | None = None,
+    ) -> None:
+        self.paths = paths
+        self.unlocker = unlocker
+        self.clock = clock
+        self.ops = ops
+        self.lock_timeout = lock_timeout
+        self._config = config
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.paths.config)
+        return self._config
+
+    # --- create ---------------------------------------------------------------------------
+
+    def init(self, passphrase: Secret, *, log_n: int | None = None) -> age.X25519Identity:
+        """Create identity.age and an empty vault.age; refuse to overwrite either."""
+        ensure_private_dir(self.paths.home)
+        for path in (self.paths.vault, self.paths.identity):
+            if path.exists() or path.is_symlink():
+                raise VaultExists(
+                    f"{path} already exists",
+                    hint="use --vault or KEYVAULT_HOME for a second vault",
+                )
+        now = self.clock()
+        identity = age.X25519Identity.generate()
+        sealed_identity = seal_identity(
+            identity, passphrase, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=now
+        )
+        doc = VaultDoc(
+            generation=1,
+            recipients=[{"name": "owner", "recipient": identity.recipient().to_string()}],
+        )
+        doc.record({"at": _iso(now), "action": "init"})
+        with locked(self.paths.lock, timeout=self.lock_timeout):
+            write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
+            write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
+        return identity
+
+    # --- read -----------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.paths.vault.exists()
+
+    def read(self) -> VaultDoc:
+        """Decrypt the vault without locking (saves are atomic replaces)."""
+        return self.open(self._read_vault_bytes())
+
+    def open(self, sealed: bytes) -> VaultDoc:
+        identity = self.unlocker.identity(self.paths)
+        try:
+            plain = age.decrypt(sealed, [identity])
+        except NoMatchingIdentity:
+            raise WrongPassphrase(
+                "this identity cannot open vault.age",
+                hint="the vault was sealed to other recipients; check KEYVAULT_IDENTITY",
+            ) from None
+        return document.loads(plain, source=self.paths.vault.name)
+
+    def _read_vault_bytes(self) -> bytes:
+        try:
+            return read_file(self.paths.vault)
+        except FileNotFoundError:
+            hint = "run `keyvault init` to create one"
+            if self.paths.backup.exists():
+                hint = f"a backup exists: {self.paths.backup}"
+            raise VaultNotFound(f"no vault at {self.paths.vault}", hint=hint) from None
+
+    # --- change ---------------------------------------------------------------------------
+
+    def transact(self, change: Callable[[VaultDoc], T]) -> T:
+        """Lock, read, apply `change`, seal and save; on any error the vault is unchanged."""
+        with locked(self.paths.lock, timeout=self.lock_timeout):
+            sealed = self._read_vault_bytes()
+            stamp = file_stamp(self.paths.vault)
+            doc = self.open(sealed)
+            result = change(doc)
+            doc.generation += 1
+            data = self.seal(doc)
+            if file_stamp(self.paths.vault) != stamp:
+                raise ConcurrentModification(
+                    "vault.age changed while this command ran; nothing was saved",
+                    hint="another program wrote it without the lock; run the command again",
+                )
+            write_file_atomic(self.paths.vault, data, backup=self.paths.backup, ops=self.ops)
+        return result
+
+    def seal(self, doc: VaultDoc) -> bytes:
+        recipients = [_recipient(r) for r in doc.recipients]
+        if not recipients:
+            raise DamagedVault("the vault lists no recipients; refusing to seal it to nobody")
+        return age.encrypt(document.dumps(doc), recipients)
+
+    # --- passphrase -----------------------------------------------------------------------
+
+    def change_passphrase(self, new: Secret, *, log_n: int | None = None) -> None:
+        """Re-seal identity.age under a new passphrase; the vault itself is untouched."""
+        identity = self.unlocker.identity(self.paths)
+        sealed = seal_identity(
+            identity, new, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=self.clock()
+        )
+        # no backup: a copy under the old passphrase would defeat changing a leaked one
+        with locked(self.paths.lock, timeout=self.lock_timeout):
+            write_file_atomic(self.paths.identity, sealed, ops=self.ops)
+
+    def now_iso(self) -> str:
+        return _iso(self.clock())
+
+
+def _recipient(raw: dict[str, str]) -> age.X25519Recipient:
+    try:
+        return age.X25519Recipient.parse(raw["recipient"])
+    except (KeyError, TypeError):
+        raise DamagedVault("the vault's recipient list is malformed") from None
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,223 @@
+"""The only code that writes vault files: the lock, atomic saves, the backup.
+
+A save is: write a temp file in the same folder (O_EXCL|O_NOFOLLOW, 0600) → fsync it → link
+the current file to `<name>.bak` → os.replace the temp over the target → fsync the folder.
+Any error before the replace leaves the target byte-identical and removes the temp file; an
+error after it (the folder fsync) puts the previous file back from the backup.
+
+Readers take no lock: os.replace is atomic, so a reader sees the old or the new file whole.
+Writers hold `vault.lock` (an advisory lock on a file that is never replaced) across their
+whole read-modify-write, so no update is ever lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from vault.errors import LockTimeout, StorageError
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate newlines
+
+
+class FileOps:
+    """The system calls a save makes, one method per step.
+
+    Tests subclass this to fail a chosen step with ENOSPC or EIO; production uses it as is.
+    """
+
+    def open_new(self, path: Path) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC | _BINARY
+        return os.open(path, flags, 0o600)
+
+    def write(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def link(self, src: Path, dst: Path) -> None:
+        os.link(src, dst, follow_symlinks=False)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+
+    def fsync_dir(self, path: Path) -> None:
+        if sys.platform == "win32":  # folders cannot be opened for fsync on Windows
+            return
+        fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+REAL_OPS = FileOps()
+
+
+def _temp_name(target: Path, tag: str) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.{tag}")
+
+
+def write_file_atomic(
+    target: Path, data: bytes, *, backup: Path | None = None, ops: FileOps = REAL_OPS
+) -> None:
+    """Replace `target` with `data` atomically and durably, keeping the old file as `backup`."""
+    temp = _temp_name(target, "tmp")
+    made: list[Path] = []
+    try:
+        fd = ops.open_new(temp)
+        made.append(temp)
+        try:
+            ops.write(fd, data)
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        had_old = backup is not None and target.exists()
+        if had_old and backup is not None:
+            _refresh_backup(target, backup, ops, made)
+        ops.replace(temp, target)
+        made.remove(temp)
+        try:
+            ops.fsync_dir(target.parent)
+        except OSError:
+            if had_old and backup is not None:
+                _restore(backup, target, ops)
+            raise
+    except OSError as exc:
+        for path in made:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise StorageError(f"{target.name}: could not save ({_reason(exc)})",
+                           hint="the previous file is unchanged") from None
+
+
+def _refresh_backup(target: Path, backup: Path, ops: FileOps, made: list[Path]) -> None:
+    """Point `backup` at the current file's bytes without copying them."""
+    staged = _temp_name(backup, "bak")
+    made.append(staged)
+    try:
+        ops.link(target, staged)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # filesystems without hard links (some FUSE, SMB): copy instead
+        made.remove(staged)
+        write_file_atomic(backup, target.read_bytes(), ops=ops)
+        return
+    ops.replace(staged, backup)
+    made.remove(staged)
+
+
+def _restore(backup: Path, target: Path, ops: FileOps) -> None:
+    staged = _temp_name(target, "restore")
+    with contextlib.suppress(OSError):
+        ops.link(backup, staged)
+        ops.replace(staged, target)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror.lower() if exc.strerror else type(exc).__name__
+
+
+def read_file(path: Path) -> bytes:
+    """Read a vault file without following a symlink planted in its place."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _BINARY)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(f"{path.name}: is a symlink; refusing to follow it") from None
+        raise StorageError(f"{path.name}: cannot read ({_reason(exc)})") from None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """Identity of the file now at `path`, to notice a replace by someone else."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, timeout: float = 10.0, poll: float = 0.02) -> Iterator[None]:
+    """Hold the exclusive advisory lock on `path` (created 0600, never a symlink)."""
+    import portalocker  # noqa: PLC0415 - only writers lock; keeps it off the read path
+
+    handle = _open_lock_file(path)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+                break
+            except portalocker.LockException:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"the vault is locked by {_holder(path)}",
+                        hint=f"wait for it to finish; the lock is {path}",
+                    ) from None
+                time.sleep(poll)
+        _write_holder(handle)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
+            portalocker.unlock(handle)
+    finally:
+        handle.close()
+
+
+def _open_lock_file(path: Path) -> IO[bytes]:
+    flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _BINARY
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(f"{path.name}: is a symlink; refusing to follow it") from None
+        raise StorageError(f"{path.name}: cannot open the lock ({_reason(exc)})") from None
+    st = os.fstat(fd)
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        os.close(fd)
+        raise StorageError(f"{path.name}: the lock file belongs to another user")
+    return os.fdopen(fd, "r+b")
+
+
+def _write_holder(handle: IO[bytes]) -> None:
+    command = " ".join(os.path.basename(a) for a in sys.argv[:2])
+    with contextlib.suppress(OSError):
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({command})".encode())
+        handle.flush()
+
+
+def _holder(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(200).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "another keyvault process"

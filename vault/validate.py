@@ -1,0 +1,214 @@
+"""Checks and normalisation for everything a user types: keys, phones, dates, cards, names.
+
+Each function returns the normalised value or raises `InvalidValue` with a one-line message
+that never contains the secret being checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from vault.errors import InvalidValue
+
+
+class KeyKind(StrEnum):
+    """What an OpenAI-style key is, from its prefix (see reference/openai-api.md)."""
+
+    USER = "user"
+    PROJECT = "project"
+    SERVICE_ACCOUNT = "service_account"
+    ADMIN = "admin"
+    OTHER = "other"  # relay keys and anything else shaped `sk-…`
+
+
+_KEY_PREFIXES = (  # longest first: `sk-proj-` must win over `sk-`
+    ("sk-svcacct-", KeyKind.SERVICE_ACCOUNT),
+    ("sk-admin-", KeyKind.ADMIN),
+    ("sk-proj-", KeyKind.PROJECT),
+    ("sk-", KeyKind.USER),
+)
+_OPENAI_KEY = re.compile(r"sk-[A-Za-z0-9_-]{20,}")
+_OPENAI_MARKER = "T3BlbkFJ"  # base64 of "OpenAI", inside every key OpenAI issues
+_PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """The result of an offline key check: the cleaned key, its kind, and warnings."""
+
+    value: str
+    kind: KeyKind
+    warnings: tuple[str, ...]
+
+
+def check_key(raw: str, *, provider: str = "openai") -> KeyCheck:
+    """Validate a key leniently: refuse what can never work, warn on unknown shapes."""
+    value = raw.strip()
+    if not value:
+        raise InvalidValue("the key is empty")
+    if value.lower().startswith("bearer"):
+        raise InvalidValue("the key starts with 'Bearer': give the key alone")
+    if any(ch in value for ch in "\r\n"):
+        raise InvalidValue("the key contains a line break: give exactly one key")
+    if not value.isascii():
+        raise InvalidValue("the key contains non-ASCII characters")
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        raise InvalidValue("the key contains spaces or control characters")
+    if provider != "openai":
+        return KeyCheck(value, KeyKind.OTHER, ())
+    if not _OPENAI_KEY.fullmatch(value):
+        raise InvalidValue(
+            "this is not an OpenAI key: expected 'sk-' and at least 20 letters, digits, '-' or '_'"
+        )
+    kind = next(kind for prefix, kind in _KEY_PREFIXES if value.startswith(prefix))
+    warnings: tuple[str, ...] = ()
+    if _OPENAI_MARKER not in value:
+        warnings = ("the key lacks OpenAI's marker: fine for a relay key, check it otherwise",)
+    return KeyCheck(value, kind, warnings)
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone number in E.164 (`+447700900123`); it must carry its country code."""
+    text = raw.strip()
+    if not text.startswith("+"):
+        raise InvalidValue(
+            f"phone {_show(text)} has no country code: write it as +<country><number>"
+        )
+    import phonenumbers  # noqa: PLC0415 - large metadata; only loaded when a phone is parsed
+
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise InvalidValue(f"phone {_show(text)} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidValue(f"phone {_show(text)} is not a valid number for its country")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def parse_date(raw: str, *, today: dt.date) -> str:
+    """An ISO date (`YYYY-MM-DD`) not in the future."""
+    try:
+        day = dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidValue(f"date {_show(raw)} is not YYYY-MM-DD") from None
+    if day > today:
+        raise InvalidValue(f"date {day.isoformat()} is in the future")
+    if day.year < 2015:  # OpenAI was founded in December 2015; earlier is a typo
+        raise InvalidValue(f"date {day.isoformat()} is before any OpenAI key existed")
+    return day.isoformat()
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d)+")
+
+
+def check_card_label(raw: str) -> str:
+    """A card label such as `WildCard ****1234`; a full card number is refused."""
+    label = clean_text(raw, "card label", max_len=80)
+    for run in _DIGIT_RUN.findall(label):
+        digits = re.sub(r"[ -]", "", run)
+        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
+            raise InvalidValue(
+                "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
+            )
+    return label
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def check_name(raw: str, what: str = "name") -> str:
+    """Entry and project names: 1-64 of letters, digits and `._@+-`, not starting with `-`."""
+    if not _NAME.fullmatch(raw):
+        raise InvalidValue(
+            f"{what} {_show(raw)} must be 1-64 letters, digits or ._@+- and start with a letter"
+            " or digit"
+        )
+    return raw
+
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(raw: str) -> str:
+    """An https URL (http only for loopback): keys must never cross the network in clear."""
+    url = raw.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidValue(f"base url {_show(raw)} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise InvalidValue("base url must not contain a user name or password")
+    if parts.query or parts.fragment:
+        raise InvalidValue("base url must not have a query or fragment")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InvalidValue(
+            "base url uses plain http: the key would cross the network unencrypted",
+            hint="use https, or http only for 127.0.0.1/localhost",
+        )
+    return url
+
+
+_ID_SHAPES = {
+    "org id": re.compile(r"org-[A-Za-z0-9]{6,64}"),
+    "project id": re.compile(r"proj_[A-Za-z0-9]{6,64}"),
+}
+
+
+def check_id(raw: str, what: str) -> str:
+    value = raw.strip()
+    if not _ID_SHAPES[what].fullmatch(value):
+        prefix = _ID_SHAPES[what].pattern.split("[", 1)[0]
+        raise InvalidValue(f"{what} {_show(value)} must look like {prefix}…")
+    return value
+
+
+def check_credit(raw: float | str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidValue(f"credit {_show(str(raw))} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value > 1_000_000:
+        raise InvalidValue(f"credit {_show(str(raw))} must be between 0 and 1000000 dollars")
+    return round(value, 4)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(raw: str, what: str, *, max_len: int = 2000) -> str:
+    """Free text (notes, labels, tags): no control characters except newline and tab."""
+    if _CONTROL.search(raw):
+        raise InvalidValue(f"{what} contains control characters")
+    if len(raw) > max_len:
+        raise InvalidValue(f"{what} is longer than {max_len} characters")
+    return raw.strip()
+
+
+def _show(text: str, limit: int = 40) -> str:
+    """Quote user input for an error message: printable, bounded, one line."""
+    shown = _CONTROL.sub("?", text.replace("\n", "?"))
+    return repr(shown if len(shown) <= limit else shown[:limit] + "…")
