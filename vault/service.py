@@ -39,7 +39,15 @@ from vault.identity import (
 )
 from vault.model import VaultDoc
 from vault.secret import Secret
-from vault.store import FileOps, REAL_OPS, file_stamp, locked, read_file, write_file_atomic
+from vault.store import (
+    REAL_OPS,
+    FileOps,
+    file_stamp,
+    locked,
+    read_file,
+    sweep_temp_files,
+    write_file_atomic,
+)
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -196,6 +204,7 @@ class Keyvault:
     def transact(self, change: Callable[[VaultDoc], T]) -> T:
         """Lock, read, apply `change`, seal and save; on any error the vault is unchanged."""
         with locked(self.paths.lock, timeout=self.lock_timeout):
+            sweep_temp_files(self.paths.vault)
             sealed = self._read_vault_bytes()
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)

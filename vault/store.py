@@ -1,9 +1,9 @@
 """The only code that writes vault files: the lock, atomic saves, the backup.
 
 A save is: write a temp file in the same folder (O_EXCL|O_NOFOLLOW, 0600) → fsync it → link
-the current file to `<name>.bak` → os.replace the temp over the target → fsync the folder.
-Any error before the replace leaves the target byte-identical and removes the temp file; an
-error after it (the folder fsync) puts the previous file back from the backup.
+the current file aside → os.replace the temp over the target → fsync the folder → rename the
+aside link to `<name>.bak`. Any error leaves target and backup byte-identical and removes
+every temp file.
 
 Readers take no lock: os.replace is atomic, so a reader sees the old or the new file whole.
 Writers hold `vault.lock` (an advisory lock on a file that is never replaced) across their
@@ -77,7 +77,13 @@ def _temp_name(target: Path, tag: str) -> Path:
 def write_file_atomic(
     target: Path, data: bytes, *, backup: Path | None = None, ops: FileOps = REAL_OPS
 ) -> None:
-    """Replace `target` with `data` atomically and durably, keeping the old file as `backup`."""
+    """Replace `target` with `data` atomically and durably, keeping the old file as `backup`.
+
+    Order: temp written and synced → old file linked aside → temp renamed over target →
+    folder synced → old file renamed to `backup`. Until the last step the old bytes stay
+    linked aside, so any failure after the rename puts them back: an error always means
+    "nothing changed", for the target and the backup alike.
+    """
     temp = _temp_name(target, "tmp")
     made: list[Path] = []
     try:
@@ -88,47 +94,62 @@ def write_file_atomic(
             ops.fsync(fd)
         finally:
             ops.close(fd)
-        had_old = backup is not None and target.exists()
-        if had_old and backup is not None:
-            _refresh_backup(target, backup, ops, made)
+        aside = _set_aside(target, ops, made) if backup is not None else None
         ops.replace(temp, target)
         made.remove(temp)
         try:
             ops.fsync_dir(target.parent)
+            if aside is not None and backup is not None:
+                ops.replace(aside, backup)
+                made.remove(aside)
         except OSError:
-            if had_old and backup is not None:
-                _restore(backup, target, ops)
+            if aside is not None:
+                ops.replace(aside, target)  # put the old file back
+                made.remove(aside)
             raise
     except OSError as exc:
         for path in made:
             with contextlib.suppress(OSError):
                 path.unlink()
-        raise StorageError(f"{target.name}: could not save ({_reason(exc)})",
-                           hint="the previous file is unchanged") from None
+        raise StorageError(
+            f"{target.name}: could not save ({_reason(exc)})",
+            hint="the previous file is unchanged",
+        ) from None
 
 
-def _refresh_backup(target: Path, backup: Path, ops: FileOps, made: list[Path]) -> None:
-    """Point `backup` at the current file's bytes without copying them."""
-    staged = _temp_name(backup, "bak")
-    made.append(staged)
+def _set_aside(target: Path, ops: FileOps, made: list[Path]) -> Path | None:
+    """Link the current file under a temp name (no copy); None when there is no file yet."""
+    if not target.exists():
+        return None
+    aside = _temp_name(target, "bak")
     try:
-        ops.link(target, staged)
+        ops.link(target, aside)
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
             raise
-        # filesystems without hard links (some FUSE, SMB): copy instead
-        made.remove(staged)
-        write_file_atomic(backup, target.read_bytes(), ops=ops)
-        return
-    ops.replace(staged, backup)
-    made.remove(staged)
+        # filesystems without hard links (some FUSE, SMB shares): copy the bytes instead
+        fd = ops.open_new(aside)
+        made.append(aside)
+        try:
+            ops.write(fd, read_file(target))
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        return aside
+    made.append(aside)
+    return aside
 
 
-def _restore(backup: Path, target: Path, ops: FileOps) -> None:
-    staged = _temp_name(target, "restore")
-    with contextlib.suppress(OSError):
-        ops.link(backup, staged)
-        ops.replace(staged, target)
+def sweep_temp_files(target: Path) -> list[Path]:
+    """Remove temp files a killed writer left next to `target`. Call only under the lock:
+    then no live writer can own one."""
+    removed = []
+    for stray in target.parent.glob(f".{target.name}.*"):
+        if stray.suffix in (".tmp", ".bak"):
+            with contextlib.suppress(OSError):
+                stray.unlink()
+                removed.append(stray)
+    return removed
 
 
 def _reason(exc: OSError) -> str:
