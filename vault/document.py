@@ -33,7 +33,7 @@ def dumps(doc: VaultDoc) -> bytes:
 
 def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
     try:
-        raw = json.loads(data.decode("utf-8"))
+        raw = json.loads(data)  # bytes straight in: no decoded copy of a large document
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise DamagedVault(f"{source}: the decrypted document is not JSON") from None
     if not isinstance(raw, dict):
@@ -43,10 +43,7 @@ def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
         doc = VaultDoc(
             generation=_typed(raw.get("generation", 0), int, "generation", source),
             recipients=_typed(raw.get("recipients", []), list, "recipients", source),
-            entries=[
-                Entry.from_dict(e)
-                for e in _typed(raw.get("entries", []), list, "entries", source)
-            ],
+            entries=_entries(_typed(raw.get("entries", []), list, "entries", source)),
             history=_typed(raw.get("history", []), list, "history", source),
             exports=_typed(raw.get("exports", []), list, "exports", source),
             extra={k: v for k, v in raw.items() if k not in _KNOWN},
@@ -57,6 +54,17 @@ def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
         raise DamagedVault(f"{source}: the document has a malformed field") from None
     doc.check_invariants()
     return doc
+
+
+def _entries(raw: list[Any]) -> list[Entry]:
+    """Build entries, dropping each raw dict as soon as it is used (peak memory)."""
+    entries = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise DamagedVault("vault entry is not an object")
+        entries.append(Entry.from_dict(item))
+        raw[index] = None
+    return entries
 
 
 def check_format(value: object, source: str) -> None:

@@ -10,6 +10,7 @@ Invariants kept here and nowhere else:
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -42,7 +43,7 @@ class Kind(StrEnum):
     ADMIN = "admin"  # an `sk-admin-…` key: Administration API only, never exported
 
 
-@dataclass
+@dataclass(slots=True)  # slots: a 10,000-key vault must fit in a small RSS budget
 class Entry:
     id: str
     name: str
@@ -79,6 +80,7 @@ class Entry:
         try:
             values = dict(raw)
             values["secret"] = Secret(values["secret"])
+            values["provider"] = sys.intern(values.get("provider", "openai"))
             values["kind"] = Kind(values.get("kind", "api"))
             values["status"] = Status(values.get("status", "standby"))
             return cls(**values)

@@ -177,7 +177,8 @@ class Keyvault:
 
     def read(self) -> VaultDoc:
         """Decrypt the vault without locking (saves are atomic replaces)."""
-        return self.open(self._read_vault_bytes())
+        sealed = self._read_vault_bytes()
+        return self.open(sealed)
 
     def open(self, sealed: bytes) -> VaultDoc:
         identity = self.unlocker.identity(self.paths)

@@ -126,6 +126,20 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
 
 
+def print_json_array(items: Iterable[Any]) -> None:
+    """Stream a JSON array, one item per line: 10,000 entries never sit in memory as one
+    string, and the C encoder (not used with indent=) keeps it fast."""
+    out = click.get_text_stream("stdout")
+    first = True
+    out.write("[")
+    for item in items:
+        text = json.dumps(item, ensure_ascii=False)
+        out.write(("\n  " if first else ",\n  ") + text)
+        first = False
+    out.write("\n]\n" if not first else "]\n")
+    out.flush()
+
+
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     cells = [[safe(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]

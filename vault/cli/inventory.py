@@ -12,6 +12,7 @@ from vault.cli.context import (
     AppContext,
     pass_app,
     print_json,
+    print_json_array,
     print_table,
     read_secret_input,
     safe,
@@ -93,9 +94,9 @@ def list_cmd(app: AppContext, project: str | None, status: str | None, as_json: 
     Example:
       keyvault list --project work --json | jq -r '.[].name'
     """
-    entries = list(iter_entries(app.kv.read(), project=project, status=status))
+    entries = iter_entries(app.kv.read(), project=project, status=status)
     if as_json:
-        print_json([e.to_dict() for e in entries])
+        print_json_array(e.to_dict() for e in entries)
         return
     print_table(
         ["name", "project", "status", "key", "phone", "created", "credit", "health"],

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from vault import __version__
 from vault.errors import EXIT_USAGE, KeyvaultError
 
 # command name → "module:attribute"; the table is the whole command surface
@@ -79,7 +80,7 @@ def _linux_not_dumpable() -> None:
     envvar="KEYVAULT_HOME",
     help="Vault folder (default: the platform data folder; env KEYVAULT_HOME).",
 )
-@click.version_option(package_name="keyvault", prog_name="keyvault")
+@click.version_option(__version__, prog_name="keyvault")
 @click.pass_context
 def cli(ctx: click.Context, vault_home: str | None) -> None:
     """keyvault: an encrypted vault for OpenAI API keys, with health checks and rotation.
