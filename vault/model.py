@@ -101,7 +101,7 @@ class VaultDoc:
     recipients: list[dict[str, str]] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
-    exports: list[dict[str, str]] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as-is
 
     # --- lookup ---------------------------------------------------------------------------

@@ -29,6 +29,10 @@ COMMANDS = {
     "rm": "vault.cli.inventory:rm_cmd",
     "phones": "vault.cli.inventory:phones_cmd",
     "log": "vault.cli.inventory:log_cmd",
+    "env": "vault.cli.export:env_cmd",
+    "exec": "vault.cli.export:exec_cmd",
+    "dotenv": "vault.cli.export:dotenv_cmd",
+    "ci": "vault.cli.export:ci_cmd",
 }
 
 
