@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault import age
-from vault.errors import InvalidValue, NoMatchingIdentity, NoPassphraseSource, WrongPassphrase
+from vault.errors import (
+    InvalidValue,
+    KeyvaultError,
+    NoMatchingIdentity,
+    NoPassphraseSource,
+    WrongPassphrase,
+)
 from vault.secret import Secret
 
 SCRYPT_LOG_N = 18  # ~0.5 s and 256 MiB here; OWASP's floor for scrypt is 2^17
@@ -58,15 +64,13 @@ def identity_text(identity: age.X25519Identity, *, now: dt.datetime) -> bytes:
 
 
 def parse_identity_text(text: str, *, source: str) -> age.X25519Identity:
-    """The first `AGE-SECRET-KEY-1…` line of an identity file."""
-    for line in text.splitlines():
-        line = line.strip()
+    """The first `AGE-SECRET-KEY-1…` line of an identity file (comments and blanks skipped)."""
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
         if line and not line.startswith("#"):
             try:
                 return age.X25519Identity.parse(line)
-            except InvalidValue:
-                raise
-            except Exception:  # noqa: BLE001 - any parse failure means the same to the user
+            except KeyvaultError:
                 break
     raise InvalidValue(f"{source} does not hold an age identity (AGE-SECRET-KEY-1…)")
 

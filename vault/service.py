@@ -202,8 +202,12 @@ class Keyvault:
 
     # --- change ---------------------------------------------------------------------------
 
-    def transact(self, change: Callable[[VaultDoc], T]) -> T:
-        """Lock, read, apply `change`, seal and save; on any error the vault is unchanged."""
+    def transact(self, change: Callable[[VaultDoc], T], *, backup_previous: bool = True) -> T:
+        """Lock, read, apply `change`, seal and save; on any error the vault is unchanged.
+
+        `backup_previous=False` makes the backup a copy of the new file instead of the old
+        one: used when the old file must stop existing (a recipient was removed).
+        """
         with locked(self.paths.lock, timeout=self.lock_timeout):
             sweep_temp_files(self.paths.vault)
             sealed = self._read_vault_bytes()
@@ -218,6 +222,8 @@ class Keyvault:
                     hint="another program wrote it without the lock; run the command again",
                 )
             write_file_atomic(self.paths.vault, data, backup=self.paths.backup, ops=self.ops)
+            if not backup_previous:
+                write_file_atomic(self.paths.backup, data, ops=self.ops)
         return result
 
     def seal(self, doc: VaultDoc) -> bytes:

@@ -33,6 +33,7 @@ COMMANDS = {
     "exec": "vault.cli.export:exec_cmd",
     "dotenv": "vault.cli.export:dotenv_cmd",
     "ci": "vault.cli.export:ci_cmd",
+    "recipients": "vault.cli.recipients:recipients_cmd",
 }
 
 

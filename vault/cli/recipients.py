@@ -1,0 +1,80 @@
+"""`keyvault recipients list|add|rm|new-ci`: who else can open the vault."""
+
+from __future__ import annotations
+
+import click
+
+from vault import recipients as lib
+from vault.cli.context import AppContext, pass_app, print_json, print_table
+
+
+@click.group("recipients")
+def recipients_cmd() -> None:
+    """Manage who can open the vault: CI identities and teammates (age public keys)."""
+
+
+@recipients_cmd.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def recipients_list(app: AppContext, as_json: bool) -> None:
+    """List the vault's recipients.
+
+    \b
+    Example:
+      keyvault recipients list
+    """
+    rows = lib.list_recipients(app.kv.read())
+    if as_json:
+        print_json([{"name": r.name, "recipient": r.recipient} for r in rows])
+        return
+    print_table(["name", "recipient"], ([r.name, r.recipient] for r in rows))
+
+
+@recipients_cmd.command("add")
+@click.argument("name")
+@click.argument("public_key", metavar="AGE_PUBLIC_KEY")
+@pass_app
+def recipients_add(app: AppContext, name: str, public_key: str) -> None:
+    """Seal the vault to one more age public key (age1…).
+
+    \b
+    Example:
+      keyvault recipients add alice age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+    """
+    added = lib.add_recipient(app.kv, name, public_key)
+    click.echo(f"added recipient {added.name} ({added.recipient})")
+
+
+@recipients_cmd.command("rm")
+@click.argument("name")
+@pass_app
+def recipients_rm(app: AppContext, name: str) -> None:
+    """Re-encrypt the vault (and its backup) without a recipient.
+
+    Keys the removed identity could already read are not revoked by this: rotate them.
+
+    \b
+    Example:
+      keyvault recipients rm old-ci
+    """
+    removed = lib.remove_recipient(app.kv, name)
+    click.echo(f"removed recipient {removed.name}; the vault was re-encrypted without it")
+    click.echo("keyvault: hint: rotate keys it could read before", err=True)
+
+
+@recipients_cmd.command("new-ci")
+@click.argument("name")
+@pass_app
+def recipients_new_ci(app: AppContext, name: str) -> None:
+    """Create an identity for a CI job, add it, and print its secret once.
+
+    Store the printed AGE-SECRET-KEY-1… as a CI secret named KEYVAULT_IDENTITY.
+
+    \b
+    Example:
+      keyvault recipients new-ci github-actions | gh secret set KEYVAULT_IDENTITY
+    """
+    recipient, identity = lib.new_ci_identity(app.kv, name)
+    click.echo(f"added recipient {recipient.name} ({recipient.recipient})", err=True)
+    click.echo("store this as the CI secret KEYVAULT_IDENTITY; it is not shown again:", err=True)
+    click.echo(identity.to_string())
