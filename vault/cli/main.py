@@ -93,7 +93,7 @@ def cli(ctx: click.Context, vault_home: str | None) -> None:
     \b
     Example:
       keyvault init
-      printf %s "$KEY" | keyvault add main-1 --project demo --phone +447700900123
+      printf %s "$KEY" | keyvault add main-1 --project demo --phone +447911123456
       eval "$(keyvault env --project demo)"
     """
     from vault.cli.context import AppContext  # noqa: PLC0415
