@@ -11,7 +11,8 @@ import shutil
 import string
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,10 +101,11 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def runtime_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "run"
-    path.mkdir(mode=0o700)
-    return path
+def runtime_dir() -> Iterator[Path]:
+    """A private XDG_RUNTIME_DIR with a short path (unix socket paths max out near 100 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="kvrt-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -34,6 +34,12 @@ COMMANDS = {
     "dotenv": "vault.cli.export:dotenv_cmd",
     "ci": "vault.cli.export:ci_cmd",
     "recipients": "vault.cli.recipients:recipients_cmd",
+    "unlock": "vault.cli.session:unlock_cmd",
+    "lock": "vault.cli.session:lock_cmd",
+    "status": "vault.cli.session:status_cmd",
+    "hook": "vault.cli.session:hook_cmd",
+    "hook-env": "vault.cli.session:hook_env_cmd",
+    "completion": "vault.cli.session:completion_cmd",
 }
 
 

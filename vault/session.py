@@ -1,0 +1,326 @@
+"""Cached unlock: an agent process keeps the unlocked identity in memory for a while.
+
+`keyvault unlock` calls `start` once after the passphrase opened the identity; every later
+command calls `fetch` first and asks for the passphrase only when it returns None. The agent
+(vault/agent.py) listens on a Unix socket in a folder only we can enter, answers only our own
+uid, and exits at the TTL, after an idle period, on `lock`, or on SIGTERM. Nothing secret is
+ever written to disk, argv or the environment. docs/sessions.md gives the reasons.
+
+This module is imported on the hot path of every command, so it imports only cheap modules
+(subprocess is loaded inside `start`). hashlib is already loaded by vault.secret on every
+command; the socket name needs it.
+"""
+
+# os.path, not pathlib: importing pathlib costs ~5 ms on every command
+# ruff: noqa: PTH100, PTH102, PTH118, PTH120
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+
+from vault.errors import InvalidValue, SessionError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    StrPath = str | os.PathLike[str]
+
+IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
+AGENT_MODULE = "vault.agent"
+START_TIMEOUT = 5.0  # seconds for the agent to read its settings and bind; ~60 ms here
+ASK_TIMEOUT = 1.0  # a live agent answers in well under a millisecond
+MAX_MESSAGE = 4096  # one request or reply; an identity is 74 characters
+MAX_SECONDS = 30 * 86400
+# sun_path is 108 bytes on Linux and 104 on macOS; stay below both
+MAX_SOCKET_PATH = 100
+# settings the agent needs; everything else (KEYVAULT_*, OPENAI_*, tokens) stays behind
+AGENT_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT")
+# what a failed agent's exit status means (vault/agent.py sets them)
+AGENT_FAILURES = {
+    2: "the session agent refused its settings",
+    3: "cannot create the session socket",
+}
+DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+class SessionInfo:
+    """What `status` reports: wall-clock deadlines (epoch seconds) and the agent's pid."""
+
+    __slots__ = ("expires_at", "idle_expires_at", "pid")
+
+    def __init__(self, expires_at: float, idle_expires_at: float | None, pid: int) -> None:
+        self.expires_at = expires_at
+        self.idle_expires_at = idle_expires_at
+        self.pid = pid
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionInfo(expires_at={self.expires_at!r}, "
+            f"idle_expires_at={self.idle_expires_at!r}, pid={self.pid!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SessionInfo):
+            return NotImplemented
+        mine = (self.expires_at, self.idle_expires_at, self.pid)
+        return mine == (other.expires_at, other.idle_expires_at, other.pid)
+
+    def __hash__(self) -> int:
+        return hash((self.expires_at, self.idle_expires_at, self.pid))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `8h`, `30m`, `90s`, `1h30m`, `2d`: units d/h/m/s, each once, largest first."""
+    problem = InvalidValue(
+        f"invalid duration {text!r}", hint="use a number with a unit: 8h, 30m, 90s, 1h30m, 2d"
+    )
+    units = list(DURATION_UNITS)
+    seconds, digits = 0, ""
+    for char in text.strip().lower():
+        if char in "0123456789":
+            digits += char
+        elif char in units and digits:
+            units = units[units.index(char) + 1 :]
+            seconds += int(digits) * DURATION_UNITS[char]
+            digits = ""
+        else:
+            raise problem
+    if digits or not seconds:
+        raise problem
+    if seconds > MAX_SECONDS:
+        raise InvalidValue(f"duration {text!r} is longer than 30 days")
+    return float(seconds)
+
+
+def start(
+    identity: str,
+    *,
+    vault_home: StrPath,
+    ttl: float,
+    idle: float | None = None,
+    runtime_dir: StrPath | None = None,
+) -> SessionInfo:
+    """Hand `identity` to a new agent for `ttl` seconds (ending early after `idle` unused).
+
+    Replaces an agent already serving this vault. Raises SessionError when sessions are not
+    possible here (no Unix sockets, unsafe runtime folder, agent failed to start).
+    """
+    if not supported():
+        raise SessionError(
+            "cached sessions need unix domain sockets, which this platform lacks",
+            hint="set KEYVAULT_PASSPHRASE_FILE or KEYVAULT_IDENTITY_FILE instead",
+        )
+    if not _is_identity(identity):
+        raise InvalidValue("the session identity is not an age secret key")
+    for seconds in (ttl, idle):
+        if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+            raise InvalidValue("session durations must be between 1 second and 30 days")
+    path = socket_path(vault_home, runtime_dir, create=True)
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise SessionError(f"{path}: too long for a unix socket", hint="use a shorter folder")
+    _ask(path, "lock")  # the old agent removes its socket before it answers
+    settings = json.dumps({"socket": path, "ttl": ttl, "idle": idle})
+    _spawn_agent(f"{identity}\n{settings}\n".encode())
+    info = _info(_ask(path, "status"))
+    if info is None:
+        raise SessionError("the session agent started but does not answer")
+    return info
+
+
+def fetch(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> str | None:
+    """The cached identity, or None: no session, expired, refused, or sessions unsupported.
+
+    Never raises, so the caller can always fall back to asking for the passphrase.
+    """
+    try:
+        answer = _ask(socket_path(vault_home, runtime_dir), "get")
+    except SessionError:
+        return None
+    identity = answer.get("identity") if answer else None
+    return identity if isinstance(identity, str) and _is_identity(identity) else None
+
+
+def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:
+    """The running session's deadlines, or None; raises SessionError on an unsafe folder."""
+    return _info(_ask(socket_path(vault_home, runtime_dir), "status"))
+
+
+def end(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> bool:
+    """Tell the agent to wipe the identity and exit; True when one was running."""
+    answer = _ask(socket_path(vault_home, runtime_dir), "lock")
+    return bool(answer and answer.get("locked") is True)
+
+
+def socket_path(
+    vault_home: StrPath, runtime_dir: StrPath | None = None, *, create: bool = False
+) -> str:
+    """Where the agent for `vault_home` listens: one socket per vault home.
+
+    Returns "" when sessions are unsupported or the folder does not exist yet (and not
+    `create`); connecting to "" simply fails. Raises SessionError when the folder is unsafe.
+    """
+    if not supported():
+        return ""
+    folder = os.fspath(runtime_dir) if runtime_dir is not None else default_runtime_dir()
+    if not _private_folder(folder, create=create):
+        return ""
+    home = os.path.realpath(os.fspath(vault_home)).encode("utf-8", "surrogateescape")
+    return os.path.join(folder, f"agent-{hashlib.sha256(home).hexdigest()[:16]}.sock")
+
+
+def supported() -> bool:
+    """True where sessions work: Unix sockets and uids (not Windows)."""
+    return hasattr(socket, "AF_UNIX") and hasattr(os, "geteuid")
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end, or None where the platform cannot tell."""
+    reader = PEER_UID_READERS.get(sys.platform.rstrip("0123456789"))
+    return reader(sock) if reader else None
+
+
+def read_line(sock: socket.socket) -> bytes:
+    """One newline-terminated message (without the newline); b"" on early close or overflow."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(MAX_MESSAGE)
+        if not chunk or len(data) + len(chunk) > MAX_MESSAGE:
+            return b""
+        data += chunk
+    return data[:-1]
+
+
+def _peer_uid_linux(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("=iII"))
+    _pid, uid, _gid = struct.unpack("=iII", creds)
+    return int(uid)
+
+
+def _peer_uid_bsd(sock: socket.socket) -> int:
+    # getpeereid() equivalent: struct xucred {u_int cr_version; uid_t cr_uid; ...} (76 bytes)
+    sol_local, local_peercred = 0, 1
+    creds = sock.getsockopt(sol_local, local_peercred, 76)
+    _version, uid = struct.unpack_from("=II", creds)
+    return int(uid)
+
+
+PEER_UID_READERS: dict[str, Callable[[socket.socket], int]] = {
+    "linux": _peer_uid_linux,
+    "darwin": _peer_uid_bsd,
+    "freebsd": _peer_uid_bsd,
+}
+
+
+def default_runtime_dir() -> str:
+    """$XDG_RUNTIME_DIR/keyvault when that is our private tmpfs, else /tmp/keyvault-<uid>."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if xdg and _is_private(xdg):
+        return os.path.join(xdg, "keyvault")
+    return f"/tmp/keyvault-{os.geteuid()}"  # noqa: S108  # verified private before any use
+
+
+def _private_folder(folder: str, *, create: bool) -> bool:
+    """True when `folder` is a real directory of ours that nobody else may enter.
+
+    /tmp is shared: someone may have created our folder first, or left a symlink there.
+    """
+    if create:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise SessionError(f"cannot create {folder}: {error.strerror}") from None
+    try:
+        private = _is_private(folder)
+    except FileNotFoundError:
+        return False
+    if not private:
+        raise SessionError(
+            f"{folder} is not a private folder",
+            hint="it must be a real directory owned by you with mode 0700; remove it",
+        )
+    return True
+
+
+def _is_private(folder: str) -> bool:
+    info = os.lstat(folder)
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and stat.S_IMODE(info.st_mode) & 0o077 == 0
+    )
+
+
+def _ask(path: str, op: str) -> dict[str, object] | None:
+    """Send one request to the agent at `path`; None when nobody (trustworthy) answers."""
+    if not path:
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(ASK_TIMEOUT)
+            sock.connect(path)
+            if peer_uid(sock) not in (None, os.geteuid()):
+                return None
+            sock.sendall(b'{"op": "%s"}\n' % op.encode())
+            answer = json.loads(read_line(sock) or b"null")
+    except (OSError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _is_identity(text: str) -> bool:
+    # the agent embeds it in JSON unescaped: ASCII letters, digits and dashes only
+    return (
+        text.startswith(IDENTITY_PREFIX)
+        and len(text) < 200
+        and text.isascii()
+        and text.replace("-", "").isalnum()
+    )
+
+
+def _info(answer: dict[str, object] | None) -> SessionInfo | None:
+    if answer is None:
+        return None
+    expires, idle, pid = answer.get("expires_at"), answer.get("idle_expires_at"), answer.get("pid")
+    if not isinstance(expires, float | int) or not isinstance(pid, int):
+        return None
+    return SessionInfo(float(expires), float(idle) if isinstance(idle, float | int) else None, pid)
+
+
+def _spawn_agent(settings: bytes) -> None:
+    """Run the agent detached; its first process exits once the socket is listening.
+
+    The agent forks once more so it is not our child: no zombie and no ResourceWarning in a
+    long-lived caller. stdout/stderr go to /dev/null so `$(keyvault unlock)` does not hang.
+    """
+    import subprocess  # noqa: PLC0415  # only `unlock` pays for it
+
+    if not sys.executable:
+        raise SessionError("cannot find the python interpreter to run the session agent")
+    env = {name: os.environ[name] for name in AGENT_ENV_KEEP if name in os.environ}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen(
+        [sys.executable, "-P", "-m", AGENT_MODULE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        start_new_session=True,
+        cwd="/",
+        env=env,
+    )
+    try:
+        process.communicate(settings, timeout=START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise SessionError("the session agent did not start in time") from None
+    if process.returncode != 0:
+        raise SessionError(AGENT_FAILURES.get(process.returncode, "the session agent failed"))
