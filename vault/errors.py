@@ -175,3 +175,18 @@ class CommandNotExecutable(KeyvaultError):
     """raised when `keyvault exec` finds the command but the system refuses to run it; exit 126"""
 
     exit_code = 126
+
+
+# --- health checks, rotation and the Administration API (exit 1) --------------------------
+
+
+class NoHealthyCandidate(KeyvaultError):
+    """raised when a rotation finds no healthy key to switch to; the hint says what to do next"""
+
+
+class NoAdminKey(KeyvaultError):
+    """raised when minting or `keyvault usage` needs an admin key (`sk-admin-…`) and none fits"""
+
+
+class AdminApiError(KeyvaultError):
+    """raised when the OpenAI Administration API refuses or fails a request"""

@@ -1,0 +1,188 @@
+"""Turning a project's variables into text that other programs read back exactly.
+
+One module per target family, each imported only by the command that needs it:
+
+- `shells`  statements for bash, zsh, sh, fish, PowerShell and cmd (`keyvault env`), plus
+            the dotenv and JSON print formats; shell detection
+- `dotenv`  `.env` files updated in place, the rest of the file kept byte for byte
+- `ci`      GitHub Actions (`$GITHUB_ENV` + masks) and GitLab dotenv reports
+- `process` `keyvault exec`: replace this process with a command that sees the variables
+
+Every function receives a plain `Mapping[str, str]` of variable name to value. This package
+holds only the contract they share: which names are valid and which values are refused
+everywhere, and the safe file writing that `dotenv` and `ci` share. It imports nothing
+heavy, so `keyvault env` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Final
+
+from vault.errors import InvalidValue, StorageError
+
+# The names the official OpenAI SDKs read, in the order we print them.
+OPENAI_VARIABLES: Final = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+)
+
+# Portable across every target: POSIX shells, fish, PowerShell, cmd, dotenv parsers, CI files.
+NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_SHOWN_NAME_CHARS: Final = 40
+
+
+class Unrepresentable(ValueError):
+    """raised by a quoting function when its target cannot hold a value
+
+    Internal: the renderer that called it turns it into InvalidValue naming the variable.
+    Its text says why (which character class), never the value.
+    """
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it can be a variable name in every target, else raise InvalidValue."""
+    if not NAME_PATTERN.fullmatch(name):
+        shown = name[:_SHOWN_NAME_CHARS]
+        raise InvalidValue(
+            f"invalid variable name {shown!r}",
+            hint="names use letters, digits and _ and do not start with a digit",
+        )
+    return name
+
+
+def check_value(name: str, value: str) -> str:
+    """Return `value` if some target could hold it, else raise InvalidValue.
+
+    No environment can carry a NUL, and a lone surrogate has no UTF-8 form, so both are
+    refused here once instead of in every renderer. The message names the variable, never
+    the value.
+    """
+    if "\0" in value:
+        raise InvalidValue(f"the value of {name} contains a nul character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(f"the value of {name} is not valid unicode text") from None
+    return value
+
+
+def check_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Validate every name and value; return an ordered copy the caller may keep."""
+    return {check_name(name): check_value(name, value) for name, value in values.items()}
+
+
+def check_names(names: Iterable[str]) -> list[str]:
+    """Validate names alone (for unset statements); order kept, duplicates dropped."""
+    return list(dict.fromkeys(check_name(name) for name in names))
+
+
+def openai_values(
+    api_key: str,
+    *,
+    base_url: str | None = None,
+    org_id: str | None = None,
+    project_id: str | None = None,
+) -> dict[str, str]:
+    """The variables the OpenAI SDKs read, leaving out the ones an entry does not set.
+
+    An empty optional value is left out too: the SDKs take `OPENAI_BASE_URL=""` literally
+    and would send every request to an empty URL.
+    """
+    optional = zip(OPENAI_VARIABLES[1:], (base_url, org_id, project_id), strict=True)
+    return {OPENAI_VARIABLES[0]: api_key} | {name: value for name, value in optional if value}
+
+
+# --- files the targets write: .env files, CI reports ---------------------------------------
+
+Writer = Callable[[int, bytes], int]
+
+NEW_FILE_MODE: Final = 0o600
+_O_NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
+_O_BINARY: Final = getattr(os, "O_BINARY", 0)  # Windows would otherwise turn \n into \r\n
+
+
+def read_regular_file(path: Path) -> tuple[bytes | None, int | None]:
+    """The bytes and permission bits of an existing regular file; (None, None) if absent."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    except OSError as err:
+        raise StorageError(f"cannot read {path}: {err.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise StorageError(
+            f"{path} is a symbolic link; refusing to follow it",
+            hint="give the path of the real file",
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise StorageError(f"{path} is not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
+    except OSError as err:
+        raise StorageError(f"cannot read {path}: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+
+
+def write_atomically(
+    path: Path, data: bytes, *, mode: int = NEW_FILE_MODE, write: Writer = os.write
+) -> None:
+    """Replace `path` with `data`: temp file in the same folder (O_EXCL|O_NOFOLLOW, `mode`
+    from the start), fsync, os.replace, fsync the folder. On failure the temp file is removed
+    and `path` is untouched."""
+    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
+    try:
+        fd = os.open(temp, flags, mode)
+    except OSError as err:
+        raise StorageError(f"cannot write {path}: {err.strerror}") from None
+    try:
+        try:
+            _match_mode(fd, mode)
+            _write_all(fd, data, write)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temp.replace(path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        if isinstance(err, OSError):
+            raise StorageError(f"cannot write {path}: {err.strerror or err}") from None
+        raise
+    _fsync_folder(path.parent)
+
+
+def _match_mode(fd: int, mode: int) -> None:
+    """Give the temp file the mode of the file it replaces before any byte is written: the
+    umask may have narrowed an existing 0644 file, and changing it now exposes nothing."""
+    if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+        os.fchmod(fd, mode)
+
+
+def _write_all(fd: int, data: bytes, write: Writer) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[write(fd, view.tobytes()) :]
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable; folders cannot be opened on Windows, so skip there."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,269 @@
+r"""`.env` files: values every common dotenv parser reads back, and in-place updates.
+
+Three parsers matter and they disagree: python-dotenv decodes \\ \" \n in double quotes,
+\\ and \' in single quotes, and expands ${X} everywhere; node's dotenv decodes only \n and
+\r (in double quotes) and folds CR LF into LF; docker compose decodes \\ \" \$ \n in
+double quotes, \' in single quotes, and expands $X outside single quotes. A value is
+written in the first form all three read back the same, and refused when there is none
+(tests/test_export_dotenv.py runs all three):
+
+1. bare, when it is only [A-Za-z0-9_./:@+,=~%-]
+2. 'single quoted', when it has no ' CR LF, no \\ and no final \
+3. "double quoted" with LF as \n and CR as \r, when it has no " \ $
+4. 'single quoted' across lines, when it has no ' CR, no \\ and no final \
+
+So a value is refused only when it holds ${...}, or when it mixes ' or CR (or a doubled
+or final backslash) with " or \ or $.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from vault.errors import InvalidValue
+from vault.export import (
+    NEW_FILE_MODE,
+    OPENAI_VARIABLES,
+    Unrepresentable,
+    Writer,
+    check_values,
+    read_regular_file,
+    write_atomically,
+)
+
+_BARE: Final = re.compile(r"[A-Za-z0-9_./:@+,=~%-]+")
+_EXPANDED_BY_PYTHON_DOTENV: Final = re.compile(r"\$\{[^}]*\}")
+# Read as an escape (or as escaping the closing quote) by python-dotenv or compose.
+_ESCAPING_BACKSLASH: Final = re.compile(r"\\(?:\\|\Z)")
+
+
+def _has_any(value: str, chars: str) -> bool:
+    return any(ch in value for ch in chars)
+
+
+def quote_dotenv(value: str) -> str:
+    """The value as it should appear after `NAME=`, or raise Unrepresentable."""
+    if _EXPANDED_BY_PYTHON_DOTENV.search(value):
+        raise Unrepresentable("python-dotenv would expand its ${...} in any quotes")
+    if _BARE.fullmatch(value):
+        return value
+    single_quotes_ok = not _has_any(value, "'\r") and not _ESCAPING_BACKSLASH.search(value)
+    if single_quotes_ok and "\n" not in value:
+        return f"'{value}'"
+    if not _has_any(value, '"\\$'):
+        return '"' + value.replace("\n", "\\n").replace("\r", "\\r") + '"'
+    if single_quotes_ok:
+        return f"'{value}'"
+    raise Unrepresentable(
+        "no quoting reads back the same in python-dotenv, node dotenv and docker compose "
+        "(it mixes ' or a carriage return with \", \\ or $)"
+    )
+
+
+def _quoted(name: str, value: str) -> str:
+    try:
+        return quote_dotenv(value)
+    except Unrepresentable as why:
+        raise InvalidValue(f"{name} cannot be written to a .env file: {why}") from None
+
+
+def render_dotenv(values: Mapping[str, str]) -> str:
+    """`NAME=value` lines for `keyvault env --format dotenv`."""
+    return "".join(f"{name}={_quoted(name, v)}\n" for name, v in check_values(values).items())
+
+
+# --- reading a user's file as statements --------------------------------------------------
+
+_ASSIGNMENT: Final = re.compile(
+    r"(?P<prefix>[ \t]*(?:export[ \t]+)?)(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*"
+    r"(?P<rest>.*)",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """One assignment (possibly over several lines) or one other line of a .env file."""
+
+    lines: list[str]
+    name: str | None = None
+    prefix: str = ""
+
+
+def _closing_quote(text: str, quote: str) -> bool:
+    """Whether `text` holds a `quote` not preceded by a backslash (how all three parsers and
+    GitLab's docs decide where a quoted value ends)."""
+    return any(ch == quote and (i == 0 or text[i - 1] != "\\") for i, ch in enumerate(text))
+
+
+def _statement_end(lines: list[str], start: int, rest: str) -> int:
+    """Index of the last line of the value that begins with `rest` on line `start`.
+
+    An unterminated quote ends at its own line, as python-dotenv reports it: we never let
+    a broken line swallow the rest of the user's file.
+    """
+    if not rest[:1] or rest[0] not in "'\"":
+        return start
+    quote, text = rest[0], rest[1:]
+    for index in range(start, len(lines)):
+        if index > start:
+            text = lines[index]
+        if _closing_quote(text, quote):
+            return index
+    return start
+
+
+def _statements(lines: list[str]) -> list[_Statement]:
+    found: list[_Statement] = []
+    index = 0
+    while index < len(lines):
+        match = _ASSIGNMENT.fullmatch(lines[index])
+        if match is None:
+            found.append(_Statement([lines[index]]))
+            index += 1
+            continue
+        end = _statement_end(lines, index, match["rest"])
+        found.append(_Statement(lines[index : end + 1], match["name"], match["prefix"]))
+        index = end + 1
+    return found
+
+
+# --- updating a user's file ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DotenvUpdate:
+    """What `update_dotenv_file` did, for the CLI to report; names only, never values."""
+
+    path: Path
+    created: bool
+    changed: bool
+    replaced: tuple[str, ...]
+    appended: tuple[str, ...]
+    removed: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def update_dotenv_file(
+    path: str | os.PathLike[str],
+    values: Mapping[str, str],
+    managed_names: Collection[str] = OPENAI_VARIABLES,
+    *,
+    write: Writer = os.write,
+) -> DotenvUpdate:
+    """Write `values` into the .env file at `path`, touching only managed lines.
+
+    Every other line, comment, blank line and their order stay byte for byte. A managed
+    assignment (also `export NAME=...`) is replaced in place, later duplicates of it are
+    dropped (dotenv parsers let the last one win), missing ones are appended, and managed
+    names absent from `values` are removed. A new file is created 0600; an existing file
+    keeps its mode. The write is atomic: on any failure the old file is unchanged and no
+    temporary file is left. A symlink at `path` is refused, never followed.
+    `write` exists so tests can inject a failing disk.
+    """
+    target = Path(path)
+    quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
+    old, mode = read_regular_file(target)
+    edit = _edit(old or b"", quoted, set(managed_names) | set(quoted))
+    changed = edit.data != (old or b"")
+    if changed:
+        new_mode = NEW_FILE_MODE if mode is None else mode
+        write_atomically(target, edit.data, mode=new_mode, write=write)
+    warnings: tuple[str, ...] = ()
+    if mode is not None and mode & 0o077:
+        warnings = (f"{target} is readable by other users (mode {mode:04o}); consider chmod 600",)
+    return DotenvUpdate(
+        target,
+        created=old is None and changed,
+        changed=changed,
+        replaced=edit.replaced,
+        appended=edit.appended,
+        removed=edit.removed,
+        warnings=warnings,
+    )
+
+
+@dataclass(frozen=True)
+class _Edit:
+    data: bytes
+    replaced: tuple[str, ...]
+    appended: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def _edit(old: bytes, quoted: Mapping[str, str], managed: Collection[str]) -> _Edit:
+    """The new file: managed statements replaced or dropped, missing ones appended.
+
+    Bytes that are not UTF-8 pass through untouched (surrogateescape), and appended lines
+    end like the file's last line (CR LF or LF).
+    """
+    lines, final_newline = _split_lines(old.decode("utf-8", "surrogateescape"))
+    kept: list[str] = []
+    replaced: list[str] = []
+    removed: list[str] = []
+    for statement in _statements(lines):
+        if statement.name is None or statement.name not in managed:
+            kept.extend(statement.lines)
+        elif statement.name in quoted and statement.name not in replaced:
+            cr = "\r" if statement.lines[-1].endswith("\r") else ""
+            kept.append(f"{statement.prefix}{statement.name}={quoted[statement.name]}{cr}")
+            replaced.append(statement.name)
+        elif statement.name not in quoted:
+            removed.append(statement.name)
+    appended = [name for name in quoted if name not in replaced]
+    cr = "\r" if lines and lines[-1].endswith("\r") else ""
+    kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
+    newline = "\n" if kept and (final_newline or appended) else ""
+    data = ("\n".join(kept) + newline).encode("utf-8", "surrogateescape")
+    return _Edit(data, tuple(replaced), tuple(appended), tuple(dict.fromkeys(removed)))
+
+
+def _split_lines(text: str) -> tuple[list[str], bool]:
+    """Lines without their LF (a CR stays part of the line), and whether the text ended
+    with one. Not str.splitlines: it also splits on VT, FF, U+2028 and friends."""
+    if not text:
+        return [], False
+    lines = text.split("\n")
+    if lines[-1] == "":
+        return lines[:-1], True
+    return lines, False
+
+
+# --- git ----------------------------------------------------------------------------------
+
+
+def git_tracking_warning(path: str | os.PathLike[str], *, git: str = "git") -> str | None:
+    """A warning when the .env file at `path` could end up in a commit, else None.
+
+    Tracked (`git ls-files --error-unmatch` succeeds): the next commit takes the secret.
+    Untracked and not ignored (`git check-ignore` exits 1): `git add .` would. None when
+    git is absent, the folder is not in a work tree, or the file is safely ignored.
+    """
+    target = Path(path).absolute()
+
+    def run(*args: str) -> int | None:
+        try:
+            done = subprocess.run(
+                [git, *args], cwd=target.parent, capture_output=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.returncode
+
+    if run("rev-parse", "--is-inside-work-tree") != 0:
+        return None
+    name = target.name
+    if run("ls-files", "--error-unmatch", "--", name) == 0:
+        return (
+            f"{name} is tracked by git, so the next commit will contain the key; "
+            f"run `git rm --cached {name}` and add it to .gitignore"
+        )
+    if run("check-ignore", "-q", "--", name) == 1:
+        return f"{name} is not ignored by git; add it to .gitignore so `git add .` cannot commit it"
+    return None

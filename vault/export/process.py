@@ -1,0 +1,87 @@
+"""`keyvault exec -- CMD`: become CMD, with the variables in its environment.
+
+The secret travels only in the environment, which other users cannot read (/proc/PID/environ
+is private to the owner), never in argv, which every user can (/proc/PID/cmdline, `ps`).
+On POSIX the process is replaced (execvpe), so CMD's exit status and the signal that kills
+it are keyvault's own and nothing of keyvault lingers. Windows cannot replace a process; there
+CMD runs as a child and its exit code is passed on.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, NoReturn
+
+from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
+from vault.export import check_values
+
+# Set in CMD's environment, so that a `keyvault exec` inside it can tell it is nested.
+EXEC_MARKER: Final = "KEYVAULT_EXEC"
+
+# What `--pristine` keeps: enough to find programs, read files in the home folder, print
+# text in the user's language and drive the terminal. SYSTEMROOT and COMSPEC are needed by
+# almost every Windows program (sockets fail without SYSTEMROOT), PATHEXT to find them.
+PRISTINE_KEEP: Final = ("PATH", "HOME", "LANG", "TERM")
+PRISTINE_KEEP_WINDOWS: Final = ("SYSTEMROOT", "COMSPEC", "PATHEXT")
+
+Execvpe = Callable[[str, Sequence[str], Mapping[str, str]], object]
+
+
+def child_environment(
+    values: Mapping[str, str],
+    *,
+    pristine: bool,
+    environ: Mapping[str, str],
+    windows: bool = os.name == "nt",
+) -> dict[str, str]:
+    """The environment CMD gets: ours (or a pristine minimum) plus `values` plus the marker."""
+    if environ.get(EXEC_MARKER) == "1":
+        raise PolicyViolation(
+            "refusing to run keyvault exec inside keyvault exec",
+            hint="the variables are already set here; run the command directly",
+        )
+    keep = PRISTINE_KEEP + (PRISTINE_KEEP_WINDOWS if windows else ())
+    base = {k: environ[k] for k in keep if k in environ} if pristine else dict(environ)
+    return base | check_values(values) | {EXEC_MARKER: "1"}
+
+
+def exec_with_env(
+    argv: Sequence[str],
+    values: Mapping[str, str],
+    *,
+    pristine: bool,
+    environ: Mapping[str, str],
+    execvpe: Execvpe | None = None,
+) -> NoReturn:
+    """Replace this process with `argv`, its environment built by `child_environment`.
+
+    Raises UsageError for an empty argv, PolicyViolation when nested, CommandNotFound
+    (exit 127) or CommandNotExecutable (exit 126), as a shell would. Returns never.
+    `execvpe` is for tests and Windows; by default os.execvpe on POSIX and a child process
+    whose exit code becomes ours on Windows.
+    """
+    if not argv:
+        raise UsageError("no command given", hint="keyvault exec -- CMD [ARG...]")
+    env = child_environment(values, pristine=pristine, environ=environ)
+    run = execvpe or (_run_child if os.name == "nt" else os.execvpe)
+    # Anything still buffered would be lost when the process image is replaced.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        run(argv[0], list(argv), env)
+    except FileNotFoundError:
+        raise CommandNotFound(
+            f"command not found: {argv[0]}", hint="check the name and PATH"
+        ) from None
+    except OSError as err:
+        raise CommandNotExecutable(f"cannot run {argv[0]}: {err.strerror or err}") from None
+    raise SystemExit(0)  # only a test double returns
+
+
+def _run_child(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+    """Windows stand-in for execvpe: run CMD, then leave with its exit code."""
+    done = subprocess.run([program, *argv[1:]], env=dict(env), check=False)
+    raise SystemExit(done.returncode)
