@@ -9,12 +9,14 @@ error (`UnsupportedFormat`), never "wrong passphrase".
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from vault.errors import DamagedVault, UnsupportedFormat
 from vault.model import FORMAT, Entry, VaultDoc
 
 _MAJOR = 1
+_VERSION = re.compile(r"(?P<major>[0-9]{1,9})(?:\..*)?", re.DOTALL)  # minors are not ours to judge
 _KNOWN = {"format", "generation", "recipients", "entries", "history", "exports"}
 
 
@@ -26,7 +28,8 @@ def dumps(doc: VaultDoc) -> bytes:
         "entries": [e.to_dict(reveal=True) for e in doc.entries],
         "history": doc.history,
         "exports": doc.exports,
-        **doc.extra,
+        # kept data from newer minors; it must never overwrite the fields this version owns
+        **{k: v for k, v in doc.extra.items() if k not in _KNOWN},
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -70,10 +73,10 @@ def _entries(raw: list[Any]) -> list[Entry]:
 def check_format(value: object, source: str) -> None:
     if not isinstance(value, str) or not value.startswith("keyvault/"):
         raise DamagedVault(f"{source}: not a keyvault document")
-    major = value.removeprefix("keyvault/").split(".", 1)[0]
-    if not major.isdigit():
+    match = _VERSION.fullmatch(value.removeprefix("keyvault/"))
+    if match is None:  # ASCII digits only: int() would choke on "²" or 5000 digits
         raise DamagedVault(f"{source}: malformed format version {value[:40]!r}")
-    if int(major) != _MAJOR:
+    if int(match["major"]) != _MAJOR:
         raise UnsupportedFormat(
             f"{source}: unsupported format {value[:40]}",
             hint="this vault was written by a newer keyvault: upgrade to read it",

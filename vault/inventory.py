@@ -69,6 +69,10 @@ def _check_tags(raw: str | list[str]) -> list[str]:
     return sorted(set(tags))
 
 
+# what '' sets a field to, when that is not None
+_CLEARED_TO = {"provider": "openai"}
+
+
 def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check every given field; empty strings mean "clear this field"."""
     checkers = _checkers(kv)
@@ -77,7 +81,7 @@ def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
         if name not in checkers:
             raise InvalidValue(f"unknown field {name!r}")
         if value == "" and name not in ("name", "status", "priority"):
-            out[name] = [] if name == "tags" else None
+            out[name] = [] if name == "tags" else _CLEARED_TO.get(name)
         else:
             out[name] = checkers[name](value)
     return out
@@ -109,8 +113,10 @@ def add_key(kv: Keyvault, name: str, secret: Secret, fields: Mapping[str, Any], 
                          for e in doc.entries)
         if kind is Kind.API and (activate or not has_active) and "status" not in meta:
             entry.status = Status.ACTIVE
+        before = _active_ids(doc)
         doc.add(entry, phone_slots=kv.config.phone_slots)
         doc.record(_event(now, "add", entry, status=entry.status.value))
+        _record_displaced(doc, before, entry, now)
 
     kv.transact(change)
     return Added(entry, warnings)
@@ -126,27 +132,55 @@ def edit_key(kv: Keyvault, name: str, fields: Mapping[str, Any], *,
              secret: Secret | None = None) -> Entry:
     """Change metadata (and optionally the secret) of one entry."""
     changes = clean_fields(kv, fields)
-    if secret is not None:
-        provider = changes.get("provider") or "openai"
-        checked = v.check_key(secret.reveal(), provider=provider)
-        changes["secret"] = Secret(checked.value)
-        changes["kind"] = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
-    if not changes:
+    if not changes and secret is None:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
 
     def change(doc: VaultDoc) -> Entry:
-        if "secret" in changes:
-            probe = Entry(id="", name=name, secret=changes["secret"])
+        all_changes = {**changes, **_key_changes(doc.find(name), changes, secret)}
+        if "secret" in all_changes:
+            probe = Entry(id="", name=name, secret=all_changes["secret"])
             _refuse_duplicate_secret(VaultDoc(entries=[e for e in doc.entries if e.name != name]),
                                      probe)
-        updated = doc.update(name, {**changes, "updated_at": now},
-                             phone_slots=kv.config.phone_slots)
-        shown = sorted(k for k in changes if k != "kind")
+        before = _active_ids(doc)
+        updated = doc.update(
+            name, {**all_changes, "updated_at": now}, phone_slots=kv.config.phone_slots
+        )
+        shown = sorted(k for k in all_changes if k != "kind")
         doc.record(_event(now, "edit", updated, fields=shown))
+        _record_displaced(doc, before, updated, now)
         return updated
 
     return kv.transact(change)
+
+
+def _key_changes(entry: Entry, changes: Mapping[str, Any], secret: Secret | None) -> dict[str, Any]:
+    """The new secret and kind, checked against the provider the entry will have.
+
+    A provider change rechecks the stored key too: `relay` → `openai` must not keep a key that
+    OpenAI could never accept.
+    """
+    if secret is None and "provider" not in changes:
+        return {}
+    provider = changes.get("provider") or entry.provider or "openai"
+    checked = v.check_key((secret or entry.secret).reveal(), provider=provider)
+    out: dict[str, Any] = {"kind": Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API}
+    if secret is not None:
+        out["secret"] = Secret(checked.value)
+    return out
+
+
+def _active_ids(doc: VaultDoc) -> set[str]:
+    return {e.id for e in doc.entries if e.status is Status.ACTIVE}
+
+
+def _record_displaced(doc: VaultDoc, before: set[str], cause: Entry, now: str) -> None:
+    """History for keys that lost their active status because `cause` became active."""
+    for entry in doc.entries:
+        if entry.id in before and entry.id != cause.id and entry.status is not Status.ACTIVE:
+            why = f"{cause.name} became the active key"
+            entry.updated_at = now
+            doc.record(_event(now, "status", entry, status=entry.status.value, reason=why))
 
 
 def remove_key(kv: Keyvault, name: str) -> Entry:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -65,10 +65,13 @@ class Entry:
     health: dict[str, Any] | None = None
     added_at: str | None = None
     updated_at: str | None = None
+    # fields a newer keyvault added: kept and written back, so an older reader loses nothing
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, *, reveal: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; the secret is masked unless `reveal`."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {**self.extra}
+        out.update((name, getattr(self, name)) for name in _FIELD_TYPES)
         out["secret"] = self.secret.reveal() if reveal else self.secret.masked
         out["kind"] = str(self.kind)
         out["status"] = str(self.status)
@@ -78,7 +81,10 @@ class Entry:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Entry:
         try:
-            values = dict(raw)
+            values = {k: v for k, v in raw.items() if k in _FIELD_TYPES}
+            for name, value in values.items():
+                _check_type(name, value)
+            values["extra"] = {k: v for k, v in raw.items() if k not in _FIELD_TYPES}
             values["secret"] = Secret(values["secret"])
             values["provider"] = sys.intern(values.get("provider", "openai"))
             values["kind"] = Kind(values.get("kind", "api"))
@@ -86,11 +92,33 @@ class Entry:
             return cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             name = raw.get("name", "?") if isinstance(raw, Mapping) else "?"
-            raise DamagedVault(f"vault entry {name!r} is malformed ({type(exc).__name__})") from None
+            what = f"field {exc.args[0]!r}" if exc.args and exc.args[0] in _FIELD_TYPES else "a field"
+            raise DamagedVault(
+                f"vault entry {str(name)[:64]!r} is malformed ({what} is missing or of the wrong type)"
+            ) from None
 
     @property
     def effective_base_url(self) -> str:
         return self.base_url or DEFAULT_BASE_URL
+
+
+_OPTIONAL_TEXT = (str, type(None))
+# stored field → the JSON types it may have; anything else means a damaged or crafted vault
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "name": (str,), "secret": (str,), "provider": (str,), "kind": (str,),
+    "project": _OPTIONAL_TEXT, "created": _OPTIONAL_TEXT, "phone": _OPTIONAL_TEXT,
+    "card": _OPTIONAL_TEXT, "credit_usd": (int, float, type(None)), "org_id": _OPTIONAL_TEXT,
+    "project_id": _OPTIONAL_TEXT, "base_url": _OPTIONAL_TEXT, "tags": (list,),
+    "note": _OPTIONAL_TEXT, "status": (str,), "priority": (int,),
+    "health": (dict, type(None)), "added_at": _OPTIONAL_TEXT, "updated_at": _OPTIONAL_TEXT,
+}
+
+
+def _check_type(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[name]):
+        raise TypeError(name)
+    if name == "tags" and not all(isinstance(tag, str) for tag in value):
+        raise TypeError(name)
 
 
 @dataclass
@@ -116,9 +144,11 @@ class VaultDoc:
         return next((e for e in self.entries if e.id == entry_id), None)
 
     def active(self, project: str | None) -> Entry:
-        """The project's active key, never an admin key."""
+        """The project's active key, never an admin key (even in a hand-edited vault)."""
         for entry in self.entries:
-            if entry.project == project and entry.status is Status.ACTIVE:
+            if entry.project != project or entry.kind is Kind.ADMIN:
+                continue
+            if entry.status is Status.ACTIVE:
                 return entry
         where = f"project {project!r}" if project else "the default project"
         raise NoActiveKey(
@@ -136,6 +166,7 @@ class VaultDoc:
             raise DuplicateName(f"an entry named {entry.name!r} already exists")
         if entry.phone:
             check_phone_room(self.entries, entry.phone, phone_slots)
+        check_exportable(entry)  # before appending: a refused entry leaves no trace
         self.entries.append(entry)
         if entry.status is Status.ACTIVE:
             self.activate(entry)
@@ -159,10 +190,11 @@ class VaultDoc:
 
     def activate(self, entry: Entry) -> Entry | None:
         """Make `entry` its project's only active key; return the one it displaced."""
-        check_exportable(entry)
+        refuse_admin(entry)
         displaced = None
         for other in self.entries:
-            if other is not entry and other.project == entry.project and other.status is Status.ACTIVE:
+            same_project = other.project == entry.project
+            if other is not entry and same_project and other.status is Status.ACTIVE:
                 other.status = Status.STANDBY
                 displaced = other
         entry.status = Status.ACTIVE
@@ -189,7 +221,14 @@ class VaultDoc:
 
 
 def check_exportable(entry: Entry) -> None:
-    if entry.status is Status.ACTIVE and entry.kind is Kind.ADMIN:
+    """Refuse an entry that is active but could never be exported (an admin key)."""
+    if entry.status is Status.ACTIVE:
+        refuse_admin(entry)
+
+
+def refuse_admin(entry: Entry) -> None:
+    """Refuse making `entry` a project's active key if it is an admin key."""
+    if entry.kind is Kind.ADMIN:
         raise PolicyViolation(
             f"{entry.name!r} is an admin key: it cannot call the model API and is never a"
             " project's active key"
@@ -236,7 +275,9 @@ def check_phone_room(entries: Iterable[Entry], phone: str, slots: int) -> None:
     )
 
 
-def iter_entries(doc: VaultDoc, *, project: str | None = None, status: str | None = None) -> Iterator[Entry]:
+def iter_entries(
+    doc: VaultDoc, *, project: str | None = None, status: str | None = None
+) -> Iterator[Entry]:
     for entry in doc.entries:
         if project is not None and entry.project != project:
             continue

@@ -27,6 +27,7 @@ class Secret:
     """An immutable secret string whose str/repr/format are masked."""
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):

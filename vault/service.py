@@ -20,6 +20,7 @@ from typing import TypeVar
 from vault import age, document
 from vault.config import Config, Paths, ensure_private_dir, load_config
 from vault.errors import (
+    AgeFormatError,
     ConcurrentModification,
     DamagedVault,
     NoMatchingIdentity,
@@ -184,6 +185,8 @@ class Keyvault:
         identity = self.unlocker.identity(self.paths)
         try:
             plain = age.decrypt(sealed, [identity])
+        except AgeFormatError as exc:
+            raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=exc.hint) from None
         except NoMatchingIdentity:
             raise WrongPassphrase(
                 "this identity cannot open vault.age",
@@ -208,6 +211,8 @@ class Keyvault:
         `backup_previous=False` makes the backup a copy of the new file instead of the old
         one: used when the old file must stop existing (a recipient was removed).
         """
+        if not self.paths.vault.exists():
+            self._read_vault_bytes()  # raises VaultNotFound with the right hint
         with locked(self.paths.lock, timeout=self.lock_timeout):
             sweep_temp_files(self.paths.vault)
             sealed = self._read_vault_bytes()

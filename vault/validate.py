@@ -52,7 +52,7 @@ def check_key(raw: str, *, provider: str = "openai") -> KeyCheck:
     value = raw.strip()
     if not value:
         raise InvalidValue("the key is empty")
-    if value.lower().startswith("bearer"):
+    if re.match(r"(?i)bearer\s", value):
         raise InvalidValue("the key starts with 'Bearer': give the key alone")
     if any(ch in value for ch in "\r\n"):
         raise InvalidValue("the key contains a line break: give exactly one key")
@@ -61,7 +61,9 @@ def check_key(raw: str, *, provider: str = "openai") -> KeyCheck:
     if not _PRINTABLE_ASCII.fullmatch(value):
         raise InvalidValue("the key contains spaces or control characters")
     if provider != "openai":
-        return KeyCheck(value, KeyKind.OTHER, ())
+        # an admin key stays an admin key whatever provider label it was stored under
+        kind = KeyKind.ADMIN if value.startswith("sk-admin-") else KeyKind.OTHER
+        return KeyCheck(value, kind, ())
     if not _OPENAI_KEY.fullmatch(value):
         raise InvalidValue(
             "this is not an OpenAI key: expected 'sk-' and at least 20 letters, digits, '-' or '_'"
@@ -74,12 +76,15 @@ def check_key(raw: str, *, provider: str = "openai") -> KeyCheck:
 
 
 def normalize_phone(raw: str) -> str:
-    """A phone number in E.164 (`+447700900123`); it must carry its country code."""
+    """A phone number in E.164 (`+447911123456`); it must carry its country code."""
     text = raw.strip()
     if not text.startswith("+"):
         raise InvalidValue(
             f"phone {_show(text)} has no country code: write it as +<country><number>"
         )
+    if any(ch.isalpha() for ch in text):
+        # libphonenumber would turn keypad letters into digits and drop "ext. 5" silently
+        raise InvalidValue(f"phone {_show(text)} contains letters: write digits only")
     import phonenumbers  # noqa: PLC0415 - large metadata; only loaded when a phone is parsed
 
     try:
@@ -114,18 +119,35 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d)+")
+_DIGIT_RUN = re.compile(r"\d+(?:[ -]+\d+)*")
+
+
+def _holds_card_number(label: str) -> bool:
+    """True if consecutive digit groups form a 13-19 digit Luhn-valid number.
+
+    Groups are tried as windows, so a number followed by an expiry or a year
+    (`4111 1111 1111 1111 12/27`) is still found.
+    """
+    for run in _DIGIT_RUN.findall(label):
+        groups = re.split(r"[ -]+", run)
+        for start in range(len(groups)):
+            digits = ""
+            for group in groups[start:]:
+                digits += group
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and _luhn_ok(digits):
+                    return True
+    return False
 
 
 def check_card_label(raw: str) -> str:
     """A card label such as `WildCard ****1234`; a full card number is refused."""
     label = clean_text(raw, "card label", max_len=80)
-    for run in _DIGIT_RUN.findall(label):
-        digits = re.sub(r"[ -]", "", run)
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            raise InvalidValue(
-                "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
-            )
+    if _holds_card_number(label):
+        raise InvalidValue(
+            "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
+        )
     return label
 
 
@@ -157,11 +179,21 @@ def is_loopback(host: str) -> bool:
 def check_base_url(raw: str) -> str:
     """An https URL (http only for loopback): keys must never cross the network in clear."""
     url = raw.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidValue(f"base url {_show(raw)} is not an http(s) URL")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced `[` in the host
+        raise InvalidValue("base url is not a valid URL") from None
+    # before anything below quotes the URL back: it may hold a password
     if parts.username or parts.password:
         raise InvalidValue("base url must not contain a user name or password")
+    if not url.isprintable() or " " in url:
+        raise InvalidValue(f"base url {_show(raw)} contains spaces or control characters")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidValue(f"base url {_show(raw)} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise InvalidValue(f"base url {_show(raw)} has a bad port") from None
     if parts.query or parts.fragment:
         raise InvalidValue("base url must not have a query or fragment")
     if parts.scheme == "http" and not is_loopback(parts.hostname):

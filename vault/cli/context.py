@@ -58,6 +58,11 @@ def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
         return Secret(os.environ[env_prefix])
     if os.environ.get(f"{env_prefix}_FILE"):
         return read_passphrase_file(Path(os.environ[f"{env_prefix}_FILE"]).expanduser())
+    if not terminal_available():  # name the variables this command reads, not the unlock ones
+        raise NoPassphraseSource(
+            "no terminal to ask for the new passphrase",
+            hint=f"set {env_prefix} or {env_prefix}_FILE for automation",
+        )
     first = ask_hidden("new passphrase: ")
     second = ask_hidden("repeat passphrase: ")
     if first != second:
@@ -146,7 +151,9 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
     click.echo("\n".join(lines))
 
 

@@ -109,7 +109,13 @@ def dotenv_cmd(app: AppContext, path: Path, project: str | None) -> None:
 
 @click.group("ci")
 def ci_cmd() -> None:
-    """Hand the active key to a CI job (GitHub Actions, GitLab CI) without leaking it."""
+    """Hand the active key to a CI job (GitHub Actions, GitLab CI) without leaking it.
+
+    \b
+    Example:
+      keyvault ci github --project work      # in a GitHub Actions step
+      keyvault ci gitlab --project work      # in a GitLab CI job
+    """
 
 
 @ci_cmd.command("github")

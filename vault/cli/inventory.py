@@ -62,12 +62,12 @@ _FIELDS = {dest for dest, _ in METADATA_OPTIONS.values()}
 @click.option("--activate/--standby", default=None,
               help="Make it the project's active key (default: only if the project has none).")
 @pass_app
-def add_cmd(app: AppContext, name: str, activate: bool | None, **values: Any) -> None:
+def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any) -> None:
     """Store a new key; the key is read from a hidden prompt or standard input, never argv.
 
     \b
     Example:
-      printf %s "$KEY" | keyvault add work-1 --project work --phone +447700900123 \\
+      printf %s "$KEY" | keyvault add work-1 --project work --phone +447911123456 \\
           --card 'WildCard ****1234' --credit 20
     """
     fields = _given(values)
@@ -164,7 +164,7 @@ def get_cmd(app: AppContext, name: str | None, project: str | None) -> None:
 @click.option("--secret", "new_secret", is_flag=True,
               help="Replace the key itself (read from prompt or stdin).")
 @pass_app
-def edit_cmd(app: AppContext, name: str, new_name: str | None, status: str | None,
+def edit_cmd(app: AppContext, /, name: str, new_name: str | None, status: str | None,
              new_secret: bool, **values: Any) -> None:
     """Change a key's metadata; an empty value ('') clears a field.
 
@@ -232,7 +232,7 @@ def log_cmd(app: AppContext, name: str | None, as_json: bool) -> None:
     Example:
       keyvault log work-1
     """
-    events = [e for e in app.kv.read().history if name is None or e.get("name") == name]
+    events = _events_of(app.kv.read().history, name)
     if as_json:
         print_json(events)
         return
@@ -243,3 +243,11 @@ def log_cmd(app: AppContext, name: str | None, as_json: bool) -> None:
           " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v is not None)]
          for e in events),
     )
+
+
+def _events_of(history: list[dict[str, Any]], name: str | None) -> list[dict[str, Any]]:
+    """Events naming `name`, plus every event of the entries that bore it (renames)."""
+    if name is None:
+        return history
+    ids = {e.get("entry") for e in history if e.get("name") == name} - {None}
+    return [e for e in history if e.get("name") == name or e.get("entry") in ids]

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         message = exc.format_message()
         usage = getattr(exc, "ctx", None)
-        click.echo(f"keyvault: error: {_first_line(message)}", err=True)
+        click.echo(f"keyvault: error: {_house_style(_first_line(message))}", err=True)
         if usage is not None:
             click.echo(f"keyvault: hint: see `{usage.command_path} --help`", err=True)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
@@ -142,6 +142,13 @@ def report(exc: KeyvaultError) -> None:
     click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
     if exc.hint:
         click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
+
+
+def _house_style(message: str) -> str:
+    """Click's messages ("No such option '-q'.") in our style: lower case, no final period."""
+    if message[:2].istitle():  # "No…" but not an acronym or a quoted NAME
+        message = message[0].lower() + message[1:]
+    return message.removesuffix(".")
 
 
 def _first_line(text: Any) -> str:

@@ -10,7 +10,13 @@ from vault.cli.context import AppContext, pass_app, print_json, print_table
 
 @click.group("recipients")
 def recipients_cmd() -> None:
-    """Manage who can open the vault: CI identities and teammates (age public keys)."""
+    """Manage who can open the vault: CI identities and teammates (age public keys).
+
+    \b
+    Example:
+      keyvault recipients new-ci github-actions
+      keyvault recipients list
+    """
 
 
 @recipients_cmd.command("list")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import AppContext, ask_hidden, ask_new_passphrase, pass_app
+from vault.cli.context import AppContext, ask_new_passphrase, pass_app
 from vault.identity import check_new_passphrase
 
 
@@ -47,7 +47,12 @@ def passwd_cmd(app: AppContext, work_factor: int | None) -> None:
 
 @click.group("identity")
 def identity_cmd() -> None:
-    """Show or export the identity that opens the vault."""
+    """Show or export the identity that opens the vault.
+
+    \b
+    Example:
+      keyvault identity public
+    """
 
 
 @identity_cmd.command("public")
