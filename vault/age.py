@@ -10,15 +10,15 @@ any input bytes is a `KeyvaultError`.
 from __future__ import annotations
 
 import base64
-import hmac
 import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -34,6 +34,16 @@ from vault.errors import (
 )
 
 Rand = Callable[[int], bytes]
+
+# X25519PrivateKey/PublicKey's public constructors import the whole OpenSSL backend (~4 ms,
+# a tenth of `keyvault env`) only to ask whether X25519 is supported, which it always is in
+# the cryptography versions we require. Use the binding they call; fall back if it moves.
+try:
+    from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+    _RUST_X25519: Any = _rust_openssl.x25519
+except (ImportError, AttributeError):  # pragma: no cover - a future cryptography layout
+    _RUST_X25519 = None
 
 SCRYPT_LOG_N = 18  # ~1 s and 256 MiB here (2 cores); OWASP's floor is 17
 MAX_SCRYPT_LOG_N = 22  # ~20 s and 4 GiB here: a crafted file may cost no more
@@ -153,8 +163,32 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
+def _private_key(raw: bytes) -> X25519PrivateKey:
+    return (
+        _RUST_X25519.from_private_bytes(raw)
+        if _RUST_X25519
+        else X25519PrivateKey.from_private_bytes(raw)
+    )
+
+
+def _public_key(raw: bytes) -> X25519PublicKey:
+    return (
+        _RUST_X25519.from_public_bytes(raw)
+        if _RUST_X25519
+        else X25519PublicKey.from_public_bytes(raw)
+    )
+
+
 def _header_mac(file_key: bytes, mac_input: bytes) -> bytes:
-    return hmac.digest(_hkdf(file_key, b"", b"header"), mac_input, "sha256")
+    return _mac(file_key, mac_input).finalize()
+
+
+def _mac(file_key: bytes, mac_input: bytes) -> crypto_hmac.HMAC:
+    # cryptography's HMAC, not the stdlib's: `import hmac` loads OpenSSL's hashlib (~2 ms on
+    # every command's startup)
+    mac = crypto_hmac.HMAC(_hkdf(file_key, b"", b"header"), hashes.SHA256())
+    mac.update(mac_input)
+    return mac
 
 
 def _seal_key(key: bytes, file_key: bytes) -> bytes:
@@ -209,10 +243,10 @@ class X25519Recipient:
         return hash(self._public)
 
     def wrap(self, file_key: bytes, rand: Rand) -> list[Stanza]:
-        ephemeral = X25519PrivateKey.from_private_bytes(rand(32))
+        ephemeral = _private_key(rand(32))
         share = ephemeral.public_key().public_bytes_raw()
         try:
-            shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(self._public))
+            shared = ephemeral.exchange(_public_key(self._public))
         except ValueError:
             raise InvalidValue("age recipient is a low-order point") from None
         key = _hkdf(shared, share + self._public, _X25519_INFO)
@@ -229,12 +263,12 @@ class X25519Identity:
 
     @classmethod
     def generate(cls, rand: Rand = os.urandom) -> X25519Identity:
-        return cls(X25519PrivateKey.from_private_bytes(rand(32)))
+        return cls(_private_key(rand(32)))
 
     @classmethod
     def parse(cls, text: str) -> X25519Identity:
         secret = _bech32_decode(text, "AGE-SECRET-KEY-", what="age identity")
-        return cls(X25519PrivateKey.from_private_bytes(secret))
+        return cls(_private_key(secret))
 
     def to_string(self) -> str:
         return _bech32_encode("age-secret-key-", self._key.private_bytes_raw()).upper()
@@ -252,7 +286,7 @@ class X25519Identity:
         public = self._key.public_key().public_bytes_raw()
         for share, body in ours:
             try:
-                shared = self._key.exchange(X25519PublicKey.from_public_bytes(share))
+                shared = self._key.exchange(_public_key(share))
             except ValueError:  # OpenSSL refuses the all-zero shared secret of low-order points
                 raise AgeHeaderError("header: x25519 share is a low-order point") from None
             file_key = _open_key(_hkdf(shared, share + public, _X25519_INFO), body)
@@ -389,8 +423,10 @@ def _unwrap(header: Header, identities: Sequence[Identity]) -> bytes:
 
 
 def _verify_mac(header: Header, file_key: bytes) -> None:
-    if not hmac.compare_digest(_header_mac(file_key, header.mac_input), header.mac):
-        raise AgeHeaderMacError("header mac mismatch")
+    try:
+        _mac(file_key, header.mac_input).verify(header.mac)  # constant time
+    except InvalidSignature:
+        raise AgeHeaderMacError("header mac mismatch") from None
 
 
 # --- payload: STREAM, 64 KiB chunks, counter || last-chunk flag as nonce -------------------

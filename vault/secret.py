@@ -7,8 +7,6 @@ value is only available through `reveal()`, which is easy to grep for.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Final
 
 _SHOWN_TAIL: Final = 4
@@ -47,6 +45,9 @@ class Secret:
 
     def fingerprint(self, key: bytes) -> str:
         """A keyed hash for comparing secrets without holding or printing them."""
+        import hashlib  # noqa: PLC0415 - stdlib hmac loads OpenSSL's hashlib: ~2 ms at startup
+        import hmac  # noqa: PLC0415
+
         return hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
 
     def __str__(self) -> str:
@@ -61,7 +62,9 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
+        from cryptography.hazmat.primitives.constant_time import bytes_eq  # noqa: PLC0415
+
+        return bytes_eq(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))

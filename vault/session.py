@@ -7,18 +7,18 @@ uid, and exits at the TTL, after an idle period, on `lock`, or on SIGTERM. Nothi
 ever written to disk, argv or the environment. docs/sessions.md gives the reasons.
 
 This module is imported on the hot path of every command, so it imports only cheap modules
-(subprocess is loaded inside `start`). hashlib is already loaded by vault.secret on every
-command; the socket name needs it.
+(subprocess is loaded inside `start`; the socket name is hashed with cryptography, which every
+command has loaded already, instead of hashlib).
 """
 
 # os.path, not pathlib: importing pathlib costs ~5 ms on every command
 # ruff: noqa: PTH100, PTH102, PTH118, PTH120
 from __future__ import annotations
 
-import hashlib
+# the C module, not `socket`: the wrapper's enums and selectors cost ~2 ms on every command
+import _socket as socket
 import json
 import os
-import socket
 import stat
 import struct
 import sys
@@ -171,7 +171,16 @@ def socket_path(
     if not _private_folder(folder, create=create):
         return ""
     home = os.path.realpath(os.fspath(vault_home)).encode("utf-8", "surrogateescape")
-    return os.path.join(folder, f"agent-{hashlib.sha256(home).hexdigest()[:16]}.sock")
+    return os.path.join(folder, f"agent-{_digest(home)[:16]}.sock")
+
+
+def _digest(data: bytes) -> str:
+    # cryptography is loaded on every command already; stdlib hashlib would add ~2 ms
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize().hex()
 
 
 def supported() -> bool:
@@ -263,15 +272,20 @@ def _ask(path: str, op: str) -> dict[str, object] | None:
     if not path:
         return None
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(ASK_TIMEOUT)
-            sock.connect(path)
-            if peer_uid(sock) not in (None, os.geteuid()):
-                return None
-            sock.sendall(b'{"op": "%s"}\n' % op.encode())
-            answer = json.loads(read_line(sock) or b"null")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except (OSError, AttributeError):
+        return None
+    try:
+        sock.settimeout(ASK_TIMEOUT)
+        sock.connect(path)
+        if peer_uid(sock) not in (None, os.geteuid()):
+            return None
+        sock.sendall(b'{"op": "%s"}\n' % op.encode())
+        answer = json.loads(read_line(sock) or b"null")
     except (OSError, ValueError):
         return None
+    finally:
+        sock.close()
     return answer if isinstance(answer, dict) else None
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -227,11 +226,12 @@ def _open_lock_file(path: Path) -> IO[bytes]:
 
 
 def _write_holder(handle: IO[bytes]) -> None:
+    import platform  # noqa: PLC0415 - writers only
     command = " ".join(os.path.basename(a) for a in sys.argv[:2])
     with contextlib.suppress(OSError):
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({command})".encode())
+        handle.write(f"pid {os.getpid()} on {platform.node()} ({command})".encode())
         handle.flush()
 
 

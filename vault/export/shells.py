@@ -14,12 +14,8 @@ checked against reference tokenizers written from their documented rules.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import string
-import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +23,6 @@ from typing import Final
 
 from vault.errors import InvalidValue, UsageError
 from vault.export import Unrepresentable, check_names, check_values
-from vault.export.dotenv import render_dotenv
 
 # --- bash and zsh -------------------------------------------------------------------------
 
@@ -35,7 +30,9 @@ from vault.export.dotenv import render_dotenv
 # output before eval parses it. With blanks and *?[ (and extglob's parentheses, zsh's ~ ^ #)
 # hex-escaped, every statement is one word that no glob can touch, so both eval forms see
 # exactly the same text.
-_POSIX_SAFE: Final = frozenset(string.ascii_letters + string.digits + "_-.,:/=+@%")
+_POSIX_SAFE: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" "_-.,:/=+@%"
+)
 
 
 def quote_posix(value: str) -> str:
@@ -202,11 +199,19 @@ def _quote(rules: Dialect, shell: str, name: str, value: str) -> str:
 
 def render_json(values: Mapping[str, str]) -> str:
     """A JSON object of name to value; ASCII only, so any terminal or pipe carries it."""
+    import json  # noqa: PLC0415 - keyvault env's default output needs no json
+
     return json.dumps(check_values(values), indent=2, ensure_ascii=True) + "\n"
 
 
+def _render_dotenv(values: Mapping[str, str]) -> str:
+    from vault.export.dotenv import render_dotenv  # noqa: PLC0415 - off the default path
+
+    return render_dotenv(values)
+
+
 FORMATS: Final[Mapping[str, Callable[[Mapping[str, str]], str]]] = {
-    "dotenv": render_dotenv,
+    "dotenv": _render_dotenv,
     "json": render_json,
 }
 
@@ -274,6 +279,9 @@ def parent_process_name(pid: int | None = None, *, proc: Path = Path("/proc")) -
         return (proc / str(pid) / "comm").read_text(encoding="utf-8").strip() or None
     except (OSError, UnicodeDecodeError):
         pass
+    import shutil  # noqa: PLC0415 - only where /proc is missing (macOS, BSD)
+    import subprocess  # noqa: PLC0415
+
     ps = shutil.which("ps")
     if ps is None:
         return None

@@ -1,0 +1,150 @@
+"""Hot-path startup: `keyvault env` with an unlocked session against the floor and `pass`.
+
+Prints, in one run, the median wall time of
+  1. `keyvault env` with an unlocked session (the console script, as users run it),
+  2. the floor: `python -c "import click; from cryptography...aead import ChaCha20Poly1305"`,
+  3. `pass show` for one entry (Debian pass, an unprotected gpg key, a running gpg-agent),
+and the ratios. Targets (issue 6): env ≤ 1.3× the floor and ≤ 100 ms median.
+
+    python bench/startup.py [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PASSPHRASE = "bench passphrase"
+FLOOR = "import click; from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305"
+
+
+def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)  # warm caches
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def keyvault_argv() -> list[str]:
+    # the console script next to this interpreter, not a version-manager shim on PATH (a
+    # pyenv shim alone costs more than the whole command)
+    script = Path(sys.executable).parent / "keyvault"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "vault"]
+
+
+def compile_package() -> None:
+    """Write keyvault's bytecode, as `pip install` does: with PYTHONDONTWRITEBYTECODE set (as on
+    some CI machines) and an editable install, every run would otherwise recompile from source
+    while click and cryptography load their installed .pyc files."""
+    import compileall
+
+    compileall.compile_dir(REPO / "vault", quiet=1)
+
+
+def setup_vault(tmp: Path) -> dict[str, str]:
+    runtime = Path(tempfile.mkdtemp(prefix="kvb-", dir="/tmp"))
+    env = {
+        **os.environ,
+        "KEYVAULT_HOME": str(tmp / "kv"),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "KEYVAULT_PASSPHRASE": PASSPHRASE,
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for name in ("KEYVAULT_IDENTITY", "KEYVAULT_IDENTITY_FILE", "KEYVAULT_PASSPHRASE_FILE"):
+        env.pop(name, None)
+    kv = keyvault_argv()
+    subprocess.run(
+        [*kv, "init", "--work-factor", "12"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
+    key = "sk-proj-" + "b" * 74 + "T3Blbk" + "FJ" + "c" * 74
+    subprocess.run(
+        [*kv, "add", "bench", "--project", "bench"],
+        input=key.encode(),
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run([*kv, "unlock", "--ttl", "10m"], env=env, check=True, stdout=subprocess.DEVNULL)
+    del env["KEYVAULT_PASSPHRASE"]  # from here on only the session opens the vault
+    return env
+
+
+def setup_pass(tmp: Path) -> dict[str, str] | None:
+    if not (shutil.which("pass") and shutil.which("gpg")):
+        return None
+    gnupg = tmp / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(gnupg), "PASSWORD_STORE_DIR": str(tmp / "store")}
+    quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "bench <bench@example.invalid>",
+            "default",
+            "default",
+            "never",
+        ],
+        **quiet,
+    )
+    subprocess.run(["pass", "init", "bench@example.invalid"], **quiet)
+    subprocess.run(["pass", "insert", "-m", "bench/key"], input=b"sk-bench\n", **quiet)
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    compile_package()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        kv_env = setup_vault(tmp)
+        try:
+            env_ms = median_ms(
+                [*keyvault_argv(), "env", "--project", "bench", "--shell", "bash"],
+                kv_env,
+                args.runs,
+            )
+            floor_ms = median_ms([sys.executable, "-c", FLOOR], kv_env, args.runs)
+            pass_env = setup_pass(tmp)
+            pass_ms = (
+                median_ms(["pass", "show", "bench/key"], pass_env, args.runs) if pass_env else None
+            )
+        finally:
+            subprocess.run(
+                [*keyvault_argv(), "lock"], env=kv_env, stdout=subprocess.DEVNULL, check=False
+            )
+            if "pass_env" in locals() and pass_env:
+                subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
+    print(f"runs per command: {args.runs} (median wall time)")
+    print(f"keyvault env (unlocked session)  {env_ms:7.1f} ms")
+    print(
+        f"floor (click + ChaCha20Poly1305)  {floor_ms:7.1f} ms   env/floor = {env_ms / floor_ms:.2f}"
+        "  (target ≤ 1.30)"
+    )
+    if pass_ms is not None:
+        print(
+            f"pass show (gpg-agent running)     {pass_ms:7.1f} ms   env/pass  = {env_ms / pass_ms:.2f}"
+        )
+    else:
+        print("pass show: pass or gpg not installed")
+
+
+if __name__ == "__main__":
+    main()
