@@ -1,0 +1,509 @@
+"""The checker against a real local HTTP(S) server: statuses, retries, limits, proxies, secrecy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from fake_openai_responses import make_key, make_relay_key
+
+from vault.errors import InvalidValue
+from vault.health import HealthResult, ProbeTarget, Status, check, check_targets, exit_code
+from vault.health.lanes import _split
+from vault.health.transport import is_loopback
+from vault.secret import Secret
+
+if TYPE_CHECKING:
+    from fake_openai import FakeOpenAI
+    from fake_proxy import ForwardProxy
+
+pytest_plugins = ["fake_openai"]
+Factory = Callable[..., "FakeOpenAI"]
+
+S = Status
+NOW = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+class Sleeps:
+    """An injected sleep that records the waits instead of spending them."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+def target(server: FakeOpenAI, key: str, name: str = "k", **kw: Any) -> ProbeTarget:
+    return ProbeTarget(name, Secret(key), server.base_url, **kw)
+
+
+def run(targets: list[ProbeTarget], sleeps: Sleeps | None = None, **kw: Any) -> list[HealthResult]:
+    kw.setdefault("clock", lambda: NOW)
+    kw.setdefault("rand", lambda: 0.0)
+    return check(targets, sleep=sleeps or Sleeps(), **kw)
+
+
+def one(server: FakeOpenAI, key: str, sleeps: Sleeps | None = None, **kw: Any) -> HealthResult:
+    return run([target(server, key)], sleeps, **kw)[0]
+
+
+# --- plain answers ----------------------------------------------------------------------
+
+
+def test_ok_key(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    result = one(fake_openai, key)
+    assert result.status is S.OK and result.ok
+    assert (result.http_status, result.models, result.attempts, result.probe) == (
+        200,
+        5,
+        1,
+        "models",
+    )
+    assert result.checked_at == "2025-03-04T05:06:07Z"
+    assert re.fullmatch(r"req_[0-9a-f]{32}", result.request_id or "")
+    assert result.latency_ms is not None and result.latency_ms >= 0
+    seen = fake_openai.stats.last[key].headers
+    assert seen["authorization"] == f"Bearer {key}"
+    assert seen["user-agent"].startswith("keyvault/")
+    assert "openai-organization" not in seen and "openai-project" not in seen
+    assert fake_openai.count(key, "models") == 1
+
+
+def test_org_and_project_headers(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok", org_id="org-right")
+    good = target(fake_openai, key, org_id="org-right", project_id="proj_abc")
+    bad = target(fake_openai, key, name="bad", org_id="org-wrong")
+    ok, mismatched = run([good, bad])
+    assert ok.status is S.OK
+    assert (mismatched.status, mismatched.error_code) == (S.FORBIDDEN, "mismatched_organization")
+    assert fake_openai.count(key) == 2
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code", "requests"),
+    [
+        ("invalid", S.INVALID, "invalid_api_key", 1),
+        ("no_auth", S.INVALID, None, 1),
+        ("no_organization", S.FORBIDDEN, "no_organization", 1),
+        ("ip_not_authorized", S.FORBIDDEN, "ip_not_authorized", 1),
+        ("missing_scopes", S.FORBIDDEN, None, 1),
+        ("region_blocked", S.REGION_BLOCKED, "unsupported_country_region_territory", 1),
+        ("garbage", S.UNEXPECTED, None, 1),
+        ("server_error", S.SERVER_ERROR, None, 3),
+        ("unavailable", S.SERVER_ERROR, None, 3),
+        ("reset", S.NETWORK_ERROR, "read_error", 3),
+    ],
+)
+def test_behaviours_on_models(
+    fake_openai: FakeOpenAI, behaviour: str, status: Status, code: str | None, requests: int
+) -> None:
+    key = fake_openai.add_key(behaviour)
+    result = one(fake_openai, key)
+    assert (result.status, result.error_code) == (status, code)
+    assert result.attempts == requests == fake_openai.count(key)
+
+
+def test_unknown_key_is_invalid_with_the_api_masking(fake_openai: FakeOpenAI) -> None:
+    key = make_key("never-registered")
+    result = one(fake_openai, key)
+    assert result.status is S.INVALID
+    assert key[:8] + "*" in (result.message or "")  # the API's own mask, kept as evidence
+    assert key not in (result.message or "")
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code"),
+    [
+        ("quota", S.QUOTA_EXHAUSTED, "insufficient_quota"),
+        ("quota_old", S.QUOTA_EXHAUSTED, None),
+        ("model_not_found", S.MODEL_UNAVAILABLE, "model_not_found"),
+        ("too_large", S.RATE_LIMITED, "rate_limit_exceeded"),
+    ],
+)
+def test_deep_probe_finds_what_models_cannot(
+    fake_openai: FakeOpenAI, behaviour: str, status: Status, code: str | None
+) -> None:
+    key = fake_openai.add_key(behaviour)
+    shallow = one(fake_openai, key)
+    assert shallow.status is S.OK  # /v1/models answers 200 for these keys
+    deep = one(fake_openai, key, deep=True)
+    assert (deep.status, deep.error_code, deep.probe, deep.models) == (status, code, "chat", 5)
+    assert fake_openai.count(key, "chat") == 1  # none of these is retried
+    assert deep.attempts == 2
+
+
+def test_deep_probe_request_and_rate_limit_headers(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    result = one(fake_openai, key, deep=True, model="o3-mini")
+    assert (result.status, result.probe, result.attempts) == (S.OK, "chat", 2)
+    sent = fake_openai.stats.last[key].json()
+    assert sent == {
+        "model": "o3-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 1,
+    }
+    assert result.ratelimit == {
+        "limit_requests": 10000,
+        "remaining_requests": 9999,
+        "limit_tokens": 200000,
+        "remaining_tokens": 199990,
+        "reset_requests_s": 0.006,
+        "reset_tokens_s": 13.694,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("token_exhausted", S.QUOTA_EXHAUSTED),
+        ("token_invalid", S.INVALID),
+        ("token_exhausted_200", S.QUOTA_EXHAUSTED),
+        ("balance_low_200", S.QUOTA_EXHAUSTED),
+        ("in_arrears_200", S.QUOTA_EXHAUSTED),
+        ("saturated_quota", S.QUOTA_EXHAUSTED),
+        ("pre_consume", S.QUOTA_EXHAUSTED),
+        ("model_forbidden", S.MODEL_UNAVAILABLE),
+        ("ip_denied", S.FORBIDDEN),
+    ],
+)
+def test_relay_errors(fake_openai: FakeOpenAI, name: str, status: Status) -> None:
+    key = fake_openai.add_relay_error(name)
+    result = one(fake_openai, key)
+    assert result.status is status
+    assert fake_openai.count(key) == 1
+
+
+# --- retries ----------------------------------------------------------------------------
+
+
+def test_rate_limit_retried_with_retry_after_ms(fake_openai: FakeOpenAI, sleeps: Sleeps) -> None:
+    key = fake_openai.add_key("rate_limited", times=2, retry_after_ms="10")
+    result = one(fake_openai, key, sleeps)
+    assert (result.status, result.attempts, fake_openai.count(key)) == (S.OK, 3, 3)
+    assert sleeps.waits == [0.01, 0.01]
+
+
+def test_retry_after_ms_wins_over_retry_after(fake_openai: FakeOpenAI, sleeps: Sleeps) -> None:
+    key = fake_openai.add_key("rate_limited", times=1, retry_after="7", retry_after_ms="30")
+    assert one(fake_openai, key, sleeps).status is S.OK
+    assert sleeps.waits == [0.03]
+
+
+def test_retry_after_seconds(fake_openai: FakeOpenAI, sleeps: Sleeps) -> None:
+    key = fake_openai.add_key("rate_limited", times=2, retry_after="1")
+    assert one(fake_openai, key, sleeps).status is S.OK
+    assert sleeps.waits == [1.0, 1.0]
+
+
+def test_demanded_wait_beyond_limit_stops_and_reports(
+    fake_openai: FakeOpenAI, sleeps: Sleeps
+) -> None:
+    key = fake_openai.add_key("rate_limited", retry_after="60")
+    result = one(fake_openai, key, sleeps, max_retry_wait=20.0)
+    assert (result.status, result.retry_after_s, result.attempts) == (S.RATE_LIMITED, 60.0, 1)
+    assert sleeps.waits == []
+
+
+def test_persistent_rate_limit_is_bounded(fake_openai: FakeOpenAI, sleeps: Sleeps) -> None:
+    key = fake_openai.add_key("rate_limited", retry_after_ms="5")
+    result = one(fake_openai, key, sleeps, max_retries=4)
+    assert (result.status, fake_openai.count(key)) == (S.RATE_LIMITED, 5)
+    assert result.retry_after_s == 0.005
+
+
+def test_server_errors_back_off_like_the_sdk(fake_openai: FakeOpenAI, sleeps: Sleeps) -> None:
+    key = fake_openai.add_key("server_error", times=2)
+    assert one(fake_openai, key, sleeps, rand=lambda: 0.0).status is S.OK
+    jittered = Sleeps()
+    key2 = fake_openai.add_key("unavailable", times=3)
+    assert one(fake_openai, key2, jittered, rand=lambda: 1.0, max_retries=3).status is S.OK
+    assert sleeps.waits == [0.5, 1.0]
+    assert jittered.waits == [0.375, 0.75, 1.5]
+
+
+def test_no_retries_when_disabled(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("server_error")
+    assert one(fake_openai, key, max_retries=0).attempts == fake_openai.count(key) == 1
+
+
+def test_real_sleep_path(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("rate_limited", times=1, retry_after_ms="20")
+    started = time.perf_counter()
+    result = check([target(fake_openai, key)])[0]
+    assert result.status is S.OK and result.attempts == 2
+    assert time.perf_counter() - started >= 0.02
+
+
+# --- network failures -------------------------------------------------------------------
+
+
+def test_timeout(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("slow", slow_s=3.0)
+    started = time.perf_counter()
+    result = one(fake_openai, key, timeout=0.2, max_retries=1)
+    assert (result.status, result.error_code) == (S.NETWORK_ERROR, "read_timeout")
+    assert fake_openai.count(key) == 2
+    assert time.perf_counter() - started < 2.0
+
+
+def test_connection_refused(sleeps: Sleeps) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t = ProbeTarget("gone", Secret(make_key("gone")), f"http://127.0.0.1:{port}/v1")
+    result = run([t], sleeps)[0]
+    assert (result.status, result.error_code, result.attempts) == (
+        S.NETWORK_ERROR,
+        "connect_error",
+        3,
+    )
+    assert len(sleeps.waits) == 2
+
+
+def test_redirect_is_classified_not_followed(
+    fake_openai: FakeOpenAI, fake_openai_factory: Factory
+) -> None:
+    elsewhere = fake_openai_factory()
+    landing = elsewhere.add_key("ok")
+    key = fake_openai.add_key("redirect", location=f"{elsewhere.base_url}/models?x=1")
+    result = one(fake_openai, key)
+    assert (result.status, result.http_status, result.attempts) == (S.UNEXPECTED, 302, 1)
+    assert result.evidence == f"redirect to {elsewhere.base_url}/models"
+    assert sum(elsewhere.stats.by_key.values()) == 0
+    assert elsewhere.count(landing) == 0
+
+
+@pytest.mark.parametrize(
+    ("base_url", "code"),
+    [
+        ("http://example.com/v1", "insecure_base_url"),
+        ("http://10.1.2.3:8080/v1", "insecure_base_url"),
+        ("ftp://example.com/v1", "bad_base_url"),
+        ("not a url", "bad_base_url"),
+    ],
+)
+def test_refused_base_urls_send_nothing(
+    forward_proxy: ForwardProxy, base_url: str, code: str
+) -> None:
+    t = ProbeTarget("x", Secret(make_key("refused")), base_url)
+    # any attempt would have gone through the proxy and been counted there
+    result = run([t], proxy=forward_proxy.url)[0]
+    assert (result.status, result.error_code, result.attempts) == (S.UNEXPECTED, code, 0)
+    assert not forward_proxy.connects and not forward_proxy.forwards
+
+
+def test_malformed_key_is_not_sent(fake_openai: FakeOpenAI) -> None:
+    result = one(fake_openai, make_key("nl") + "\n")
+    assert (result.status, result.error_code, result.attempts) == (S.UNEXPECTED, "malformed_key", 0)
+    assert sum(fake_openai.stats.by_key.values()) == 0
+
+
+def test_loopback_rules() -> None:
+    for host in ("127.0.0.1", "127.8.9.10", "::1", "localhost", "LOCALHOST"):
+        assert is_loopback(host)
+    for host in ("10.0.0.1", "example.com", "localhost.example.com", "::2"):
+        assert not is_loopback(host)
+
+
+def test_localhost_name_and_trailing_slash(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    t = ProbeTarget("k", Secret(key), f"http://localhost:{fake_openai.port}/v1/")
+    assert run([t])[0].status is S.OK
+
+
+def test_base_url_without_v1(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    t = ProbeTarget("k", Secret(key), f"http://127.0.0.1:{fake_openai.port}")
+    result = run([t])[0]
+    assert (result.status, result.http_status) == (S.UNEXPECTED, 404)
+    assert "/v1" in (result.evidence or "")
+
+
+# --- concurrency ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("keys", "concurrency"), [(60, 8), (200, 64)])
+def test_concurrency_bound(fake_openai_factory: Factory, keys: int, concurrency: int) -> None:
+    server = fake_openai_factory(latency=0.05)
+    targets = [target(server, server.add_key("ok"), f"k{i}") for i in range(keys)]
+    seen: list[str] = []
+    results = run(targets, concurrency=concurrency, on_result=lambda r: seen.append(r.name))
+    assert [r.name for r in results] == [t.name for t in targets]
+    assert sorted(seen) == sorted(t.name for t in targets)
+    assert all(r.ok for r in results)
+    assert server.stats.max_in_flight == concurrency
+
+
+def test_lanes_split_evenly() -> None:
+    assert _split(64, 4) == [4] * 16
+    assert _split(10, 4) == [4, 3, 3]
+    assert _split(1, 4) == [1]
+
+
+def test_default_concurrency_is_64() -> None:
+    import inspect
+
+    from vault.health import DEFAULT_CONCURRENCY
+
+    assert DEFAULT_CONCURRENCY == 64
+    assert inspect.signature(check_targets).parameters["concurrency"].default == 64
+
+
+# --- TLS and proxies --------------------------------------------------------------------
+
+
+def test_https_with_test_ca(
+    fake_openai_tls: FakeOpenAI, client_ssl_context: ssl.SSLContext
+) -> None:
+    key = fake_openai_tls.add_key("ok")
+    assert fake_openai_tls.base_url.startswith("https://")
+    assert one(fake_openai_tls, key, verify=client_ssl_context).status is S.OK
+    untrusted = one(fake_openai_tls, key)
+    assert (untrusted.status, untrusted.error_code) == (S.NETWORK_ERROR, "tls_error")
+    assert untrusted.attempts == 1  # a certificate problem does not go away on retry
+    assert fake_openai_tls.count(key) == 1
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    # loopback targets: make sure no NO_PROXY default lets them bypass the proxy
+    monkeypatch.setenv("NO_PROXY", "")
+    yield monkeypatch
+
+
+def test_http_proxy_from_environment(
+    fake_openai: FakeOpenAI, forward_proxy: ForwardProxy, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    clean_proxy_env.setenv("HTTP_PROXY", forward_proxy.url)
+    keys = [fake_openai.add_key("ok") for _ in range(3)]
+    results = run([target(fake_openai, k, f"k{i}") for i, k in enumerate(keys)])
+    assert all(r.ok for r in results)
+    assert sum(forward_proxy.forwards.values()) == 3
+    assert [fake_openai.count(k) for k in keys] == [1, 1, 1]
+
+
+def test_https_proxy_tunnels(
+    fake_openai_tls: FakeOpenAI,
+    forward_proxy: ForwardProxy,
+    client_ssl_context: ssl.SSLContext,
+    clean_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    clean_proxy_env.setenv("HTTPS_PROXY", forward_proxy.url)
+    key = fake_openai_tls.add_key("ok")
+    assert one(fake_openai_tls, key, verify=client_ssl_context).status is S.OK
+    assert forward_proxy.connects == {f"127.0.0.1:{fake_openai_tls.port}": 1}
+    assert forward_proxy.seen_authorization == []  # the key stayed inside the TLS tunnel
+
+
+def test_explicit_proxy_argument(
+    fake_openai_tls: FakeOpenAI,
+    forward_proxy: ForwardProxy,
+    client_ssl_context: ssl.SSLContext,
+    clean_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    key = fake_openai_tls.add_key("ok")
+    result = one(fake_openai_tls, key, verify=client_ssl_context, proxy=forward_proxy.url)
+    assert result.status is S.OK
+    assert sum(forward_proxy.connects.values()) == 1
+
+
+def test_custom_transport(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    result = one(fake_openai, key, transport=httpx.AsyncHTTPTransport(retries=0))
+    assert result.status is S.OK
+
+
+# --- balance (relays) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def relay(fake_openai_factory: Factory) -> FakeOpenAI:
+    return fake_openai_factory(relay=True)
+
+
+def test_relay_balance(relay: FakeOpenAI) -> None:
+    rich = relay.add_key(
+        "ok", key=make_relay_key("rich"), hard_limit_usd=10.0, total_usage_cents=250
+    )
+    broke = relay.add_key(
+        "ok", key=make_relay_key("broke"), hard_limit_usd=5.0, total_usage_cents=500
+    )
+    ok, empty = run([target(relay, rich, "rich"), target(relay, broke, "broke")], balance=True)
+    assert (ok.status, ok.balance_usd, ok.probe, ok.attempts) == (S.OK, 7.5, "models", 3)
+    assert (empty.status, empty.balance_usd, empty.probe) == (S.QUOTA_EXHAUSTED, 0.0, "balance")
+    query = relay.stats.last[rich].query
+    assert query == {"start_date": ["2024-11-25"], "end_date": ["2025-03-05"]}
+
+
+def test_balance_at_openai_is_unavailable_not_fatal(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    result = one(fake_openai, key, balance=True)
+    assert (result.status, result.balance_usd) == (S.OK, None)
+    assert "balance unavailable" in (result.evidence or "")
+
+
+# --- secrecy ----------------------------------------------------------------------------
+
+
+def test_secret_never_in_results(fake_openai: FakeOpenAI) -> None:
+    """A canary key per behaviour, including a relay that echoes the key whole."""
+    keys = [fake_openai.add_key(b) for b in ("ok", "invalid", "quota", "garbage", "redirect")]
+    echo = make_relay_key("canary-echo")
+    fake_openai.add_key("relay", key=echo, status=401, message=f"无效的令牌 {echo} / {echo[3:]}")
+    keys.append(echo)
+    odd = "not-a-sk-key-" + "C" * 30  # relay keys need not look like sk-…
+    fake_openai.add_key("relay", key=odd, status=200, message=f"token {odd} exhausted 余额不足")
+    keys.append(odd)
+    results = run([target(fake_openai, k, f"k{i}") for i, k in enumerate(keys)], deep=True)
+    for key, result in zip(keys, results, strict=True):
+        dumped = json.dumps(result.to_dict(), ensure_ascii=False) + repr(result)
+        for fragment in {key, key.removeprefix("sk-"), key[10:34]}:
+            assert fragment not in dumped, result.name
+    assert results[-2].status is S.INVALID and results[-1].status is S.QUOTA_EXHAUSTED
+
+
+# --- the API around check ---------------------------------------------------------------
+
+
+def test_async_entry_point_and_edge_cases(fake_openai: FakeOpenAI) -> None:
+    key = fake_openai.add_key("ok")
+    results = asyncio.run(check_targets([target(fake_openai, key)]))
+    assert results[0].ok
+    assert check([]) == []
+    with pytest.raises(InvalidValue):
+        check([target(fake_openai, key)], concurrency=0)
+
+
+def test_exit_code_and_from_entry(fake_openai: FakeOpenAI) -> None:
+    class Entry:
+        name = "main"
+        secret = Secret(fake_openai.add_key("ok"))
+        base_url = fake_openai.base_url
+        org_id = ""
+        project_id = None
+
+    t = ProbeTarget.from_entry(Entry())
+    assert (t.name, t.base_url, t.org_id) == ("main", fake_openai.base_url, None)
+    bad = fake_openai.add_key("invalid")
+    results = run([t, target(fake_openai, bad, "bad")])
+    assert exit_code(results[:1]) == 0
+    assert exit_code(results) == 5

@@ -1,0 +1,267 @@
+"""Turn one HTTP answer into a `Classification`: pure, table-driven, never raises.
+
+Evidence for the tables is in docs/health.md and ../shared/reference/openai-api.md. The order
+of lookups is the order of trust: the machine-readable `error.code`, then `error.type`, then
+known phrases in `error.message` (relays such as one-api and new-api put the real reason only
+there, often in Chinese, and sometimes with HTTP 200), and only then the HTTP status.
+
+Why `type` beats the message: new-api rewrites the message of every upstream 429 to
+"当前分组上游负载已饱和" ("the group's upstream is saturated, try later") even when the type says
+`insufficient_quota` — the message alone would make a dead key look merely throttled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from vault.health.model import Classification, Status
+from vault.health.ratelimit import parse_ratelimit, parse_retry_after, retry_hint_from_message
+from vault.health.redact import clip, safe_message
+
+S = Status
+
+ERROR_CODES: Final[Mapping[str, Status]] = {
+    "invalid_api_key": S.INVALID,
+    "account_deactivated": S.INVALID,
+    "no_organization": S.FORBIDDEN,
+    "mismatched_organization": S.FORBIDDEN,
+    "mismatched_project": S.FORBIDDEN,
+    "ip_not_authorized": S.FORBIDDEN,
+    "access_denied": S.FORBIDDEN,  # new-api: client IP outside the token's allowlist
+    "unsupported_country_region_territory": S.REGION_BLOCKED,
+    "model_not_found": S.MODEL_UNAVAILABLE,
+    "insufficient_quota": S.QUOTA_EXHAUSTED,
+    "insufficient_user_quota": S.QUOTA_EXHAUSTED,  # one-api / new-api, HTTP 403
+    "insufficient_token_quota": S.QUOTA_EXHAUSTED,
+    "pre_consume_token_quota_failed": S.QUOTA_EXHAUSTED,  # one-api / new-api, HTTP 403
+    "billing_hard_limit_reached": S.QUOTA_EXHAUSTED,
+    "rate_limit_exceeded": S.RATE_LIMITED,
+    "server_error": S.SERVER_ERROR,
+}
+
+ERROR_TYPES: Final[Mapping[str, Status]] = {
+    "insufficient_quota": S.QUOTA_EXHAUSTED,
+    "authentication_error": S.INVALID,
+    "permission_error": S.FORBIDDEN,
+    "forbidden": S.FORBIDDEN,
+    "request_forbidden": S.FORBIDDEN,
+    "requests": S.RATE_LIMITED,
+    "tokens": S.RATE_LIMITED,
+    "rate_limit_error": S.RATE_LIMITED,
+    "server_error": S.SERVER_ERROR,
+    "api_error": S.SERVER_ERROR,
+    "overloaded_error": S.SERVER_ERROR,
+}
+
+# Lower-cased substrings, first match wins: money problems first, because a relay's quota
+# message may also contain words such as "token" or "请稍后".
+MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
+    ("exceeded your current quota", S.QUOTA_EXHAUSTED),
+    ("insufficient_quota", S.QUOTA_EXHAUSTED),
+    ("credit balance is too low", S.QUOTA_EXHAUSTED),
+    ("out of credits", S.QUOTA_EXHAUSTED),
+    ("quota is not enough", S.QUOTA_EXHAUSTED),
+    ("billing hard limit", S.QUOTA_EXHAUSTED),
+    ("余额不足", S.QUOTA_EXHAUSTED),  # balance insufficient
+    ("已欠费", S.QUOTA_EXHAUSTED),  # account in arrears
+    ("额度已用尽", S.QUOTA_EXHAUSTED),  # one-api/new-api: 该令牌额度已用尽 (token quota used up)
+    ("额度不足", S.QUOTA_EXHAUSTED),  # 用户额度不足 / 令牌额度不足
+    ("country, region, or territory not supported", S.REGION_BLOCKED),
+    ("incorrect api key", S.INVALID),
+    ("invalid api key", S.INVALID),
+    ("api key not valid", S.INVALID),
+    ("api key expired", S.INVALID),
+    ("deactivated account", S.INVALID),
+    ("didn't provide an api key", S.INVALID),
+    ("无效的令牌", S.INVALID),  # invalid token
+    ("无效的 token", S.INVALID),
+    ("令牌已过期", S.INVALID),  # 该令牌已过期: token expired
+    ("token 已过期", S.INVALID),
+    ("令牌状态不可用", S.INVALID),  # 该令牌状态不可用: token disabled
+    ("token 状态不可用", S.INVALID),
+    ("未提供令牌", S.INVALID),  # no token provided
+    ("does not exist or you do not have access", S.MODEL_UNAVAILABLE),
+    ("无权访问模型", S.MODEL_UNAVAILABLE),  # 该令牌无权访问模型 X: token may not use model X
+    ("无权访问任何模型", S.MODEL_UNAVAILABLE),
+    ("无可用渠道", S.MODEL_UNAVAILABLE),  # no channel serves this model
+    ("no available channel", S.MODEL_UNAVAILABLE),
+    ("missing scopes", S.FORBIDDEN),
+    ("insufficient permissions", S.FORBIDDEN),
+    ("must be a member of an organization", S.FORBIDDEN),
+    ("should match organization", S.FORBIDDEN),
+    ("organization has been disabled", S.FORBIDDEN),
+    ("organization has been restricted", S.FORBIDDEN),
+    ("not authorized to access this resource from your ip", S.FORBIDDEN),
+    ("不在令牌允许访问的列表中", S.FORBIDDEN),  # IP not in the token's allowlist
+    ("用户已被封禁", S.FORBIDDEN),  # user banned
+    ("rate limit reached", S.RATE_LIMITED),
+    ("rate limit exceeded", S.RATE_LIMITED),
+    ("too many requests", S.RATE_LIMITED),
+    ("上游负载已饱和", S.RATE_LIMITED),  # 当前分组上游负载已饱和: upstream group saturated
+    ("请求数限制", S.RATE_LIMITED),  # new-api's own per-user request limit
+    ("the server had an error", S.SERVER_ERROR),
+    ("currently overloaded", S.SERVER_ERROR),
+)
+
+# A rate limit that waiting cannot cure: the single request is bigger than the whole limit.
+NO_RETRY_PHRASES: Final = ("request too large",)
+
+HTTP_STATUSES: Final[Mapping[int, Status]] = {
+    401: S.INVALID,
+    402: S.QUOTA_EXHAUSTED,
+    403: S.FORBIDDEN,
+    408: S.SERVER_ERROR,
+    409: S.SERVER_ERROR,
+    429: S.RATE_LIMITED,
+}
+
+RETRYABLE: Final = frozenset({S.RATE_LIMITED, S.SERVER_ERROR, S.NETWORK_ERROR})
+
+_HTML_TITLE: Final = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What could be read out of a response body."""
+
+    is_json: bool
+    has_error: bool = False
+    error_type: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+
+
+def _text(value: object) -> str | None:
+    """A JSON scalar as text; objects, lists and empty strings count as absent."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str | int | float):
+        return str(value) or None
+    return None
+
+
+_NOT_JSON: Final = object()
+
+
+def _parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _read_body(status_code: int, body: bytes) -> _Body:
+    """Find an OpenAI-style error in the body, or the relay shapes that stand in for one."""
+    doc = _parse_json(body)
+    if doc is _NOT_JSON:
+        return _Body(is_json=False, message=_snippet(body))
+    if not isinstance(doc, dict):
+        return _Body(is_json=True)
+    error = doc.get("error")
+    if isinstance(error, dict):
+        fields = (_text(error.get(k)) for k in ("type", "code", "message"))
+        etype, code, message = fields
+        return _Body(True, bool(etype or code or message), etype, code, message)
+    if isinstance(error, str) and error:
+        return _Body(True, True, message=error)
+    # one-api's own API answers {"success": false, "message": …}; FastAPI-style relays `detail`
+    message = _text(doc.get("message")) or _text(doc.get("detail"))
+    if doc.get("success") is False or (message and status_code >= 400):
+        return _Body(True, True, message=message)
+    return _Body(is_json=True)
+
+
+def _snippet(body: bytes) -> str | None:
+    text = body[:4096].decode("utf-8", errors="replace")
+    title = _HTML_TITLE.search(text)
+    return clip(title.group(1) if title else text, 200) or None
+
+
+def _by_fields(body: _Body) -> tuple[Status, str] | None:
+    if body.error_code and body.error_code in ERROR_CODES:
+        return ERROR_CODES[body.error_code], f"code={body.error_code}"
+    if body.error_type and body.error_type in ERROR_TYPES:
+        return ERROR_TYPES[body.error_type], f"type={body.error_type}"
+    lowered = (body.message or "").lower()
+    for phrase, status in MESSAGE_PHRASES:
+        if phrase in lowered:
+            return status, f"message contains {phrase!r}"
+    return None
+
+
+def _by_success(status_code: int, body: _Body) -> tuple[Status, str]:
+    if body.has_error:
+        return S.UNEXPECTED, f"http {status_code} with an unrecognised error body"
+    if body.is_json:
+        return S.OK, f"http {status_code}"
+    return S.UNEXPECTED, f"http {status_code} with a non-json body"
+
+
+def _by_http(status_code: int, body: _Body) -> tuple[Status, str]:
+    if 200 <= status_code < 300:
+        return _by_success(status_code, body)
+    status = HTTP_STATUSES.get(status_code)
+    if status is None:
+        status = S.SERVER_ERROR if 500 <= status_code < 600 else S.UNEXPECTED
+    hint = " (does base_url end in /v1?)" if status_code == 404 else ""
+    return status, f"http {status_code}{hint}"
+
+
+def _redirect(location: str | None) -> str:
+    """Where a redirect pointed, without query or credentials (either could carry a secret)."""
+    if not location:
+        return "redirect without a location"
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "redirect to an unparsable location"
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return clip(f"redirect to {scheme}{host}{port}{parts.path}", 200)
+
+
+def classify(
+    status_code: int | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secrets: Iterable[str] = (),
+) -> Classification:
+    """Classify one response. `secrets` are masked out of the kept message along with anything
+    key-shaped. Unknown shapes end as `unexpected`; this function never raises on input."""
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    if status_code is None:
+        return Classification(S.NETWORK_ERROR, True, "no http response")
+    request_id = safe_message(lowered.get("x-request-id"), secrets)
+    ratelimit = parse_ratelimit(lowered)
+    if 300 <= status_code < 400:
+        evidence = safe_message(_redirect(lowered.get("location")), secrets) or "redirect"
+        return Classification(
+            S.UNEXPECTED, False, evidence, status_code, request_id=request_id, ratelimit=ratelimit
+        )
+    parsed = _read_body(status_code, body)
+    decided = (_by_fields(parsed) if parsed.has_error else None) or _by_http(status_code, parsed)
+    status, evidence = decided
+    message = safe_message(parsed.message, secrets)
+    lowered_message = (message or "").lower()
+    retryable = status in RETRYABLE and not any(p in lowered_message for p in NO_RETRY_PHRASES)
+    hint = retry_hint_from_message(message) if status is S.RATE_LIMITED else None
+    return Classification(
+        status=status,
+        retryable=retryable,
+        evidence=evidence,
+        http_status=status_code,
+        error_type=safe_message(parsed.error_type, secrets),
+        error_code=safe_message(parsed.error_code, secrets),
+        message=message,
+        retry_after_s=parse_retry_after(lowered),
+        request_id=request_id,
+        ratelimit=ratelimit,
+        retry_hint_s=hint,
+    )

@@ -1,0 +1,178 @@
+"""The probes run against one target, and how their answers combine into one `HealthResult`.
+
+models (free) → chat (deep, ~1 token) → balance (relays only); a failed probe ends the chain,
+because a key that cannot list models will not complete a chat either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from vault.health.model import Classification, HealthResult, Probe, ProbeTarget, Status
+from vault.health.redact import safe_message
+from vault.health.transport import Exchange, Session, refusal
+
+USAGE_WINDOW_DAYS: Final = 99  # OpenAI's legacy usage endpoint refused ranges over 100 days
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """Which probes to run, shared by every target of one check."""
+
+    deep: bool = False
+    model: str = "gpt-4o-mini"
+    balance: bool = False
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def chat_body(model: str) -> dict[str, Any]:
+    """The cheapest chat request that still proves credit and model access (see reference)."""
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_completion_tokens": 1,
+    }
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _list_field(body: bytes, key: str) -> list[Any] | None:
+    doc = _json(body)
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value if isinstance(value, list) else None
+
+
+def _require_list(exchange: Exchange, key: str, what: str) -> Exchange:
+    """An OK answer whose body lacks the expected list is not OK: a relay page, a captive portal."""
+    verdict = exchange.classification
+    if verdict.status is not Status.OK or _list_field(exchange.body, key) is not None:
+        return exchange
+    evidence = f"http {verdict.http_status} without {what}"
+    bad = dataclasses.replace(verdict, status=Status.UNEXPECTED, evidence=evidence)
+    return dataclasses.replace(exchange, classification=bad)
+
+
+def _iso(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _balance(session: Session, today: date) -> tuple[float | None, int, str | None]:
+    """Remaining USD from a relay's billing endpoints: hard_limit_usd - total_usage/100."""
+    sub = await session.call("GET", "/dashboard/billing/subscription")
+    attempts = sub.attempts
+    doc = _json(sub.body)
+    hard = _number(doc.get("hard_limit_usd")) if isinstance(doc, dict) else None
+    if sub.classification.status is not Status.OK or hard is None:
+        return None, attempts, f"balance unavailable ({sub.classification.evidence})"
+    window = {
+        "start_date": (today - timedelta(days=USAGE_WINDOW_DAYS)).isoformat(),
+        "end_date": (today + timedelta(days=1)).isoformat(),
+    }
+    usage = await session.call("GET", "/dashboard/billing/usage", params=window)
+    attempts += usage.attempts
+    doc = _json(usage.body)
+    cents = _number(doc.get("total_usage")) if isinstance(doc, dict) else None
+    if usage.classification.status is not Status.OK or cents is None:
+        return None, attempts, f"balance unavailable ({usage.classification.evidence})"
+    return round(hard - cents / 100, 6), attempts, None
+
+
+def _result(
+    target: ProbeTarget,
+    checked_at: str,
+    verdict: Classification,
+    probe: Probe,
+    **extra: Any,
+) -> HealthResult:
+    return HealthResult(
+        name=target.name,
+        status=verdict.status,
+        checked_at=checked_at,
+        http_status=verdict.http_status,
+        error_type=verdict.error_type,
+        error_code=verdict.error_code,
+        message=verdict.message,
+        request_id=verdict.request_id,
+        ratelimit=verdict.ratelimit,
+        retry_after_s=verdict.wait_hint_s,
+        probe=probe,
+        evidence=verdict.evidence,
+        **extra,
+    )
+
+
+async def _run(session: Session, plan: ProbePlan, checked_at: str) -> HealthResult:
+    target = session.target
+    steps: list[tuple[Probe, Exchange]] = []
+    models = _require_list(await session.call("GET", "/models"), "data", "a model list")
+    steps.append(("models", models))
+    if plan.deep and models.classification.status is Status.OK:
+        chat = await session.call("POST", "/chat/completions", json_body=chat_body(plan.model))
+        steps.append(("chat", _require_list(chat, "choices", "choices")))
+    probe, deciding = next(
+        ((p, e) for p, e in steps if e.classification.status is not Status.OK), steps[-1]
+    )
+    verdict = deciding.classification
+    if verdict.ratelimit is None:  # /models rarely carries rate-limit headers; chat does
+        verdict = dataclasses.replace(verdict, ratelimit=models.classification.ratelimit)
+    model_list = _list_field(models.body, "data")
+    attempts = sum(e.attempts for _, e in steps)
+    balance_usd = None
+    if plan.balance and verdict.status is Status.OK:
+        balance_usd, more, note = await _balance(session, plan.clock().date())
+        attempts += more
+        if note:
+            verdict = dataclasses.replace(verdict, evidence=f"{verdict.evidence}; {note}")
+        elif balance_usd is not None and balance_usd <= 0:
+            verdict = dataclasses.replace(
+                verdict, status=Status.QUOTA_EXHAUSTED, evidence=f"balance {balance_usd:.2f} usd"
+            )
+            probe = "balance"
+    return _result(
+        target,
+        checked_at,
+        verdict,
+        probe,
+        latency_ms=deciding.latency_ms,
+        attempts=attempts,
+        balance_usd=balance_usd,
+        models=len(model_list) if model_list is not None else None,
+    )
+
+
+async def probe_target(session: Session, plan: ProbePlan) -> HealthResult:
+    """Check one target. Never raises: any failure becomes a classified result."""
+    checked_at = _iso(plan.clock())
+    refused = refusal(session.target)
+    if refused is not None:
+        return _result(session.target, checked_at, refused, "models")
+    try:
+        return await _run(session, plan, checked_at)
+    except Exception as exc:  # a bug here must cost one key's result, not the whole batch
+        message = safe_message(f"{type(exc).__name__}: {exc}", session.secrets)
+        failed = Classification(
+            Status.UNEXPECTED, False, "internal error", error_code="client_error", message=message
+        )
+        return _result(session.target, checked_at, failed, "models")

@@ -1,0 +1,225 @@
+"""One logical HTTP request to a target: URL policy, headers, bounded retries, failure mapping.
+
+The key goes only to the target's own base URL: redirects are never followed (a 3xx is
+classified, not obeyed) and plain `http://` is refused unless the host is loopback, where a
+local relay or test server lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from vault import __version__
+from vault.health.classify import classify
+from vault.health.lanes import Lanes
+from vault.health.model import Classification, ProbeTarget, Status
+from vault.health.redact import safe_message
+
+MAX_BODY: Final = 2 * 1024 * 1024  # a model list is ~20 KiB; a runaway body must not eat memory
+USER_AGENT: Final = f"keyvault/{__version__}"
+
+# (exception class, error_code, worth retrying); first match wins, so subclasses come first
+TRANSPORT_ERRORS: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
+    (httpx.ConnectTimeout, "connect_timeout", True),
+    (httpx.ReadTimeout, "read_timeout", True),
+    (httpx.WriteTimeout, "write_timeout", True),
+    (httpx.PoolTimeout, "pool_timeout", True),
+    (httpx.ProxyError, "proxy_error", False),
+    (httpx.ConnectError, "connect_error", True),
+    (httpx.ReadError, "read_error", True),
+    (httpx.WriteError, "write_error", True),
+    (httpx.RemoteProtocolError, "protocol_error", True),
+    (httpx.TransportError, "transport_error", True),
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before trying again; sleep and randomness are injectable."""
+
+    max_retries: int = 2
+    max_retry_wait: float = 20.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rand: Callable[[], float] = random.random
+
+    def backoff(self, retry: int) -> float:
+        """The official SDKs' delay: min(0.5·2^n, 8) s, minus up to 25 % jitter."""
+        return min(0.5 * 2.0**retry, 8.0) * (1 - 0.25 * self.rand())
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """The final answer to one logical request, after any retries."""
+
+    classification: Classification
+    body: bytes = b""
+    attempts: int = 0
+    latency_ms: int | None = None
+    waits: tuple[float, ...] = field(default=())
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(target: ProbeTarget) -> Classification | None:
+    """Why this target must not be sent its key at all, or None if it may."""
+    try:
+        url = httpx.URL(target.base_url)
+    except (httpx.InvalidURL, TypeError):
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        return _refused("bad_base_url", "base url must be an http(s) url with a host")
+    if url.scheme == "http" and not is_loopback(url.host):
+        return _refused("insecure_base_url", f"refused to send a key over plain http to {url.host}")
+    key = target.secret.reveal()
+    if not key or not all(0x21 <= ord(ch) <= 0x7E for ch in key):
+        return _refused("malformed_key", "key is empty or has spaces, newlines or non-ascii")
+    return None
+
+
+def _refused(code: str, message: str) -> Classification:
+    return Classification(
+        Status.UNEXPECTED,
+        False,
+        f"refused: {message}",
+        error_type="keyvault",
+        error_code=code,
+        message=message,
+    )
+
+
+def request_headers(target: ProbeTarget) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {target.secret.reveal()}",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    if target.org_id:
+        headers["OpenAI-Organization"] = target.org_id
+    if target.project_id:
+        headers["OpenAI-Project"] = target.project_id
+    return headers
+
+
+def endpoint(base_url: str, path: str) -> httpx.URL:
+    """`base_url` + `path`, keeping the base's `/v1` (a naive urljoin would drop it)."""
+    base = httpx.URL(base_url)
+    return base.copy_with(path=base.path.rstrip("/") + path, query=None, fragment=None)
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def transport_failure(exc: Exception, secrets: tuple[str, ...]) -> Classification:
+    """A request that got no HTTP answer: network_error (retryable or not) or a client bug."""
+    detail = safe_message(f"{type(exc).__name__}: {exc}".rstrip(": "), secrets)
+    if _is_tls_failure(exc):
+        return Classification(
+            Status.NETWORK_ERROR,
+            False,
+            "tls handshake failed",
+            error_code="tls_error",
+            message=detail,
+        )
+    for exc_type, code, retryable in TRANSPORT_ERRORS:
+        if isinstance(exc, exc_type):
+            return Classification(
+                Status.NETWORK_ERROR,
+                retryable,
+                code.replace("_", " "),
+                error_code=code,
+                message=detail,
+            )
+    return Classification(
+        Status.UNEXPECTED, False, "client error", error_code="client_error", message=detail
+    )
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything needed to talk to one target: the shared lanes, the target, the policy."""
+
+    lanes: Lanes
+    target: ProbeTarget
+    policy: RetryPolicy
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.target.secret.reveal(),)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Exchange:
+        """Send with retries for what can succeed on retry; honour the server's requested wait
+        up to `max_retry_wait`, beyond that stop and report (the result keeps retry_after_s)."""
+        url = endpoint(self.target.base_url, path)
+        attempts, waits = 0, list[float]()
+        while True:
+            attempts += 1
+            verdict, body, latency = await self._send_once(method, url, params, json_body)
+            retry = len(waits)
+            if not verdict.retryable or retry >= self.policy.max_retries:
+                break
+            wait = verdict.retry_after_s
+            wait = self.policy.backoff(retry) if wait is None else wait
+            if wait > self.policy.max_retry_wait:
+                break
+            waits.append(wait)
+            await self.policy.sleep(wait)
+        return Exchange(verdict, body, attempts, latency, tuple(waits))
+
+    async def _send_once(
+        self, method: str, url: httpx.URL, params: Mapping[str, str] | None, json_body: Any
+    ) -> tuple[Classification, bytes, int | None]:
+        headers = request_headers(self.target)
+        async with self.lanes.lane() as client:  # held while on the wire, not while sleeping
+            started = time.perf_counter()
+            try:
+                async with client.stream(
+                    method, url, params=params, json=json_body, headers=headers
+                ) as response:
+                    body = await _read_capped(response)
+            except Exception as exc:  # every failure becomes a classified result
+                return transport_failure(exc, self.secrets), b"", None
+            latency = round((time.perf_counter() - started) * 1000)
+        verdict = classify(response.status_code, response.headers, body, secrets=self.secrets)
+        return verdict, body, latency
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_BODY:
+            break
+    return b"".join(chunks)[:MAX_BODY]
