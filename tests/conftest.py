@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# the fake OpenAI server's fixtures (fake_openai, fake_openai_tls, forward_proxy, …)
+pytest_plugins = ["fake_openai"]
+
 REPO = Path(__file__).resolve().parent.parent
 PASSPHRASE = "correct horse battery staple"
 CHEAP_LOG_N = 10  # scrypt cost for tests where the KDF is not the point

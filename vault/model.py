@@ -114,10 +114,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check_type(name: str, value: Any) -> None:
+def _check_type(name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, _FIELD_TYPES[name]):
         raise TypeError(name)
-    if name == "tags" and not all(isinstance(tag, str) for tag in value):
+    if isinstance(value, list) and not all(isinstance(tag, str) for tag in value):
         raise TypeError(name)
 
 

@@ -1,0 +1,226 @@
+"""A small client for the OpenAI Administration API (admin keys, `sk-admin-…`).
+
+Only what rotation and `keyvault usage` need: projects, project API keys, service accounts
+(create returns the only copy of the new key's secret) and costs. Synchronous httpx; the
+transport is injectable. Errors become `AdminApiError` with the server's message masked.
+
+    with AdminClient(admin_entry.secret, base_url=admin_entry.effective_base_url) as api:
+        account = api.create_service_account("proj_abc", "keyvault-work-20260101")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import httpx
+
+from vault.errors import AdminApiError
+from vault.health.classify import classify
+from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
+from vault.health.redact import safe_message
+from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
+from vault.secret import Secret
+
+MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
+PAGE_LIMIT: Final = 100
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """A freshly created service account; `secret` is the only copy OpenAI will ever send."""
+
+    id: str
+    name: str
+    key_id: str | None
+    secret: Secret
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """Spend in one day bucket for one (project, api key) pair, in US dollars."""
+
+    start_time: int
+    amount_usd: float
+    project_id: str | None
+    api_key_id: str | None
+
+
+class AdminClient:
+    """Administration API calls with one admin key. Use as a context manager."""
+
+    def __init__(
+        self,
+        secret: Secret,
+        *,
+        base_url: str = OPENAI_BASE_URL,
+        transport: httpx.BaseTransport | None = None,
+        proxy: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._target = ProbeTarget("admin key", secret, base_url)
+        refused = refusal(self._target)
+        if refused is not None:
+            raise AdminApiError(f"admin api: {refused.message}")
+        self._client = httpx.Client(
+            transport=transport,
+            proxy=proxy,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,  # the admin key goes only to its own base url
+            trust_env=True,
+        )
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, int]:
+        """One request; the classification, the JSON body (or None) and the latency in ms."""
+        secret = self._target.secret.reveal()
+        headers = {
+            "Authorization": f"Bearer {secret}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        started = time.perf_counter()
+        try:
+            response = self._client.request(
+                method, endpoint(self._target.base_url, path), headers=headers, **kw
+            )
+        except httpx.HTTPError as exc:
+            return transport_failure(exc, (secret,)), None, 0
+        latency = round((time.perf_counter() - started) * 1000)
+        verdict = classify(
+            response.status_code, response.headers, response.content, secrets=(secret,)
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return verdict, body, latency
+
+    def _call(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
+        verdict, body, _ = self._send(method, path, **kw)
+        if verdict.status is Status.OK and isinstance(body, dict):
+            return body
+        if missing_ok and verdict.http_status == 404:
+            return None
+        detail = verdict.message or verdict.evidence
+        code = f"http {verdict.http_status}" if verdict.http_status else str(verdict.status)
+        raise AdminApiError(
+            f"admin api: {method} {_shape(path)} failed: {code} {verdict.status} ({detail})",
+            hint=_HINTS.get(verdict.status),
+        )
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Items of a cursor-paginated list (`after=<last_id>`)."""
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            query = {**params, "limit": PAGE_LIMIT, **({"after": after} if after else {})}
+            body = self._call("GET", path, params=query)
+            yield from (d for d in body.get("data", []) if isinstance(d, dict))
+            after = body.get("last_id")
+            if not body.get("has_more") or not after:
+                return
+
+    # --- the API --------------------------------------------------------------------------
+
+    def list_projects(self) -> list[dict[str, Any]]:
+        return list(self._pages("/organization/projects", {}))
+
+    def list_api_keys(self, project_id: str) -> list[dict[str, Any]]:
+        return list(self._pages(f"/organization/projects/{project_id}/api_keys", {}))
+
+    def create_service_account(self, project_id: str, name: str) -> ServiceAccount:
+        path = f"/organization/projects/{project_id}/service_accounts"
+        body = self._call("POST", path, json={"name": name})
+        key = body.get("api_key") or {}
+        value, account_id = key.get("value"), body.get("id")
+        if not isinstance(value, str) or not isinstance(account_id, str):
+            raise AdminApiError("admin api: the service account answer holds no key")
+        return ServiceAccount(account_id, str(body.get("name", name)), key.get("id"), Secret(value))
+
+    def delete_service_account(self, project_id: str, account_id: str) -> bool:
+        """Delete; False when it was already gone (a resumed deletion)."""
+        path = f"/organization/projects/{project_id}/service_accounts/{account_id}"
+        return self._call("DELETE", path, missing_ok=True) is not None
+
+    def find_service_account(self, project_id: str, name: str) -> str | None:
+        """The id of the project's service account called `name`, found through its API key
+        (the key list names each key's owner)."""
+        for key in self.list_api_keys(project_id):
+            owner = key.get("owner") or {}
+            account = owner.get("service_account") or {}
+            if owner.get("type") == "service_account" and account.get("name") == name:
+                found = account.get("id")
+                return found if isinstance(found, str) else None
+        return None
+
+    def costs(self, start: int, end: int, *, project_ids: list[str] | None = None) -> list[CostRow]:
+        """Daily spend grouped by project and API key, every page (`page=<next_page>`)."""
+        params: dict[str, Any] = {
+            "start_time": start,
+            "end_time": end,
+            "bucket_width": "1d",
+            "limit": 31,
+            "group_by[]": ["project_id", "api_key_id"],
+            **({"project_ids[]": project_ids} if project_ids else {}),
+        }
+        rows: list[CostRow] = []
+        for _ in range(MAX_PAGES):
+            body = self._call("GET", "/organization/costs", params=params)
+            rows += [row for bucket in body.get("data", []) for row in _cost_rows(bucket)]
+            if not body.get("has_more") or not body.get("next_page"):
+                return rows
+            params["page"] = body["next_page"]
+        return rows
+
+    def ping(self, name: str, clock: Callable[[], datetime]) -> HealthResult:
+        """Check the admin key itself with the cheapest admin call (one project)."""
+        checked_at = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        verdict, _, latency = self._send("GET", "/organization/projects", params={"limit": 1})
+        return HealthResult(
+            name=name,
+            status=verdict.status,
+            checked_at=checked_at,
+            latency_ms=latency or None,
+            http_status=verdict.http_status,
+            error_type=verdict.error_type,
+            error_code=verdict.error_code,
+            message=verdict.message,
+            request_id=verdict.request_id,
+            retry_after_s=verdict.retry_after_s,
+            attempts=1,
+            evidence=f"admin api: {verdict.evidence}",
+        )
+
+
+_HINTS: Final = {
+    Status.INVALID: "the admin key was revoked or mistyped: add a new one with `keyvault add`",
+    Status.FORBIDDEN: "the key lacks admin scopes: use an `sk-admin-…` key with full access",
+    Status.RATE_LIMITED: "the admin api is rate limiting: run the command again later",
+    Status.NETWORK_ERROR: "check the network or the `proxy` setting in config.toml",
+}
+
+
+def _shape(path: str) -> str:
+    """The path with ids replaced, so messages stay short and comparable."""
+    parts = ["{id}" if p.startswith(("proj_", "svc_acct_", "key_")) else p for p in path.split("/")]
+    return safe_message("/".join(parts)) or path
+
+
+def _cost_rows(bucket: Any) -> Iterator[CostRow]:
+    if not isinstance(bucket, dict):
+        return
+    start = int(bucket.get("start_time") or 0)
+    for result in bucket.get("results") or []:
+        amount = (result.get("amount") or {}).get("value") if isinstance(result, dict) else None
+        if isinstance(amount, int | float) and not isinstance(amount, bool):
+            yield CostRow(start, float(amount), result.get("project_id"), result.get("api_key_id"))

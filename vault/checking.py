@@ -1,0 +1,313 @@
+"""Check vault entries and store the results: the library call behind `keyvault check`.
+
+    entries = select_entries(kv.read(), names=[], project="work", everything=False)
+    report = run_checks(kv, entries, CheckOptions(deep=True))
+
+The network runs outside the vault lock, for as long as it takes; the results are then merged
+by entry id in ONE `kv.transact`. An entry removed meanwhile loses its result; an entry whose
+secret was replaced meanwhile keeps its new (unchecked) state; a renamed one is found by id.
+A Ctrl-C keeps every result that finished: `on_result` collects them as they arrive and the
+save runs on the way out, then the report says `interrupted`.
+
+Each stored `entry.health` is `HealthResult.to_dict()` plus bookkeeping:
+`consecutive_failures` (hard failures in a row), `last_ok_at`, and `disabled_by_policy` when
+the `[health] disable_after` policy disabled the key (only those keys are re-enabled by a
+later passing check; a key the user disabled stays disabled). History gets one `check` event
+per status change, not per check, so a daily cron job does not grow the vault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
+from vault.health.model import HealthResult, ProbeTarget
+from vault.health.model import Status as Health
+from vault.model import Entry, Kind, Status, VaultDoc
+from vault.policy import HealthPolicy, health_policy
+from vault.secret import Secret
+from vault.service import Clock, Keyvault
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to check; `transport`/`admin_transport` are httpx transports for tests (Any here so
+    that importing this module does not import httpx)."""
+
+    deep: bool = False
+    balance: bool = False
+    concurrency: int = 64
+    model: str = "gpt-4o-mini"
+    timeout: float = 10.0
+    max_retry_wait: float = 20.0
+    transport: Any = None
+    admin_transport: Any = None
+    on_result: Callable[[HealthResult], None] | None = None
+
+
+@dataclass
+class Checked:
+    """One stored result; `action` is what the policy did (disabled, enabled) or why the
+    result was dropped (removed, replaced)."""
+
+    entry_id: str
+    name: str
+    project: str | None
+    result: HealthResult
+    previous: str | None
+    action: str | None = None
+    last_ok_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "project": self.project,
+            "previous": self.previous,
+            "action": self.action,
+            "last_ok_at": self.last_ok_at,
+            **self.result.to_dict(),
+            "entry": self.entry_id,
+        }
+
+
+@dataclass
+class CheckReport:
+    checked: list[Checked] = field(default_factory=list)
+    planned: int = 0
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every checked key is ok, else 5 (DESIGN.md)."""
+        return 0 if all(c.result.ok for c in self.checked) else EXIT_CHECK_FAILED
+
+
+@dataclass
+class Probed:
+    """Raw results by entry id, with the secret each was checked with."""
+
+    results: dict[str, HealthResult] = field(default_factory=dict)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+# --- choosing -------------------------------------------------------------------------------
+
+
+def select_entries(
+    doc: VaultDoc,
+    *,
+    names: Sequence[str] = (),
+    project: str | None = None,
+    everything: bool = False,
+) -> list[Entry]:
+    """NAMEs as given (any status), else a project's or every key except retired ones."""
+    if names and (project is not None or everything):
+        raise UsageError("give NAMEs, --project or --all, not several")
+    if names:
+        return [doc.find(name) for name in dict.fromkeys(names)]
+    return [
+        e
+        for e in doc.entries
+        if e.status is not Status.RETIRED
+        and (everything or project is None or e.project == project)
+    ]
+
+
+# --- probing (network, no vault access) ----------------------------------------------------
+
+
+def probe_entries(
+    entries: Iterable[Entry], options: CheckOptions, *, proxy: str | None, clock: Clock
+) -> Probed:
+    """Check API keys with the model probe and admin keys against the Administration API.
+    Never raises KeyboardInterrupt: it returns what finished with `interrupted` set."""
+    todo = list(entries)
+    probed = Probed(secrets={e.id: e.secret for e in todo})
+    names = {e.id: e.name for e in todo}
+
+    def collect(result: HealthResult) -> None:
+        shown = dataclasses.replace(result, name=names[result.name])
+        probed.results[result.name] = shown
+        if options.on_result is not None:
+            options.on_result(shown)
+
+    try:
+        _probe_api([e for e in todo if e.kind is not Kind.ADMIN], options, proxy, clock, collect)
+        for entry in (e for e in todo if e.kind is Kind.ADMIN):
+            collect(_ping_admin(entry, options, proxy, clock))
+    except KeyboardInterrupt:
+        probed.interrupted = True
+    return probed
+
+
+def _probe_api(
+    entries: list[Entry],
+    options: CheckOptions,
+    proxy: str | None,
+    clock: Clock,
+    collect: Callable[[HealthResult], None],
+) -> None:
+    if not entries:
+        return
+    from vault.health import check  # noqa: PLC0415 - httpx only when something is checked
+
+    # the target is named by entry id so that results map back even if names repeat later
+    targets = [dataclasses.replace(ProbeTarget.from_entry(e), name=e.id) for e in entries]
+    check(
+        targets,
+        deep=options.deep,
+        balance=options.balance,
+        model=options.model,
+        concurrency=options.concurrency,
+        timeout=options.timeout,
+        max_retry_wait=options.max_retry_wait,
+        transport=options.transport,
+        proxy=proxy,
+        clock=clock,
+        on_result=collect,
+    )
+
+
+def _ping_admin(
+    entry: Entry, options: CheckOptions, proxy: str | None, clock: Clock
+) -> HealthResult:
+    from vault.admin import AdminClient  # noqa: PLC0415
+
+    try:
+        with AdminClient(
+            entry.secret,
+            base_url=entry.effective_base_url,
+            proxy=proxy,
+            transport=options.admin_transport,
+            timeout=options.timeout,
+        ) as api:
+            return api.ping(entry.id, clock)
+    except AdminApiError as exc:
+        stamp = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return HealthResult(
+            entry.id, Health.UNEXPECTED, stamp, message=exc.message, evidence="refused"
+        )
+
+
+# --- merging (inside the one transaction) --------------------------------------------------
+
+
+def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str) -> list[Checked]:
+    """Store each result on its entry (found by id), apply the disable policy, record status
+    changes in history. Results for removed or re-keyed entries are reported, not stored."""
+    out: list[Checked] = []
+    for entry_id, raw in probed.results.items():
+        entry = doc.by_id(entry_id)
+        if entry is None or entry.secret != probed.secrets.get(entry_id):
+            why = "removed" if entry is None else "replaced"
+            out.append(Checked(entry_id, raw.name, None, raw, None, f"dropped: {why}"))
+            continue
+        previous = str(entry.health["status"]) if entry.health else None
+        result = _keep_deep_verdict(raw, entry.health)
+        action = _store(entry, result, policy, now)
+        last_ok = (entry.health or {}).get("last_ok_at")
+        out.append(Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok))
+        if previous != result.status.value:
+            doc.record(_event(now, "check", entry, status=result.status.value, previous=previous))
+        if action:
+            reason = POLICY_REASONS[action].format(n=policy.disable_after, s=result.status.value)
+            doc.record(_event(now, action.removesuffix("d"), entry, reason=reason))
+    return out
+
+
+# What `GET /models` cannot see: it answers 200 for a key without credit (reference).
+DEEP_ONLY = frozenset({"quota_exhausted", "model_unavailable"})
+
+
+def _keep_deep_verdict(result: HealthResult, before: Mapping[str, Any] | None) -> HealthResult:
+    """A shallow "ok" does not clear what only a deep check can see; the next --deep does."""
+    if not result.ok or result.probe != "models" or not before:
+        return result
+    status, probe = before.get("status"), before.get("probe")
+    if status not in DEEP_ONLY or probe not in ("chat", "balance"):
+        return result
+    evidence = f"models ok; {status} from an earlier {probe} probe stands (check with --deep)"
+    return dataclasses.replace(result, status=Health(status), probe=probe, evidence=evidence)
+
+
+POLICY_REASONS: Mapping[str, str] = {
+    "disabled": "{n} hard failures in a row (last: {s})",
+    "enabled": "check passed after a policy disable",
+}
+
+
+def _store(entry: Entry, result: HealthResult, policy: HealthPolicy, now: str) -> str | None:
+    before = entry.health or {}
+    failures = int(before.get("consecutive_failures") or 0)
+    if result.ok:
+        failures = 0
+    elif result.status.value in policy.hard:
+        failures += 1  # soft failures (network, rate limit) say nothing about the key itself
+    health = result.to_dict()
+    health["consecutive_failures"] = failures
+    health["last_ok_at"] = result.checked_at if result.ok else before.get("last_ok_at")
+    if before.get("disabled_by_policy") and entry.status is Status.DISABLED:
+        health["disabled_by_policy"] = True
+    action = None
+    if (
+        policy.disable_after is not None
+        and failures >= policy.disable_after
+        and entry.status is Status.STANDBY
+    ):
+        entry.status, health["disabled_by_policy"], action = Status.DISABLED, True, "disabled"
+    elif result.ok and health.pop("disabled_by_policy", False):
+        entry.status, action = Status.STANDBY, "enabled"
+    entry.health = health
+    if result.balance_usd is not None:
+        entry.credit_usd, entry.updated_at = round(result.balance_usd, 6), now
+    return action
+
+
+def _event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
+    return {
+        "at": at,
+        "action": action,
+        "entry": entry.id,
+        "name": entry.name,
+        "project": entry.project,
+        **detail,
+    }
+
+
+# --- the whole command ---------------------------------------------------------------------
+
+
+def run_checks(kv: Keyvault, entries: Sequence[Entry], options: CheckOptions) -> CheckReport:
+    """Check `entries` and store every finished result in one atomic save."""
+    policy = health_policy(kv.config)
+    probed = probe_entries(entries, options, proxy=kv.config.proxy, clock=kv.clock)
+    report = CheckReport(planned=len(entries), interrupted=probed.interrupted)
+    if probed.results:
+        now = kv.now_iso()
+        with interrupts_deferred():
+            report.checked = kv.transact(lambda doc: merge_results(doc, probed, policy, now))
+    return report
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives during a save until the save is done, then raise it: the
+    results already paid for in network time are not thrown away by a second Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt

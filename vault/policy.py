@@ -1,0 +1,263 @@
+"""Health and rotation policies from `config.toml`, and the questions they answer.
+
+    [health]
+    disable_after = 3                # disable a standby key after 3 hard failures in a row
+
+    [rotation]                       # every project
+    on_status = ["invalid", "quota_exhausted", "region_blocked", "forbidden"]
+    max_age_days = 90
+    min_credit_usd = 2.0
+    cooldown_minutes = 60            # a rate-limited key sits out this long
+    grace_hours = 24                 # minted rotations delete the old service account after this
+
+    [rotation.projects.work]         # overrides for one project
+    max_age_days = 30
+    project_id = "proj_abc"          # where `rotate --mint` creates service accounts
+
+Pure: no I/O, the clock is an argument. Docs: docs/rotation.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from vault.config import Config
+from vault.errors import ConfigError, NoActiveKey
+from vault.model import Entry, Kind, Status, VaultDoc, phone_usage
+
+# A hard failure is one that waiting will not fix: the user must act (new key, billing, VPN).
+HARD_FAILURES: Final = frozenset({"invalid", "quota_exhausted", "region_blocked", "forbidden"})
+HEALTH_STATUSES: Final = frozenset(
+    {
+        "ok",
+        "invalid",
+        "quota_exhausted",
+        "rate_limited",
+        "region_blocked",
+        "forbidden",
+        "model_unavailable",
+        "server_error",
+        "network_error",
+        "unexpected",
+    }
+)
+DEFAULT_COOLDOWN_MINUTES: Final = 60.0
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """`[health]`: when `check` disables a failing standby key (None: never)."""
+
+    disable_after: int | None = None
+    hard: frozenset[str] = HARD_FAILURES
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    """`[rotation]` merged with `[rotation.projects.NAME]` for one project."""
+
+    on_status: frozenset[str] = HARD_FAILURES
+    max_age_days: int | None = None
+    min_credit_usd: float | None = None
+    cooldown_minutes: float = DEFAULT_COOLDOWN_MINUTES
+    grace_hours: float | None = None
+    project_id: str | None = None
+
+
+def _statuses(value: object, where: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"config.toml: {where} must be a list of statuses")
+    unknown = sorted(set(value) - HEALTH_STATUSES)
+    if unknown:
+        raise ConfigError(f"config.toml: {where} has unknown status {unknown[0]!r}")
+    return frozenset(value)
+
+
+def _number(value: object, where: str, *, minimum: float = 0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"config.toml: {where} must be a number >= {minimum:g}")
+    return float(value)
+
+
+def health_policy(config: Config) -> HealthPolicy:
+    raw = dict(config.health)
+    unknown = sorted(set(raw) - {"disable_after", "hard"})
+    if unknown:
+        raise ConfigError(f"config.toml: unknown setting health.{unknown[0]}")
+    after = raw.get("disable_after")
+    hard = _statuses(raw["hard"], "health.hard") if "hard" in raw else HARD_FAILURES
+    if after is None:
+        return HealthPolicy(None, hard)
+    return HealthPolicy(int(_number(after, "health.disable_after", minimum=1)), hard)
+
+
+def _whole_days(value: object, where: str) -> int:
+    return int(_number(value, where, minimum=1))
+
+
+def _project_id(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("proj_"):
+        raise ConfigError(f"config.toml: {where} must be an OpenAI project id (proj_…)")
+    return value
+
+
+# setting → the function that checks it, for [rotation] and [rotation.projects.NAME]
+_ROTATION_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "on_status": _statuses,
+    "max_age_days": _whole_days,
+    "min_credit_usd": _number,
+    "cooldown_minutes": _number,
+    "grace_hours": _number,
+    "project_id": _project_id,
+}
+
+
+def _apply(policy: RotationPolicy, raw: Mapping[str, Any], where: str) -> RotationPolicy:
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "projects" and where == "rotation":
+            continue
+        if key not in _ROTATION_KEYS:
+            raise ConfigError(f"config.toml: unknown setting {where}.{key}")
+        changes[key] = _ROTATION_KEYS[key](value, f"{where}.{key}")
+    return replace(policy, **changes)
+
+
+def rotation_policy(config: Config, project: str | None) -> RotationPolicy:
+    """The policy for `project`: global settings, then the project's own table."""
+    raw = config.rotation
+    policy = _apply(RotationPolicy(), raw, "rotation")
+    projects = raw.get("projects", {})
+    if not isinstance(projects, Mapping):
+        raise ConfigError("config.toml: rotation.projects must be a table")
+    own = projects.get(project or "", {})
+    if not isinstance(own, Mapping):
+        raise ConfigError(f"config.toml: rotation.projects.{project} must be a table")
+    return _apply(policy, own, f"rotation.projects.{project}")
+
+
+def validate(config: Config) -> None:
+    """Fail early (before any network) on a policy typo."""
+    health_policy(config)
+    for project in config.rotation.get("projects", {}) or {}:
+        rotation_policy(config, project)
+    rotation_policy(config, None)
+
+
+# --- questions ----------------------------------------------------------------------------
+
+
+def parse_time(text: object) -> dt.datetime | None:
+    """An ISO time or date from the vault, as an aware UTC datetime (None if absent or bad)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def health_status(entry: Entry) -> str | None:
+    return str(entry.health.get("status")) if entry.health else None
+
+
+def cooldown_until(entry: Entry, policy: RotationPolicy) -> dt.datetime | None:
+    """When a rate-limited key may be used again: the longer of the server's Retry-After and
+    the policy's cooldown, counted from the check that saw the limit."""
+    if health_status(entry) != "rate_limited" or entry.health is None:
+        return None
+    checked = parse_time(entry.health.get("checked_at"))
+    if checked is None:
+        return None
+    retry_after = entry.health.get("retry_after_s") or 0
+    wait = max(float(retry_after), policy.cooldown_minutes * 60)
+    return checked + dt.timedelta(seconds=wait)
+
+
+def age_days(entry: Entry, now: dt.datetime) -> int | None:
+    created = parse_time(entry.created)
+    return None if created is None else (now - created).days
+
+
+def due_reason(entry: Entry, policy: RotationPolicy, now: dt.datetime) -> str | None:
+    """Why the policy wants this (active) key replaced, or None."""
+    status = health_status(entry)
+    if status in policy.on_status:
+        return f"status {status}"
+    age = age_days(entry, now)
+    if policy.max_age_days is not None and age is not None and age >= policy.max_age_days:
+        return f"age {age} days >= {policy.max_age_days}"
+    if (
+        policy.min_credit_usd is not None
+        and entry.credit_usd is not None
+        and entry.credit_usd < policy.min_credit_usd
+    ):
+        return f"credit ${entry.credit_usd:.2f} < ${policy.min_credit_usd:.2f}"
+    return None
+
+
+def project_due(
+    doc: VaultDoc, project: str | None, policy: RotationPolicy, now: dt.datetime
+) -> str | None:
+    """Why `project` needs a rotation now, or None. A project whose keys are all standby or
+    disabled (no active one) is due too: nothing is exported for it."""
+    try:
+        active = doc.active(project)
+    except NoActiveKey:  # due only if it has some API key that could serve
+        spare = any(
+            e.project == project and e.kind is Kind.API and e.status is not Status.RETIRED
+            for e in doc.entries
+        )
+        return "no active key" if spare else None
+    return due_reason(active, policy, now)
+
+
+# --- when nothing is healthy ----------------------------------------------------------------
+
+
+def advice(
+    doc: VaultDoc, project: str | None, policy: RotationPolicy, now: dt.datetime, phone_slots: int
+) -> list[str]:
+    """What the user can do when no key is healthy, from the vault's own data."""
+    mine = [e for e in doc.entries if e.project == project and e.kind is Kind.API]
+    cards = sorted({e.card for e in doc.entries if e.card})
+    waiting = [
+        f"{e.name} after {_hhmm(u)}"
+        for e in mine
+        if (u := cooldown_until(e, policy)) is not None and u > now
+    ]
+    disabled = [e.name for e in mine if e.status is Status.DISABLED]
+    tips = [
+        _phone_tip(doc, phone_slots),
+        ("cards on file: " + ", ".join(cards)) if cards else "no card on file",
+    ]
+    tips += [f"rate-limited, retry {', '.join(waiting)}"] if waiting else []
+    tips += (
+        [f"disabled: {', '.join(disabled)} (re-check with `keyvault check`)"] if disabled else []
+    )
+    if any(e.kind is Kind.ADMIN for e in doc.entries):
+        tips.append(f"mint one: keyvault rotate --mint{_flag(project)}")
+    tips.append(f"add a key: keyvault add NAME{_flag(project)}")
+    return tips
+
+
+def _phone_tip(doc: VaultDoc, slots: int) -> str:
+    phones = phone_usage(doc.entries, slots)
+    free = [f"{u.phone} ({u.free} free)" for u in phones if u.free]
+    if free:
+        return "phones with a free verification slot: " + ", ".join(free)
+    if phones:
+        return f"every phone on file verified {slots} keys: a new key needs a new number"
+    return "no phone on file: verify a new key with any number"
+
+
+def _flag(project: str | None) -> str:
+    return f" --project {project}" if project else ""
+
+
+def _hhmm(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%MZ")
