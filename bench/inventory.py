@@ -33,23 +33,39 @@ from vault.service import Keyvault, Unlocker  # noqa: E402
 
 
 def fake_key() -> str:
-    return "sk-proj-" + secrets.token_urlsafe(55)[:74] + "T3Blbk" + "FJ" + secrets.token_urlsafe(55)[:74]
+    return (
+        "sk-proj-"
+        + secrets.token_urlsafe(55)[:74]
+        + "T3Blbk"
+        + "FJ"
+        + secrets.token_urlsafe(55)[:74]
+    )
 
 
 def build(home: Path, count: int) -> age.X25519Identity:
     identity = age.X25519Identity.generate()
     kv = Keyvault(Paths(home), Unlocker(UnlockSettings(identity=Secret(identity.to_string()))))
     home.mkdir(mode=0o700, parents=True)
-    doc = VaultDoc(generation=1, recipients=[{"name": "owner",
-                                              "recipient": identity.recipient().to_string()}])
+    doc = VaultDoc(
+        generation=1, recipients=[{"name": "owner", "recipient": identity.recipient().to_string()}]
+    )
     for i in range(count):
-        doc.entries.append(Entry(
-            id=secrets.token_hex(8), name=f"key-{i:05d}", secret=Secret(fake_key()),
-            project=f"project-{i % 200}", created="2026-01-01",
-            phone=f"+4479111{i // 2:05d}", card="WildCard ****1234", credit_usd=20.0,
-            status=Status.ACTIVE if i < 200 else Status.STANDBY, note="bench entry",
-            added_at="2026-01-01T00:00:00Z", updated_at="2026-01-01T00:00:00Z",
-        ))
+        doc.entries.append(
+            Entry(
+                id=secrets.token_hex(8),
+                name=f"key-{i:05d}",
+                secret=Secret(fake_key()),
+                project=f"project-{i % 200}",
+                created="2026-01-01",
+                phone=f"+4479111{i // 2:05d}",
+                card="WildCard ****1234",
+                credit_usd=20.0,
+                status=Status.ACTIVE if i < 200 else Status.STANDBY,
+                note="bench entry",
+                added_at="2026-01-01T00:00:00Z",
+                updated_at="2026-01-01T00:00:00Z",
+            )
+        )
     kv.paths.vault.write_bytes(kv.seal(doc))
     return identity
 
@@ -58,8 +74,9 @@ def timed(argv: list[str], env: dict[str, str], stdin: str = "") -> tuple[float,
     """Wall seconds and the child's own peak RSS in KiB (wait4's rusage, not a max over all
     children)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     assert proc.stdin is not None and proc.stderr is not None
     proc.stdin.write(stdin.encode())
     proc.stdin.close()
@@ -81,14 +98,19 @@ def main() -> None:
         home = Path(tmp) / "kv"
         identity = build(home, args.keys)
         size = (home / "vault.age").stat().st_size
-        env = {**os.environ, "KEYVAULT_HOME": str(home), "PYTHONPATH": str(REPO),
-               "KEYVAULT_IDENTITY": identity.to_string(), "XDG_RUNTIME_DIR": tmp}
+        env = {
+            **os.environ,
+            "KEYVAULT_HOME": str(home),
+            "PYTHONPATH": str(REPO),
+            "KEYVAULT_IDENTITY": identity.to_string(),
+            "XDG_RUNTIME_DIR": tmp,
+        }
         env.pop("KEYVAULT_PASSPHRASE", None)
         base = [sys.executable, "-m", "vault"]
         cases = {
-            "list --json": lambda i: (base + ["list", "--json"], ""),
-            "get NAME": lambda i: (base + ["get", f"key-{i:05d}"], ""),
-            "add": lambda i: (base + ["add", f"new-{i}", "--project", "bench"], fake_key()),
+            "list --json": lambda i: ([*base, "list", "--json"], ""),
+            "get NAME": lambda i: ([*base, "get", f"key-{i:05d}"], ""),
+            "add": lambda i: ([*base, "add", f"new-{i}", "--project", "bench"], fake_key()),
         }
         print(f"vault: {args.keys} keys, {size / 1e6:.1f} MB sealed; {args.runs} runs each")
         for label, make in cases.items():
@@ -98,8 +120,10 @@ def main() -> None:
                 seconds, rss = timed(argv, env, stdin)
                 times.append(seconds)
                 peaks.append(rss)
-            print(f"{label:12s} median {statistics.median(times) * 1000:7.1f} ms   "
-                  f"max {max(times) * 1000:7.1f} ms   peak RSS {max(peaks) / 1024:6.1f} MiB")
+            print(
+                f"{label:12s} median {statistics.median(times) * 1000:7.1f} ms   "
+                f"max {max(times) * 1000:7.1f} ms   peak RSS {max(peaks) / 1024:6.1f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,13 @@ class Cli:
     home: Path
     env: dict[str, str]
 
-    def __call__(self, *args: str, input: str | None = None,  # noqa: A002
-                 env: Mapping[str, str] | None = None, timeout: float = 60) -> Result:
+    def __call__(
+        self,
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> Result:
         merged = {**self.env, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "vault", *args],

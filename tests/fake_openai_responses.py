@@ -355,14 +355,14 @@ RELAY_ERRORS: Final[dict[str, tuple[int, str, str | None, str]]] = {
     "token_disabled": (401, "new_api_error", "", "该令牌状态不可用"),
     # early one-api answered token errors with HTTP 200 and type one_api_error
     "token_exhausted_200": (200, "one_api_error", None, "该令牌额度已用尽"),
-    "balance_low_200": (200, "upstream_error", None, "余额不足，请充值后重试"),  # noqa: RUF001 - verbatim relay text
+    "balance_low_200": (200, "upstream_error", None, "余额不足，请充值后重试"),
     "in_arrears_200": (200, "upstream_error", None, "您的账户已欠费"),
-    "saturated": (429, "new_api_error", "", "当前分组上游负载已饱和，请稍后再试"),  # noqa: RUF001 - verbatim relay text
+    "saturated": (429, "new_api_error", "", "当前分组上游负载已饱和，请稍后再试"),
     "saturated_quota": (
         429,
         "insufficient_quota",
         "insufficient_user_quota",
-        "当前分组上游负载已饱和，请稍后再试",  # noqa: RUF001 - verbatim relay text
+        "当前分组上游负载已饱和，请稍后再试",
     ),
     "user_quota": (403, "one_api_error", "insufficient_user_quota", "user quota is not enough"),
     "pre_consume": (
@@ -376,7 +376,7 @@ RELAY_ERRORS: Final[dict[str, tuple[int, str, str | None, str]]] = {
         503,
         "new_api_error",
         "model_not_found",
-        "分组 default 下模型 gpt-4o-mini 无可用渠道（distributor）",  # noqa: RUF001 - verbatim relay text
+        "分组 default 下模型 gpt-4o-mini 无可用渠道（distributor）",
     ),
     "ip_denied": (403, "new_api_error", "access_denied", "您的 IP 不在令牌允许访问的列表中"),
     "user_banned": (403, "new_api_error", "", "用户已被封禁"),

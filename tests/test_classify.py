@@ -130,7 +130,7 @@ def test_relay_messages(name: str) -> None:
 
 def test_type_beats_a_misleading_message() -> None:
     """new-api rewrites every 429 message to "upstream saturated" even for an empty wallet."""
-    saturated = "当前分组上游负载已饱和，请稍后再试"  # noqa: RUF001 - verbatim new-api text
+    saturated = "当前分组上游负载已饱和，请稍后再试"
     got = classify(429, {}, body(saturated, "insufficient_quota", None))
     assert got.status is S.QUOTA_EXHAUSTED
     assert got.evidence == "type=insufficient_quota"

@@ -195,7 +195,7 @@ def test_eight_processes_adding_concurrently_lose_nothing(kv: Keyvault) -> None:
             code = 0
             try:
                 _adder(kv.paths.home, worker, each)
-            except BaseException:  # noqa: BLE001 - report through the exit code
+            except BaseException:
                 code = 1
             os._exit(code)
         pids.append(pid)

@@ -8,7 +8,6 @@ folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyva
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -81,7 +80,10 @@ class Config:
     def validate(self, source: str) -> None:
         checks = (
             (isinstance(self.phone_slots, int) and 1 <= self.phone_slots <= 100, "phone_slots"),
-            (self.default_project is None or isinstance(self.default_project, str), "default_project"),
+            (
+                self.default_project is None or isinstance(self.default_project, str),
+                "default_project",
+            ),
             (self.proxy is None or isinstance(self.proxy, str), "proxy"),
             (
                 self.scrypt_log_n is None
@@ -126,8 +128,10 @@ def save_config(path: Path, values: Mapping[str, Any]) -> None:
 def ensure_private_dir(path: Path) -> None:
     """Create `path` (and parents) as 0700 whatever the umask; refuse a symlinked home."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create folder ({exc.strerror})") from None
     if path.is_symlink():
-        raise ConfigError(f"{path}: vault home is a symlink", hint="point --vault at the real folder")
+        raise ConfigError(
+            f"{path}: vault home is a symlink", hint="point --vault at the real folder"
+        )

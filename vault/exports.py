@@ -10,8 +10,11 @@ from vault.service import Keyvault
 
 
 def dotenv_targets(doc: VaultDoc, project: str | None) -> list[Path]:
-    return [Path(e["path"]) for e in doc.exports
-            if e.get("kind") == "dotenv" and e.get("project") == project]
+    return [
+        Path(e["path"])
+        for e in doc.exports
+        if e.get("kind") == "dotenv" and e.get("project") == project
+    ]
 
 
 def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:
@@ -22,8 +25,9 @@ def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:
 
     def change(doc: VaultDoc) -> None:
         if str(path) not in map(str, dotenv_targets(doc, project)):
-            doc.exports.append({"kind": "dotenv", "project": project, "path": str(path),
-                                "added_at": now})
+            doc.exports.append(
+                {"kind": "dotenv", "project": project, "path": str(path), "added_at": now}
+            )
             doc.record({"at": now, "action": "export", "project": project, "path": str(path)})
 
     kv.transact(change)

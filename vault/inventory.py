@@ -93,8 +93,15 @@ class Added:
     warnings: list[str] = field(default_factory=list)
 
 
-def add_key(kv: Keyvault, name: str, secret: Secret, fields: Mapping[str, Any], *,
-            activate: bool = False, rand: Callable[[int], bytes] = os.urandom) -> Added:
+def add_key(
+    kv: Keyvault,
+    name: str,
+    secret: Secret,
+    fields: Mapping[str, Any],
+    *,
+    activate: bool = False,
+    rand: Callable[[int], bytes] = os.urandom,
+) -> Added:
     """Validate and store a new key. The first API key of a project becomes its active key."""
     meta = clean_fields(kv, {"name": name, **fields})
     checked = v.check_key(secret.reveal(), provider=meta.get("provider") or "openai")
@@ -103,14 +110,21 @@ def add_key(kv: Keyvault, name: str, secret: Secret, fields: Mapping[str, Any], 
         raise PolicyViolation("an admin key cannot be a project's active key")
     now = kv.now_iso()
     meta.setdefault("created", now[:10])
-    entry = Entry(id=rand(8).hex(), secret=Secret(checked.value), kind=kind, added_at=now,
-                  updated_at=now, **meta)
+    entry = Entry(
+        id=rand(8).hex(),
+        secret=Secret(checked.value),
+        kind=kind,
+        added_at=now,
+        updated_at=now,
+        **meta,
+    )
     warnings = list(checked.warnings)
 
     def change(doc: VaultDoc) -> None:
         _refuse_duplicate_secret(doc, entry)
-        has_active = any(e.project == entry.project and e.status is Status.ACTIVE
-                         for e in doc.entries)
+        has_active = any(
+            e.project == entry.project and e.status is Status.ACTIVE for e in doc.entries
+        )
         if kind is Kind.API and (activate or not has_active) and "status" not in meta:
             entry.status = Status.ACTIVE
         before = _active_ids(doc)
@@ -128,8 +142,9 @@ def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
             raise DuplicateKey(f"this key is already stored as {other.name!r}")
 
 
-def edit_key(kv: Keyvault, name: str, fields: Mapping[str, Any], *,
-             secret: Secret | None = None) -> Entry:
+def edit_key(
+    kv: Keyvault, name: str, fields: Mapping[str, Any], *, secret: Secret | None = None
+) -> Entry:
     """Change metadata (and optionally the secret) of one entry."""
     changes = clean_fields(kv, fields)
     if not changes and secret is None:
@@ -140,8 +155,9 @@ def edit_key(kv: Keyvault, name: str, fields: Mapping[str, Any], *,
         all_changes = {**changes, **_key_changes(doc.find(name), changes, secret)}
         if "secret" in all_changes:
             probe = Entry(id="", name=name, secret=all_changes["secret"])
-            _refuse_duplicate_secret(VaultDoc(entries=[e for e in doc.entries if e.name != name]),
-                                     probe)
+            _refuse_duplicate_secret(
+                VaultDoc(entries=[e for e in doc.entries if e.name != name]), probe
+            )
         before = _active_ids(doc)
         updated = doc.update(
             name, {**all_changes, "updated_at": now}, phone_slots=kv.config.phone_slots
@@ -200,5 +216,11 @@ def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
 
 def _event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
     """A history record; it names the entry and never holds its secret."""
-    return {"at": at, "action": action, "entry": entry.id, "name": entry.name,
-            "project": entry.project, **detail}
+    return {
+        "at": at,
+        "action": action,
+        "entry": entry.id,
+        "name": entry.name,
+        "project": entry.project,
+        **detail,
+    }

@@ -92,9 +92,12 @@ class Entry:
             return cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             name = raw.get("name", "?") if isinstance(raw, Mapping) else "?"
-            what = f"field {exc.args[0]!r}" if exc.args and exc.args[0] in _FIELD_TYPES else "a field"
+            what = (
+                f"field {exc.args[0]!r}" if exc.args and exc.args[0] in _FIELD_TYPES else "a field"
+            )
+            shown = str(name)[:64]
             raise DamagedVault(
-                f"vault entry {str(name)[:64]!r} is malformed ({what} is missing or of the wrong type)"
+                f"vault entry {shown!r} is malformed ({what} is missing or has the wrong type)"
             ) from None
 
     @property
@@ -105,12 +108,26 @@ class Entry:
 _OPTIONAL_TEXT = (str, type(None))
 # stored field → the JSON types it may have; anything else means a damaged or crafted vault
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "id": (str,), "name": (str,), "secret": (str,), "provider": (str,), "kind": (str,),
-    "project": _OPTIONAL_TEXT, "created": _OPTIONAL_TEXT, "phone": _OPTIONAL_TEXT,
-    "card": _OPTIONAL_TEXT, "credit_usd": (int, float, type(None)), "org_id": _OPTIONAL_TEXT,
-    "project_id": _OPTIONAL_TEXT, "base_url": _OPTIONAL_TEXT, "tags": (list,),
-    "note": _OPTIONAL_TEXT, "status": (str,), "priority": (int,),
-    "health": (dict, type(None)), "added_at": _OPTIONAL_TEXT, "updated_at": _OPTIONAL_TEXT,
+    "id": (str,),
+    "name": (str,),
+    "secret": (str,),
+    "provider": (str,),
+    "kind": (str,),
+    "project": _OPTIONAL_TEXT,
+    "created": _OPTIONAL_TEXT,
+    "phone": _OPTIONAL_TEXT,
+    "card": _OPTIONAL_TEXT,
+    "credit_usd": (int, float, type(None)),
+    "org_id": _OPTIONAL_TEXT,
+    "project_id": _OPTIONAL_TEXT,
+    "base_url": _OPTIONAL_TEXT,
+    "tags": (list,),
+    "note": _OPTIONAL_TEXT,
+    "status": (str,),
+    "priority": (int,),
+    "health": (dict, type(None)),
+    "added_at": _OPTIONAL_TEXT,
+    "updated_at": _OPTIONAL_TEXT,
 }
 
 

@@ -38,7 +38,9 @@ def add_recipient(kv: Keyvault, name: str, public_key: str) -> Recipient:
             if existing.get("name") == name:
                 raise DuplicateName(f"a recipient named {name!r} already exists")
             if existing.get("recipient") == parsed:
-                raise DuplicateName(f"that public key is already recipient {existing.get('name')!r}")
+                raise DuplicateName(
+                    f"that public key is already recipient {existing.get('name')!r}"
+                )
         doc.recipients.append({"name": name, "recipient": parsed, "added_at": now})
         doc.record({"at": now, "action": "recipient-add", "name": name, "recipient": parsed})
 
@@ -54,18 +56,20 @@ def remove_recipient(kv: Keyvault, name: str) -> Recipient:
     def change(doc: VaultDoc) -> Recipient:
         match = next((r for r in doc.recipients if r.get("name") == name), None)
         if match is None:
-            raise EntryNotFound(f"no recipient named {name!r}", hint="see `keyvault recipients list`")
+            raise EntryNotFound(
+                f"no recipient named {name!r}", hint="see `keyvault recipients list`"
+            )
         if match.get("recipient") == mine:
             raise PolicyViolation(
                 f"{name!r} is the identity you unlocked with; removing it would lock you out"
             )
         doc.recipients.remove(match)
-        doc.record({"at": now, "action": "recipient-rm", "name": name,
-                    "recipient": match.get("recipient")})
+        doc.record(
+            {"at": now, "action": "recipient-rm", "name": name, "recipient": match.get("recipient")}
+        )
         return Recipient(name, match.get("recipient", "?"))
 
-    removed = kv.transact(change, backup_previous=False)
-    return removed
+    return kv.transact(change, backup_previous=False)
 
 
 def new_ci_identity(kv: Keyvault, name: str) -> tuple[Recipient, age.X25519Identity]:

@@ -227,6 +227,7 @@ def _open_lock_file(path: Path) -> IO[bytes]:
 
 def _write_holder(handle: IO[bytes]) -> None:
     import platform  # noqa: PLC0415 - writers only
+
     command = " ".join(os.path.basename(a) for a in sys.argv[:2])
     with contextlib.suppress(OSError):
         handle.seek(0)

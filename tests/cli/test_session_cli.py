@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,8 +82,9 @@ def test_ci_flow_with_only_an_identity(vault_cli: Cli, tmp_path: Path) -> None:
     out = ci.ok("ci", "github", "--project", "ci").out
     assert out.startswith("::add-mask::")
     assert key in github_env.read_text()
-    check = ci.ok("exec", "--project", "ci", "--", "sh", "-c",
-                  'printf %s "$OPENAI_API_KEY" | sha256sum')
+    check = ci.ok(
+        "exec", "--project", "ci", "--", "sh", "-c", 'printf %s "$OPENAI_API_KEY" | sha256sum'
+    )
     assert hashlib.sha256(key.encode()).hexdigest() in check.out
 
 
@@ -99,8 +100,11 @@ def test_removed_recipient_can_no_longer_decrypt(vault_cli: Cli, tmp_path: Path)
     assert ci("list").code == 3
     age = require_tool("age")
     for name in ("vault.age", "vault.age.bak"):  # the backup was re-sealed too
-        proc = subprocess.run([age, "-d", "-i", str(id_file), str(vault_cli.home / name)],
-                              capture_output=True, check=False)
+        proc = subprocess.run(
+            [age, "-d", "-i", str(id_file), str(vault_cli.home / name)],
+            capture_output=True,
+            check=False,
+        )
         assert proc.returncode != 0, name
         assert proc.stdout == b""
 
@@ -113,12 +117,18 @@ def test_cannot_remove_own_identity(vault_cli: Cli) -> None:
 
 HOOK_SCRIPTS = {
     # each script enters a project folder, prints the key, leaves, prints it again
-    "bash": ('eval "$(keyvault hook bash)"; cd {proj}; _keyvault_hook; echo "IN=$OPENAI_API_KEY";'
-             ' cd /; _keyvault_hook; echo "OUT=${{OPENAI_API_KEY-unset}}"'),
-    "zsh": ('eval "$(keyvault hook zsh)"; cd {proj}; _keyvault_hook; echo "IN=$OPENAI_API_KEY";'
-            ' cd /; _keyvault_hook; echo "OUT=${{OPENAI_API_KEY-unset}}"'),
-    "fish": ('keyvault hook fish | source; cd {proj}; echo "IN=$OPENAI_API_KEY"; cd /;'
-             ' if set -q OPENAI_API_KEY; echo "OUT=$OPENAI_API_KEY"; else; echo OUT=unset; end'),
+    "bash": (
+        'eval "$(keyvault hook bash)"; cd {proj}; _keyvault_hook; echo "IN=$OPENAI_API_KEY";'
+        ' cd /; _keyvault_hook; echo "OUT=${{OPENAI_API_KEY-unset}}"'
+    ),
+    "zsh": (
+        'eval "$(keyvault hook zsh)"; cd {proj}; _keyvault_hook; echo "IN=$OPENAI_API_KEY";'
+        ' cd /; _keyvault_hook; echo "OUT=${{OPENAI_API_KEY-unset}}"'
+    ),
+    "fish": (
+        'keyvault hook fish | source; cd {proj}; echo "IN=$OPENAI_API_KEY"; cd /;'
+        ' if set -q OPENAI_API_KEY; echo "OUT=$OPENAI_API_KEY"; else; echo OUT=unset; end'
+    ),
 }
 
 
@@ -139,8 +149,15 @@ def test_hook_exports_in_project_folder_and_unsets_on_leaving(
     script = HOOK_SCRIPTS[shell].format(proj=proj)
 
     def run() -> list[str]:
-        proc = subprocess.run([binary, "-c", script], capture_output=True, text=True, env=env,
-                              timeout=60, start_new_session=True, check=False)
+        proc = subprocess.run(
+            [binary, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            start_new_session=True,
+            check=False,
+        )
         return proc.stdout.splitlines()
 
     locked_lines = run()  # locked: the hook must not prompt or hang, and exports nothing

@@ -28,14 +28,24 @@ def _active(app: AppContext, project: str | None) -> tuple[Entry, dict[str, str]
 
 @click.command("env")
 @click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
-@click.option("--shell", type=click.Choice(SHELL_CHOICES), default=None,
-              help="Shell syntax (default: detected from the parent process, then $SHELL).")
-@click.option("--format", "fmt", type=click.Choice(["dotenv", "json"]), default=None,
-              help="Print a .env or JSON document instead of shell statements.")
+@click.option(
+    "--shell",
+    type=click.Choice(SHELL_CHOICES),
+    default=None,
+    help="Shell syntax (default: detected from the parent process, then $SHELL).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dotenv", "json"]),
+    default=None,
+    help="Print a .env or JSON document instead of shell statements.",
+)
 @click.option("--unset", is_flag=True, help="Print the statements that remove the variables.")
 @pass_app
-def env_cmd(app: AppContext, project: str | None, shell: str | None, fmt: str | None,
-            unset: bool) -> None:
+def env_cmd(
+    app: AppContext, project: str | None, shell: str | None, fmt: str | None, unset: bool
+) -> None:
     """Print statements that export the project's active key (OPENAI_API_KEY, …).
 
     \b
@@ -54,18 +64,25 @@ def env_cmd(app: AppContext, project: str | None, shell: str | None, fmt: str | 
         click.echo(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"), nl=False)
         return
     _, values = _active(app, project)
-    text = shells.render_format(values, fmt) if fmt else shells.render_exports(values, shell or "bash")
+    text = (
+        shells.render_format(values, fmt) if fmt else shells.render_exports(values, shell or "bash")
+    )
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
 @click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
-@click.option("--pristine", is_flag=True,
-              help="Start CMD from an empty environment (plus PATH, HOME, LANG, TERM).")
+@click.option(
+    "--pristine",
+    is_flag=True,
+    help="Start CMD from an empty environment (plus PATH, HOME, LANG, TERM).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_app
-def exec_cmd(app: AppContext, project: str | None, pristine: bool, command: tuple[str, ...]) -> None:
+def exec_cmd(
+    app: AppContext, project: str | None, pristine: bool, command: tuple[str, ...]
+) -> None:
     """Run CMD with the project's active key in its environment (never in argv).
 
     \b
@@ -132,14 +149,20 @@ def ci_github(app: AppContext, project: str | None) -> None:
     from vault.export.ci import github_env  # noqa: PLC0415
 
     _, values = _active(app, project)
-    github_env(values, ["OPENAI_API_KEY"], github_env_path=os.environ.get("GITHUB_ENV"),
-               out=sys.stdout)
+    github_env(
+        values, ["OPENAI_API_KEY"], github_env_path=os.environ.get("GITHUB_ENV"), out=sys.stdout
+    )
 
 
 @ci_cmd.command("gitlab")
 @click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
-@click.option("--output", default="keyvault.env", show_default=True, metavar="PATH",
-              help="The dotenv report file to write.")
+@click.option(
+    "--output",
+    default="keyvault.env",
+    show_default=True,
+    metavar="PATH",
+    help="The dotenv report file to write.",
+)
 @pass_app
 def ci_gitlab(app: AppContext, project: str | None, output: str) -> None:
     """Write a GitLab dotenv report (artifacts:reports:dotenv) with the variables.

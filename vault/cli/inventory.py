@@ -59,8 +59,11 @@ _FIELDS = {dest for dest, _ in METADATA_OPTIONS.values()}
 @click.command("add")
 @click.argument("name")
 @metadata_options
-@click.option("--activate/--standby", default=None,
-              help="Make it the project's active key (default: only if the project has none).")
+@click.option(
+    "--activate/--standby",
+    default=None,
+    help="Make it the project's active key (default: only if the project has none).",
+)
 @pass_app
 def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any) -> None:
     """Store a new key; the key is read from a hidden prompt or standard input, never argv.
@@ -78,8 +81,9 @@ def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any)
     for message in added.warnings:
         warn(message)
     e = added.entry
-    click.echo(f"added {e.name} ({e.secret.masked}) to {e.project or 'the default project'}"
-               f" as {e.status}")
+    click.echo(
+        f"added {e.name} ({e.secret.masked}) to {e.project or 'the default project'} as {e.status}"
+    )
 
 
 @click.command("list")
@@ -100,8 +104,19 @@ def list_cmd(app: AppContext, project: str | None, status: str | None, as_json: 
         return
     print_table(
         ["name", "project", "status", "key", "phone", "created", "credit", "health"],
-        ([e.name, e.project, e.status, e.secret.masked, e.phone, e.created,
-          _money(e.credit_usd), _health(e)] for e in entries),
+        (
+            [
+                e.name,
+                e.project,
+                e.status,
+                e.secret.masked,
+                e.phone,
+                e.created,
+                _money(e.credit_usd),
+                _health(e),
+            ]
+            for e in entries
+        ),
     )
 
 
@@ -159,13 +174,28 @@ def get_cmd(app: AppContext, name: str | None, project: str | None) -> None:
 @click.argument("name")
 @metadata_options
 @click.option("--name", "new_name", default=None, help="Rename the entry.")
-@click.option("--status", type=STATUSES, default=None,
-              help="New status (active makes it the project's only active key).")
-@click.option("--secret", "new_secret", is_flag=True,
-              help="Replace the key itself (read from prompt or stdin).")
+@click.option(
+    "--status",
+    type=STATUSES,
+    default=None,
+    help="New status (active makes it the project's only active key).",
+)
+@click.option(
+    "--secret",
+    "new_secret",
+    is_flag=True,
+    help="Replace the key itself (read from prompt or stdin).",
+)
 @pass_app
-def edit_cmd(app: AppContext, /, name: str, new_name: str | None, status: str | None,
-             new_secret: bool, **values: Any) -> None:
+def edit_cmd(
+    app: AppContext,
+    /,
+    name: str,
+    new_name: str | None,
+    status: str | None,
+    new_secret: bool,
+    **values: Any,
+) -> None:
     """Change a key's metadata; an empty value ('') clears a field.
 
     \b
@@ -214,11 +244,23 @@ def phones_cmd(app: AppContext, as_json: bool) -> None:
     """
     rows = inventory.phones(app.kv.read(), app.kv.config.phone_slots)
     if as_json:
-        print_json([{"phone": r.phone, "used": r.used, "slots": r.slots, "free": r.free,
-                     "entries": list(r.entries)} for r in rows])
+        print_json(
+            [
+                {
+                    "phone": r.phone,
+                    "used": r.used,
+                    "slots": r.slots,
+                    "free": r.free,
+                    "entries": list(r.entries),
+                }
+                for r in rows
+            ]
+        )
         return
-    print_table(["phone", "used", "free", "keys"],
-                ([r.phone, f"{r.used}/{r.slots}", r.free, ", ".join(r.entries)] for r in rows))
+    print_table(
+        ["phone", "used", "free", "keys"],
+        ([r.phone, f"{r.used}/{r.slots}", r.free, ", ".join(r.entries)] for r in rows),
+    )
 
 
 @click.command("log")
@@ -239,9 +281,15 @@ def log_cmd(app: AppContext, name: str | None, as_json: bool) -> None:
     skip = {"at", "action", "name", "entry"}
     print_table(
         ["at", "action", "name", "detail"],
-        ([e.get("at"), e.get("action"), e.get("name"),
-          " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v is not None)]
-         for e in events),
+        (
+            [
+                e.get("at"),
+                e.get("action"),
+                e.get("name"),
+                " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v is not None),
+            ]
+            for e in events
+        ),
     )
 
 

@@ -13,8 +13,12 @@ from vault.service import Keyvault, Unlocker
 
 
 @click.command("unlock")
-@click.option("--ttl", default="8h", show_default=True,
-              help="How long the session lasts (8h, 30m, 1h30m, 2d).")
+@click.option(
+    "--ttl",
+    default="8h",
+    show_default=True,
+    help="How long the session lasts (8h, 30m, 1h30m, 2d).",
+)
 @click.option("--idle", default=None, help="End the session after this long unused.")
 @pass_app
 def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
@@ -33,8 +37,9 @@ def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
     kv = Keyvault(app.paths, fresh)
     kv.read()  # prove the identity opens this vault before caching it
     identity = fresh.identity(app.paths)
-    info = session.start(identity.to_string(), vault_home=app.paths.home, ttl=ttl_seconds,
-                         idle=idle_seconds)
+    info = session.start(
+        identity.to_string(), vault_home=app.paths.home, ttl=ttl_seconds, idle=idle_seconds
+    )
     click.echo(f"unlocked until {_when(info.expires_at)}")
 
 

@@ -9,8 +9,13 @@ from vault.identity import check_new_passphrase
 
 
 @click.command("init")
-@click.option("--work-factor", type=click.IntRange(10, 22), default=None, metavar="LOG2N",
-              help="scrypt cost for the passphrase (default 18, ~0.5 s).")
+@click.option(
+    "--work-factor",
+    type=click.IntRange(10, 22),
+    default=None,
+    metavar="LOG2N",
+    help="scrypt cost for the passphrase (default 18, ~0.5 s).",
+)
 @pass_app
 def init_cmd(app: AppContext, work_factor: int | None) -> None:
     """Create a new identity and an empty vault (the passphrase is asked twice).
@@ -29,8 +34,13 @@ def init_cmd(app: AppContext, work_factor: int | None) -> None:
 
 
 @click.command("passwd")
-@click.option("--work-factor", type=click.IntRange(10, 22), default=None, metavar="LOG2N",
-              help="scrypt cost for the new passphrase (default 18).")
+@click.option(
+    "--work-factor",
+    type=click.IntRange(10, 22),
+    default=None,
+    metavar="LOG2N",
+    help="scrypt cost for the new passphrase (default 18).",
+)
 @pass_app
 def passwd_cmd(app: AppContext, work_factor: int | None) -> None:
     """Change the passphrase that protects your identity (the vault is not rewritten).

@@ -31,7 +31,7 @@ from vault.export import Unrepresentable, check_names, check_values
 # hex-escaped, every statement is one word that no glob can touch, so both eval forms see
 # exactly the same text.
 _POSIX_SAFE: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" "_-.,:/=+@%"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.,:/=+@%"
 )
 
 
