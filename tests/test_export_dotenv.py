@@ -346,7 +346,7 @@ def test_failed_write_leaves_old_file_and_no_temp_file(tmp_path: Path) -> None:
             raise OSError(28, "No space left on device")
         return os.write(fd, data[:7])  # a short write first, then the disk fills up
 
-    with pytest.raises(StorageError, match="No space left"):
+    with pytest.raises(StorageError, match="no space left"):
         update_dotenv_file(target, {"OPENAI_API_KEY": make_key()}, write=failing_write)
     assert target.read_bytes() == USER_FILE
     assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
@@ -358,7 +358,7 @@ def test_read_only_folder_leaves_old_file(tmp_path: Path) -> None:
     target.write_bytes(b"OPENAI_API_KEY=old\n")
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(StorageError, match="cannot write"):
+        with pytest.raises(StorageError, match="could not save"):
             update_dotenv_file(target, {"OPENAI_API_KEY": "new"})
     finally:
         tmp_path.chmod(0o700)

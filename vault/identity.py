@@ -113,6 +113,12 @@ def read_passphrase_file(path: Path) -> Secret:
     """KEYVAULT_PASSPHRASE_FILE: the first line, without its newline."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoPassphraseSource(f"cannot read KEYVAULT_PASSPHRASE_FILE {path} ({exc})") from None
+    except UnicodeDecodeError:
+        # the decoder's message quotes a byte of the passphrase: say only what is wrong
+        raise NoPassphraseSource(f"KEYVAULT_PASSPHRASE_FILE {path} is not UTF-8 text") from None
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise NoPassphraseSource(
+            f"cannot read KEYVAULT_PASSPHRASE_FILE {path} ({reason})"
+        ) from None
     return Secret(text.splitlines()[0] if text else "")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -74,7 +75,12 @@ def _temp_name(target: Path, tag: str) -> Path:
 
 
 def write_file_atomic(
-    target: Path, data: bytes, *, backup: Path | None = None, ops: FileOps = REAL_OPS
+    target: Path,
+    data: bytes,
+    *,
+    backup: Path | None = None,
+    ops: FileOps = REAL_OPS,
+    mode: int = 0o600,
 ) -> None:
     """Replace `target` with `data` atomically and durably, keeping the old file as `backup`.
 
@@ -89,6 +95,10 @@ def write_file_atomic(
         fd = ops.open_new(temp)
         made.append(temp)
         try:
+            if mode != 0o600 and hasattr(os, "fchmod"):
+                # keep a user's wider mode on a file we replace (a .env they made 0644);
+                # set before any byte is written, so nothing is ever exposed more
+                os.fchmod(fd, mode)
             ops.write(fd, data)
             ops.fsync(fd)
         finally:
@@ -166,6 +176,8 @@ def read_file(path: Path) -> bytes:
             raise StorageError(f"{path.name}: is a symlink; refusing to follow it") from None
         raise StorageError(f"{path.name}: cannot read ({_reason(exc)})") from None
     with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path.name}: is not a regular file")
         return handle.read()
 
 
@@ -222,7 +234,9 @@ def _open_lock_file(path: Path) -> IO[bytes]:
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         os.close(fd)
         raise StorageError(f"{path.name}: the lock file belongs to another user")
-    return os.fdopen(fd, "r+b")
+    # unbuffered: the holder note is best effort, and a buffered close() would retry a failed
+    # write (disk full) and raise over the real error
+    return os.fdopen(fd, "r+b", buffering=0)
 
 
 def _write_holder(handle: IO[bytes]) -> None:

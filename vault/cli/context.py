@@ -128,7 +128,8 @@ def safe(value: object) -> str:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False))
+    # ASCII only: bidi overrides and other tricks in hostile metadata reach no terminal raw
+    click.echo(json.dumps(data, indent=2, ensure_ascii=True))
 
 
 def print_json_array(items: Iterable[Any]) -> None:
@@ -138,7 +139,7 @@ def print_json_array(items: Iterable[Any]) -> None:
     first = True
     out.write("[")
     for item in items:
-        text = json.dumps(item, ensure_ascii=False)
+        text = json.dumps(item, ensure_ascii=True)
         out.write(("\n  " if first else ",\n  ") + text)
         first = False
     out.write("\n]\n" if not first else "]\n")

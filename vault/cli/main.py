@@ -40,6 +40,11 @@ COMMANDS = {
     "hook": "vault.cli.session:hook_cmd",
     "hook-env": "vault.cli.session:hook_env_cmd",
     "completion": "vault.cli.session:completion_cmd",
+    "check": "vault.cli.health:check_cmd",
+    "rotate": "vault.cli.rotate:rotate_cmd",
+    "usage": "vault.cli.rotate:usage_cmd",
+    "scan": "vault.cli.security:scan_cmd",
+    "doctor": "vault.cli.security:doctor_cmd",
 }
 
 
@@ -134,6 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("keyvault: error: interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed
+        reason = (exc.strerror or type(exc).__name__).lower()
+        click.echo(f"keyvault: error: cannot write the output ({reason})", err=True)
+        sys.exit(1)
     # commands return an exit code when success is not simply 0 (`check` exits 5)
     sys.exit(code if isinstance(code, int) else 0)
 

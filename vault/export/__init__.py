@@ -16,7 +16,6 @@ heavy, so `keyvault env` stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
@@ -117,7 +116,7 @@ def read_regular_file(path: Path) -> tuple[bytes | None, int | None]:
     except FileNotFoundError:
         return None, None
     except OSError as err:
-        raise StorageError(f"cannot read {path}: {err.strerror}") from None
+        raise StorageError(f"cannot read {path}: {_reason(err)}") from None
     if stat.S_ISLNK(info.st_mode):
         raise StorageError(
             f"{path} is a symbolic link; refusing to follow it",
@@ -128,7 +127,7 @@ def read_regular_file(path: Path) -> tuple[bytes | None, int | None]:
     try:
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_BINARY)
     except OSError as err:
-        raise StorageError(f"cannot read {path}: {err.strerror}") from None
+        raise StorageError(f"cannot read {path}: {_reason(err)}") from None
     with os.fdopen(fd, "rb") as handle:
         return handle.read(), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
 
@@ -136,53 +135,20 @@ def read_regular_file(path: Path) -> tuple[bytes | None, int | None]:
 def write_atomically(
     path: Path, data: bytes, *, mode: int = NEW_FILE_MODE, write: Writer = os.write
 ) -> None:
-    """Replace `path` with `data`: temp file in the same folder (O_EXCL|O_NOFOLLOW, `mode`
-    from the start), fsync, os.replace, fsync the folder. On failure the temp file is removed
-    and `path` is untouched."""
-    temp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
-    try:
-        fd = os.open(temp, flags, mode)
-    except OSError as err:
-        raise StorageError(f"cannot write {path}: {err.strerror}") from None
-    try:
-        try:
-            _match_mode(fd, mode)
-            _write_all(fd, data, write)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temp.replace(path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        if isinstance(err, OSError):
-            raise StorageError(f"cannot write {path}: {err.strerror or err}") from None
-        raise
-    _fsync_folder(path.parent)
+    """Replace `path` with `data` through the store's one atomic writer (temp file with O_EXCL
+    and O_NOFOLLOW, fsync, os.replace, folder fsync; on failure `path` is untouched and no
+    temp file stays). `mode` is the file's mode from its first byte; `write` lets tests
+    inject short writes and ENOSPC."""
+    from vault.store import FileOps, write_file_atomic  # noqa: PLC0415 - writing paths only
+
+    class WriterOps(FileOps):
+        def write(self, fd: int, data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[write(fd, view.tobytes()) :]
+
+    write_file_atomic(path, data, ops=WriterOps(), mode=mode)
 
 
-def _match_mode(fd: int, mode: int) -> None:
-    """Give the temp file the mode of the file it replaces before any byte is written: the
-    umask may have narrowed an existing 0644 file, and changing it now exposes nothing."""
-    if hasattr(os, "fchmod") and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
-        os.fchmod(fd, mode)
-
-
-def _write_all(fd: int, data: bytes, write: Writer) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[write(fd, view.tobytes()) :]
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable; folders cannot be opened on Windows, so skip there."""
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+def _reason(err: OSError) -> str:
+    return (err.strerror or type(err).__name__).lower()

@@ -1,0 +1,178 @@
+"""`keyvault scan` and `keyvault doctor`: find leaked keys, and the settings that leak them."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from vault import scan
+from vault.cli.context import AppContext, pass_app, print_json, safe, warn
+from vault.doctor import Doctor, needs_fixing, run_git
+from vault.errors import (
+    AuthError,
+    DamagedFile,
+    NoPassphraseSource,
+    StorageError,
+    UsageError,
+    VaultNotFound,
+)
+from vault.model import VaultDoc
+from vault.secret import Secret
+
+IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--git",
+    "history",
+    is_flag=True,
+    help="Also scan every commit of the git repository holding the first PATH.",
+)
+@click.option(
+    "--no-vault", is_flag=True, help="Do not unlock the vault: only look for OpenAI-shaped keys."
+)
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths (repeatable).")
+@click.option(
+    "--max-commits",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="With --git, scan at most this many commits (newest first).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def scan_cmd(
+    app: AppContext,
+    *,
+    paths: tuple[Path, ...],
+    history: bool,
+    no_vault: bool,
+    exclude: tuple[str, ...],
+    max_commits: int,
+    as_json: bool,
+) -> int:
+    """Find keys from the vault (and unknown OpenAI keys) in files; exit 1 when any is found.
+
+    Prints path:line, the entry's name and the masked key, never the key. Binary files,
+    files over 2 MiB and symlinks are skipped. A line holding `keyvault-scan: allow`
+    silences an unknown-key report (a stored key is always reported).
+
+    \b
+    Example:
+      keyvault scan . --git
+      keyvault scan --no-vault src/ config/
+    """
+    roots = list(paths) or [Path()]
+    missing = [p for p in roots if not p.exists() and not p.is_symlink()]
+    if missing:  # a typo must not pass as "nothing found"
+        raise UsageError(f"{missing[0]}: no such file or folder")
+    matcher = scan.Matcher([] if no_vault else _vault_secrets(app))
+    report = scan.scan_paths(roots, matcher, exclude=exclude)
+    if history:
+        top = scan.git_toplevel(roots[0].absolute())
+        if top is None:
+            raise UsageError(f"{roots[0]} is not inside a git work tree", hint="drop --git")
+        commits = scan.scan_git(top, matcher, max_commits=max_commits)
+        report.findings += commits.findings
+        report.commits, report.commits_capped = commits.commits, commits.commits_capped
+    _print_scan(report, as_json)
+    return 1 if report.findings else 0
+
+
+def _vault_secrets(app: AppContext) -> list[tuple[str, Secret]]:
+    """Every stored key (any status: a retired key in a file is still a leak) and the identity."""
+    try:
+        doc = app.kv.read()
+    except (VaultNotFound, NoPassphraseSource) as exc:
+        hint = "or run `keyvault scan --no-vault` to look for OpenAI-shaped keys only"
+        raise type(exc)(exc.message, hint=f"{exc.hint}; {hint}" if exc.hint else hint) from None
+    identity = app.kv.unlocker.identity(app.paths)
+    pairs = [(entry.name, entry.secret) for entry in doc.entries]
+    return [*pairs, (IDENTITY_NAME, Secret(identity.to_string()))]
+
+
+def _print_scan(report: scan.ScanReport, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "findings": [f.to_dict() for f in report.findings],
+                "files": report.files,
+                "skipped": report.skipped,
+                "commits": report.commits,
+                "commits_capped": report.commits_capped,
+            }
+        )
+        return
+    for finding in report.findings:
+        click.echo(f"{safe(finding.location())}: {safe(finding.name)} ({finding.masked})")
+    if report.commits_capped:
+        warn(f"only the newest {report.commits} commits were scanned; raise --max-commits")
+    click.echo(
+        f"keyvault: scanned {report.files} files ({report.skipped} skipped)"
+        + (f" and {report.commits} commits" if report.commits else "")
+        + f": {len(report.findings)} found",
+        err=True,
+    )
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def doctor_cmd(app: AppContext, as_json: bool) -> int:
+    """Check permissions, backups, the passphrase's cost, sessions, git and .env files.
+
+    Exits 0 when all is well and 1 when something needs fixing; each problem comes with
+    the command that fixes it.
+
+    \b
+    Example:
+      keyvault doctor
+    """
+    opener, why = _opener(app)
+    checks = Doctor(
+        paths=app.paths,
+        opener=opener,
+        unlock_error=why,
+        session_status=_session_status(app),
+        environ=app.environ,
+        git=run_git,
+    ).run()
+    bad = needs_fixing(checks)
+    if as_json:
+        print_json({"ok": not bad, "checks": [c.to_dict() for c in checks]})
+        return 1 if bad else 0
+    for check in checks:
+        label = check.level.upper() if check.level in ("warn", "fail") else str(check.level)
+        click.echo(f"{label:<5} {check.area:<12} {safe(check.message)}")
+        if check.fix and check.level in ("warn", "fail"):
+            click.echo(f"{'':<18} fix: {safe(check.fix)}")
+    problems = sum(c.level in ("warn", "fail") for c in checks)
+    click.echo(f"{problems} problem(s) to fix" if bad else "all good")
+    return 1 if bad else 0
+
+
+def _opener(app: AppContext) -> tuple[Callable[[bytes], VaultDoc] | None, str | None]:
+    """Unlock once (session, env or prompt); doctor goes on without the vault if it cannot."""
+    if not app.paths.identity.exists():
+        return None, "no identity.age"
+    try:
+        app.kv.unlocker.identity(app.paths)
+    except (AuthError, DamagedFile, VaultNotFound, StorageError) as exc:
+        return None, exc.message
+    return app.kv.open, None
+
+
+def _session_status(app: AppContext) -> Callable[[], object | None] | None:
+    try:
+        from vault import session  # noqa: PLC0415
+    except ImportError:
+        return None
+    if not session.supported() or os.name != "posix":
+        return None
+    return functools.partial(session.status, vault_home=app.paths.home)

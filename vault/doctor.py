@@ -1,0 +1,321 @@
+"""`keyvault doctor`: check a vault home for the mistakes that leak keys, and say how to fix them.
+
+Each check returns `Check`s: `ok`, `warn` or `fail` (both mean "fix this"; doctor then exits 1),
+or `skip` when it could not run (a locked vault with no way to ask). Checks that need the
+decrypted vault (the backup, the `.env` files it wrote) take the opened document; the rest
+read only file metadata and headers, so `doctor` is useful even when it cannot unlock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import stat
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from vault import age
+from vault.config import Paths
+from vault.errors import KeyvaultError, SessionError
+from vault.model import VaultDoc
+from vault.store import read_file
+
+RECOMMENDED_LOG_N = 18  # the default of `keyvault init`: ~0.5 s per guess here
+VAULT_FILES = ("identity.age", "vault.age", "vault.age.bak", "vault.lock", "config.toml")
+UNLOCK_FILES = ("KEYVAULT_IDENTITY_FILE", "KEYVAULT_PASSPHRASE_FILE")
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str
+    level: Level
+    message: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {**asdict(self), "level": str(self.level)}
+
+
+def needs_fixing(checks: list[Check]) -> bool:
+    return any(c.level in (Level.WARN, Level.FAIL) for c in checks)
+
+
+Opener = Callable[[bytes], VaultDoc]  # decrypts a sealed vault with the unlocked identity
+SessionStatus = Callable[[], object | None]  # vault.session.status bound to this home
+Git = Callable[..., int | None]  # (folder, *args) → exit code, None when git cannot run
+
+
+@dataclass
+class Doctor:
+    """What the checks look at; every outside dependency is passed in."""
+
+    paths: Paths
+    opener: Opener | None = None  # None: the vault could not be unlocked
+    unlock_error: str | None = None
+    session_status: SessionStatus | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+    euid: int | None = field(default_factory=getattr(os, "geteuid", lambda: None))
+    git: Git | None = None
+    doc: VaultDoc | None = None
+
+    def run(self) -> list[Check]:
+        if not self.paths.home.is_dir():
+            fix = "run `keyvault init`, or point --vault / KEYVAULT_HOME at your vault"
+            return [Check("vault", Level.FAIL, f"no vault home at {self.paths.home}", fix)]
+        checks = [
+            self.check_home,
+            self.check_files,
+            self.check_work_factor,
+            self.check_vault,
+            self.check_backup,
+            self.check_session,
+            self.check_git,
+            self.check_dotenv,
+            self.check_unlock_files,
+        ]
+        return [result for check in checks for result in check()]
+
+    # --- permissions ----------------------------------------------------------------------
+
+    def check_home(self) -> Iterator[Check]:
+        home = self.paths.home
+        yield from _private(home, os.lstat(home), 0o700, "permissions", self.euid)
+
+    def check_files(self) -> list[Check]:
+        names = set(VAULT_FILES)
+        with contextlib.suppress(OSError):  # an unreadable home is reported by check_home
+            names |= {p.name for p in self.paths.home.iterdir()}
+        problems: list[Check] = []
+        for name in sorted(names):
+            path = self.paths.home / name
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                problems += _private(path, info, 0o600, "permissions", self.euid, quiet=True)
+        return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
+
+    # --- identity, vault, backup ----------------------------------------------------------
+
+    def check_work_factor(self) -> Iterator[Check]:
+        try:
+            header = age.parse_header(read_file(self.paths.identity))
+        except FileNotFoundError:
+            yield Check("identity", Level.FAIL, "identity.age is missing", _RESTORE_IDENTITY)
+            return
+        except KeyvaultError as exc:
+            why = exc.message.removeprefix("identity.age: ")
+            yield Check("identity", Level.FAIL, f"identity.age: {why}", _RESTORE_IDENTITY)
+            return
+        stanzas = [s for s in header.stanzas if s.type == "scrypt"]
+        factor = stanzas[0].args[-1] if stanzas and stanzas[0].args else ""
+        if not factor.isdigit() or len(factor) > 3:
+            yield Check("identity", Level.FAIL, "identity.age is not passphrase-protected")
+        elif int(factor) < RECOMMENDED_LOG_N:
+            yield Check(
+                "identity",
+                Level.WARN,
+                f"the passphrase's scrypt work factor is {factor}, below {RECOMMENDED_LOG_N}:"
+                " each guess at it is cheap",
+                f"keyvault passwd --work-factor {RECOMMENDED_LOG_N}",
+            )
+        else:
+            yield Check("identity", Level.OK, f"scrypt work factor {factor}")
+
+    def check_vault(self) -> Iterator[Check]:
+        if self.opener is None:
+            yield Check("vault", Level.SKIP, f"not unlocked ({self.unlock_error or 'locked'})")
+            return
+        try:
+            self.doc = self.opener(read_file(self.paths.vault))
+        except FileNotFoundError:
+            yield Check("vault", Level.FAIL, "vault.age is missing", _RESTORE_VAULT)
+        except KeyvaultError as exc:
+            yield Check(
+                "vault", Level.FAIL, f"vault.age does not open: {self._why(exc)}", _RESTORE_VAULT
+            )
+        else:
+            entries = len(self.doc.entries)
+            gen = self.doc.generation
+            yield Check("vault", Level.OK, f"vault.age opens: {entries} keys, generation {gen}")
+
+    def _why(self, exc: KeyvaultError) -> str:
+        """The error without the file name the opener puts first (it says vault.age always)."""
+        return exc.message.removeprefix(f"{self.paths.vault.name}: ")
+
+    def check_backup(self) -> Iterator[Check]:
+        """Runs even when vault.age is damaged: that is when the backup matters."""
+        if self.opener is None:
+            return
+        try:
+            backup = self.opener(read_file(self.paths.backup))
+        except FileNotFoundError:
+            fresh = self.doc is not None and self.doc.generation <= 1
+            level = Level.OK if fresh else Level.WARN
+            yield Check("backup", level, "no vault.age.bak yet (every change writes one)")
+            return
+        except KeyvaultError as exc:
+            fix = "make any change (e.g. `keyvault edit NAME --note …`) to write a fresh backup"
+            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {self._why(exc)}", fix)
+            return
+        current = self.doc.generation if self.doc is not None else None
+        if current is not None and backup.generation > current:
+            message = (
+                f"vault.age.bak (generation {backup.generation}) is newer than vault.age"
+                f" ({current}): was vault.age restored from an old copy?"
+            )
+            yield Check("backup", Level.WARN, message)
+        else:
+            yield Check("backup", Level.OK, f"vault.age.bak opens (generation {backup.generation})")
+
+    # --- session, git, .env files, unlock files -------------------------------------------
+
+    def check_session(self) -> Iterator[Check]:
+        if self.session_status is None:
+            return
+        try:
+            info = self.session_status()
+        except SessionError as exc:
+            yield Check("session", Level.WARN, exc.message, exc.hint)
+            return
+        if info is None:
+            yield Check("session", Level.OK, "no unlock session is running")
+            return
+        until = _when(getattr(info, "expires_at", None))
+        pid = getattr(info, "pid", "?")
+        yield Check(
+            "session",
+            Level.OK,
+            f"unlocked until {until} (agent pid {pid})",
+            "`keyvault lock` ends it now",
+        )
+
+    def check_git(self) -> list[Check]:
+        if self.git is None or self.git(self.paths.home, *_IN_WORK_TREE) != 0:
+            return [Check("git", Level.OK, "the vault home is not inside a git work tree")]
+        git, problems = self.git, list[Check]()
+        for name in VAULT_FILES:
+            path = self.paths.home / name
+            if path.exists():
+                problems += _git_exposure(git, path, "vault file", Level.FAIL)
+        return problems or [Check("git", Level.OK, "vault files are ignored by git")]
+
+    def check_dotenv(self) -> list[Check]:
+        if self.doc is None:
+            return []
+        exports = self.doc.exports
+        targets = {str(e["path"]) for e in exports if e.get("kind") == "dotenv" and e.get("path")}
+        problems: list[Check] = []
+        for target in sorted(targets):
+            path = Path(target)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue  # gone: nothing on disk holds the key there any more
+            problems += _private(
+                path, info, 0o600, "dotenv", self.euid, quiet=True, level=Level.WARN
+            )
+            if self.git is not None and self.git(path.parent, *_IN_WORK_TREE) == 0:
+                problems += _git_exposure(self.git, path, ".env file", Level.WARN)
+        if problems or not targets:
+            return problems
+        return [Check("dotenv", Level.OK, f"{len(targets)} .env file(s) written by keyvault: ok")]
+
+    def check_unlock_files(self) -> Iterator[Check]:
+        for variable in UNLOCK_FILES:
+            if self.environ.get(variable):
+                path = Path(self.environ[variable]).expanduser()
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue
+                yield from _private(path, info, 0o600, "unlock", self.euid, quiet=True)
+
+
+_IN_WORK_TREE = ("rev-parse", "--show-toplevel")  # fails outside a work tree and inside .git
+_RESTORE_IDENTITY = "restore identity.age from your own backup; without it the vault cannot open"
+_RESTORE_VAULT = "copy vault.age.bak over vault.age (after `keyvault doctor` says it opens)"
+
+
+def _private(
+    path: Path,
+    info: os.stat_result,
+    mode: int,
+    area: str,
+    euid: int | None,
+    *,
+    quiet: bool = False,
+    level: Level = Level.FAIL,
+) -> Iterator[Check]:
+    """Problems with one file's type, mode and owner; an `ok` line unless `quiet`."""
+    bits = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode):
+        yield Check(area, level, f"{path} is a symlink", "replace it with the real file")
+        return
+    if bits & 0o077:
+        yield Check(
+            area,
+            level,
+            f"{path} is readable or writable by others (mode {bits:04o})",
+            f"chmod {mode:o} {path}",
+        )
+    if euid is not None and info.st_uid != euid:
+        yield Check(
+            area,
+            level,
+            f"{path} belongs to uid {info.st_uid}, not you ({euid})",
+            f"chown {euid} {path}",
+        )
+    if not quiet and not bits & 0o077 and (euid is None or info.st_uid == euid):
+        yield Check(area, Level.OK, f"{path} is {bits:04o} and yours")
+
+
+def _git_exposure(git: Git, path: Path, what: str, tracked_level: Level) -> Iterator[Check]:
+    folder, name = path.parent, path.name
+    if git(folder, "ls-files", "--error-unmatch", "--", name) == 0:
+        yield Check(
+            "git",
+            tracked_level,
+            f"{what} {path} is tracked by git",
+            f"git -C {folder} rm --cached {name}; add it to .gitignore",
+        )
+    elif git(folder, "check-ignore", "-q", "--", name) == 1:
+        yield Check(
+            "git",
+            Level.WARN,
+            f"{what} {path} is not ignored by git",
+            f"add {name} to {folder}/.gitignore so `git add .` cannot commit it",
+        )
+
+
+def _when(epoch: object) -> str:
+    if not isinstance(epoch, int | float):
+        return "?"
+    moment = dt.datetime.fromtimestamp(epoch, dt.UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def run_git(folder: Path, *args: str, git: str = "git") -> int | None:
+    """A git command's exit code; its config cannot start fsmonitor; None without git."""
+    try:
+        done = subprocess.run(
+            [git, "-C", str(folder), "-c", "core.fsmonitor=false", *args],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.returncode

@@ -1,0 +1,319 @@
+"""Find the vault's secrets, and OpenAI-shaped keys it does not hold, in files and git history.
+
+Used by `keyvault scan` (and as a pre-commit hook). Secrets are compared by keyed hash: each
+run draws a random HMAC key, fingerprints the vault's secrets once, then hashes candidate
+tokens of the scanned text, so the scanner holds no plaintext secret and prints only the entry
+name and the masked form. A stored secret is found where it stands as a token: delimited by
+whitespace, quotes, or characters outside its own alphabet (`KEY=sk-…`, `"sk-…"`, `?key=sk-…`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import hmac
+import os
+import re
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vault.errors import StorageError
+from vault.secret import Secret, mask
+
+MAX_FILE_BYTES = 2 * 1024 * 1024  # keys live in config and source files, not in 2 MiB blobs
+SNIFF_BYTES = 8192  # a NUL byte here means binary, as git decides
+MAX_COMMITS = 10_000  # `--git` default bound; enough for years of a project's history
+GIT_TIMEOUT = 300.0  # seconds for the whole history walk
+SKIPPED_DIRS = frozenset({".git", ".hg", ".svn"})  # history has its own scan (--git)
+# on a line, silences an unknown-key report there (never a stored secret)
+ALLOW_PRAGMA = "keyvault-scan: allow"
+UNKNOWN_KEY = "unknown key"
+UNKNOWN_IDENTITY = "unknown identity"
+
+_TOKENS = (
+    re.compile(r"[A-Za-z0-9_-]+"),  # the OpenAI key alphabet: finds keys glued to punctuation
+    re.compile(r"[A-Za-z0-9_.~+/=-]+"),  # base64 and URL-safe secrets of other providers
+    re.compile(r"[^\s\"'`]+"),  # anything between whitespace and quotes
+    re.compile(r"[\x21-\x7e]+"),  # any printable run: secrets holding quote characters
+)
+_ASSIGNMENT = re.compile(r"[=:]")
+# reference/openai-api.md's offline check, `sk-` + 20 or more of [A-Za-z0-9_-], as a whole word
+_OPENAI_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}")
+_AGE_IDENTITY = re.compile(r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}")
+_HUNK = re.compile(r"(@+) .*?\+(\d+)(?:,\d+)? @+")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One secret at one place; `name` is the entry's name, or "unknown key"."""
+
+    path: str
+    line: int
+    name: str
+    masked: str
+    known: bool
+    commit: str | None = None
+
+    def location(self) -> str:
+        where = f"{self.path}:{self.line}"
+        return f"{self.commit[:12]}:{where}" if self.commit else where
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class ScanReport:
+    findings: list[Finding]
+    files: int = 0
+    skipped: int = 0  # binary, too large, symlinks, unreadable
+    commits: int = 0
+    commits_capped: bool = False
+
+
+class Matcher:
+    """Recognises the vault's secrets by HMAC under a per-run random key."""
+
+    def __init__(self, secrets: Iterable[tuple[str, Secret]], *, key: bytes | None = None) -> None:
+        self._key = key if key is not None else os.urandom(32)
+        self._known: dict[bytes, tuple[str, str]] = {}
+        self._lengths: set[int] = set()
+        for name, secret in secrets:
+            value = secret.reveal().encode("utf-8")
+            self._known[self._digest(value)] = (name, secret.masked)
+            self._lengths.add(len(value))
+
+    def _digest(self, token: bytes) -> bytes:
+        return hmac.digest(self._key, token, "sha256")
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def match_line(self, text: str) -> list[tuple[str, str, bool]]:
+        """(name, masked, known) for each distinct secret on the line, stored ones first."""
+        hits: dict[str, tuple[str, str, bool]] = {}
+        for token in self._candidates(text):
+            known = self._known.get(self._digest(token.encode("utf-8")))
+            if known is not None:
+                hits.setdefault(known[0], (known[0], known[1], True))
+        if ALLOW_PRAGMA not in text:
+            for pattern, label in ((_OPENAI_SHAPE, UNKNOWN_KEY), (_AGE_IDENTITY, UNKNOWN_IDENTITY)):
+                for match in pattern.finditer(text):
+                    token = match.group()
+                    stored = self._known.get(self._digest(token.encode("utf-8")))
+                    if stored is None:
+                        hits.setdefault(f"?{token}", (label, mask(token), False))
+        return list(hits.values())
+
+    def _candidates(self, text: str) -> set[str]:
+        """Tokens of a length some secret has: only those are worth a hash."""
+        tokens: set[str] = set()
+        for pattern in _TOKENS:
+            for match in pattern.finditer(text):
+                token = match.group()
+                tokens.add(token)
+                parts = _ASSIGNMENT.split(token, maxsplit=1)
+                if len(parts) == 2:
+                    tokens.add(parts[1])
+        return {t for t in tokens if len(t.encode("utf-8")) in self._lengths}
+
+
+def scan_text(text: str, path: str, matcher: Matcher, commit: str | None = None) -> list[Finding]:
+    found = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        for name, masked, known in matcher.match_line(line):
+            found.append(Finding(path, number, name, masked, known, commit))
+    return found
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def scan_paths(
+    paths: Sequence[Path],
+    matcher: Matcher,
+    *,
+    exclude: Sequence[str] = (),
+    max_bytes: int = MAX_FILE_BYTES,
+) -> ScanReport:
+    """Scan files and folders; symlinks are never followed, so nothing outside is read."""
+    report = ScanReport([])
+    for path in iter_files(paths, exclude):
+        text = read_text(path, max_bytes)
+        if text is None:
+            report.skipped += 1
+            continue
+        report.files += 1
+        report.findings += scan_text(text, str(path), matcher)
+    return report
+
+
+def iter_files(paths: Sequence[Path], exclude: Sequence[str] = ()) -> Iterator[Path]:
+    for root in paths:
+        if _excluded(root, exclude):
+            continue
+        if root.is_dir() and not root.is_symlink():
+            yield from _walk(root, exclude)
+        else:
+            yield root  # read_text refuses a symlink or anything but a regular file
+
+
+def _walk(root: Path, exclude: Sequence[str]) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(
+            d for d in dirs if d not in SKIPPED_DIRS and not _excluded(Path(folder, d), exclude)
+        )
+        for name in sorted(files):
+            path = Path(folder, name)
+            if not _excluded(path, exclude):
+                yield path
+
+
+def _excluded(path: Path, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(str(path), p) for p in patterns)
+
+
+def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str | None:
+    """The file's text, or None for a symlink, a non-regular, binary or too large file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None  # a symlink (ELOOP), vanished or unreadable file: nothing to report
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None  # a FIFO would block; huge files are not where keys are typed
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes or b"\0" in data[:SNIFF_BYTES]:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+# --- git history --------------------------------------------------------------------------
+
+# Options that keep a hostile repository's config from running programs (external diff,
+# textconv, gpg for signatures, a pager, fsmonitor) or changing the output we parse.
+_GIT_SAFE = ("-c", "core.fsmonitor=false", "-c", "core.quotePath=false", "--no-pager")
+_LOG_ARGS = (
+    "log",
+    "--all",
+    "-p",
+    "--cc",
+    "--unified=0",
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--no-show-signature",
+    "--no-relative",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+    "--format=commit %H",
+)
+
+
+def scan_git(
+    repo: Path,
+    matcher: Matcher,
+    *,
+    max_commits: int = MAX_COMMITS,
+    git: str = "git",
+    timeout: float = GIT_TIMEOUT,
+) -> ScanReport:
+    """Every line added by any commit reachable from any ref (merge resolutions included).
+
+    Streams `git log -p`, so memory stays flat; stops at `max_commits` (newest first) and
+    fails after `timeout` seconds rather than hang a pre-push hook.
+    """
+    argv = [git, "-C", str(repo), *_GIT_SAFE, *_LOG_ARGS, f"--max-count={max_commits + 1}"]
+    env = {**os.environ, "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+    parser = _DiffParser(matcher)
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
+        except OSError as exc:
+            raise StorageError(f"cannot run git ({exc.strerror or exc})") from None
+        with proc:
+            for raw in proc.stdout or ():
+                parser.feed(raw.decode("utf-8", "replace").rstrip("\n"))
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    raise StorageError(f"git history scan took longer than {timeout:.0f} s")
+        errors.seek(0)
+        reason = errors.read(2000).decode("utf-8", "replace").strip()
+    if proc.returncode != 0:
+        first = reason.splitlines()[0] if reason else f"exit {proc.returncode}"
+        raise StorageError(f"git log failed in {repo}: {first}")
+    capped = parser.commits > max_commits
+    findings = [f for f in parser.findings if not capped or f.commit != parser.last_commit]
+    return ScanReport(findings, commits=min(parser.commits, max_commits), commits_capped=capped)
+
+
+class _DiffParser:
+    """Reads `git log -p --cc -U0` line by line, keeping the new-file line numbers."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.findings: list[Finding] = []
+        self.commits = 0
+        self.last_commit: str | None = None
+        self.path: str | None = None
+        self.width = 0  # prefix columns in a hunk: 1, or the parent count of a merge
+        self.line = 0
+
+    def feed(self, text: str) -> None:
+        prefix = text[: self.width]
+        if self.width and len(prefix) == self.width and not prefix.strip("+- "):
+            self._content(text, prefix)
+            return
+        self.width = 0
+        if text.startswith("commit "):
+            self.commits += 1
+            self.last_commit, self.path = text[7:].strip(), None
+        elif text.startswith("+++ "):
+            self.path = _diff_path(text[4:])
+        elif text.startswith("@@") and (hunk := _HUNK.match(text)):
+            self.width, self.line = len(hunk.group(1)) - 1, int(hunk.group(2))
+
+    def _content(self, text: str, prefix: str) -> None:
+        if "-" in prefix:
+            return  # a removed line is not in the new file
+        if "+" in prefix and self.path is not None and self.commits:
+            for name, masked, known in self.matcher.match_line(text[self.width :]):
+                self.findings.append(
+                    Finding(self.path, self.line, name, masked, known, self.last_commit)
+                )
+        self.line += 1
+
+
+def _diff_path(raw: str) -> str | None:
+    """`b/path` or a C-quoted `"b/p\\303\\251"` from a diff header; None for /dev/null."""
+    raw = raw.removesuffix("\t")  # git adds a tab after a name holding a space, for patch(1)
+    if raw == "/dev/null":
+        return None
+    if raw.startswith('"') and raw.endswith('"'):
+        # git quotes like C (\", \t, octal bytes): a subset of Python bytes escapes
+        raw = codecs.escape_decode(raw[1:-1].encode("utf-8"))[0].decode("utf-8", "replace")
+    return raw.removeprefix("b/")
+
+
+def git_toplevel(start: Path, git: str = "git") -> Path | None:
+    """The work tree holding `start`, or None outside git (or without git)."""
+    folder = start if start.is_dir() else start.parent
+    try:
+        done = subprocess.run(
+            [git, "-C", str(folder), *_GIT_SAFE, "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    top = done.stdout.decode("utf-8", "replace").strip()
+    return Path(top) if done.returncode == 0 and top else None
