@@ -29,7 +29,7 @@ from typing import Any
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import HealthResult, ProbeTarget
 from vault.health.model import Status as Health
-from vault.model import Entry, Kind, Status, VaultDoc
+from vault.model import Entry, Kind, Status, VaultDoc, entry_event
 from vault.policy import HealthPolicy, health_policy
 from vault.secret import Secret
 from vault.service import Clock, Keyvault
@@ -215,10 +215,12 @@ def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str)
         last_ok = (entry.health or {}).get("last_ok_at")
         out.append(Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok))
         if previous != result.status.value:
-            doc.record(_event(now, "check", entry, status=result.status.value, previous=previous))
+            doc.record(
+                entry_event(now, "check", entry, status=result.status.value, previous=previous)
+            )
         if action:
             reason = POLICY_REASONS[action].format(n=policy.disable_after, s=result.status.value)
-            doc.record(_event(now, action.removesuffix("d"), entry, reason=reason))
+            doc.record(entry_event(now, action.removesuffix("d"), entry, reason=reason))
     return out
 
 
@@ -268,17 +270,6 @@ def _store(entry: Entry, result: HealthResult, policy: HealthPolicy, now: str) -
     if result.balance_usd is not None:
         entry.credit_usd, entry.updated_at = round(result.balance_usd, 6), now
     return action
-
-
-def _event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
-    return {
-        "at": at,
-        "action": action,
-        "entry": entry.id,
-        "name": entry.name,
-        "project": entry.project,
-        **detail,
-    }
 
 
 # --- the whole command ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from vault import validate as v
 from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
-from vault.model import Entry, Kind, PhoneUsage, Status, VaultDoc, phone_usage
+from vault.model import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
 from vault.secret import Secret
 from vault.service import Keyvault
 
@@ -129,7 +129,7 @@ def add_key(
             entry.status = Status.ACTIVE
         before = _active_ids(doc)
         doc.add(entry, phone_slots=kv.config.phone_slots)
-        doc.record(_event(now, "add", entry, status=entry.status.value))
+        doc.record(entry_event(now, "add", entry, status=entry.status.value))
         _record_displaced(doc, before, entry, now)
 
     kv.transact(change)
@@ -163,7 +163,7 @@ def edit_key(
             name, {**all_changes, "updated_at": now}, phone_slots=kv.config.phone_slots
         )
         shown = sorted(k for k in all_changes if k != "kind")
-        doc.record(_event(now, "edit", updated, fields=shown))
+        doc.record(entry_event(now, "edit", updated, fields=shown))
         _record_displaced(doc, before, updated, now)
         return updated
 
@@ -196,7 +196,7 @@ def _record_displaced(doc: VaultDoc, before: set[str], cause: Entry, now: str) -
         if entry.id in before and entry.id != cause.id and entry.status is not Status.ACTIVE:
             why = f"{cause.name} became the active key"
             entry.updated_at = now
-            doc.record(_event(now, "status", entry, status=entry.status.value, reason=why))
+            doc.record(entry_event(now, "status", entry, status=entry.status.value, reason=why))
 
 
 def remove_key(kv: Keyvault, name: str) -> Entry:
@@ -204,7 +204,7 @@ def remove_key(kv: Keyvault, name: str) -> Entry:
 
     def change(doc: VaultDoc) -> Entry:
         entry = doc.remove(name)
-        doc.record(_event(now, "rm", entry))
+        doc.record(entry_event(now, "rm", entry))
         return entry
 
     return kv.transact(change)
@@ -212,15 +212,3 @@ def remove_key(kv: Keyvault, name: str) -> Entry:
 
 def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
     return phone_usage(doc.entries, slots)
-
-
-def _event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
-    """A history record; it names the entry and never holds its secret."""
-    return {
-        "at": at,
-        "action": action,
-        "entry": entry.id,
-        "name": entry.name,
-        "project": entry.project,
-        **detail,
-    }

@@ -237,6 +237,18 @@ class VaultDoc:
             raise DamagedVault(f"vault has two active keys in project {doubled[0]!r}")
 
 
+def entry_event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
+    """A history record about one entry; it names the entry and never holds its secret."""
+    return {
+        "at": at,
+        "action": action,
+        "entry": entry.id,
+        "name": entry.name,
+        "project": entry.project,
+        **detail,
+    }
+
+
 def check_exportable(entry: Entry) -> None:
     """Refuse an entry that is active but could never be exported (an admin key)."""
     if entry.status is Status.ACTIVE:
