@@ -129,9 +129,13 @@ def test_the_default_project_is_a_project_too():
     doc.update("b", {"status": Status.ACTIVE}, phone_slots=2)
     assert statuses(doc) == {"a": "standby", "b": "active"}
     assert doc.active(None).name == "b"
-    with pytest.raises(NoActiveKey, match="the default project has no active key") as caught:
+    with pytest.raises(NoActiveKey, match="the default project has no keys") as caught:
         doc_with().active(None)
-    assert "keyvault edit NAME --status active" in (caught.value.hint or "")
+    assert "keyvault add NAME" in (caught.value.hint or "")
+    stranded = doc_with(entry("only", project="work", status=Status.ACTIVE))
+    with pytest.raises(NoActiveKey, match="the default project has no keys") as caught:
+        stranded.active(None)  # the user forgot --project: point at the projects that work
+    assert "projects with an active key: work" in (caught.value.hint or "")
     assert doc.projects() == [None]
     assert doc_with(
         entry("x", project="b"), entry("y", project=None), entry("z", project="a")

@@ -168,10 +168,23 @@ class VaultDoc:
             if entry.status is Status.ACTIVE:
                 return entry
         where = f"project {project!r}" if project else "the default project"
-        raise NoActiveKey(
-            f"{where} has no active key",
-            hint="activate one with `keyvault edit NAME --status active`",
+        problem, hint = (
+            "has no active key",
+            "activate one with `keyvault edit NAME --status active`",
         )
+        if not any(e.project == project for e in self.entries):
+            problem = "has no keys"
+            others = sorted(
+                e.project for e in self.entries if e.status is Status.ACTIVE and e.project
+            )
+            if others:
+                hint = (
+                    f"projects with an active key: {', '.join(others)}; choose one with"
+                    " --project, a .keyvault.toml, or default_project in config.toml"
+                )
+            else:
+                hint = "add one with `keyvault add NAME`"
+        raise NoActiveKey(f"{where} {problem}", hint=hint)
 
     def projects(self) -> list[str | None]:
         return sorted({e.project for e in self.entries}, key=lambda p: (p is not None, p or ""))
