@@ -489,3 +489,9 @@ def test_python_dash_m_vault_is_the_cli(cli):
     assert Path(REPO / "vault" / "__main__.py").exists()
     result = cli.ok("--version")
     assert result.out.startswith("keyvault, version ")
+
+
+def test_bare_keyvault_prints_help_and_succeeds(cli):
+    result = cli.ok()
+    assert result.out.startswith("Usage: keyvault")
+    assert "Commands:" in result.out

@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("keyvault: error: interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # bare `keyvault`: the help is what the user wants to see, on stdout
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.ClickException as exc:
         message = exc.format_message()
         usage = getattr(exc, "ctx", None)
