@@ -24,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from common import installed_like_env  # noqa: E402
+
 from vault import age  # noqa: E402
 from vault.config import Paths  # noqa: E402
 from vault.identity import UnlockSettings  # noqa: E402
@@ -98,13 +100,13 @@ def main() -> None:
         home = Path(tmp) / "kv"
         identity = build(home, args.keys)
         size = (home / "vault.age").stat().st_size
-        env = {
-            **os.environ,
-            "KEYVAULT_HOME": str(home),
-            "PYTHONPATH": str(REPO),
-            "KEYVAULT_IDENTITY": identity.to_string(),
-            "XDG_RUNTIME_DIR": tmp,
-        }
+        env = installed_like_env(
+            {
+                "KEYVAULT_HOME": str(home),
+                "KEYVAULT_IDENTITY": identity.to_string(),
+                "XDG_RUNTIME_DIR": tmp,
+            }
+        )
         env.pop("KEYVAULT_PASSPHRASE", None)
         base = [sys.executable, "-m", "vault"]
         cases = {

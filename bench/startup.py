@@ -43,15 +43,6 @@ def keyvault_argv() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "vault"]
 
 
-def compile_package() -> None:
-    """Write keyvault's bytecode, as `pip install` does: with PYTHONDONTWRITEBYTECODE set (as on
-    some CI machines) and an editable install, every run would otherwise recompile from source
-    while click and cryptography load their installed .pyc files."""
-    import compileall
-
-    compileall.compile_dir(REPO / "vault", quiet=1)
-
-
 def setup_vault(tmp: Path) -> dict[str, str]:
     runtime = Path(tempfile.mkdtemp(prefix="kvb-", dir="/tmp"))
     env = {
@@ -111,7 +102,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
-    compile_package()
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         kv_env = setup_vault(tmp)

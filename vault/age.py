@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -389,7 +389,8 @@ def encrypt(plaintext: bytes, recipients: Sequence[Recipient], *, rand: Rand = o
         _check_scrypt_alone(stanzas)
     except AgeHeaderError:
         raise InvalidValue("a passphrase must be the file's only recipient") from None
-    return _encode_header(stanzas, file_key) + _seal_payload(plaintext, file_key, rand)
+    # one join for header and payload: a large vault is copied once, not twice
+    return b"".join([_encode_header(stanzas, file_key), *_seal_payload(plaintext, file_key, rand)])
 
 
 def decrypt(data: bytes, identities: Sequence[Identity]) -> bytes:
@@ -436,13 +437,14 @@ def _chunk_nonce(index: int, last: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _seal_payload(plaintext: bytes, file_key: bytes, rand: Rand) -> bytes:
+def _seal_payload(plaintext: bytes, file_key: bytes, rand: Rand) -> Iterator[bytes]:
     nonce = rand(_NONCE_SIZE)
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
     view, count = memoryview(plaintext), max(1, -(-len(plaintext) // CHUNK_SIZE))
     chunks = (view[i * CHUNK_SIZE : (i + 1) * CHUNK_SIZE] for i in range(count))
-    sealed = (aead.encrypt(_chunk_nonce(i, i == count - 1), c, None) for i, c in enumerate(chunks))
-    return b"".join([nonce, *sealed])
+    yield nonce
+    for index, chunk in enumerate(chunks):
+        yield aead.encrypt(_chunk_nonce(index, index == count - 1), chunk, None)
 
 
 def _open_payload(data: bytes, header: Header, file_key: bytes) -> bytes:

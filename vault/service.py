@@ -218,6 +218,7 @@ class Keyvault:
             sealed = self._read_vault_bytes()
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)
+            del sealed  # a large vault's old bytes need not stay in memory through the save
             result = change(doc)
             doc.generation += 1
             data = self.seal(doc)
