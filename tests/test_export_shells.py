@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import require_tool
 from vault.errors import InvalidValue, UsageError
 from vault.export import OPENAI_VARIABLES, openai_values
 from vault.export.shells import (
@@ -132,14 +133,11 @@ def assert_exported(env: dict[bytes, bytes], values: dict[str, str]) -> None:
 
 # --- bash, zsh, sh, fish: property tests in the real shells --------------------------------
 
-needs = {name: shutil.which(name) is not None for name in ("bash", "zsh", "dash", "fish")}
-
 
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_every_value_round_trips_in_the_real_shell(runner: str, tmp_path: Path) -> None:
     shell, argv = RUNNERS[runner]
-    if not needs[argv[0]]:
-        pytest.skip(f"{argv[0]} is not installed")
+    require_tool(argv[0])  # skips on a dev machine without it, fails in CI
 
     @settings(
         max_examples=60,
@@ -170,8 +168,7 @@ INJECTIONS = [
 @pytest.mark.parametrize("attack", INJECTIONS)
 def test_command_substitution_never_runs(runner: str, attack: str, tmp_path: Path) -> None:
     shell, argv = RUNNERS[runner]
-    if not needs[argv[0]]:
-        pytest.skip(f"{argv[0]} is not installed")
+    require_tool(argv[0])  # skips on a dev machine without it, fails in CI
     values = {"OPENAI_API_KEY": attack, "OPENAI_BASE_URL": "a " + attack}
     env = evaluate(argv, render_exports(values, shell), tmp_path)
     assert not (tmp_path / "PWNED").exists()
@@ -211,8 +208,7 @@ def test_posix_output_does_not_depend_on_the_locale(runner: str, tmp_path: Path)
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_unset_removes_the_variables(runner: str, tmp_path: Path) -> None:
     shell, argv = RUNNERS[runner]
-    if not needs[argv[0]]:
-        pytest.skip(f"{argv[0]} is not installed")
+    require_tool(argv[0])  # skips on a dev machine without it, fails in CI
     env = shell_env(tmp_path) | dict.fromkeys(OPENAI_VARIABLES, "stale") | {"KEEP": "1"}
     after = evaluate(argv, render_unsets(OPENAI_VARIABLES, shell), tmp_path, env)
     assert all(name.encode() not in after for name in OPENAI_VARIABLES)
