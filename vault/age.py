@@ -13,8 +13,7 @@ import base64
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -65,8 +64,8 @@ _WORK_FACTOR = re.compile(r"[1-9][0-9]*")
 # --- header -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Stanza:
+# NamedTuple, not a dataclass: dataclasses cost milliseconds at import on the hot path
+class Stanza(NamedTuple):
     """One recipient stanza: `-> type args…` and its decoded body."""
 
     type: str
@@ -74,8 +73,7 @@ class Stanza:
     body: bytes
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A parsed header; `mac_input` is the text the MAC covers (up to and including `---`)."""
 
     stanzas: tuple[Stanza, ...]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vault import age
 from vault.errors import (
@@ -29,8 +29,8 @@ MIN_PASSPHRASE = 8
 PassphraseSource = Callable[[str], Secret]  # prompt text → passphrase
 
 
-@dataclass(frozen=True)
-class UnlockSettings:
+# NamedTuple, not a dataclass: dataclasses cost milliseconds at import on the hot path
+class UnlockSettings(NamedTuple):
     """Where a non-interactive unlock can come from (DESIGN.md's environment variables)."""
 
     identity: Secret | None = None  # KEYVAULT_IDENTITY

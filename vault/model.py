@@ -13,9 +13,8 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from vault.errors import (
     DamagedVault,
@@ -43,30 +42,71 @@ class Kind(StrEnum):
     ADMIN = "admin"  # an `sk-admin-…` key: Administration API only, never exported
 
 
-@dataclass(slots=True)  # slots: a 10,000-key vault must fit in a small RSS budget
 class Entry:
-    id: str
-    name: str
-    secret: Secret
-    provider: str = "openai"
-    kind: Kind = Kind.API
-    project: str | None = None
-    created: str | None = None
-    phone: str | None = None
-    card: str | None = None
-    credit_usd: float | None = None
-    org_id: str | None = None
-    project_id: str | None = None
-    base_url: str | None = None
-    tags: list[str] = field(default_factory=list)
-    note: str | None = None
-    status: Status = Status.STANDBY
-    priority: int = 0
-    health: dict[str, Any] | None = None
-    added_at: str | None = None
-    updated_at: str | None = None
-    # fields a newer keyvault added: kept and written back, so an older reader loses nothing
-    extra: dict[str, Any] = field(default_factory=dict)
+    """One stored key and its metadata.
+
+    A plain class with __slots__ rather than a dataclass: building dataclasses costs
+    milliseconds at import on the `keyvault env` hot path, and slots keep a 10,000-key vault
+    within a small RSS budget.
+    """
+
+    __slots__ = (
+        "added_at", "base_url", "card", "created", "credit_usd", "extra", "health", "id",
+        "kind", "name", "note", "org_id", "phone", "priority", "project", "project_id",
+        "provider", "secret", "status", "tags", "updated_at",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        secret: Secret,
+        *,
+        provider: str = "openai",
+        kind: Kind = Kind.API,
+        project: str | None = None,
+        created: str | None = None,
+        phone: str | None = None,
+        card: str | None = None,
+        credit_usd: float | None = None,
+        org_id: str | None = None,
+        project_id: str | None = None,
+        base_url: str | None = None,
+        tags: list[str] | None = None,
+        note: str | None = None,
+        status: Status = Status.STANDBY,
+        priority: int = 0,
+        health: dict[str, Any] | None = None,
+        added_at: str | None = None,
+        updated_at: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.id, self.name, self.secret, self.provider, self.kind = id, name, secret, provider, kind
+        self.project, self.created, self.phone, self.card = project, created, phone, card
+        self.credit_usd, self.org_id, self.project_id = credit_usd, org_id, project_id
+        self.base_url, self.tags, self.note, self.status = base_url, tags or [], note, status
+        self.priority, self.health, self.added_at = priority, health, added_at
+        self.updated_at = updated_at
+        # fields a newer keyvault added: kept and written back, so an older reader loses nothing
+        self.extra = extra if extra is not None else {}
+
+    def evolve(self, **changes: Any) -> Entry:
+        """A copy with some fields changed (the entry itself is left as it was)."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return Entry(**values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    # mutable, so unhashable (as the dataclass it replaced)
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:  # the secret shows masked: Secret's repr masks itself
+        shown = ", ".join(f"{n}={getattr(self, n)!r}" for n in ("id", "name", "secret", "project"))
+        return f"Entry({shown}, status={self.status.value!r})"
 
     def to_dict(self, *, reveal: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; the secret is masked unless `reveal`."""
@@ -138,16 +178,37 @@ def _check_type(name: str, value: object) -> None:
         raise TypeError(name)
 
 
-@dataclass
 class VaultDoc:
     """The decrypted document: recipients, entries and the append-only history."""
 
-    generation: int = 0
-    recipients: list[dict[str, str]] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    exports: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # unknown top-level keys, kept as-is
+    def __init__(
+        self,
+        *,
+        generation: int = 0,
+        recipients: list[dict[str, str]] | None = None,
+        entries: list[Entry] | None = None,
+        history: list[dict[str, Any]] | None = None,
+        exports: list[dict[str, Any]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.generation = generation
+        self.recipients = recipients if recipients is not None else []
+        self.entries = entries if entries is not None else []
+        self.history = history if history is not None else []
+        self.exports = exports if exports is not None else []
+        self.extra = extra if extra is not None else {}  # unknown top-level keys, kept as-is
+
+    _FIELDS = ("generation", "recipients", "entries", "history", "exports", "extra")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VaultDoc):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"VaultDoc(generation={self.generation}, entries={len(self.entries)})"
 
     # --- lookup ---------------------------------------------------------------------------
 
@@ -211,7 +272,7 @@ class VaultDoc:
         if new_phone and new_phone != entry.phone:
             others = [e for e in self.entries if e is not entry]
             check_phone_room(others, new_phone, phone_slots)
-        updated = replace(entry, **changes)
+        updated = entry.evolve(**changes)
         check_exportable(updated)
         self.entries[self.entries.index(entry)] = updated
         if updated.status is Status.ACTIVE:
@@ -277,8 +338,7 @@ def refuse_admin(entry: Entry) -> None:
         )
 
 
-@dataclass(frozen=True)
-class PhoneUsage:
+class PhoneUsage(NamedTuple):
     phone: str
     used: int
     slots: int

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vault import age, document
@@ -58,7 +57,6 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@dataclass
 class Unlocker:
     """Finds the identity that opens the vault, asking for a passphrase only as a last resort.
 
@@ -67,10 +65,16 @@ class Unlocker:
     of these, it fails at once with NoPassphraseSource (exit 3), never waiting for input.
     """
 
-    settings: UnlockSettings = field(default_factory=UnlockSettings)
-    ask: PassphraseSource | None = None
-    session: Callable[[], str | None] | None = None
-    _cached: age.X25519Identity | None = None
+    def __init__(
+        self,
+        settings: UnlockSettings | None = None,
+        ask: PassphraseSource | None = None,
+        session: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else UnlockSettings()
+        self.ask = ask
+        self.session = session
+        self._cached: age.X25519Identity | None = None
 
     def identity(self, paths: Paths) -> age.X25519Identity:
         if self._cached is None:

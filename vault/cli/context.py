@@ -7,7 +7,6 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -91,10 +90,12 @@ def _session_fetcher(paths: Paths) -> Any:
     return fetch
 
 
-@dataclass
 class AppContext:
-    vault_home: str | None = None
-    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    """What every command shares; built once per run by the click group."""
+
+    def __init__(self, vault_home: str | None = None, environ: dict[str, str] | None = None):
+        self.vault_home = vault_home
+        self.environ = environ if environ is not None else dict(os.environ)
 
     @cached_property
     def paths(self) -> Paths:

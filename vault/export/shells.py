@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from vault.errors import InvalidValue, UsageError
 from vault.export import Unrepresentable, check_names, check_values
@@ -130,8 +129,8 @@ def quote_cmd(value: str) -> str:
 # --- the table ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Dialect:
+# NamedTuple, not a dataclass: dataclasses cost milliseconds at import on the hot path
+class Dialect(NamedTuple):
     """How one shell sets and removes a variable; templates take {name} and {value}."""
 
     quote: Callable[[str], str]
