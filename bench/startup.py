@@ -26,14 +26,21 @@ PASSPHRASE = "bench passphrase"
 FLOOR = "import click; from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305"
 
 
-def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)  # warm caches
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+Command = tuple[list[str], dict[str, str]]
+
+
+def median_ms(commands: dict[str, Command], runs: int) -> dict[str, float]:
+    """Median wall time of each command, runs interleaved (a, b, c, a, b, c, …) so that a
+    busy moment of the machine weighs on every command alike, not on whichever ran then."""
+    for argv, env in commands.values():  # warm caches
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (argv, env) in commands.items():
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}
 
 
 def keyvault_argv() -> list[str]:
@@ -106,16 +113,15 @@ def main() -> None:
         tmp = Path(name)
         kv_env = setup_vault(tmp)
         try:
-            env_ms = median_ms(
-                [*keyvault_argv(), "env", "--project", "bench", "--shell", "bash"],
-                kv_env,
-                args.runs,
-            )
-            floor_ms = median_ms([sys.executable, "-c", FLOOR], kv_env, args.runs)
+            commands: dict[str, Command] = {
+                "env": ([*keyvault_argv(), "env", "--project", "bench", "--shell", "bash"], kv_env),
+                "floor": ([sys.executable, "-c", FLOOR], kv_env),
+            }
             pass_env = setup_pass(tmp)
-            pass_ms = (
-                median_ms(["pass", "show", "bench/key"], pass_env, args.runs) if pass_env else None
-            )
+            if pass_env:
+                commands["pass"] = (["pass", "show", "bench/key"], pass_env)
+            medians = median_ms(commands, args.runs)
+            env_ms, floor_ms, pass_ms = medians["env"], medians["floor"], medians.get("pass")
         finally:
             subprocess.run(
                 [*keyvault_argv(), "lock"], env=kv_env, stdout=subprocess.DEVNULL, check=False
