@@ -186,17 +186,11 @@ class AdminClient:
         """Check the admin key itself with the cheapest admin call (one project)."""
         checked_at = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         verdict, _, latency = self._send("GET", "/organization/projects", params={"limit": 1})
-        return HealthResult(
-            name=name,
-            status=verdict.status,
-            checked_at=checked_at,
+        return HealthResult.from_verdict(
+            name,
+            checked_at,
+            verdict,
             latency_ms=latency or None,
-            http_status=verdict.http_status,
-            error_type=verdict.error_type,
-            error_code=verdict.error_code,
-            message=verdict.message,
-            request_id=verdict.request_id,
-            retry_after_s=verdict.retry_after_s,
             attempts=1,
             evidence=f"admin api: {verdict.evidence}",
         )

@@ -124,6 +124,23 @@ class HealthResult:
         return data
 
     @classmethod
+    def from_verdict(
+        cls, name: str, checked_at: str, verdict: Classification, **extra: Any
+    ) -> HealthResult:
+        """A result carrying a classification's evidence; `extra` sets the other fields."""
+        fields: dict[str, Any] = {
+            "http_status": verdict.http_status,
+            "error_type": verdict.error_type,
+            "error_code": verdict.error_code,
+            "message": verdict.message,
+            "request_id": verdict.request_id,
+            "ratelimit": verdict.ratelimit,
+            "retry_after_s": verdict.wait_hint_s,
+            "evidence": verdict.evidence,
+        }
+        return cls(name=name, status=verdict.status, checked_at=checked_at, **(fields | extra))
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HealthResult:
         """Rebuild a stored result; unknown keys are ignored so older keyvaults can read newer."""
         known = {f.name for f in dataclasses.fields(cls)}

@@ -106,21 +106,7 @@ def _result(
     probe: Probe,
     **extra: Any,
 ) -> HealthResult:
-    return HealthResult(
-        name=target.name,
-        status=verdict.status,
-        checked_at=checked_at,
-        http_status=verdict.http_status,
-        error_type=verdict.error_type,
-        error_code=verdict.error_code,
-        message=verdict.message,
-        request_id=verdict.request_id,
-        ratelimit=verdict.ratelimit,
-        retry_after_s=verdict.wait_hint_s,
-        probe=probe,
-        evidence=verdict.evidence,
-        **extra,
-    )
+    return HealthResult.from_verdict(target.name, checked_at, verdict, probe=probe, **extra)
 
 
 async def _run(session: Session, plan: ProbePlan, checked_at: str) -> HealthResult:
