@@ -1,6 +1,8 @@
 """Cached unlock sessions with real agent processes, real sockets and, as root, a real user.
 
-Every agent a test starts is killed by the `begin` fixture's finalizer, so nothing leaks.
+The agent decrypts for its own uid and never hands out its identity; every test identity is a
+fresh random one, so finding its text anywhere is a leak. Every agent a test starts is killed
+by the `begin` fixture's finalizer, so nothing leaks between tests.
 """
 
 from __future__ import annotations
@@ -20,11 +22,19 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cryptography
 import pytest
 
 from tests.conftest import REPO
-from vault import session
-from vault.errors import InvalidValue, SessionError
+from vault import age, session
+from vault.errors import (
+    AgeHeaderError,
+    AgeHeaderMacError,
+    AgePayloadError,
+    InvalidValue,
+    NoMatchingIdentity,
+    SessionError,
+)
 
 pytestmark = pytest.mark.skipif(not session.supported(), reason="needs unix domain sockets")
 pwd = pytest.importorskip("pwd")
@@ -38,8 +48,47 @@ Begin = Callable[..., session.SessionInfo]
 
 
 def make_identity() -> str:
-    """A fresh canary shaped like an age identity, so a leak anywhere is unmistakable."""
-    return "AGE-SECRET-KEY-1" + secrets.token_hex(29).upper()
+    """A fresh random age identity: its text anywhere outside the agent is a leak."""
+    return age.X25519Identity.generate().to_string()
+
+
+def recipient_of(identity: str) -> str:
+    return age.X25519Identity.parse(identity).recipient().to_string()
+
+
+def sealed_to(identity: str, message: bytes) -> bytes:
+    return age.encrypt(message, [age.X25519Identity.parse(identity).recipient()])
+
+
+def opens(identity: str, **where: Path) -> bool:
+    """True when the session at `where` decrypts a file sealed to `identity`."""
+    message = secrets.token_bytes(48)
+    return session.Session(**where).decrypt(sealed_to(identity, message)) == message
+
+
+def no_session(**where: Path) -> bool:
+    """True when nothing answers at `where`: no recipient, and decrypt says None."""
+    client = session.Session(**where)
+    return client.recipient() is None and client.decrypt(sealed_to(make_identity(), b"x")) is None
+
+
+def frame(header: bytes, body: bytes = b"") -> bytes:
+    return session.FRAME.pack(len(header), len(body)) + header + body
+
+
+def raw_request(path: str, data: bytes, *, close_write: bool = True) -> bytes:
+    """Send raw bytes to the agent; everything it answers before closing."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(data)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):  # it closed with our bytes unread
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def is_agent(pid: int) -> bool:
@@ -107,13 +156,14 @@ def sockets_in(folder: Path) -> list[str]:
 # --- lifecycle ----------------------------------------------------------------------------
 
 
-def test_start_fetch_status_end(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
+def test_start_decrypt_status_end(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
     identity = make_identity()
     before = time.time()
     info = begin(identity, vault_home, ttl=3600.0, idle=600.0)
     where = {"vault_home": vault_home, "runtime_dir": runtime_dir}
 
-    assert session.fetch(**where) == identity
+    assert opens(identity, **where)
+    assert session.Session(**where).recipient() == recipient_of(identity)
     shown = session.status(**where)
     assert shown is not None and shown.pid == info.pid
     assert before + 3600 <= shown.expires_at <= time.time() + 3600
@@ -122,7 +172,7 @@ def test_start_fetch_status_end(begin: Begin, vault_home: Path, runtime_dir: Pat
     assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
 
     assert session.end(**where) is True
-    assert session.fetch(**where) is None
+    assert no_session(**where)
     assert session.status(**where) is None
     assert session.end(**where) is False
     assert wait_until(lambda: not is_agent(info.pid))
@@ -133,9 +183,9 @@ def test_ttl_expiry_ends_the_agent(begin: Begin, vault_home: Path, runtime_dir: 
     identity = make_identity()
     info = begin(identity, vault_home, ttl=1.0)
     where = {"vault_home": vault_home, "runtime_dir": runtime_dir}
-    assert session.fetch(**where) == identity
+    assert opens(identity, **where)
     time.sleep(1.2)
-    assert session.fetch(**where) is None
+    assert no_session(**where)
     assert wait_until(lambda: not is_agent(info.pid))
     assert sockets_in(runtime_dir) == []
 
@@ -146,9 +196,9 @@ def test_idle_timeout_moves_with_use(begin: Begin, vault_home: Path, runtime_dir
     where = {"vault_home": vault_home, "runtime_dir": runtime_dir}
     for _ in range(3):  # 1.8 s in all, more than the idle period, but never idle for 1 s
         time.sleep(0.6)
-        assert session.fetch(**where) == identity
+        assert opens(identity, **where)
     time.sleep(1.3)
-    assert session.fetch(**where) is None
+    assert no_session(**where)
     assert wait_until(lambda: not is_agent(info.pid))
 
 
@@ -157,14 +207,16 @@ def test_late_request_after_expiry_gets_no_secret(
 ) -> None:
     """A request read after the TTL is refused: the agent's timer cannot fire while it waits
     on a connection, so only the check on each request stands in the way."""
-    info = begin(make_identity(), vault_home, ttl=1.0)
+    identity = make_identity()
+    info = begin(identity, vault_home, ttl=1.0)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
         sock.connect(session.socket_path(vault_home, runtime_dir))
-        time.sleep(1.2)  # the agent accepted at once and now waits (up to 2 s) for our line
-        sock.sendall(b'{"op": "get"}\n')
-        reply = sock.recv(4096)
-    assert json.loads(reply) == {"error": "expired"}
+        time.sleep(1.2)  # the agent accepted at once and now waits (up to 2 s) for a request
+        message = secrets.token_bytes(32)
+        session.send_message(sock, {"op": "decrypt"}, sealed_to(identity, message))
+        reply = session.recv_message(sock)
+    assert reply == ({"error": "expired"}, b"")
     assert wait_until(lambda: not is_agent(info.pid))
     assert sockets_in(runtime_dir) == []
 
@@ -177,20 +229,22 @@ def test_sigterm_wipes_and_sighup_is_ignored(
     where = {"vault_home": vault_home, "runtime_dir": runtime_dir}
     os.kill(info.pid, signal.SIGHUP)  # the terminal closed: the session stays
     time.sleep(0.1)
-    assert session.fetch(**where) == identity
+    assert opens(identity, **where)
     os.kill(info.pid, signal.SIGTERM)
     assert wait_until(lambda: not is_agent(info.pid))
     assert sockets_in(runtime_dir) == []
-    assert session.fetch(**where) is None
+    assert no_session(**where)
 
 
 def test_start_again_replaces_the_agent(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
-    first = begin(make_identity(), vault_home)
-    second_identity = make_identity()
+    first_identity, second_identity = make_identity(), make_identity()
+    first = begin(first_identity, vault_home)
     second = begin(second_identity, vault_home)
     assert second.pid != first.pid
     assert wait_until(lambda: not is_agent(first.pid))
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) == second_identity
+    assert opens(second_identity, vault_home=vault_home, runtime_dir=runtime_dir)
+    with pytest.raises(NoMatchingIdentity):  # the first identity is gone with its agent
+        opens(first_identity, vault_home=vault_home, runtime_dir=runtime_dir)
     assert len(sockets_in(runtime_dir)) == 1
 
 
@@ -198,10 +252,10 @@ def test_stale_socket_is_replaced(begin: Begin, vault_home: Path, runtime_dir: P
     path = session.socket_path(vault_home, runtime_dir)
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(path)  # a crashed agent's socket: nobody listens
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) is None
+    assert no_session(vault_home=vault_home, runtime_dir=runtime_dir)
     identity = make_identity()
     begin(identity, vault_home)
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) == identity
+    assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)
 
 
 def test_two_vault_homes_two_sessions(begin: Begin, tmp_path: Path, runtime_dir: Path) -> None:
@@ -210,11 +264,13 @@ def test_two_vault_homes_two_sessions(begin: Begin, tmp_path: Path, runtime_dir:
     for home, identity in zip(homes, identities, strict=True):
         begin(identity, home)
     assert len(sockets_in(runtime_dir)) == 2
-    fetched = [session.fetch(vault_home=h, runtime_dir=runtime_dir) for h in homes]
-    assert fetched == identities
+    for home, identity in zip(homes, identities, strict=True):
+        assert opens(identity, vault_home=home, runtime_dir=runtime_dir)
+    with pytest.raises(NoMatchingIdentity):
+        opens(identities[1], vault_home=homes[0], runtime_dir=runtime_dir)
     assert session.end(vault_home=homes[0], runtime_dir=runtime_dir)
-    assert session.fetch(vault_home=homes[0], runtime_dir=runtime_dir) is None
-    assert session.fetch(vault_home=homes[1], runtime_dir=runtime_dir) == identities[1]
+    assert no_session(vault_home=homes[0], runtime_dir=runtime_dir)
+    assert opens(identities[1], vault_home=homes[1], runtime_dir=runtime_dir)
 
 
 def test_same_home_by_another_spelling_is_the_same_session(
@@ -224,7 +280,25 @@ def test_same_home_by_another_spelling_is_the_same_session(
     begin(identity, vault_home)
     (tmp_path / "link").symlink_to(vault_home)
     for spelling in (tmp_path / "link", vault_home / ".." / vault_home.name):
-        assert session.fetch(vault_home=spelling, runtime_dir=runtime_dir) == identity
+        assert opens(identity, vault_home=spelling, runtime_dir=runtime_dir)
+
+
+GARBAGE = [
+    b"",
+    b"not json\n",  # the old line protocol: read as absurd lengths
+    b'{"op": "get"}\n',
+    b"\xff" * 8,  # lengths over the limits
+    frame(b"not json"),
+    frame(b"[1]"),
+    frame(b'{"op": "steal"}'),
+    frame(b'{"op": "get"}'),  # the old protocol's "give me the identity"
+    frame(b'{"op": ["decrypt"]}'),
+    frame(b'{"op": {"x": 1}}'),
+    frame(b'{"op": "decrypt"}'),  # nothing to decrypt
+    frame(b'{"op": "decrypt"}', b"age-encryption.org/v1\n"),
+    session.FRAME.pack(17, 1000) + b'{"op": "decrypt"}' + b"short",  # body never completes
+    frame(b"x" * 5000),
+]
 
 
 def test_garbage_requests_do_not_disturb_the_agent(
@@ -233,15 +307,83 @@ def test_garbage_requests_do_not_disturb_the_agent(
     identity = make_identity()
     begin(identity, vault_home)
     path = session.socket_path(vault_home, runtime_dir)
-    for request in (b"not json\n", b'{"op": "steal"}\n', b"[1]\n", b"x" * 5000 + b"\n", b""):
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(3)
-            sock.connect(path)
-            sock.sendall(request)
-            sock.shutdown(socket.SHUT_WR)
-            reply = sock.recv(8192)
-        assert identity.encode() not in reply
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) == identity
+    secret_part = identity.removeprefix("AGE-SECRET-KEY-1").encode()
+    for request in GARBAGE:
+        reply = raw_request(path, request)
+        assert secret_part not in reply.upper(), request
+    assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)
+
+
+def test_no_request_gets_the_identity(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
+    """The agent decrypts; it never sends its key, whatever is asked (the ssh-agent model)."""
+    identity = make_identity()
+    begin(identity, vault_home)
+    path = session.socket_path(vault_home, runtime_dir)
+    secret_part = identity.removeprefix("AGE-SECRET-KEY-1").encode()
+    raw_key = age.X25519Identity.parse(identity)._key.private_bytes_raw()
+    replies = [
+        raw_request(path, frame(json.dumps({"op": op}).encode(), body))
+        for op in ("get", "identity", "status", "export", "decrypt", "lock")  # lock: the last
+        for body in (sealed_to(identity, b"hello"), b"")
+        if op != "lock" or not body
+    ]
+    assert any(reply.endswith(b"hello") for reply in replies)  # decrypt answered
+    for reply in replies:
+        assert secret_part not in reply.upper() and raw_key not in reply
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda data: data[:-1],  # truncated
+        lambda data: data[:40] + bytes([data[40] ^ 1]) + data[41:],  # the x25519 share
+        lambda data: data.replace(b"--- ", b"--- A", 1),  # the header mac
+        lambda data: data[:-5] + bytes([data[-5] ^ 1]) + data[-4:],  # the payload
+        lambda data: data[:30],  # no header end
+        lambda data: b"age-encryption.org/v2" + data[21:],  # version
+    ],
+)
+def test_a_damaged_file_raises_as_it_would_locally(
+    spoil: Callable[[bytes], bytes],
+    begin: Begin,
+    vault_home: Path,
+    runtime_dir: Path,
+) -> None:
+    identity = make_identity()
+    begin(identity, vault_home)
+    damaged = spoil(sealed_to(identity, secrets.token_bytes(100)))
+    with pytest.raises((AgeHeaderError, AgePayloadError, NoMatchingIdentity)) as local:
+        age.decrypt(damaged, [age.X25519Identity.parse(identity)])
+    client = session.Session(vault_home=vault_home, runtime_dir=runtime_dir)
+    with pytest.raises(type(local.value)) as remote:
+        client.decrypt(damaged)
+    assert type(remote.value) is type(local.value)
+    assert str(remote.value) == str(local.value)
+    assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)  # still serving
+
+
+def test_header_mac_and_foreign_files(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
+    identity = make_identity()
+    begin(identity, vault_home)
+    client = session.Session(vault_home=vault_home, runtime_dir=runtime_dir)
+    sealed = bytearray(sealed_to(identity, b"x" * 10))
+    mac_at = sealed.index(b"--- ") + 4
+    sealed[mac_at] = ord("A") if sealed[mac_at] != ord("A") else ord("B")
+    with pytest.raises((AgeHeaderMacError, AgeHeaderError)):
+        client.decrypt(bytes(sealed))
+    with pytest.raises(NoMatchingIdentity):
+        client.decrypt(sealed_to(make_identity(), b"not yours"))
+
+
+def test_large_files_cross_the_socket(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
+    """A vault of tens of thousands of keys is several MB: both directions stream it whole."""
+    identity = make_identity()
+    begin(identity, vault_home)
+    message = secrets.token_bytes(9 << 20)
+    plain = session.Session(vault_home=vault_home, runtime_dir=runtime_dir).decrypt(
+        sealed_to(identity, message)
+    )
+    assert plain == message
 
 
 # --- the secret stays out of argv, environ and files ---------------------------------------
@@ -272,7 +414,7 @@ def test_identity_never_in_argv_environ_or_files(
         for path in folder.rglob("*"):
             if path.is_file():
                 assert identity.encode() not in path.read_bytes(), path
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) == identity
+    assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)
 
 
 def test_agent_has_no_core_dumps(begin: Begin, vault_home: Path) -> None:
@@ -310,7 +452,7 @@ def test_unsafe_runtime_folder_is_refused(
     with pytest.raises(SessionError):
         session.status(vault_home=vault_home, runtime_dir=folder)
     # the hot path never raises: the caller simply asks for the passphrase
-    assert session.fetch(vault_home=vault_home, runtime_dir=folder) is None
+    assert no_session(vault_home=vault_home, runtime_dir=folder)
     assert not folder.is_dir() or sockets_in(folder) == []
 
 
@@ -323,7 +465,7 @@ def test_runtime_folder_owned_by_someone_else_is_refused(
     os.chown(folder, 65534, 65534)  # nobody
     with pytest.raises(SessionError, match="not a private folder"):
         begin(make_identity(), vault_home, folder=folder)
-    assert session.fetch(vault_home=vault_home, runtime_dir=folder) is None
+    assert no_session(vault_home=vault_home, runtime_dir=folder)
 
 
 def test_default_folder_follows_xdg_runtime_dir(
@@ -340,10 +482,10 @@ def test_default_folder_follows_xdg_runtime_dir(
 
 
 def test_start_refuses_bad_input(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
-    bad_identity = make_identity() + '", "pid": 1'
-    with pytest.raises(InvalidValue) as caught:
-        begin(bad_identity, vault_home)
-    assert bad_identity not in str(caught.value)
+    for bad_identity in (make_identity() + '", "pid": 1', make_identity()[:-1]):
+        with pytest.raises((InvalidValue, SessionError)) as caught:
+            begin(bad_identity, vault_home)
+        assert bad_identity not in str(caught.value)
     for ttl, idle in ((0, None), (60, 0), (31 * 86400, None), (-1, None)):
         with pytest.raises(InvalidValue):
             begin(make_identity(), vault_home, ttl=ttl, idle=idle)
@@ -409,8 +551,9 @@ def run_as(
 
 
 ATTACK = """
-import json, socket, sys
-pid, path, door = json.load(sys.stdin)
+import json, socket, struct, sys
+pid, path, door, sealed_hex = json.load(sys.stdin)
+sealed = bytes.fromhex(sealed_hex)
 found = {}
 def attempt(name, action):
     try:
@@ -421,8 +564,9 @@ def ask(where):
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(3)
         sock.connect(where)
-        sock.sendall(b'{"op": "get"}\\n')
-        return sock.recv(4096)
+        header = b'{"op": "decrypt"}'
+        sock.sendall(struct.pack("!II", len(header), len(sealed)) + header + sealed)
+        return sock.recv(1 << 16)
 def read(name):
     with open(f"/proc/{pid}/{name}", "rb") as handle:
         return handle.read(1 << 20)
@@ -442,6 +586,8 @@ def test_another_user_cannot_read_the_secret(
     identity = make_identity()
     info = begin(identity, vault_home)
     path = session.socket_path(vault_home, runtime_dir)
+    canary = secrets.token_hex(16)
+    sealed = sealed_to(identity, canary.encode())
     # tamper as root: a hard link to the socket in a folder anyone may enter, mode 0666,
     # so that only the agent's own peer-uid check stands between the other user and the secret
     door_folder = Path(tempfile.mkdtemp(prefix="kvdoor"))
@@ -450,32 +596,31 @@ def test_another_user_cannot_read_the_secret(
         door = door_folder / "s"
         os.link(path, door)
         door.chmod(0o666)
-        with socket.socket(socket.AF_UNIX) as sock:  # control: the door works for us
-            sock.settimeout(3)
-            sock.connect(str(door))
-            sock.sendall(b'{"op": "get"}\n')
-            assert identity.encode() in sock.recv(4096)
+        # control: the door works for us
+        reply = raw_request(str(door), frame(b'{"op": "decrypt"}', sealed))
+        assert reply.endswith(canary.encode())
 
-        output = run_as(other_user, ATTACK, [info.pid, path, str(door)])
+        output = run_as(other_user, ATTACK, [info.pid, path, str(door), sealed.hex()])
     finally:
         shutil.rmtree(door_folder)
     found = json.loads(output)
-    assert identity not in output
+    assert identity not in output and canary not in output
     assert found["socket"] == "PermissionError"  # the 0700 folder and the 0600 socket
     assert found["open_door"] in ("b''", "ConnectionResetError", "BrokenPipeError")  # peer uid
     assert found["mem"] == "PermissionError"
     assert found["environ"] == "PermissionError"
     assert "vault.agent" in found["cmdline"]  # readable by all, which is why argv holds nothing
-    assert session.fetch(vault_home=vault_home, runtime_dir=runtime_dir) == identity
+    assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)
 
 
 PROBE = """
 import json, sys
-from vault import session
+from vault import age, session
 identity, home, run = json.load(sys.stdin)
 info = session.start(identity, vault_home=home, ttl=60, runtime_dir=run)
 print(json.dumps({"pid": info.pid}), flush=True)
-found = {"fetched": session.fetch(vault_home=home, runtime_dir=run) == identity}
+sealed = age.encrypt(b"probe", [age.X25519Identity.parse(identity).recipient()])
+found = {"decrypted": session.Session(home, run).decrypt(sealed) == b"probe"}
 for name in ("environ", "mem", "maps"):
     try:
         with open(f"/proc/{info.pid}/{name}", "rb") as handle:
@@ -492,8 +637,8 @@ def test_agent_is_not_dumpable_even_for_its_own_user(
 ) -> None:
     """Another process of the *same* (non-root) user cannot read the agent's memory either.
 
-    As root the probe runs as the other user, from a copy of the stdlib-only session modules
-    (the checkout may be in a folder that user cannot read).
+    As root the probe runs as the other user, from a copy of keyvault and cryptography (the
+    checkout and the interpreter's packages may be in folders that user cannot read).
     """
     identity = make_identity()
     if os.geteuid() == 0:
@@ -501,9 +646,11 @@ def test_agent_is_not_dumpable_even_for_its_own_user(
         stage = Path(tempfile.mkdtemp(prefix="kvstage"))
         request.addfinalizer(lambda: shutil.rmtree(stage))
         stage.chmod(0o755)
-        (stage / "vault").mkdir(mode=0o755)
-        for name in ("__init__.py", "errors.py", "session.py", "agent.py"):
-            shutil.copy(REPO / "vault" / name, stage / "vault" / name)
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(REPO / "vault", stage / "vault", ignore=ignore)
+        shutil.copytree(Path(cryptography.__file__).parent, stage / "cryptography", ignore=ignore)
+        for path in [stage, *stage.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
         run = stage / "run"
         run.mkdir(mode=0o700)
         os.chown(run, user.pw_uid, user.pw_gid)
@@ -523,7 +670,7 @@ def test_agent_is_not_dumpable_even_for_its_own_user(
     started, found = (json.loads(line) for line in output.splitlines())
     agents.append(started["pid"])
     assert found == {
-        "fetched": True,
+        "decrypted": True,
         "environ": "PermissionError",
         "mem": "PermissionError",
         "maps": "PermissionError",

@@ -1,4 +1,4 @@
-"""The session agent: one unlocked identity, held in memory, handed only to our own uid.
+"""The session agent: one unlocked identity, held in memory, used only for our own uid.
 
 `vault.session.start` runs `python -P -m vault.agent` with stdin a pipe carrying two lines:
 the identity, then JSON settings `{"socket": path, "ttl": s, "idle": s | null}` (never argv or
@@ -8,11 +8,14 @@ see `session.AGENT_FAILURES`) once the socket listens, the second serves until t
 idle timeout, `lock`, SIGTERM or SIGINT; SIGHUP is ignored so closing the terminal keeps the
 session, as with ssh-agent.
 
-Protocol, one request per connection, one JSON line each way:
-`{"op": "get"}` → `{"identity": …, "expires_at": …, "idle_expires_at": …, "pid": …}` (and the
-idle deadline moves), `{"op": "status"}` → the same without the identity, `{"op": "lock"}` →
-`{"locked": true}` after the identity is wiped and the socket removed. Expiry is checked on
-every request too, so a late request never gets the secret.
+Protocol, one request per connection, one message each way, framed by `session.FRAME` (a
+JSON header and a binary body):
+`decrypt` + an age file → its plaintext and the deadlines (the idle deadline moves), or
+`{"error": "refused", "kind": <error class>, "message": …}` when the file does not open;
+`status` → `{"recipient": "age1…", "expires_at": …, "idle_expires_at": …, "pid": …}`;
+`lock` → `{"locked": true}` after the identity is dropped and the socket removed. The
+identity itself is never sent. Expiry is checked on every request too, so a late request
+never gets a plaintext.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from vault.session import IDENTITY_PREFIX, MAX_MESSAGE, peer_uid, read_line
+from vault import age
+from vault.errors import KeyvaultError
+from vault.session import IDENTITY_PREFIX, MAX_HEADER, peer_uid, recv_message, send_message
 
 EXIT_BAD_SETTINGS = 2
 EXIT_NO_SOCKET = 3
@@ -84,17 +89,20 @@ class Deadlines:
 
 
 class Agent:
-    """Serves one identity stored in a (best-effort mlocked) bytearray that `stop` zeroes."""
+    """Serves one identity: decrypts what our own uid sends it, and never hands the key out.
+
+    The X25519 key lives in an OpenSSL key object, which OpenSSL wipes when it is freed.
+    """
 
     def __init__(
         self,
-        buffer: bytearray,
-        length: int,
+        identity: age.X25519Identity,
         listener: socket.socket,
         path: Path,
         deadlines: Deadlines,
     ) -> None:
-        self._buffer, self._secret = buffer, memoryview(buffer)[:length]
+        self._identity: age.X25519Identity | None = identity
+        self._recipient = identity.recipient().to_string()
         self._listener, self._deadlines = listener, deadlines
         # remove only the socket we bound: a newer agent may have replaced it meanwhile
         self._path = path
@@ -115,8 +123,8 @@ class Agent:
                 self._handle(conn)
 
     def stop(self) -> None:
-        """Wipe the identity and remove our socket; safe to call twice."""
-        self._buffer[:] = bytes(len(self._buffer))
+        """Drop the identity and remove our socket; safe to call twice."""
+        self._identity = None
         self._running = False
         if self._inode is not None and _inode(self._path) == self._inode:
             with contextlib.suppress(OSError):
@@ -127,53 +135,46 @@ class Agent:
         conn.settimeout(CONNECTION_TIMEOUT)
         if peer_uid(conn) not in (None, os.geteuid()):
             return  # another user: close without a word
-        request = json.loads(read_line(conn) or b"null")
-        op = request.get("op") if isinstance(request, dict) else None
-        if self._deadlines.remaining() <= 0:
+        request, body = recv_message(conn)
+        if self._deadlines.remaining() <= 0 or self._identity is None:
             self.stop()
-            _send(conn, {"error": "expired"})
+            send_message(conn, {"error": "expired"})
             return
-        self.OPS.get(op, Agent._unknown)(self, conn)
+        op = request.get("op")
+        handler = self.OPS.get(op, Agent._unknown) if isinstance(op, str) else Agent._unknown
+        handler(self, conn, body)
 
     def _report(self) -> dict[str, object]:
-        return {"pid": os.getpid(), **self._deadlines.report()}
+        return {"pid": os.getpid(), "recipient": self._recipient, **self._deadlines.report()}
 
-    def _get(self, conn: socket.socket) -> None:
+    def _decrypt(self, conn: socket.socket, sealed: bytes) -> None:
+        identities = [self._identity] if self._identity is not None else []
+        try:
+            plain = age.decrypt(sealed, identities)
+        except KeyvaultError as exc:  # a damaged or foreign file: say why, keep serving
+            send_message(
+                conn, {"error": "refused", "kind": type(exc).__name__, "message": exc.message}
+            )
+            return
+        del sealed
         self._deadlines.touch()
-        _send(conn, self._report(), secret=self._secret)
+        send_message(conn, self._report(), plain)
 
-    def _status(self, conn: socket.socket) -> None:
-        _send(conn, self._report())
+    def _status(self, conn: socket.socket, _body: bytes) -> None:
+        send_message(conn, self._report())
 
-    def _lock(self, conn: socket.socket) -> None:
+    def _lock(self, conn: socket.socket, _body: bytes) -> None:
         self.stop()
-        _send(conn, {"locked": True})
+        send_message(conn, {"locked": True})
 
-    def _unknown(self, conn: socket.socket) -> None:
-        _send(conn, {"error": "unknown op"})
+    def _unknown(self, conn: socket.socket, _body: bytes) -> None:
+        send_message(conn, {"error": "unknown op"})
 
-    OPS: ClassVar[dict[object, Callable[[Agent, socket.socket], None]]] = {
-        "get": _get,
+    OPS: ClassVar[dict[str, Callable[[Agent, socket.socket, bytes], None]]] = {
+        "decrypt": _decrypt,
         "status": _status,
         "lock": _lock,
     }
-
-
-def _send(
-    conn: socket.socket, reply: dict[str, object], *, secret: memoryview | None = None
-) -> None:
-    """One JSON line; the secret goes out by scatter-gather so no new object holds a copy."""
-    body = json.dumps(reply).encode()
-    if secret is None:
-        conn.sendall(body + b"\n")
-        return
-    parts = [memoryview(b'{"identity": "'), secret, memoryview(b'", ' + body[1:] + b"\n")]
-    while parts:
-        sent = conn.sendmsg(parts)
-        while parts and sent >= len(parts[0]):
-            sent -= len(parts.pop(0))
-        if parts:
-            parts[0] = parts[0][sent:]
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
@@ -208,34 +209,35 @@ def _harden() -> None:
         _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def _lock_memory(buffer: bytearray) -> bool:
-    """Best effort: keep the secret's page out of swap (fails under a tiny RLIMIT_MEMLOCK).
+def _read_settings() -> tuple[age.X25519Identity, str, float, float | None]:
+    """The identity and settings from stdin: (identity, socket path, ttl, idle).
 
-    Only the buffer, not mlockall: MCL_FUTURE would make Python's allocations fail once
-    the process outgrows RLIMIT_MEMLOCK.
+    The identity's text is read into a buffer that is wiped as soon as the key is parsed.
     """
-    address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
-    result: int = _libc().mlock(ctypes.c_void_p(address), ctypes.c_size_t(len(buffer)))
-    return result == 0
-
-
-def _read_settings(buffer: bytearray) -> tuple[int, str, float, float | None]:
-    """Fill `buffer` from stdin in place; return (identity length, socket, ttl, idle)."""
+    buffer = bytearray(MAX_HEADER)
     view, size = memoryview(buffer), 0
-    while size < len(buffer) and (count := os.readv(0, [view[size:]])):
-        size += count
-    length = buffer.find(b"\n", 0, size)
-    if length < 0 or size == len(buffer):
-        raise ValueError("bad settings")
-    if not buffer.startswith(IDENTITY_PREFIX.encode()) or not IDENTITY_BYTES.issuperset(
-        view[:length]
-    ):
-        raise ValueError("bad identity")
-    settings = json.loads(bytes(view[length + 1 : size]))
+    try:
+        while size < len(buffer) and (count := os.readv(0, [view[size:]])):
+            size += count
+        length = buffer.find(b"\n", 0, size)
+        if length < 0 or size == len(buffer):
+            raise ValueError("bad settings")
+        if not buffer.startswith(IDENTITY_PREFIX.encode()) or not IDENTITY_BYTES.issuperset(
+            view[:length]
+        ):
+            raise ValueError("bad identity")
+        try:
+            identity = age.X25519Identity.parse(bytes(view[:length]).decode("ascii"))
+        except KeyvaultError:
+            raise ValueError("bad identity") from None
+        settings = json.loads(bytes(view[length + 1 : size]))
+    finally:
+        view.release()
+        buffer[:] = bytes(len(buffer))
     path, ttl, idle = settings.get("socket"), settings.get("ttl"), settings.get("idle")
     if not isinstance(path, str) or not _positive(ttl) or not (idle is None or _positive(idle)):
         raise ValueError("bad settings")
-    return length, path, float(ttl), None if idle is None else float(idle)
+    return identity, path, float(ttl), None if idle is None else float(idle)
 
 
 def _positive(value: object) -> bool:
@@ -262,24 +264,20 @@ def _listen(path: str) -> socket.socket:
 
 def main() -> int:
     _harden()
-    buffer = bytearray(MAX_MESSAGE)
-    _lock_memory(buffer)
     try:
-        length, path, ttl, idle = _read_settings(buffer)
+        identity, path, ttl, idle = _read_settings()
         deadlines = Deadlines(ttl, idle)
     except (OSError, ValueError):
-        buffer[:] = bytes(len(buffer))
         return EXIT_BAD_SETTINGS
     try:
         listener = _listen(path)
     except OSError:
-        buffer[:] = bytes(len(buffer))
         return EXIT_NO_SOCKET
     if os.fork():
         os._exit(0)  # tells `start` the socket listens; the server is not its child
-    agent = Agent(buffer, length, listener, Path(path), deadlines)
+    agent = Agent(identity, listener, Path(path), deadlines)
+    del identity
     try:
-        _lock_memory(buffer)  # memory locks are not inherited across fork
         with contextlib.suppress(OSError):
             fd = os.open(os.devnull, os.O_RDONLY)
             os.dup2(fd, 0)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from vault import age
 from vault.errors import (
     InvalidValue,
     KeyvaultError,
@@ -22,6 +21,11 @@ from vault.errors import (
     WrongPassphrase,
 )
 from vault.secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # imported where used: a session-unlocked command never loads cryptography
+    from vault import age
 
 SCRYPT_LOG_N = 18  # ~0.5 s and 256 MiB here; OWASP's floor for scrypt is 2^17
 MIN_PASSPHRASE = 8
@@ -65,6 +69,8 @@ def identity_text(identity: age.X25519Identity, *, now: dt.datetime) -> bytes:
 
 def parse_identity_text(text: str, *, source: str) -> age.X25519Identity:
     """The first `AGE-SECRET-KEY-1…` line of an identity file (comments and blanks skipped)."""
+    from vault import age  # noqa: PLC0415
+
     for raw_line in text.splitlines():
         line = raw_line.strip()
         if line and not line.startswith("#"):
@@ -84,6 +90,8 @@ def seal_identity(
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """Encrypt the identity under the passphrase (scrypt stanza)."""
+    from vault import age  # noqa: PLC0415
+
     check_new_passphrase(passphrase)
     recipient = age.ScryptRecipient(passphrase.reveal(), log_n=log_n)
     return age.encrypt(identity_text(identity, now=now), [recipient], rand=rand)
@@ -91,6 +99,8 @@ def seal_identity(
 
 def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
     """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3)."""
+    from vault import age  # noqa: PLC0415
+
     try:
         plain = age.decrypt(sealed, [age.ScryptIdentity(passphrase.reveal())])
     except NoMatchingIdentity:

@@ -50,7 +50,7 @@ def add_recipient(kv: Keyvault, name: str, public_key: str) -> Recipient:
 
 def remove_recipient(kv: Keyvault, name: str) -> Recipient:
     """Re-encrypt the vault (and its backup) without one recipient."""
-    mine = kv.unlocker.identity(kv.paths).recipient().to_string()
+    mine = kv.unlocker.recipient(kv.paths)
     now = kv.now_iso()
 
     def change(doc: VaultDoc) -> Recipient:

@@ -18,11 +18,11 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vault.errors import StorageError
+from vault.errors import KeyvaultError, StorageError
 from vault.secret import Secret, mask
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # keys live in config and source files, not in 2 MiB blobs
@@ -77,9 +77,18 @@ class ScanReport:
 
 
 class Matcher:
-    """Recognises the vault's secrets by HMAC under a per-run random key."""
+    """Recognises the vault's secrets by HMAC under a per-run random key, and age identities
+    by their public key: `identities` maps a recipient (age1…) to the name to report, so a
+    leaked identity is named without the scanner ever holding one."""
 
-    def __init__(self, secrets: Iterable[tuple[str, Secret]], *, key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        secrets: Iterable[tuple[str, Secret]],
+        *,
+        identities: Mapping[str, str] | None = None,
+        key: bytes | None = None,
+    ) -> None:
+        self._identities = dict(identities or {})
         self._key = key if key is not None else os.urandom(32)
         self._known: dict[bytes, tuple[str, str]] = {}
         self._lengths: set[int] = set()
@@ -106,9 +115,24 @@ class Matcher:
                 for match in pattern.finditer(text):
                     token = match.group()
                     stored = self._known.get(self._digest(token.encode("utf-8")))
-                    if stored is None:
+                    owner = self._identity_owner(token) if label == UNKNOWN_IDENTITY else None
+                    if owner is not None:
+                        hits.setdefault(owner, (owner, mask(token), True))
+                    elif stored is None:
                         hits.setdefault(f"?{token}", (label, mask(token), False))
         return list(hits.values())
+
+    def _identity_owner(self, token: str) -> str | None:
+        """The name given for this age identity's recipient, if it is one of ours."""
+        if not self._identities:
+            return None
+        from vault import age  # noqa: PLC0415
+
+        try:
+            public = age.X25519Identity.parse(token).recipient().to_string()
+        except KeyvaultError:
+            return None
+        return self._identities.get(public)
 
     def _candidates(self, text: str) -> set[str]:
         """Tokens of a length some secret has: only those are worth a hash."""

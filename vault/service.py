@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from vault import age, document
+from vault import document
 from vault.config import Config, Paths, ensure_private_dir, load_config
 from vault.errors import (
     AgeFormatError,
@@ -49,8 +49,23 @@ from vault.store import (
     write_file_atomic,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # `vault.age` loads cryptography: commands that a session unlocks never import it
+    from vault import age
+
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
+
+
+class SessionLike(Protocol):
+    """An unlocked session (`vault.session.Session`): decrypts with an identity it keeps."""
+
+    def decrypt(self, sealed: bytes) -> bytes | None:
+        """The plaintext, or None when there is no session to ask."""
+
+    def recipient(self) -> str | None:
+        """The session identity's public key, or None when there is no session."""
 
 
 def utc_now() -> dt.datetime:
@@ -58,28 +73,58 @@ def utc_now() -> dt.datetime:
 
 
 class Unlocker:
-    """Finds the identity that opens the vault, asking for a passphrase only as a last resort.
+    """Finds what opens the vault, asking for a passphrase only as a last resort.
 
     Order: KEYVAULT_IDENTITY, KEYVAULT_IDENTITY_FILE, a cached session, KEYVAULT_PASSPHRASE,
     KEYVAULT_PASSPHRASE_FILE, then `ask` (a prompt on the terminal). With no terminal and none
     of these, it fails at once with NoPassphraseSource (exit 3), never waiting for input.
+
+    A session decrypts for us but never gives its identity out, so `identity()` (for the
+    commands that need the key itself: `passwd`, `identity export`) skips it.
     """
 
     def __init__(
         self,
         settings: UnlockSettings | None = None,
         ask: PassphraseSource | None = None,
-        session: Callable[[], str | None] | None = None,
+        session: SessionLike | None = None,
     ) -> None:
         self.settings = settings if settings is not None else UnlockSettings()
         self.ask = ask
         self.session = session
         self._cached: age.X25519Identity | None = None
 
+    def decrypt(self, paths: Paths, sealed: bytes) -> bytes:
+        """The plaintext of an age file sealed to the vault's identity.
+
+        Raises what `vault.age.decrypt` raises, and the unlock errors of `identity()`.
+        """
+        session = self._session_to_ask()
+        if session is not None and (plain := session.decrypt(sealed)) is not None:
+            return plain
+        from vault import age  # noqa: PLC0415
+
+        return age.decrypt(sealed, [self.identity(paths)])
+
+    def recipient(self, paths: Paths) -> str:
+        """The public key (age1…) of whatever unlocks the vault here."""
+        session = self._session_to_ask()
+        if session is not None and (found := session.recipient()) is not None:
+            return found
+        return self.identity(paths).recipient().to_string()
+
     def identity(self, paths: Paths) -> age.X25519Identity:
+        """The identity itself, from the environment or the passphrase (never a session)."""
         if self._cached is None:
             self._cached = self._find(paths)
         return self._cached
+
+    def _session_to_ask(self) -> SessionLike | None:
+        """The session, unless an identity was given or has already been opened here."""
+        s = self.settings
+        if s.identity is not None or s.identity_file is not None or self._cached is not None:
+            return None
+        return self.session
 
     def _find(self, paths: Paths) -> age.X25519Identity:
         s = self.settings
@@ -87,8 +132,6 @@ class Unlocker:
             return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
         if s.identity_file is not None:
             return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
-        if self.session is not None and (cached := self.session()):
-            return parse_identity_text(cached, source="the unlocked session")
         return open_identity(_read_identity_file(paths), self.passphrase())
 
     def passphrase(self, prompt: str = "passphrase: ") -> Secret:
@@ -160,6 +203,8 @@ class Keyvault:
                     f"{path} already exists",
                     hint="use --vault or KEYVAULT_HOME for a second vault",
                 )
+        from vault import age  # noqa: PLC0415
+
         now = self.clock()
         identity = age.X25519Identity.generate()
         sealed_identity = seal_identity(
@@ -186,9 +231,8 @@ class Keyvault:
         return self.open(sealed)
 
     def open(self, sealed: bytes) -> VaultDoc:
-        identity = self.unlocker.identity(self.paths)
         try:
-            plain = age.decrypt(sealed, [identity])
+            plain = self.unlocker.decrypt(self.paths, sealed)
         except AgeFormatError as exc:
             raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=exc.hint) from None
         except NoMatchingIdentity:
@@ -237,6 +281,8 @@ class Keyvault:
         return result
 
     def seal(self, doc: VaultDoc) -> bytes:
+        from vault import age  # noqa: PLC0415
+
         recipients = [_recipient(r) for r in doc.recipients]
         if not recipients:
             raise DamagedVault("the vault lists no recipients; refusing to seal it to nobody")
@@ -259,6 +305,8 @@ class Keyvault:
 
 
 def _recipient(raw: dict[str, str]) -> age.X25519Recipient:
+    from vault import age  # noqa: PLC0415
+
     try:
         return age.X25519Recipient.parse(raw["recipient"])
     except (KeyError, TypeError):

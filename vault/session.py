@@ -1,14 +1,16 @@
 """Cached unlock: an agent process keeps the unlocked identity in memory for a while.
 
-`keyvault unlock` calls `start` once after the passphrase opened the identity; every later
-command calls `fetch` first and asks for the passphrase only when it returns None. The agent
-(vault/agent.py) listens on a Unix socket in a folder only we can enter, answers only our own
-uid, and exits at the TTL, after an idle period, on `lock`, or on SIGTERM. Nothing secret is
-ever written to disk, argv or the environment. docs/sessions.md gives the reasons.
+`keyvault unlock` calls `start` once after the passphrase opened the identity. Later commands
+hand the sealed vault to the agent (`Session.decrypt`) and ask for the passphrase only when no
+agent answers. The identity never leaves the agent, as with ssh-agent: clients get the
+plaintext of the file they sent, never the key. The agent (vault/agent.py) listens on a Unix
+socket in a folder only we can enter, answers only our own uid, and exits at the TTL, after
+an idle period, on `lock`, or on SIGTERM. Nothing secret is ever written to disk, argv or the
+environment. docs/sessions.md gives the reasons.
 
-This module is imported on the hot path of every command, so it imports only cheap modules
-(subprocess is loaded inside `start`; the socket name is hashed with cryptography, which every
-command has loaded already, instead of hashlib).
+This module is imported on the hot path of every command, so it imports only cheap modules:
+no cryptography at all (decryption happens in the agent), `_socket` rather than `socket`, and
+subprocess only inside `start`.
 """
 
 # os.path, not pathlib: importing pathlib costs ~5 ms on every command
@@ -23,7 +25,18 @@ import stat
 import struct
 import sys
 
-from vault.errors import InvalidValue, SessionError
+from vault.errors import (
+    AgeFormatError,
+    AgeHeaderError,
+    AgeHeaderMacError,
+    AgePayloadError,
+    DamagedFile,
+    InvalidValue,
+    KeyvaultError,
+    NoMatchingIdentity,
+    SessionError,
+    WorkFactorTooHigh,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,8 +47,10 @@ if TYPE_CHECKING:
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 AGENT_MODULE = "vault.agent"
 START_TIMEOUT = 5.0  # seconds for the agent to read its settings and bind; ~60 ms here
-ASK_TIMEOUT = 1.0  # a live agent answers in well under a millisecond
-MAX_MESSAGE = 4096  # one request or reply; an identity is 74 characters
+ASK_TIMEOUT = 2.0  # per socket operation; a live agent answers in well under a millisecond
+MAX_HEADER = 4096  # one message's JSON part; an identity is 74 characters
+MAX_BODY = 256 << 20  # one sealed vault or its plaintext: ~450,000 keys
+FRAME = struct.Struct("!II")  # every message: header length, body length, header, body
 MAX_SECONDS = 30 * 86400
 # sun_path is 108 bytes on Linux and 104 on macOS; stay below both
 MAX_SOCKET_PATH = 100
@@ -47,6 +62,15 @@ AGENT_FAILURES = {
     3: "cannot create the session socket",
 }
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# what the agent may report when it cannot open a file: raised here as the same class
+REFUSALS: tuple[type[KeyvaultError], ...] = (
+    AgeFormatError,
+    AgeHeaderError,
+    AgeHeaderMacError,
+    AgePayloadError,
+    WorkFactorTooHigh,
+    NoMatchingIdentity,
+)
 
 
 class SessionInfo:
@@ -124,37 +148,73 @@ def start(
     path = socket_path(vault_home, runtime_dir, create=True)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise SessionError(f"{path}: too long for a unix socket", hint="use a shorter folder")
-    _ask(path, "lock")  # the old agent removes its socket before it answers
+    _ask(path, {"op": "lock"})  # the old agent removes its socket before it answers
     settings = json.dumps({"socket": path, "ttl": ttl, "idle": idle})
     _spawn_agent(f"{identity}\n{settings}\n".encode())
-    info = _info(_ask(path, "status"))
+    reply = _ask(path, {"op": "status"})
+    info = _info(reply[0] if reply else None)
     if info is None:
         raise SessionError("the session agent started but does not answer")
     return info
 
 
-def fetch(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> str | None:
-    """The cached identity, or None: no session, expired, refused, or sessions unsupported.
+class Session:
+    """The unlocked session of one vault home, as `vault.service.Unlocker` uses it."""
 
-    Never raises, so the caller can always fall back to asking for the passphrase.
-    """
-    try:
-        answer = _ask(socket_path(vault_home, runtime_dir), "get")
-    except SessionError:
-        return None
-    identity = answer.get("identity") if answer else None
-    return identity if isinstance(identity, str) and _is_identity(identity) else None
+    __slots__ = ("runtime_dir", "vault_home")
+
+    def __init__(self, vault_home: StrPath, runtime_dir: StrPath | None = None) -> None:
+        self.vault_home = vault_home
+        self.runtime_dir = runtime_dir
+
+    def decrypt(self, sealed: bytes) -> bytes | None:
+        """The plaintext of the age file `sealed`, decrypted by the agent with its identity.
+
+        None when no agent answers (none running, expired, an unsafe folder, an older agent),
+        so the caller falls back to the passphrase. A file the agent could not open raises
+        the error `vault.age.decrypt` would have raised here (a damaged file, exit 4; another
+        identity's file, NoMatchingIdentity).
+        """
+        try:
+            path = socket_path(self.vault_home, self.runtime_dir)
+        except SessionError:
+            return None
+        reply = _ask(path, {"op": "decrypt"}, sealed)
+        if reply is None:
+            return None
+        answer, plain = reply
+        if answer.get("error") == "refused":
+            raise _refusal(answer)
+        return plain if "pid" in answer else None
+
+    def recipient(self) -> str | None:
+        """The public key (age1…) of the session's identity, or None without a session."""
+        try:
+            reply = _ask(socket_path(self.vault_home, self.runtime_dir), {"op": "status"})
+        except SessionError:
+            return None
+        found = reply[0].get("recipient") if reply else None
+        return found if isinstance(found, str) else None
 
 
 def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:
     """The running session's deadlines, or None; raises SessionError on an unsafe folder."""
-    return _info(_ask(socket_path(vault_home, runtime_dir), "status"))
+    reply = _ask(socket_path(vault_home, runtime_dir), {"op": "status"})
+    return _info(reply[0] if reply else None)
 
 
 def end(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> bool:
     """Tell the agent to wipe the identity and exit; True when one was running."""
-    answer = _ask(socket_path(vault_home, runtime_dir), "lock")
-    return bool(answer and answer.get("locked") is True)
+    reply = _ask(socket_path(vault_home, runtime_dir), {"op": "lock"})
+    return bool(reply and reply[0].get("locked") is True)
+
+
+def _refusal(answer: dict[str, object]) -> KeyvaultError:
+    """The agent's report of a file it could not open, as the error class it named."""
+    kind, message = answer.get("kind"), answer.get("message")
+    text = message if isinstance(message, str) else "the session agent could not open the file"
+    error_class = next((c for c in REFUSALS if c.__name__ == kind), DamagedFile)
+    return error_class(text)
 
 
 def socket_path(
@@ -200,15 +260,36 @@ def peer_uid(sock: socket.socket) -> int | None:
     return reader(sock) if reader else None
 
 
-def read_line(sock: socket.socket) -> bytes:
-    """One newline-terminated message (without the newline); b"" on early close or overflow."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(MAX_MESSAGE)
-        if not chunk or len(data) + len(chunk) > MAX_MESSAGE:
-            return b""
-        data += chunk
-    return data[:-1]
+def send_message(sock: socket.socket, header: dict[str, object], body: bytes = b"") -> None:
+    """One message: FRAME (the two lengths), the JSON header, then the body as is."""
+    encoded = json.dumps(header).encode()
+    sock.sendall(FRAME.pack(len(encoded), len(body)) + encoded)
+    if body:
+        sock.sendall(body)
+
+
+def recv_message(sock: socket.socket) -> tuple[dict[str, object], bytes]:
+    """The next message; ValueError when it is malformed or over the limits, OSError when
+    the connection fails or closes early."""
+    header_size, body_size = FRAME.unpack(recv_exact(sock, FRAME.size))
+    if header_size > MAX_HEADER or body_size > MAX_BODY:
+        raise ValueError("message over the size limits")
+    header = json.loads(recv_exact(sock, header_size))
+    if not isinstance(header, dict):
+        raise ValueError("message header is not an object")
+    return header, recv_exact(sock, body_size)
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    """Exactly `size` bytes; ConnectionError when the peer closes first."""
+    buffer = bytearray(size)
+    view, received = memoryview(buffer), 0
+    while received < size:
+        count = sock.recv_into(view[received:])
+        if not count:
+            raise ConnectionError("the peer closed the connection early")
+        received += count
+    return bytes(buffer)
 
 
 def _peer_uid_linux(sock: socket.socket) -> int:
@@ -273,9 +354,12 @@ def _is_private(folder: str) -> bool:
     )
 
 
-def _ask(path: str, op: str) -> dict[str, object] | None:
-    """Send one request to the agent at `path`; None when nobody (trustworthy) answers."""
-    if not path:
+def _ask(
+    path: str, request: dict[str, object], body: bytes = b""
+) -> tuple[dict[str, object], bytes] | None:
+    """One request to the agent at `path` and its reply; None when nobody (trustworthy)
+    answers, or the reply is malformed."""
+    if not path or len(body) > MAX_BODY:
         return None
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -286,13 +370,12 @@ def _ask(path: str, op: str) -> dict[str, object] | None:
         sock.connect(path)
         if peer_uid(sock) not in (None, os.geteuid()):
             return None
-        sock.sendall(b'{"op": "%s"}\n' % op.encode())
-        answer = json.loads(read_line(sock) or b"null")
-    except (OSError, ValueError):
+        send_message(sock, request, body)
+        return recv_message(sock)
+    except (OSError, ValueError, struct.error):
         return None
     finally:
         sock.close()
-    return answer if isinstance(answer, dict) else None
 
 
 def _is_identity(text: str) -> bool:

@@ -166,3 +166,85 @@ def test_hook_exports_in_project_folder_and_unsets_on_leaving(
     lines = run()
     assert f"IN={locked_cli.key}" in lines  # type: ignore[attr-defined]
     assert "OUT=unset" in lines
+
+
+# --- the identity stays in the agent ----------------------------------------------------------
+
+
+def test_commands_that_need_the_identity_itself_ask_again(locked_cli: Cli, vault_cli: Cli) -> None:
+    """A session opens the vault but never gives its key out: `identity export` and `passwd`
+    need the passphrase (or KEYVAULT_IDENTITY) even while unlocked."""
+    vault_cli.ok("unlock", "--ttl", "10m")
+    locked_cli.ok("list")  # the session opens the vault
+    exported = locked_cli("identity", "export")
+    assert exported.code == 3
+    assert exported.out == ""
+    assert "AGE-SECRET-KEY" not in exported.err
+    changed = locked_cli("passwd", env={"KEYVAULT_NEW_PASSPHRASE": "another passphrase"})
+    assert changed.code == 3
+    assert vault_cli.ok("identity", "export").out.startswith("AGE-SECRET-KEY-1")
+
+
+def test_session_knows_its_own_recipient(locked_cli: Cli, vault_cli: Cli) -> None:
+    """`recipients rm` refuses the identity that unlocked, also when that is the session's."""
+    vault_cli.ok("unlock", "--ttl", "10m")
+    refused = locked_cli("recipients", "rm", "owner")
+    assert refused.code == 1
+    assert "lock you out" in refused.err
+    locked_cli.ok("recipients", "new-ci", "ci")
+    locked_cli.ok("recipients", "rm", "ci")  # a session can still re-seal the vault
+    assert "ci" not in locked_cli.ok("recipients", "list").out.split()
+
+
+def test_scan_names_leaked_identities_with_a_session(
+    locked_cli: Cli, vault_cli: Cli, tmp_path: Path
+) -> None:
+    """The owner's and a CI recipient's identity are recognised by their public keys."""
+    owner = vault_cli.ok("identity", "export").out.strip()
+    ci_identity = vault_cli.ok("recipients", "new-ci", "deploy").out.strip()
+    vault_cli.ok("unlock", "--ttl", "10m")
+    leaky = tmp_path / "repo"
+    leaky.mkdir()
+    (leaky / "ci.env").write_text(f"A={owner}\nB={ci_identity}\n")
+    found = locked_cli("scan", str(leaky))
+    assert found.code == 1
+    assert ":1: your age identity (AGE-SECRET-KEY-1" in found.out
+    assert ":2: age identity of deploy (AGE-SECRET-KEY-1" in found.out
+    assert owner not in found.out + found.err and ci_identity not in found.out + found.err
+
+
+HEAVY = ("cryptography", "httpx", "vault.age", "vault.health", "vault.admin", "phonenumbers")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("env", "--project", "demo", "--shell", "bash"),
+        ("get", "main"),
+        ("exec", "--project", "demo", "--", "true"),
+    ],
+)
+def test_hot_path_imports_no_crypto_or_http_with_a_session(
+    locked_cli: Cli, vault_cli: Cli, args: tuple[str, ...]
+) -> None:
+    """With a session, env/get/exec load neither cryptography (the agent decrypts) nor httpx,
+    health or admin code: `python -X importtime` lists every module a run imports."""
+    vault_cli.ok("unlock", "--ttl", "10m")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vault", *args],
+        capture_output=True,
+        text=True,
+        env=locked_cli.env,
+        timeout=60,
+        start_new_session=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-500:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "vault.cli.main" in imported and "vault.session" in imported  # the probe works
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+    assert heavy == []

@@ -18,6 +18,7 @@ from vault.errors import InvalidValue, NoPassphraseSource
 from vault.identity import UnlockSettings, read_passphrase_file
 from vault.secret import Secret
 from vault.service import Keyvault, Unlocker
+from vault.session import Session
 
 
 def terminal_available() -> bool:
@@ -79,17 +80,6 @@ def read_secret_input(prompt: str = "key: ") -> Secret:
     return ask_hidden(prompt)
 
 
-def _session_fetcher(paths: Paths) -> Any:
-    def fetch() -> str | None:
-        try:
-            from vault import session  # noqa: PLC0415 - optional, cheap stdlib client
-        except ImportError:
-            return None
-        return session.fetch(vault_home=paths.home)
-
-    return fetch
-
-
 class AppContext:
     """What every command shares; built once per run by the click group."""
 
@@ -106,7 +96,7 @@ class AppContext:
         return Unlocker(
             settings=UnlockSettings.from_environ(self.environ),
             ask=ask_hidden if terminal_available() else None,
-            session=_session_fetcher(self.paths),
+            session=Session(self.paths.home),
         )
 
     @cached_property

@@ -21,7 +21,6 @@ from vault.errors import (
     VaultNotFound,
 )
 from vault.model import VaultDoc
-from vault.secret import Secret
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
 
@@ -72,7 +71,7 @@ def scan_cmd(
     missing = [p for p in roots if not p.exists() and not p.is_symlink()]
     if missing:  # a typo must not pass as "nothing found"
         raise UsageError(f"{missing[0]}: no such file or folder")
-    matcher = scan.Matcher([] if no_vault else _vault_secrets(app))
+    matcher = scan.Matcher([]) if no_vault else _vault_matcher(app)
     report = scan.scan_paths(roots, matcher, exclude=exclude)
     if history:
         top = scan.git_toplevel(roots[0].absolute())
@@ -85,16 +84,22 @@ def scan_cmd(
     return 1 if report.findings else 0
 
 
-def _vault_secrets(app: AppContext) -> list[tuple[str, Secret]]:
-    """Every stored key (any status: a retired key in a file is still a leak) and the identity."""
+def _vault_matcher(app: AppContext) -> scan.Matcher:
+    """Every stored key (any status: a retired key in a file is still a leak), and the
+    identities of the vault's recipients, recognised by their public keys."""
     try:
         doc = app.kv.read()
     except (VaultNotFound, NoPassphraseSource) as exc:
         hint = "or run `keyvault scan --no-vault` to look for OpenAI-shaped keys only"
         raise type(exc)(exc.message, hint=f"{exc.hint}; {hint}" if exc.hint else hint) from None
-    identity = app.kv.unlocker.identity(app.paths)
-    pairs = [(entry.name, entry.secret) for entry in doc.entries]
-    return [*pairs, (IDENTITY_NAME, Secret(identity.to_string()))]
+    mine = app.kv.unlocker.recipient(app.paths)
+    identities = {
+        r["recipient"]: IDENTITY_NAME if r["recipient"] == mine else f"age identity of {r['name']}"
+        for r in doc.recipients
+        if isinstance(r.get("recipient"), str) and isinstance(r.get("name"), str)
+    }
+    secrets = [(entry.name, entry.secret) for entry in doc.entries]
+    return scan.Matcher(secrets, identities=identities)
 
 
 def _print_scan(report: scan.ScanReport, as_json: bool) -> None:
@@ -162,7 +167,7 @@ def _opener(app: AppContext) -> tuple[Callable[[bytes], VaultDoc] | None, str | 
     if not app.paths.identity.exists():
         return None, "no identity.age"
     try:
-        app.kv.unlocker.identity(app.paths)
+        app.kv.unlocker.recipient(app.paths)  # a session, or the identity (env or prompt)
     except (AuthError, DamagedFile, VaultNotFound, StorageError) as exc:
         return None, exc.message
     return app.kv.open, None
