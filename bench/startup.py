@@ -4,7 +4,9 @@ Prints, in one run, the median wall time of
   1. `keyvault env` with an unlocked session (the console script, as users run it),
   2. the floor: `python -c "import click; from cryptography...aead import ChaCha20Poly1305"`,
   3. `pass show` for one entry (Debian pass, an unprotected gpg key, a running gpg-agent),
-and the ratios. Targets (issue 6): env ≤ 1.3× the floor and ≤ 100 ms median.
+and the ratios. Targets (issue 6): env ≤ 1.3× the floor and ≤ 100 ms median. For context it
+also prints the bare interpreter start (`python -c pass`), which every Python command pays
+(site-packages `.pth` files can make it most of the total).
 
     python bench/startup.py [--runs 40]
 """
@@ -116,6 +118,7 @@ def main() -> None:
             commands: dict[str, Command] = {
                 "env": ([*keyvault_argv(), "env", "--project", "bench", "--shell", "bash"], kv_env),
                 "floor": ([sys.executable, "-c", FLOOR], kv_env),
+                "python": ([sys.executable, "-c", "pass"], kv_env),
             }
             pass_env = setup_pass(tmp)
             if pass_env:
@@ -129,6 +132,7 @@ def main() -> None:
             if "pass_env" in locals() and pass_env:
                 subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
     print(f"runs per command: {args.runs} (median wall time)")
+    print(f"python -c pass (interpreter start) {medians['python']:7.1f} ms")
     print(f"keyvault env (unlocked session)  {env_ms:7.1f} ms")
     ratio = env_ms / floor_ms
     print(f"floor (click + ChaCha20Poly1305)  {floor_ms:7.1f} ms   env/floor = {ratio:.2f}", end="")
