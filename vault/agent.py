@@ -28,6 +28,7 @@ import resource
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,10 @@ from vault.session import IDENTITY_PREFIX, MAX_HEADER, peer_uid, recv_message, s
 
 EXIT_BAD_SETTINGS = 2
 EXIT_NO_SOCKET = 3
-CONNECTION_TIMEOUT = 2.0  # how long one client may take; the agent serves one at a time
+CONNECTION_TIMEOUT = 2.0  # how long a client may stall between two reads or writes
+MAX_CLIENTS = 8  # connections served at once, each on its own thread; more wait to be accepted
+BACKLOG = 128  # connections waiting: a burst of shells opening a large vault must not be refused
+WAKE_INTERVAL = 0.5  # the accept loop notices `lock` (from a client thread) this quickly
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
 IDENTITY_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -110,17 +114,30 @@ class Agent:
         self._running = True
 
     def serve(self) -> None:
+        """Accept until the session ends; each client is served on its own thread, so one
+        that stalls (or a large vault being decrypted) does not hold up the others."""
+        slots = threading.BoundedSemaphore(MAX_CLIENTS)
         while self._running:
             remaining = self._deadlines.remaining()
             if remaining <= 0:
                 return
-            self._listener.settimeout(remaining)
+            if not slots.acquire(timeout=min(remaining, WAKE_INTERVAL)):
+                continue
+            self._listener.settimeout(min(remaining, WAKE_INTERVAL))
             try:
                 conn, _ = self._listener.accept()
             except TimeoutError:
+                slots.release()
                 continue
+            worker = threading.Thread(target=self._serve_one, args=(conn, slots), daemon=True)
+            worker.start()
+
+    def _serve_one(self, conn: socket.socket, slots: threading.BoundedSemaphore) -> None:
+        try:
             with conn, contextlib.suppress(OSError, ValueError):
                 self._handle(conn)
+        finally:
+            slots.release()
 
     def stop(self) -> None:
         """Drop the identity and remove our socket; safe to call twice."""
@@ -252,7 +269,7 @@ def _listen(path: str) -> socket.socket:
         # missing_ok: a killed agent that had our pid may have left one behind
         temporary.unlink(missing_ok=True)
         listener.bind(str(temporary))
-        listener.listen(16)
+        listener.listen(BACKLOG)
         temporary.rename(path)
     except OSError:
         listener.close()

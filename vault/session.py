@@ -24,6 +24,7 @@ import os
 import stat
 import struct
 import sys
+import time
 
 from vault.errors import (
     AgeFormatError,
@@ -47,7 +48,10 @@ if TYPE_CHECKING:
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 AGENT_MODULE = "vault.agent"
 START_TIMEOUT = 5.0  # seconds for the agent to read its settings and bind; ~60 ms here
-ASK_TIMEOUT = 2.0  # per socket operation; a live agent answers in well under a millisecond
+CONNECT_TIMEOUT = 2.0  # to reach the agent; a live one has room in its backlog at once
+# for the exchange: ~1 ms for one key, ~40 ms for a 10,000-key vault, longer when a burst of
+# commands (a tmux session restoring 30 shells) queues up for it
+REPLY_TIMEOUT = 15.0
 MAX_HEADER = 4096  # one message's JSON part; an identity is 74 characters
 MAX_BODY = 256 << 20  # one sealed vault or its plaintext: ~450,000 keys
 FRAME = struct.Struct("!II")  # every message: header length, body length, header, body
@@ -366,16 +370,32 @@ def _ask(
     except (OSError, AttributeError):
         return None
     try:
-        sock.settimeout(ASK_TIMEOUT)
-        sock.connect(path)
+        _connect(sock, path)
         if peer_uid(sock) not in (None, os.geteuid()):
             return None
+        sock.settimeout(REPLY_TIMEOUT)  # a large file waits to be read while others are served
         send_message(sock, request, body)
         return recv_message(sock)
     except (OSError, ValueError, struct.error):
         return None
     finally:
         sock.close()
+
+
+def _connect(sock: socket.socket, path: str) -> None:
+    """Connect, waiting while the agent's backlog is full (a burst of commands): it is busy,
+    not gone. Raises OSError when nobody listens or after CONNECT_TIMEOUT."""
+    sock.settimeout(CONNECT_TIMEOUT)
+    deadline, pause = time.monotonic() + CONNECT_TIMEOUT, 0.005
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def _is_identity(text: str) -> bool:
