@@ -477,6 +477,14 @@ def forward_proxy() -> Iterator[Any]:
         yield proxy
 
 
+@pytest.fixture
+def socks_proxy() -> Iterator[Any]:
+    from fake_proxy import Socks5Proxy
+
+    with Socks5Proxy() as proxy:
+        yield proxy
+
+
 # ----------------------------------------------------------------------------- by hand
 
 

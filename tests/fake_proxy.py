@@ -129,3 +129,49 @@ async def _pipe_both(
             dst.close()
 
     await asyncio.gather(pipe(a_reader, b_writer), pipe(b_reader, a_writer))
+
+
+class Socks5Proxy(ForwardProxy):
+    """A SOCKS5 server (RFC 1928, no authentication, CONNECT only) in the same harness: the
+    kind Clash, v2ray and `ssh -D` offer. `connects` counts "host:port" targets; like the HTTP
+    proxy it reaches loopback only."""
+
+    @property
+    def url(self) -> str:
+        return f"socks5://127.0.0.1:{self.port}"
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            version, count = await reader.readexactly(2)
+            methods = await reader.readexactly(count)
+            if version != 5 or 0 not in methods:
+                writer.write(b"\x05\xff")  # no acceptable method
+                return
+            writer.write(b"\x05\x00")
+            _version, command, _reserved, kind = await reader.readexactly(4)
+            host = await _socks_address(reader, kind)
+            port = int.from_bytes(await reader.readexactly(2), "big")
+            if command != 1 or host not in LOOPBACK:
+                writer.write(b"\x05\x02\x00\x01" + bytes(6))  # not allowed by ruleset
+                return
+            self.connects[f"{host}:{port}"] += 1
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+            writer.write(b"\x05\x00\x00\x01" + bytes(6))  # succeeded; bound address unused
+            await writer.drain()
+            await _pipe_both(reader, writer, up_reader, up_writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError, OSError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _socks_address(reader: asyncio.StreamReader, kind: int) -> str:
+    if kind == 1:  # IPv4
+        return ".".join(str(b) for b in await reader.readexactly(4))
+    if kind == 3:  # a domain name, resolved by the proxy (socks5h)
+        size = (await reader.readexactly(1))[0]
+        return (await reader.readexactly(size)).decode("ascii")
+    if kind == 4:  # IPv6
+        raw = await reader.readexactly(16)
+        return "::1" if raw == bytes(15) + b"\x01" else raw.hex()
+    raise ValueError("unknown address type")

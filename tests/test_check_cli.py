@@ -248,6 +248,46 @@ def test_proxy_from_config_carries_the_checks(
     assert sum(forward_proxy.forwards.values()) >= 1
 
 
+def test_socks5_proxy_from_the_option_wins_over_config(
+    fake_openai: FakeOpenAI, forward_proxy: ForwardProxy, socks_proxy: ForwardProxy, cli: Cli
+) -> None:
+    """`--proxy socks5://…` (Clash, v2ray, `ssh -D`) carries the checks; config's proxy waits."""
+    write_config(cli.home, f'proxy = "{forward_proxy.url}"\n')
+    kv = open_vault(cli.home)
+    key = fake_openai.add_key("ok")
+    add(kv, "k", key, project="p", base_url=fake_openai.base_url)
+    for scheme in ("socks5", "socks5h"):
+        url = socks_proxy.url.replace("socks5", scheme, 1)
+        result = cli("check", "k", "--proxy", url, "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)[0]["status"] == "ok"
+    assert sum(socks_proxy.connects.values()) >= 2
+    assert sum(forward_proxy.forwards.values()) + sum(forward_proxy.connects.values()) == 0
+    assert fake_openai.count(key, "models") == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["garbage", "ftp://127.0.0.1:21", "http://", "http://127.0.0.1:99999", "socks4://127.0.0.1:1"],
+)
+def test_a_bad_proxy_is_one_clear_line(bad: str, fake_openai: FakeOpenAI, cli: Cli) -> None:
+    """From --proxy (exit 2), config.toml or the environment (exit 1); never a traceback, and
+    never the URL (which may hold a password)."""
+    kv = open_vault(cli.home)
+    add(kv, "k", fake_openai.add_key("ok"), project="p", base_url=fake_openai.base_url)
+    secret_bad = bad.replace("://", "://user:hunter2@", 1) if "://" in bad else bad
+    option = cli("check", "k", "--proxy", secret_bad)
+    assert option.code == 2 and "hunter2" not in option.err and "Traceback" not in option.err
+    write_config(cli.home, f'proxy = "{secret_bad}"\n')
+    config = cli("check", "k")
+    assert config.code == 1 and "bad value for proxy" in config.err
+    assert "hunter2" not in config.err and "Traceback" not in config.err
+    write_config(cli.home, "")
+    environ = cli("check", "k", env={"ALL_PROXY": secret_bad, "HTTPS_PROXY": secret_bad})
+    assert environ.code in (1, 5), environ.err  # refused, or (unused for http) checked
+    assert "hunter2" not in environ.err and "Traceback" not in environ.err
+
+
 def test_admin_keys_are_checked_against_the_admin_api(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     admin = fake_openai.admin.add_admin_key()

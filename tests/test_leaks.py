@@ -581,9 +581,13 @@ def test_harden_process_disables_core_dumps() -> None:
 
 
 def test_lock_timeout_and_the_waiting_process(canary: Canary) -> None:
-    """Hold vault.lock; writers wait 10 s and fail with exit 1, leaking nothing. Meanwhile
-    the waiting keyvault process is checked: no core dumps, no secret in its argv."""
+    """Hold vault.lock; writers wait (`lock_timeout`, 4 s here) and fail with exit 1, leaking
+    nothing. Meanwhile the waiting keyvault process is checked: no core dumps, no secret in
+    its argv."""
     import portalocker
+
+    config = canary.cli.home / "config.toml"
+    config.write_text((config.read_text() if config.exists() else "") + "lock_timeout = 4\n")
 
     new_key = canary.tmpdir.parent / "new-key"
     new_key.write_text(make_key())

@@ -20,6 +20,7 @@ import httpx
 
 from vault.errors import AdminApiError
 from vault.health.classify import classify
+from vault.health.lanes import refused_proxy
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
 from vault.health.redact import safe_message
 from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
@@ -65,13 +66,14 @@ class AdminClient:
         refused = refusal(self._target)
         if refused is not None:
             raise AdminApiError(f"admin api: {refused.message}")
-        self._client = httpx.Client(
-            transport=transport,
-            proxy=proxy,
-            timeout=httpx.Timeout(timeout),
-            follow_redirects=False,  # the admin key goes only to its own base url
-            trust_env=True,
-        )
+        with refused_proxy():
+            self._client = httpx.Client(
+                transport=transport,
+                proxy=proxy,
+                timeout=httpx.Timeout(timeout),
+                follow_redirects=False,  # the admin key goes only to its own base url
+                trust_env=True,
+            )
 
     def __enter__(self) -> AdminClient:
         return self

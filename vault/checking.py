@@ -46,6 +46,7 @@ class CheckOptions:
     model: str = "gpt-4o-mini"
     timeout: float = 10.0
     max_retry_wait: float = 20.0
+    proxy: str | None = None  # `--proxy`; else `proxy` in config.toml; else the environment
     transport: Any = None
     admin_transport: Any = None
     on_result: Callable[[HealthResult], None] | None = None
@@ -278,7 +279,7 @@ def _store(entry: Entry, result: HealthResult, policy: HealthPolicy, now: str) -
 def run_checks(kv: Keyvault, entries: Sequence[Entry], options: CheckOptions) -> CheckReport:
     """Check `entries` and store every finished result in one atomic save."""
     policy = health_policy(kv.config)
-    probed = probe_entries(entries, options, proxy=kv.config.proxy, clock=kv.clock)
+    probed = probe_entries(entries, options, proxy=options.proxy or kv.config.proxy, clock=kv.clock)
     report = CheckReport(planned=len(entries), interrupted=probed.interrupted)
     if probed.results:
         now = kv.now_iso()

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 from vault.errors import ConfigError
 
 DEFAULT_PHONE_SLOTS = 2  # OpenAI lets one phone number verify two keys
+DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a change waits for another keyvault to finish its save
+MAX_LOCK_TIMEOUT = 3600.0
 CONFIG_NAME = "config.toml"
 
 
@@ -63,6 +65,7 @@ class Config(NamedTuple):
     default_project: str | None = None
     proxy: str | None = None
     scrypt_log_n: int | None = None
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     health: Mapping[str, Any] = MappingProxyType({})
     rotation: Mapping[str, Any] = MappingProxyType({})
 
@@ -83,18 +86,45 @@ class Config(NamedTuple):
                 self.default_project is None or isinstance(self.default_project, str),
                 "default_project",
             ),
-            (self.proxy is None or isinstance(self.proxy, str), "proxy"),
+            (self.proxy is None or is_proxy_url(self.proxy), "proxy"),
             (
                 self.scrypt_log_n is None
                 or (isinstance(self.scrypt_log_n, int) and 10 <= self.scrypt_log_n <= 22),
                 "scrypt_log_n",
+            ),
+            (
+                isinstance(self.lock_timeout, int | float)
+                and not isinstance(self.lock_timeout, bool)
+                and 0 <= self.lock_timeout <= MAX_LOCK_TIMEOUT,
+                "lock_timeout",
             ),
             (isinstance(self.health, Mapping), "health"),
             (isinstance(self.rotation, Mapping), "rotation"),
         )
         for ok, name in checks:
             if not ok:
-                raise ConfigError(f"{source}: bad value for {name}")
+                hint = PROXY_HINT if name == "proxy" else None
+                raise ConfigError(f"{source}: bad value for {name}", hint=hint)
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+PROXY_HINT = (
+    "a proxy is http://HOST:PORT, https://HOST:PORT, socks5://HOST:PORT or socks5h://HOST:PORT"
+)
+
+
+def is_proxy_url(value: object) -> bool:
+    """True for a URL that httpx can use as a proxy (the scheme, a host, a valid port)."""
+    if not isinstance(value, str):
+        return False
+    from urllib.parse import urlsplit  # noqa: PLC0415 - only when a proxy is configured
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname)
 
 
 def load_config(path: Path) -> Config:

@@ -130,9 +130,9 @@ def _activate(kv: Keyvault, rid: str, options: MintOptions) -> Rotation:
     entry = doc.by_id(str(record["entry"]))
     probed = Probed()
     if entry is not None:
-        probed = probe_entries(
-            [entry], options.check_options, proxy=kv.config.proxy, clock=kv.clock
-        )
+        checks = options.check_options
+        proxy = checks.proxy or kv.config.proxy
+        probed = probe_entries([entry], checks, proxy=proxy, clock=kv.clock)
         if probed.interrupted:
             raise KeyboardInterrupt
     crash_point("checked")

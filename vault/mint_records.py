@@ -98,7 +98,7 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
     return AdminClient(
         admin.secret,
         base_url=admin.effective_base_url,
-        proxy=kv.config.proxy,
+        proxy=options.check_options.proxy or kv.config.proxy,
         transport=options.transport,
     )
 

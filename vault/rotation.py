@@ -223,7 +223,9 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     todo = [doc.find(options.to)] if options.to else pool(doc, project, policy, kv.clock())
     probed = Probed()
     if options.check:
-        probed = probe_entries(todo, options.check_options, proxy=kv.config.proxy, clock=kv.clock)
+        checks = options.check_options
+        proxy = checks.proxy or kv.config.proxy
+        probed = probe_entries(todo, checks, proxy=proxy, clock=kv.clock)
         if probed.interrupted:
             raise KeyboardInterrupt
     if options.dry_run:  # the same change on a copy that is never saved

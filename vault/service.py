@@ -176,14 +176,14 @@ class Keyvault:
         *,
         clock: Clock = utc_now,
         ops: FileOps = REAL_OPS,
-        lock_timeout: float = 10.0,
+        lock_timeout: float | None = None,
         config: Config | None = None,
     ) -> None:
         self.paths = paths
         self.unlocker = unlocker
         self.clock = clock
         self.ops = ops
-        self.lock_timeout = lock_timeout
+        self._lock_timeout = lock_timeout
         self._config = config
 
     @property
@@ -191,6 +191,14 @@ class Keyvault:
         if self._config is None:
             self._config = load_config(self.paths.config)
         return self._config
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds a change waits for the lock: the constructor's, else `lock_timeout` in
+        config.toml (default 10)."""
+        if self._lock_timeout is not None:
+            return self._lock_timeout
+        return float(self.config.lock_timeout)
 
     # --- create ---------------------------------------------------------------------------
 

@@ -206,7 +206,8 @@ def locked(path: Path, *, timeout: float = 10.0, poll: float = 0.02) -> Iterator
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"the vault is locked by {_holder(path)}",
-                        hint=f"wait for it to finish; the lock is {path}",
+                        hint=f"wait for it to finish (the lock is {path}), or raise"
+                        " lock_timeout in config.toml",
                     ) from None
                 time.sleep(poll)
         _write_holder(handle)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -495,3 +496,28 @@ def test_bare_keyvault_prints_help_and_succeeds(cli):
     result = cli.ok()
     assert result.out.startswith("Usage: keyvault")
     assert "Commands:" in result.out
+
+
+def test_lock_timeout_comes_from_config(vault_cli, snapshot):
+    """`lock_timeout` in config.toml bounds how long a change waits for another writer."""
+    import portalocker
+
+    vault_cli.add("k", make_key(), "--project", "p")
+    (vault_cli.home / "config.toml").write_text("lock_timeout = 0.5\n")
+    before = snapshot(vault_cli.home)
+    with (vault_cli.home / "vault.lock").open("r+b") as lock:
+        portalocker.lock(lock, portalocker.LOCK_EX)
+        started = time.monotonic()
+        late = vault_cli("edit", "k", "--note", "late")
+        waited = time.monotonic() - started
+        portalocker.unlock(lock)
+    assert late.code == 1
+    assert "the vault is locked by" in late.err and "lock_timeout" in late.err
+    assert waited < 5  # not the default 10 s
+    assert snapshot(vault_cli.home) == before
+    for bad in ('"10"', "-1", "true", "7200"):
+        (vault_cli.home / "config.toml").write_text(f"lock_timeout = {bad}\n")
+        refused = vault_cli("edit", "k", "--note", "x")
+        assert refused.code == 1 and "bad value for lock_timeout" in refused.err
+    (vault_cli.home / "config.toml").write_text("lock_timeout = 0\n")  # never wait
+    vault_cli.ok("edit", "k", "--note", "free")

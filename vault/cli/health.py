@@ -11,6 +11,24 @@ from vault.checking import Checked, CheckOptions, CheckReport, run_checks, selec
 from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
 from vault.health.model import HealthResult
 
+
+def _proxy_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from vault.config import PROXY_HINT, is_proxy_url  # noqa: PLC0415
+
+    if value is not None and not is_proxy_url(value):
+        raise click.BadParameter(PROXY_HINT)  # never echo the URL: it may hold a password
+    return value
+
+
+proxy_option = click.option(
+    "--proxy",
+    metavar="URL",
+    default=None,
+    callback=_proxy_url,
+    help="Proxy for the API (http://, https://, socks5://); default: proxy in config.toml,"
+    " then HTTPS_PROXY/ALL_PROXY.",
+)
+
 PROGRESS_MIN = 4  # fewer keys finish before a bar would be worth drawing
 EXIT_INTERRUPTED = 130
 
@@ -31,6 +49,7 @@ EXIT_INTERRUPTED = 130
     show_default=True,
     help="Requests in flight at once.",
 )
+@proxy_option
 @click.option("--rotate", is_flag=True, help="Then rotate every project the policy marks due.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (never the key).")
 @pass_app
@@ -44,6 +63,7 @@ def check_cmd(
     balance: bool,
     model: str,
     concurrency: int,
+    proxy: str | None,
     rotate: bool,
     as_json: bool,
 ) -> int:
@@ -63,6 +83,7 @@ def check_cmd(
         balance=balance,
         model=model,
         concurrency=concurrency,
+        proxy=proxy,
         on_result=_progress(len(entries)),
     )
     report = run_checks(app.kv, entries, options)

@@ -10,6 +10,7 @@ import click
 
 from vault.checking import CheckOptions
 from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
+from vault.cli.health import proxy_option
 from vault.errors import UsageError
 from vault.mint import MintReport
 from vault.mint_records import MintOptions
@@ -38,6 +39,7 @@ BAR_WIDTH = 30
     " the next --finish).",
 )
 @click.option("--finish", is_flag=True, help="Complete interrupted mints and due deletions.")
+@proxy_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def rotate_cmd(
@@ -54,6 +56,7 @@ def rotate_cmd(
     admin: str | None,
     grace: float | None,
     finish: bool,
+    proxy: str | None,
     as_json: bool,
 ) -> int:
     """Replace a project's active key with its best healthy standby key.
@@ -73,7 +76,7 @@ def rotate_cmd(
         raise UsageError("these options do not combine: " + ", ".join(modes or ["--mint", "--to"]))
     if (due or finish) and project is not None:
         raise UsageError(f"{modes[0]} covers every project; drop --project")
-    checking = CheckOptions(deep=deep)
+    checking = CheckOptions(deep=deep, proxy=proxy)
     rotate_options = RotateOptions(
         to=to, dry_run=dry_run, check=not no_check, retire=retire, check_options=checking
     )

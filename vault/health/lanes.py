@@ -9,13 +9,17 @@ A lane is held only while a request is on the wire, never while a retry sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Final
 
 import httpx
+
+from vault.config import PROXY_HINT
+from vault.errors import ConfigError
 
 LANES_PER_CLIENT: Final = 4
 
@@ -36,16 +40,35 @@ def make_client(
 ) -> httpx.AsyncClient:
     """One client. `trust_env` keeps HTTPS_PROXY/ALL_PROXY/NO_PROXY working; an explicit `proxy`
     wins over them. Redirects are never followed: a key goes only to its own base URL."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        follow_redirects=False,
-        transport=transport,
-        proxy=proxy,
-        verify=verify,
-        trust_env=True,
-        http2=http2,
-    )
+    with refused_proxy():
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            follow_redirects=False,
+            transport=transport,
+            proxy=proxy,
+            verify=verify,
+            trust_env=True,
+            http2=http2,
+        )
+
+
+@contextlib.contextmanager
+def refused_proxy() -> Iterator[None]:
+    """httpx checks proxies (ours, or HTTPS_PROXY/ALL_PROXY from the environment) when a client
+    is built: turn its refusal into one line that does not repeat the URL, which may hold a
+    password."""
+    try:
+        yield
+    except ImportError:  # socksio, which httpx needs for socks5://, is missing
+        raise ConfigError(
+            "socks5 proxies need the socksio package", hint="pip install 'httpx[socks]'"
+        ) from None
+    except ValueError:
+        raise ConfigError(
+            "a proxy setting is not a usable proxy URL",
+            hint=f"check --proxy, proxy in config.toml, HTTPS_PROXY and ALL_PROXY; {PROXY_HINT}",
+        ) from None
 
 
 class Lanes:
