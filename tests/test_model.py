@@ -330,6 +330,26 @@ def test_from_dict_refuses_malformed_entries_without_leaking_the_secret(change):
     assert key not in str(caught.value)
 
 
+def test_a_checked_shape_does_not_vouch_for_other_types_or_tags():
+    """Shapes are checked once and remembered; the same keys with other types, or bad tags
+    inside a list, are still refused (the cache is keyed by the types too)."""
+    good = entry("good").to_dict(reveal=True)
+    assert Entry.from_dict(good).name == "good"  # this shape is now known
+    for change in ({"priority": True}, {"credit_usd": "5"}, {"health": []}, {"tags": [1]}):
+        with pytest.raises(DamagedVault):
+            Entry.from_dict({**good, **change})
+    assert Entry.from_dict({**good, "priority": 3, "credit_usd": 2.5}).credit_usd == 2.5
+
+
+def test_many_shapes_are_all_checked():
+    """A crafted vault that gives every entry its own shape is still checked entry by entry."""
+    base = entry("x").to_dict(reveal=True)
+    for i in range(1500):
+        assert Entry.from_dict({**base, f"future_{i}": i}).extra == {f"future_{i}": i}
+    with pytest.raises(DamagedVault):
+        Entry.from_dict({**base, "future_x": 1, "priority": None})
+
+
 def test_effective_base_url_defaults_to_openai():
     e = entry("a")
     assert e.effective_base_url == "https://api.openai.com/v1"

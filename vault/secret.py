@@ -17,8 +17,10 @@ def mask(value: str) -> str:
     """Return a display form that identifies a key without revealing it: `sk-…wxyz`."""
     if len(value) < 12:
         return "…" * (len(value) > 0)
-    prefix = next((p for p in _KNOWN_PREFIXES if value.startswith(p)), "")
-    return f"{prefix}…{value[-_SHOWN_TAIL:]}"
+    for prefix in _KNOWN_PREFIXES:
+        if value.startswith(prefix):
+            return f"{prefix}…{value[-_SHOWN_TAIL:]}"
+    return f"…{value[-_SHOWN_TAIL:]}"
 
 
 class Secret:
