@@ -128,6 +128,39 @@ def test_relay_messages(name: str) -> None:
     assert got.message == message
 
 
+# Real answers seen in the wild that are not in ../shared/reference/openai-api.md: the status a
+# user must act on, and whether retrying could help.
+WILD = [
+    # the virtual card failed its charges: OpenAI marks the account's billing inactive
+    (429, "billing_not_active", "billing_not_active",
+     "Your account is not active, please check your billing details on our website.",
+     S.QUOTA_EXHAUSTED, False),
+    (429, None, None,
+     "Your account is not active, please check your billing details on our website.",
+     S.QUOTA_EXHAUSTED, False),
+    (401, "access_terminated", "access_terminated",
+     "Your access was terminated due to violation of our policies, please check your email for"
+     " more information.", S.INVALID, False),
+    (401, IRE, "invalid_organization", "No such organization: org-abc123.", S.FORBIDDEN, False),
+    (403, "new_api_error", None, "Insufficient account balance, please recharge",
+     S.QUOTA_EXHAUSTED, False),
+    (402, None, None, "Insufficient credits. Add more using https://example.invalid/credits",
+     S.QUOTA_EXHAUSTED, False),
+    (200, None, None, "该令牌额度已用完，请充值", S.QUOTA_EXHAUSTED, False),
+    (403, None, "quota_exceeded", "You have exceeded your quota", S.QUOTA_EXHAUSTED, False),
+    (401, None, None, "Invalid token (request id: 2025)", S.INVALID, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", WILD)
+def test_answers_seen_in_the_wild(
+    case: tuple[int, str | None, str | None, str, Status, bool],
+) -> None:
+    status, etype, code, message, verdict, retry = case
+    got = classify(status, {}, body(message, etype, code))
+    assert (got.status, got.retryable) == (verdict, retry)
+
+
 def test_type_beats_a_misleading_message() -> None:
     """new-api rewrites every 429 message to "upstream saturated" even for an empty wallet."""
     saturated = "当前分组上游负载已饱和，请稍后再试"

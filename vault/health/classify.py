@@ -40,12 +40,20 @@ ERROR_CODES: Final[Mapping[str, Status]] = {
     "insufficient_token_quota": S.QUOTA_EXHAUSTED,
     "pre_consume_token_quota_failed": S.QUOTA_EXHAUSTED,  # one-api / new-api, HTTP 403
     "billing_hard_limit_reached": S.QUOTA_EXHAUSTED,
+    # 429 "Your account is not active, please check your billing details": the card failed
+    # (a virtual card banned after two failed charges); waiting does not help
+    "billing_not_active": S.QUOTA_EXHAUSTED,
+    "quota_exceeded": S.QUOTA_EXHAUSTED,  # relays' English spelling of the same
+    "access_terminated": S.INVALID,  # 401 "Your access was terminated due to violation …"
+    "invalid_organization": S.FORBIDDEN,  # 401 "No such organization": fix org_id, not the key
     "rate_limit_exceeded": S.RATE_LIMITED,
     "server_error": S.SERVER_ERROR,
 }
 
 ERROR_TYPES: Final[Mapping[str, Status]] = {
     "insufficient_quota": S.QUOTA_EXHAUSTED,
+    "billing_not_active": S.QUOTA_EXHAUSTED,
+    "access_terminated": S.INVALID,
     "authentication_error": S.INVALID,
     "permission_error": S.FORBIDDEN,
     "forbidden": S.FORBIDDEN,
@@ -67,10 +75,18 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("out of credits", S.QUOTA_EXHAUSTED),
     ("quota is not enough", S.QUOTA_EXHAUSTED),
     ("billing hard limit", S.QUOTA_EXHAUSTED),
+    ("check your billing details", S.QUOTA_EXHAUSTED),  # billing_not_active's message
+    ("insufficient balance", S.QUOTA_EXHAUSTED),
+    ("insufficient account balance", S.QUOTA_EXHAUSTED),
+    ("insufficient credits", S.QUOTA_EXHAUSTED),
+    ("insufficient funds", S.QUOTA_EXHAUSTED),
     ("余额不足", S.QUOTA_EXHAUSTED),  # balance insufficient
     ("已欠费", S.QUOTA_EXHAUSTED),  # account in arrears
     ("额度已用尽", S.QUOTA_EXHAUSTED),  # one-api/new-api: 该令牌额度已用尽 (token quota used up)
     ("额度不足", S.QUOTA_EXHAUSTED),  # 用户额度不足 / 令牌额度不足
+    ("额度已用完", S.QUOTA_EXHAUSTED),  # quota used up (another common wording)
+    ("余额已用完", S.QUOTA_EXHAUSTED),  # balance used up
+    ("请充值", S.QUOTA_EXHAUSTED),  # please recharge
     ("country, region, or territory not supported", S.REGION_BLOCKED),
     ("incorrect api key", S.INVALID),
     ("invalid api key", S.INVALID),
@@ -78,6 +94,8 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("api key expired", S.INVALID),
     ("deactivated account", S.INVALID),
     ("didn't provide an api key", S.INVALID),
+    ("access was terminated", S.INVALID),
+    ("invalid token", S.INVALID),  # one-api / new-api in English
     ("无效的令牌", S.INVALID),  # invalid token
     ("无效的 token", S.INVALID),
     ("令牌已过期", S.INVALID),  # 该令牌已过期: token expired
@@ -94,6 +112,7 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("insufficient permissions", S.FORBIDDEN),
     ("must be a member of an organization", S.FORBIDDEN),
     ("should match organization", S.FORBIDDEN),
+    ("no such organization", S.FORBIDDEN),
     ("organization has been disabled", S.FORBIDDEN),
     ("organization has been restricted", S.FORBIDDEN),
     ("not authorized to access this resource from your ip", S.FORBIDDEN),
