@@ -6,10 +6,12 @@ real git repositories (history, merges, a hostile repo config) and a real pre-co
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,38 @@ def test_the_allow_pragma_silences_unknown_keys_only(matcher: Matcher) -> None:
 
 def test_short_sk_words_are_not_keys(matcher: Matcher) -> None:
     assert matcher.match_line("task-manager sk-learn risk-assessment-of-a-long-project") == []
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: base64.b64encode(text.encode()).decode(),
+        lambda text: base64.b64encode(text.encode()).decode().rstrip("="),
+        lambda text: base64.urlsafe_b64encode(text.encode()).decode(),
+    ],
+)
+@pytest.mark.parametrize("plain", [KEY, f"OPENAI_API_KEY={KEY}\nDEBUG=1\n", f"x {KEY} y"])
+def test_a_base64_encoded_key_is_found(
+    matcher: Matcher, encode: Callable[[str], str], plain: str
+) -> None:
+    """Kubernetes Secrets, docker configs and `base64 .env` pastes hide keys this way."""
+    for line in (f"  OPENAI_API_KEY: {encode(plain)}", f'"data": "{encode(plain)}",'):
+        assert matcher.match_line(line) == [("work-1 (base64)", Secret(KEY).masked, True)]
+
+
+def test_base64_that_is_not_a_key_is_quiet(matcher: Matcher) -> None:
+    noise = [
+        base64.b64encode(bytes(range(256))).decode(),  # binary: not UTF-8
+        base64.b64encode(b"just some harmless configuration text").decode(),
+        "sha512-" + base64.b64encode(bytes(64)).decode(),  # npm integrity hash
+        "A" * 200,
+        base64.b64encode(f"{OTHER} # {ALLOW_PRAGMA}".encode()).decode(),
+    ]
+    for line in noise:
+        assert matcher.match_line(line) == []
+    unknown = base64.b64encode(OTHER.encode()).decode()
+    assert matcher.match_line(unknown) == [("unknown key (base64)", Secret(OTHER).masked, False)]
+    assert matcher.match_line(f"{unknown}  # {ALLOW_PRAGMA}") == []
 
 
 def test_the_matcher_holds_no_plaintext_secret(matcher: Matcher) -> None:
@@ -260,6 +294,20 @@ def test_cli_reports_name_and_masked_key_and_exits_1(
     assert f"{tree}/notes.md:1: unknown key ({Secret(OTHER).masked})" in result.out
     assert key not in result.out + result.err and OTHER not in result.out + result.err
     assert "2 found" in result.err
+
+
+def test_cli_finds_a_key_in_a_kubernetes_secret(stored: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, key = stored
+    encoded = base64.b64encode(key.encode()).decode()
+    (tmp_path / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: openai\ndata:\n"
+        f"  OPENAI_API_KEY: {encoded}\n"
+    )
+    result = cli("scan", str(tmp_path))
+    assert result.code == 1
+    assert f"secret.yaml:6: work-1 (base64) ({Secret(key).masked})" in result.out
+    for leaked in (key, encoded):
+        assert leaked not in result.out + result.err
 
 
 def test_cli_clean_tree_exits_0(stored: tuple[Cli, str], tmp_path: Path) -> None:

@@ -149,7 +149,8 @@ class Doctor:
         else:
             entries = len(self.doc.entries)
             gen = self.doc.generation
-            yield Check("vault", Level.OK, f"vault.age opens: {entries} keys, generation {gen}")
+            count = f"{entries} key{'' if entries == 1 else 's'}"
+            yield Check("vault", Level.OK, f"vault.age opens: {count}, generation {gen}")
 
     def _why(self, exc: KeyvaultError) -> str:
         """The error without the file name the opener puts first (it says vault.age always)."""

@@ -4,11 +4,14 @@ Used by `keyvault scan` (and as a pre-commit hook). Secrets are compared by keye
 run draws a random HMAC key, fingerprints the vault's secrets once, then hashes candidate
 tokens of the scanned text, so the scanner holds no plaintext secret and prints only the entry
 name and the masked form. A stored secret is found where it stands as a token: delimited by
-whitespace, quotes, or characters outside its own alphabet (`KEY=sk-…`, `"sk-…"`, `?key=sk-…`).
+whitespace, quotes, or characters outside its own alphabet (`KEY=sk-…`, `"sk-…"`, `?key=sk-…`),
+and inside base64 runs, which are decoded one level deep (Kubernetes Secrets, docker configs).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import fnmatch
 import hmac
@@ -45,6 +48,10 @@ _ASSIGNMENT = re.compile(r"[=:]")
 # reference/openai-api.md's offline check, `sk-` + 20 or more of [A-Za-z0-9_-], as a whole word
 _OPENAI_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}")
 _AGE_IDENTITY = re.compile(r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}")
+# a base64 run (standard or URL-safe alphabet) long enough to hold a key: Kubernetes Secrets,
+# `docker config`, CI variable dumps and `.env` files pasted through `base64` carry keys so
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{24,}={0,2}")
+BASE64_NOTE = " (base64)"
 _HUNK = re.compile(r"(@+) .*?\+(\d+)(?:,\d+)? @+")
 
 
@@ -103,14 +110,22 @@ class Matcher:
     def __len__(self) -> int:
         return len(self._known)
 
-    def match_line(self, text: str) -> list[tuple[str, str, bool]]:
-        """(name, masked, known) for each distinct secret on the line, stored ones first."""
+    def match_line(
+        self, text: str, *, decode: bool = True, allowed: bool = False
+    ) -> list[tuple[str, str, bool]]:
+        """(name, masked, known) for each distinct secret on the line, stored ones first.
+
+        With `decode`, base64 runs on the line are decoded and searched too (one level deep),
+        and what is found there is named with " (base64)". `allowed`: the line around it
+        carries the allow pragma.
+        """
         hits: dict[str, tuple[str, str, bool]] = {}
         for token in self._candidates(text):
             known = self._known.get(self._digest(token.encode("utf-8")))
             if known is not None:
                 hits.setdefault(known[0], (known[0], known[1], True))
-        if ALLOW_PRAGMA not in text:
+        allowed = allowed or ALLOW_PRAGMA in text
+        if not allowed:
             for pattern, label in ((_OPENAI_SHAPE, UNKNOWN_KEY), (_AGE_IDENTITY, UNKNOWN_IDENTITY)):
                 for match in pattern.finditer(text):
                     token = match.group()
@@ -120,6 +135,14 @@ class Matcher:
                         hits.setdefault(owner, (owner, mask(token), True))
                     elif stored is None:
                         hits.setdefault(f"?{token}", (label, mask(token), False))
+        if decode:
+            for decoded in _base64_texts(text):
+                for line in decoded.splitlines():
+                    found = self.match_line(line, decode=False, allowed=allowed)
+                    for name, masked, in_vault in found:
+                        hits.setdefault(
+                            f"b64:{name}:{masked}", (name + BASE64_NOTE, masked, in_vault)
+                        )
         return list(hits.values())
 
     def _identity_owner(self, token: str) -> str | None:
@@ -145,6 +168,23 @@ class Matcher:
                 if len(parts) == 2:
                     tokens.add(parts[1])
         return {t for t in tokens if len(t.encode("utf-8")) in self._lengths}
+
+
+def _base64_texts(text: str) -> Iterator[str]:
+    """The text inside each base64 run of `text` that decodes to UTF-8 (keys are text)."""
+    for match in _BASE64_RUN.finditer(text):
+        run = match.group().rstrip("=")
+        if len(run) % 4 == 1:
+            continue  # not a whole number of bytes
+        urlsafe = "-" in run or "_" in run
+        if urlsafe and ("+" in run or "/" in run):
+            continue  # two alphabets at once: not base64
+        padded = run + "=" * (-len(run) % 4)
+        try:
+            raw = base64.b64decode(padded, altchars=b"-_" if urlsafe else None, validate=True)
+            yield raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
 
 
 def scan_text(text: str, path: str, matcher: Matcher, commit: str | None = None) -> list[Finding]:

@@ -332,6 +332,13 @@ def test_relay_keys_warn_and_other_providers_skip_the_shape_check(vault_cli):
     assert added.err.startswith("keyvault: warning: the key lacks OpenAI's marker")
     assert_absent(added.out + added.err, relay)
     assert json.loads(cli.ok("show", "relay", "--json").out)["kind"] == "api"
+    # a new secret given with `edit --secret` gets the same warning as `add`
+    relay2 = make_key("sk-", 32, marker=False)
+    edited = cli.ok("edit", "relay", "--secret", input=relay2)
+    assert edited.err.startswith("keyvault: warning: the key lacks OpenAI's marker")
+    assert edited.out == "updated relay\n"
+    assert_absent(edited.out + edited.err, relay2)
+    assert cli.ok("edit", "relay", "--note", "n").err == ""  # no new key: no warning
 
     token = "gw_" + "Q" * 30
     other = cli.ok("add", "gw", "--provider", "Other", input=token)

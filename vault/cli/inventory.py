@@ -208,7 +208,7 @@ def edit_cmd(
     if status is not None:
         fields["status"] = status
     secret = read_secret_input("new key: ") if new_secret else None
-    entry = inventory.edit_key(app.kv, name, fields, secret=secret)
+    entry = inventory.edit_key(app.kv, name, fields, secret=secret, on_warning=warn)
     click.echo(f"updated {entry.name}")
 
 
