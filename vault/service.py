@@ -141,6 +141,13 @@ class Unlocker:
         if s.passphrase_file is not None:
             return read_passphrase_file(s.passphrase_file)
         if self.ask is None:
+            if self.session is not None and self.session.recipient() is not None:
+                raise NoPassphraseSource(
+                    "this command needs the passphrase even while unlocked (the session opens"
+                    " the vault but never hands out the identity), and there is no terminal",
+                    hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
+                    " KEYVAULT_IDENTITY",
+                )
             raise NoPassphraseSource(
                 "the vault is locked and there is no terminal to ask for the passphrase",
                 hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"

@@ -180,6 +180,7 @@ def test_commands_that_need_the_identity_itself_ask_again(locked_cli: Cli, vault
     assert exported.code == 3
     assert exported.out == ""
     assert "AGE-SECRET-KEY" not in exported.err
+    assert "needs the passphrase even while unlocked" in exported.err  # not "the vault is locked"
     changed = locked_cli("passwd", env={"KEYVAULT_NEW_PASSPHRASE": "another passphrase"})
     assert changed.code == 3
     assert vault_cli.ok("identity", "export").out.startswith("AGE-SECRET-KEY-1")
