@@ -23,9 +23,9 @@ from vault.scan import (
     UNKNOWN_KEY,
     Matcher,
     read_text,
-    scan_git,
     scan_paths,
 )
+from vault.scan_history import scan_git
 from vault.secret import Secret
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and git")

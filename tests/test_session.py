@@ -180,6 +180,18 @@ def test_start_decrypt_status_end(begin: Begin, vault_home: Path, runtime_dir: P
     assert sockets_in(runtime_dir) == []
 
 
+def test_lock_is_always_acknowledged(
+    agents: list[int], vault_home: Path, runtime_dir: Path
+) -> None:
+    """`lock` answers before the agent exits: the reply once raced the accept loop's exit
+    (2 of 40 `end` calls heard nothing)."""
+    identity = make_identity()
+    for _ in range(25):
+        info = session.start(identity, vault_home=vault_home, ttl=60, runtime_dir=runtime_dir)
+        agents.append(info.pid)
+        assert session.end(vault_home=vault_home, runtime_dir=runtime_dir) is True
+
+
 def test_ttl_expiry_ends_the_agent(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
     identity = make_identity()
     info = begin(identity, vault_home, ttl=1.0)

@@ -8,7 +8,7 @@ see `session.AGENT_FAILURES`) once the socket listens, the second serves until t
 idle timeout, `lock`, SIGTERM or SIGINT; SIGHUP is ignored so closing the terminal keeps the
 session, as with ssh-agent.
 
-Protocol, one request per connection, one message each way, framed by `session.FRAME` (a
+Protocol, one request per connection, one message each way, framed by `wire.FRAME` (a
 JSON header and a binary body):
 `decrypt` + an age file → its plaintext and the deadlines (the idle deadline moves), or
 `{"error": "refused", "kind": <error class>, "message": …}` when the file does not open;
@@ -36,7 +36,8 @@ from typing import ClassVar
 
 from vault import age
 from vault.errors import KeyvaultError
-from vault.session import IDENTITY_PREFIX, MAX_HEADER, peer_uid, recv_message, send_message
+from vault.session import IDENTITY_PREFIX
+from vault.wire import MAX_HEADER, peer_uid, recv_message, refused, send_message
 
 EXIT_BAD_SETTINGS = 2
 EXIT_NO_SOCKET = 3
@@ -140,9 +141,13 @@ class Agent:
             slots.release()
 
     def stop(self) -> None:
-        """Drop the identity and remove our socket; safe to call twice."""
-        self._identity = None
+        """Drop the identity, remove our socket and end the accept loop; safe to call twice."""
+        self._retire()
         self._running = False
+
+    def _retire(self) -> None:
+        """Drop the identity and remove our socket (the process may still finish a reply)."""
+        self._identity = None
         if self._inode is not None and _inode(self._path) == self._inode:
             with contextlib.suppress(OSError):
                 self._path.unlink()
@@ -169,9 +174,7 @@ class Agent:
         try:
             plain = age.decrypt(sealed, identities)
         except KeyvaultError as exc:  # a damaged or foreign file: say why, keep serving
-            send_message(
-                conn, {"error": "refused", "kind": type(exc).__name__, "message": exc.message}
-            )
+            send_message(conn, refused(exc))
             return
         del sealed
         self._deadlines.touch()
@@ -181,8 +184,14 @@ class Agent:
         send_message(conn, self._report())
 
     def _lock(self, conn: socket.socket, _body: bytes) -> None:
-        self.stop()
-        send_message(conn, {"locked": True})
+        # identity and socket go first, so `start` may bind a new agent once it reads this
+        # reply; the loop ends only after the reply is out (ending it first let the process
+        # exit under this thread, and the client never heard "locked")
+        self._retire()
+        try:
+            send_message(conn, {"locked": True})
+        finally:
+            self._running = False
 
     def _unknown(self, conn: socket.socket, _body: bytes) -> None:
         send_message(conn, {"error": "unknown op"})

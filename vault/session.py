@@ -22,39 +22,20 @@ import _socket as socket
 import json
 import os
 import stat
-import struct
 import sys
-import time
 
-from vault.errors import (
-    AgeFormatError,
-    AgeHeaderError,
-    AgeHeaderMacError,
-    AgePayloadError,
-    DamagedFile,
-    InvalidValue,
-    KeyvaultError,
-    NoMatchingIdentity,
-    SessionError,
-    WorkFactorTooHigh,
-)
+from vault.errors import InvalidValue, SessionError
+
+# FRAME, recv_message and send_message moved to vault/wire.py; still reachable from here
+from vault.wire import FRAME, exchange, recv_message, refusal, send_message  # noqa: F401
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     StrPath = str | os.PathLike[str]
 
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
 AGENT_MODULE = "vault.agent"
 START_TIMEOUT = 5.0  # seconds for the agent to read its settings and bind; ~60 ms here
-CONNECT_TIMEOUT = 2.0  # to reach the agent; a live one has room in its backlog at once
-# for the exchange: ~1 ms for one key, ~40 ms for a 10,000-key vault, longer when a burst of
-# commands (a tmux session restoring 30 shells) queues up for it
-REPLY_TIMEOUT = 15.0
-MAX_HEADER = 4096  # one message's JSON part; an identity is 74 characters
-MAX_BODY = 256 << 20  # one sealed vault or its plaintext: ~450,000 keys
-FRAME = struct.Struct("!II")  # every message: header length, body length, header, body
 MAX_SECONDS = 30 * 86400
 # sun_path is 108 bytes on Linux and 104 on macOS; stay below both
 MAX_SOCKET_PATH = 100
@@ -66,15 +47,6 @@ AGENT_FAILURES = {
     3: "cannot create the session socket",
 }
 DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-# what the agent may report when it cannot open a file: raised here as the same class
-REFUSALS: tuple[type[KeyvaultError], ...] = (
-    AgeFormatError,
-    AgeHeaderError,
-    AgeHeaderMacError,
-    AgePayloadError,
-    WorkFactorTooHigh,
-    NoMatchingIdentity,
-)
 
 
 class SessionInfo:
@@ -152,10 +124,10 @@ def start(
     path = socket_path(vault_home, runtime_dir, create=True)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise SessionError(f"{path}: too long for a unix socket", hint="use a shorter folder")
-    _ask(path, {"op": "lock"})  # the old agent removes its socket before it answers
+    exchange(path, {"op": "lock"})  # the old agent removes its socket before it answers
     settings = json.dumps({"socket": path, "ttl": ttl, "idle": idle})
     _spawn_agent(f"{identity}\n{settings}\n".encode())
-    reply = _ask(path, {"op": "status"})
+    reply = exchange(path, {"op": "status"})
     info = _info(reply[0] if reply else None)
     if info is None:
         raise SessionError("the session agent started but does not answer")
@@ -183,18 +155,18 @@ class Session:
             path = socket_path(self.vault_home, self.runtime_dir)
         except SessionError:
             return None
-        reply = _ask(path, {"op": "decrypt"}, sealed)
+        reply = exchange(path, {"op": "decrypt"}, sealed)
         if reply is None:
             return None
         answer, plain = reply
         if answer.get("error") == "refused":
-            raise _refusal(answer)
+            raise refusal(answer)
         return plain if "pid" in answer else None
 
     def recipient(self) -> str | None:
         """The public key (age1…) of the session's identity, or None without a session."""
         try:
-            reply = _ask(socket_path(self.vault_home, self.runtime_dir), {"op": "status"})
+            reply = exchange(socket_path(self.vault_home, self.runtime_dir), {"op": "status"})
         except SessionError:
             return None
         found = reply[0].get("recipient") if reply else None
@@ -203,22 +175,14 @@ class Session:
 
 def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:
     """The running session's deadlines, or None; raises SessionError on an unsafe folder."""
-    reply = _ask(socket_path(vault_home, runtime_dir), {"op": "status"})
+    reply = exchange(socket_path(vault_home, runtime_dir), {"op": "status"})
     return _info(reply[0] if reply else None)
 
 
 def end(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> bool:
     """Tell the agent to wipe the identity and exit; True when one was running."""
-    reply = _ask(socket_path(vault_home, runtime_dir), {"op": "lock"})
+    reply = exchange(socket_path(vault_home, runtime_dir), {"op": "lock"})
     return bool(reply and reply[0].get("locked") is True)
-
-
-def _refusal(answer: dict[str, object]) -> KeyvaultError:
-    """The agent's report of a file it could not open, as the error class it named."""
-    kind, message = answer.get("kind"), answer.get("message")
-    text = message if isinstance(message, str) else "the session agent could not open the file"
-    error_class = next((c for c in REFUSALS if c.__name__ == kind), DamagedFile)
-    return error_class(text)
 
 
 def socket_path(
@@ -256,65 +220,6 @@ def _digest(data: bytes) -> str:
 def supported() -> bool:
     """True where sessions work: Unix sockets and uids (not Windows)."""
     return hasattr(socket, "AF_UNIX") and hasattr(os, "geteuid")
-
-
-def peer_uid(sock: socket.socket) -> int | None:
-    """The uid of the process at the other end, or None where the platform cannot tell."""
-    reader = PEER_UID_READERS.get(sys.platform.rstrip("0123456789"))
-    return reader(sock) if reader else None
-
-
-def send_message(sock: socket.socket, header: dict[str, object], body: bytes = b"") -> None:
-    """One message: FRAME (the two lengths), the JSON header, then the body as is."""
-    encoded = json.dumps(header).encode()
-    sock.sendall(FRAME.pack(len(encoded), len(body)) + encoded)
-    if body:
-        sock.sendall(body)
-
-
-def recv_message(sock: socket.socket) -> tuple[dict[str, object], bytes]:
-    """The next message; ValueError when it is malformed or over the limits, OSError when
-    the connection fails or closes early."""
-    header_size, body_size = FRAME.unpack(recv_exact(sock, FRAME.size))
-    if header_size > MAX_HEADER or body_size > MAX_BODY:
-        raise ValueError("message over the size limits")
-    header = json.loads(recv_exact(sock, header_size))
-    if not isinstance(header, dict):
-        raise ValueError("message header is not an object")
-    return header, recv_exact(sock, body_size)
-
-
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    """Exactly `size` bytes; ConnectionError when the peer closes first."""
-    buffer = bytearray(size)
-    view, received = memoryview(buffer), 0
-    while received < size:
-        count = sock.recv_into(view[received:])
-        if not count:
-            raise ConnectionError("the peer closed the connection early")
-        received += count
-    return bytes(buffer)
-
-
-def _peer_uid_linux(sock: socket.socket) -> int:
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("=iII"))
-    _pid, uid, _gid = struct.unpack("=iII", creds)
-    return int(uid)
-
-
-def _peer_uid_bsd(sock: socket.socket) -> int:
-    # getpeereid() equivalent: struct xucred {u_int cr_version; uid_t cr_uid; ...} (76 bytes)
-    sol_local, local_peercred = 0, 1
-    creds = sock.getsockopt(sol_local, local_peercred, 76)
-    _version, uid = struct.unpack_from("=II", creds)
-    return int(uid)
-
-
-PEER_UID_READERS: dict[str, Callable[[socket.socket], int]] = {
-    "linux": _peer_uid_linux,
-    "darwin": _peer_uid_bsd,
-    "freebsd": _peer_uid_bsd,
-}
 
 
 def default_runtime_dir() -> str:
@@ -356,46 +261,6 @@ def _is_private(folder: str) -> bool:
         and info.st_uid == os.geteuid()
         and stat.S_IMODE(info.st_mode) & 0o077 == 0
     )
-
-
-def _ask(
-    path: str, request: dict[str, object], body: bytes = b""
-) -> tuple[dict[str, object], bytes] | None:
-    """One request to the agent at `path` and its reply; None when nobody (trustworthy)
-    answers, or the reply is malformed."""
-    if not path or len(body) > MAX_BODY:
-        return None
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    except (OSError, AttributeError):
-        return None
-    try:
-        _connect(sock, path)
-        if peer_uid(sock) not in (None, os.geteuid()):
-            return None
-        sock.settimeout(REPLY_TIMEOUT)  # a large file waits to be read while others are served
-        send_message(sock, request, body)
-        return recv_message(sock)
-    except (OSError, ValueError, struct.error):
-        return None
-    finally:
-        sock.close()
-
-
-def _connect(sock: socket.socket, path: str) -> None:
-    """Connect, waiting while the agent's backlog is full (a burst of commands): it is busy,
-    not gone. Raises OSError when nobody listens or after CONNECT_TIMEOUT."""
-    sock.settimeout(CONNECT_TIMEOUT)
-    deadline, pause = time.monotonic() + CONNECT_TIMEOUT, 0.005
-    while True:
-        try:
-            sock.connect(path)
-            return
-        except BlockingIOError:
-            if time.monotonic() + pause > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
 
 
 def _is_identity(text: str) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from vault import scan
+from vault import scan, scan_history
 from vault.cli.context import AppContext, pass_app, print_json, safe, warn
 from vault.doctor import Doctor, needs_fixing, run_git
 from vault.errors import (
@@ -40,7 +40,7 @@ IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault
 @click.option(
     "--max-commits",
     type=click.IntRange(min=1),
-    default=10_000,
+    default=scan_history.MAX_COMMITS,
     show_default=True,
     help="With --git, scan at most this many commits (newest first).",
 )
@@ -74,10 +74,10 @@ def scan_cmd(
     matcher = scan.Matcher([]) if no_vault else _vault_matcher(app)
     report = scan.scan_paths(roots, matcher, exclude=exclude)
     if history:
-        top = scan.git_toplevel(roots[0].absolute())
+        top = scan_history.git_toplevel(roots[0].absolute())
         if top is None:
             raise UsageError(f"{roots[0]} is not inside a git work tree", hint="drop --git")
-        commits = scan.scan_git(top, matcher, max_commits=max_commits)
+        commits = scan_history.scan_git(top, matcher, max_commits=max_commits)
         report.findings += commits.findings
         report.commits, report.commits_capped = commits.commits, commits.commits_capped
     _print_scan(report, as_json)
