@@ -151,6 +151,26 @@ WILD = [
     (401, None, None, "Invalid token (request id: 2025)", S.INVALID, False),
 ]  # fmt: skip
 
+# Gateways that skip OpenAI's {"error": {…}} envelope, often answering HTTP 200.
+ENVELOPES = [
+    (200, {"code": 401, "msg": "无效的令牌"}, S.INVALID),
+    (200, {"code": 500, "message": "用户额度不足"}, S.QUOTA_EXHAUSTED),
+    (200, {"status": "error", "message": "invalid token"}, S.INVALID),
+    (200, {"success": False, "msg": "该令牌已过期"}, S.INVALID),
+    (403, {"msg": "余额不足"}, S.QUOTA_EXHAUSTED),
+    (200, {"code": "insufficient_user_quota", "message": "quota"}, S.QUOTA_EXHAUSTED),
+    (200, {"code": 1001, "errmsg": "something new"}, S.UNEXPECTED),
+    (200, {"code": 0, "msg": "success", "object": "list", "data": []}, S.OK),
+    (200, {"code": 200, "message": "ok", "data": []}, S.OK),
+    (200, {"object": "list", "data": [{"id": "gpt-4o-mini"}]}, S.OK),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "doc", "verdict"), ENVELOPES)
+def test_relay_envelopes(status: int, doc: dict[str, object], verdict: Status) -> None:
+    got = classify(status, {}, json.dumps(doc, ensure_ascii=False).encode())
+    assert got.status is verdict
+
 
 @pytest.mark.parametrize("case", WILD)
 def test_answers_seen_in_the_wild(

@@ -141,6 +141,11 @@ HTTP_STATUSES: Final[Mapping[int, Status]] = {
 
 RETRYABLE: Final = frozenset({S.RATE_LIMITED, S.SERVER_ERROR, S.NETWORK_ERROR})
 
+# where relays put the reason when they do not use OpenAI's {"error": {…}}
+RELAY_MESSAGE_FIELDS: Final = ("message", "msg", "detail", "error_msg", "errmsg")
+RELAY_OK_CODES: Final = frozenset({"0", "200", "success", "ok", "OK"})
+RELAY_FAILED_STATUSES: Final = frozenset({"error", "fail", "failed"})
+
 _HTML_TITLE: Final = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 
 
@@ -188,10 +193,14 @@ def _read_body(status_code: int, body: bytes) -> _Body:
         return _Body(True, bool(etype or code or message), etype, code, message)
     if isinstance(error, str) and error:
         return _Body(True, True, message=error)
-    # one-api's own API answers {"success": false, "message": …}; FastAPI-style relays `detail`
-    message = _text(doc.get("message")) or _text(doc.get("detail"))
-    if doc.get("success") is False or (message and status_code >= 400):
-        return _Body(True, True, message=message)
+    # relay shapes: one-api's own API {"success": false, "message": …}, FastAPI's `detail`,
+    # and the {"code": 401, "msg": …} envelope of many Chinese gateways, often with HTTP 200
+    message = next(filter(None, (_text(doc.get(k)) for k in RELAY_MESSAGE_FIELDS)), None)
+    code = doc.get("code")
+    failed = code is not None and not isinstance(code, bool) and str(code) not in RELAY_OK_CODES
+    said_failure = doc.get("success") is False or doc.get("status") in RELAY_FAILED_STATUSES
+    if said_failure or (message and (status_code >= 400 or failed)):
+        return _Body(True, True, error_code=_text(code) if failed else None, message=message)
     return _Body(is_json=True)
 
 
