@@ -151,11 +151,7 @@ class Session:
         the error `vault.age.decrypt` would have raised here (a damaged file, exit 4; another
         identity's file, NoMatchingIdentity).
         """
-        try:
-            path = socket_path(self.vault_home, self.runtime_dir)
-        except SessionError:
-            return None
-        reply = exchange(path, {"op": "decrypt"}, sealed)
+        reply = self._ask("decrypt", sealed)
         if reply is None:
             return None
         answer, plain = reply
@@ -165,12 +161,18 @@ class Session:
 
     def recipient(self) -> str | None:
         """The public key (age1…) of the session's identity, or None without a session."""
-        try:
-            reply = exchange(socket_path(self.vault_home, self.runtime_dir), {"op": "status"})
-        except SessionError:
-            return None
+        reply = self._ask("status")
         found = reply[0].get("recipient") if reply else None
         return found if isinstance(found, str) else None
+
+    def _ask(self, op: str, body: bytes = b"") -> tuple[dict[str, object], bytes] | None:
+        """The agent's reply, or None: no agent, or an unsafe folder (never raises, so the
+        caller can always fall back to the passphrase)."""
+        try:
+            path = socket_path(self.vault_home, self.runtime_dir)
+        except SessionError:
+            return None
+        return exchange(path, {"op": op}, body)
 
 
 def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:
