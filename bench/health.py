@@ -40,7 +40,7 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
 
 def time_check(keys: list[str], base_url: str, concurrency: int | None) -> float:
     from vault.health import DEFAULT_CONCURRENCY, ProbeTarget, check
-    from vault.secret import Secret
+    from vault.model.secret import Secret
 
     targets = [ProbeTarget(f"k{i}", Secret(k), base_url) for i, k in enumerate(keys)]
     started = time.perf_counter()

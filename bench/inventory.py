@@ -27,11 +27,12 @@ sys.path.insert(0, str(REPO))
 from common import installed_like_env  # noqa: E402
 
 from vault import age  # noqa: E402
-from vault.config import Paths  # noqa: E402
-from vault.identity import UnlockSettings  # noqa: E402
-from vault.model import Entry, Status, VaultDoc  # noqa: E402
-from vault.secret import Secret  # noqa: E402
-from vault.service import Keyvault, Unlocker  # noqa: E402
+from vault.model.document import Entry, Status, VaultDoc  # noqa: E402
+from vault.model.secret import Secret  # noqa: E402
+from vault.session.identity import UnlockSettings  # noqa: E402
+from vault.session.unlock import Unlocker  # noqa: E402
+from vault.store.config import Paths  # noqa: E402
+from vault.store.keyvault import Keyvault  # noqa: E402
 
 
 def fake_key() -> str:

@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import atheris  # type: ignore[import-not-found]
 
 with atheris.instrument_imports():
-    from vault import age, document
+    from vault import age
     from vault.errors import KeyvaultError
+    from vault.model import codec as document
 
 IDENTITY = age.X25519Identity.generate()
 SCRYPT = age.ScryptIdentity("pw", max_log_n=8)  # a mutated work factor must stay cheap

@@ -11,12 +11,13 @@ from typing import Any
 
 from conftest import CHEAP_LOG_N, PASSPHRASE
 
-from vault import inventory
-from vault.config import Paths
-from vault.identity import UnlockSettings
-from vault.model import Entry, Status, VaultDoc
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
+from vault.model.document import Entry, Status, VaultDoc
+from vault.model.secret import Secret
+from vault.session.identity import UnlockSettings
+from vault.session.unlock import Unlocker
+from vault.store import inventory
+from vault.store.config import Paths
+from vault.store.keyvault import Keyvault
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

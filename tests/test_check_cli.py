@@ -20,9 +20,9 @@ from fake_openai import FakeOpenAI
 from fake_proxy import ForwardProxy
 from rotation_support import actives, add, by_name, open_vault, write_config
 
-from vault.checking import CheckOptions, merge_results, probe_entries
-from vault.inventory import edit_key, remove_key
-from vault.policy import HealthPolicy
+from vault.health.checking import CheckOptions, merge_results, probe_entries
+from vault.rotation.policy import HealthPolicy
+from vault.store.inventory import edit_key, remove_key
 
 pytest_plugins = ["fake_openai"]
 
@@ -344,7 +344,7 @@ def test_results_follow_renames_and_skip_removed_or_rekeyed_entries(
     probed = probe_entries(kv.read().entries, CheckOptions(), proxy=None, clock=kv.clock)
     edit_key(kv, "rename", {"name": "renamed"})  # while the network ran
     remove_key(kv, "remove")
-    from vault.secret import Secret
+    from vault.model.secret import Secret
 
     edit_key(kv, "rekey", {}, secret=Secret(fake_openai.add_key("ok")))
     now = kv.now_iso()

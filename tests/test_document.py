@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_key, require_tool
-from vault import age, document
-from vault.config import Paths
+from vault import age
 from vault.errors import DamagedVault, UnsupportedFormat
-from vault.identity import UnlockSettings
-from vault.model import FORMAT, Entry, Kind, Status, VaultDoc
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
+from vault.model import codec as document
+from vault.model.document import FORMAT, Entry, Kind, Status, VaultDoc
+from vault.model.secret import Secret
+from vault.session.identity import UnlockSettings
+from vault.session.unlock import Unlocker
+from vault.store.config import Paths
+from vault.store.keyvault import Keyvault
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -12,7 +12,7 @@ import pytest
 from fake_openai_responses import make_key
 
 from vault.health import ProbeTarget, Status, check
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_key
-from vault import age, document
+from vault import age
 from vault.errors import KeyvaultError
-from vault.model import FORMAT
+from vault.model import codec as document
+from vault.model.document import FORMAT
 
 # name → max_examples; docs/security.md's table quotes these numbers
 EXAMPLES = {

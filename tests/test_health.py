@@ -20,7 +20,7 @@ from vault.errors import InvalidValue
 from vault.health import HealthResult, ProbeTarget, Status, check, check_targets, exit_code
 from vault.health.lanes import _split
 from vault.health.transport import is_loopback
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 if TYPE_CHECKING:
     from fake_openai import FakeOpenAI

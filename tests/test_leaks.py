@@ -33,12 +33,14 @@ import pytest
 
 from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, base_env, make_key
 from tests.fake_openai import FakeOpenAI
-from vault import age, document
+from vault import age
 from vault.cli.main import COMMANDS
-from vault.config import Paths
-from vault.identity import UnlockSettings
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
+from vault.model import codec as document
+from vault.model.secret import Secret
+from vault.session.identity import UnlockSettings
+from vault.session.unlock import Unlocker
+from vault.store.config import Paths
+from vault.store.keyvault import Keyvault
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -557,7 +559,7 @@ def test_no_secret_in_any_argv_while_commands_run(canary: Canary) -> None:
         child.wait()
     assert canary.run("unlock", "--ttl", "1m").code == 0  # the agent holds the identity
     assert_argv_clean(canary)
-    agents = [pid for pid, line in all_cmdlines().items() if b"vault.agent" in line]
+    agents = [pid for pid, line in all_cmdlines().items() if b"vault.session.agent" in line]
     assert agents
     for pid in agents:
         environ = Path(f"/proc/{pid}/environ").read_bytes()

@@ -14,12 +14,12 @@ from fake_openai import FakeOpenAI
 from rotation_support import Clock, actives, add, by_name, files, open_vault
 
 from vault.export.dotenv import update_dotenv_file
-from vault.exports import remember_dotenv
-from vault.mint import mint_rotate, run_due
-from vault.mint_records import CRASH_ENV, CRASH_EXIT, MintOptions, records
-from vault.model import Status, VaultDoc
-from vault.rotation import RotateOptions
-from vault.service import Keyvault
+from vault.export.targets import remember_dotenv
+from vault.model.document import Status, VaultDoc
+from vault.rotation.mint import mint_rotate, run_due
+from vault.rotation.mint_records import CRASH_ENV, CRASH_EXIT, MintOptions, records
+from vault.rotation.rotate import RotateOptions
+from vault.store.keyvault import Keyvault
 
 pytest_plugins = ["fake_openai"]
 

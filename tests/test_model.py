@@ -16,7 +16,7 @@ from vault.errors import (
     PhoneFull,
     PolicyViolation,
 )
-from vault.model import (
+from vault.model.document import (
     Entry,
     Kind,
     Status,
@@ -25,7 +25,7 @@ from vault.model import (
     iter_entries,
     phone_usage,
 )
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 UK = "+447911123456"
 US = "+14155552671"

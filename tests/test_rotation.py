@@ -12,14 +12,14 @@ from conftest import Cli
 from fake_openai import FakeOpenAI
 from rotation_support import NOW, actives, add, by_name, files, open_vault, write_config
 
-from vault.config import Config
 from vault.errors import ConfigError, NoHealthyCandidate
 from vault.export.dotenv import update_dotenv_file
-from vault.exports import remember_dotenv
-from vault.model import Entry, Status, VaultDoc
-from vault.policy import RotationPolicy, project_due, rotation_policy
-from vault.rotation import choose
-from vault.secret import Secret
+from vault.export.targets import remember_dotenv
+from vault.model.document import Entry, Status, VaultDoc
+from vault.model.secret import Secret
+from vault.rotation.policy import RotationPolicy, project_due, rotation_policy
+from vault.rotation.rotate import choose
+from vault.store.config import Config
 
 pytest_plugins = ["fake_openai"]
 

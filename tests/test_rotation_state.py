@@ -21,11 +21,11 @@ from hypothesis.stateful import (
 )
 from rotation_support import add, open_vault
 
-from vault.checking import CheckOptions, run_checks, select_entries
 from vault.errors import KeyvaultError
-from vault.inventory import edit_key, remove_key
-from vault.model import Kind, Status
-from vault.rotation import RotateOptions, rotate_due, rotate_project
+from vault.health.checking import CheckOptions, run_checks, select_entries
+from vault.model.document import Kind, Status
+from vault.rotation.rotate import RotateOptions, rotate_due, rotate_project
+from vault.store.inventory import edit_key, remove_key
 
 pytest_plugins = ["fake_openai"]
 

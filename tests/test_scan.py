@@ -1,7 +1,8 @@
 """`keyvault scan`: stored keys and unknown OpenAI keys in files and git history, never printed.
 
-Library tests drive `vault.scan` directly; CLI tests run the real command against real files,
-real git repositories (history, merges, a hostile repo config) and a real pre-commit hook.
+Library tests drive `vault.security.scan` directly; CLI tests run the real command against
+real files, real git repositories (history, merges, a hostile repo config) and a real
+pre-commit hook.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, Cli, make_key
-from vault.scan import (
+from vault.model.secret import Secret
+from vault.security.scan import (
     ALLOW_PRAGMA,
     MAX_FILE_BYTES,
     UNKNOWN_KEY,
@@ -25,8 +27,7 @@ from vault.scan import (
     read_text,
     scan_paths,
 )
-from vault.scan_history import scan_git
-from vault.secret import Secret
+from vault.security.scan_history import scan_git
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX files and git")
 

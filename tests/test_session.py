@@ -27,7 +27,7 @@ import cryptography
 import pytest
 
 from tests.conftest import REPO
-from vault import age, session
+from vault import age
 from vault.errors import (
     AgeHeaderError,
     AgeHeaderMacError,
@@ -36,6 +36,7 @@ from vault.errors import (
     NoMatchingIdentity,
     SessionError,
 )
+from vault.session import client as session
 
 pytestmark = pytest.mark.skipif(not session.supported(), reason="needs unix domain sockets")
 pwd = pytest.importorskip("pwd")
@@ -100,7 +101,7 @@ def is_agent(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     # the agent's parent exited, so nobody may reap it here: a zombie counts as gone
-    return state not in ("Z", "X") and b"vault.agent" in cmdline
+    return state not in ("Z", "X") and b"vault.session.agent" in cmdline
 
 
 def wait_until(condition: Callable[[], bool], seconds: float = 3.0) -> bool:
@@ -240,7 +241,7 @@ def test_a_connection_open_across_the_ttl_gets_no_plaintext(
 def test_every_request_checks_the_deadline(tmp_path: Path) -> None:
     """The agent's own check on each request, with an injected clock: a request handled after
     the TTL gets "expired", the identity is dropped, and the socket is removed."""
-    from vault.agent import Agent, Deadlines
+    from vault.session.agent import Agent, Deadlines
 
     now = [1000.0]
     deadlines = Deadlines(60.0, None, wall=lambda: now[0], steady=lambda: now[0])
@@ -479,7 +480,7 @@ def test_identity_never_in_argv_environ_or_files(
     monkeypatch.setenv("OPENAI_API_KEY", identity)
     info = begin(identity, vault_home)
     proc = Path(f"/proc/{info.pid}")
-    assert b"vault.agent" in (proc / "cmdline").read_bytes()
+    assert b"vault.session.agent" in (proc / "cmdline").read_bytes()
     assert identity.encode() not in (proc / "cmdline").read_bytes()
     try:
         environ = (proc / "environ").read_bytes()
@@ -687,13 +688,16 @@ def test_another_user_cannot_read_the_secret(
     assert found["open_door"] in ("b''", "ConnectionResetError", "BrokenPipeError")  # peer uid
     assert found["mem"] == "PermissionError"
     assert found["environ"] == "PermissionError"
-    assert "vault.agent" in found["cmdline"]  # readable by all, which is why argv holds nothing
+    assert (
+        "vault.session.agent" in found["cmdline"]
+    )  # readable by all, which is why argv holds nothing
     assert opens(identity, vault_home=vault_home, runtime_dir=runtime_dir)
 
 
 PROBE = """
 import json, sys
-from vault import age, session
+from vault import age
+from vault.session import client as session
 identity, home, run = json.load(sys.stdin)
 info = session.start(identity, vault_home=home, ttl=60, runtime_dir=run)
 print(json.dumps({"pid": info.pid}), flush=True)

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CHEAP_LOG_N, PASSPHRASE, make_key
-from vault.config import Paths
 from vault.errors import LockTimeout, StorageError
-from vault.identity import UnlockSettings
-from vault.inventory import add_key
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
-from vault.store import FileOps, locked, write_file_atomic
+from vault.model.secret import Secret
+from vault.session.identity import UnlockSettings
+from vault.session.unlock import Unlocker
+from vault.store.config import Paths
+from vault.store.files import FileOps, locked, write_file_atomic
+from vault.store.inventory import add_key
+from vault.store.keyvault import Keyvault
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process tests")
 

@@ -21,7 +21,6 @@ import pytest
 
 from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, make_key
 from vault import age
-from vault.config import Paths
 from vault.errors import (
     EXIT_AUTH,
     EXIT_DAMAGED,
@@ -32,10 +31,12 @@ from vault.errors import (
     WorkFactorTooHigh,
     WrongPassphrase,
 )
-from vault.identity import UnlockSettings, open_identity
-from vault.inventory import add_key
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
+from vault.model.secret import Secret
+from vault.session.identity import UnlockSettings, open_identity
+from vault.session.unlock import Unlocker
+from vault.store.config import Paths
+from vault.store.inventory import add_key
+from vault.store.keyvault import Keyvault
 
 FLIP_MASKS = (0x01, 0x80)  # lowest and highest bit of every byte
 PER_CASE_BOUND = 2.0  # seconds; a case that took longer would mean scrypt ran at a raised cost

@@ -11,8 +11,8 @@ from conftest import Cli
 from fake_openai import FakeOpenAI
 from rotation_support import add, by_name, open_vault
 
-from vault.mint import mint_rotate
-from vault.mint_records import MintOptions, records
+from vault.rotation.mint import mint_rotate
+from vault.rotation.mint_records import MintOptions, records
 
 pytest_plugins = ["fake_openai"]
 

@@ -10,9 +10,9 @@ import datetime as dt
 import pytest
 
 from tests.conftest import make_key
-from vault import validate as v
 from vault.errors import InvalidValue, UsageError
-from vault.validate import KeyKind
+from vault.model import validate as v
+from vault.model.validate import KeyKind
 
 TODAY = dt.date(2026, 11, 20)
 

@@ -18,11 +18,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from vault import inventory  # noqa: E402
-from vault.config import Paths  # noqa: E402
-from vault.identity import UnlockSettings, identity_text  # noqa: E402
-from vault.secret import Secret  # noqa: E402
-from vault.service import Keyvault, Unlocker  # noqa: E402
+from vault.model.secret import Secret  # noqa: E402
+from vault.session.identity import UnlockSettings, identity_text  # noqa: E402
+from vault.session.unlock import Unlocker  # noqa: E402
+from vault.store import inventory  # noqa: E402
+from vault.store.config import Paths  # noqa: E402
+from vault.store.keyvault import Keyvault  # noqa: E402
 
 GOLDEN_PASSPHRASE = "golden passphrase, test only"
 START = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

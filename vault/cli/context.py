@@ -13,12 +13,13 @@ from typing import Any
 
 import click
 
-from vault.config import Paths, resolve_home
 from vault.errors import InvalidValue, NoPassphraseSource
-from vault.identity import UnlockSettings, read_passphrase_file
-from vault.secret import Secret
-from vault.service import Keyvault, Unlocker
-from vault.session import Session
+from vault.model.secret import Secret
+from vault.session.client import Session
+from vault.session.identity import UnlockSettings, read_passphrase_file
+from vault.session.unlock import Unlocker
+from vault.store.config import Paths, resolve_home
+from vault.store.keyvault import Keyvault
 
 
 def terminal_available() -> bool:
@@ -126,7 +127,7 @@ def print_json(data: Any) -> None:
 def print_json_array(items: Iterable[Any]) -> None:
     """Stream a JSON array, one item per line: 10,000 entries never sit in memory as one
     string, and the C encoder (not used with indent=) keeps it fast."""
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     first = True
     out.write("[")
     for item in items:

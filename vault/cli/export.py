@@ -15,8 +15,8 @@ import click
 from vault.cli.context import AppContext, pass_app, warn
 from vault.errors import UsageError
 from vault.export import OPENAI_VARIABLES
-from vault.model import Entry
-from vault.resolve import active_export, resolve_project
+from vault.model.document import Entry
+from vault.store.context import active_export, resolve_project
 
 SHELL_CHOICES = ["bash", "zsh", "sh", "fish", "powershell", "cmd"]
 
@@ -109,7 +109,7 @@ def dotenv_cmd(app: AppContext, path: Path, project: str | None) -> None:
       keyvault dotenv .env --project work
     """
     from vault.export.dotenv import git_tracking_warning, update_dotenv_file  # noqa: PLC0415
-    from vault.exports import remember_dotenv  # noqa: PLC0415
+    from vault.export.targets import remember_dotenv  # noqa: PLC0415
 
     chosen = resolve_project(project, Path.cwd(), app.kv.config)
     entry, values = active_export(app.kv.read(), chosen)

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import click
 
-from vault.checking import Checked, CheckOptions, CheckReport, run_checks, select_entries
 from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
+from vault.health.checking import Checked, CheckOptions, CheckReport, run_checks, select_entries
 from vault.health.model import HealthResult
 
 
 def _proxy_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from vault.config import PROXY_HINT, is_proxy_url  # noqa: PLC0415
+    from vault.store.config import PROXY_HINT, is_proxy_url  # noqa: PLC0415
 
     if value is not None and not is_proxy_url(value):
         raise click.BadParameter(PROXY_HINT)  # never echo the URL: it may hold a password

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from vault import inventory
 from vault.cli.context import (
     AppContext,
     pass_app,
@@ -20,7 +19,8 @@ from vault.cli.context import (
     warn,
 )
 from vault.errors import UsageError
-from vault.model import Entry, Status, iter_entries
+from vault.model.document import Entry, Status, iter_entries
+from vault.store import inventory
 
 STATUSES = click.Choice([s.value for s in Status])
 

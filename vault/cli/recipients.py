@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vault import recipients as lib
 from vault.cli.context import AppContext, pass_app, print_json, print_table
+from vault.store import recipients as lib
 
 
 @click.group("recipients")

@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
-from vault.checking import CheckOptions
 from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
 from vault.cli.health import proxy_option
 from vault.errors import UsageError
-from vault.mint import MintReport
-from vault.mint_records import MintOptions
-from vault.resolve import resolve_project
-from vault.rotation import DueReport, RotateOptions, Rotation
+from vault.health.checking import CheckOptions
+from vault.rotation.mint import MintReport
+from vault.rotation.mint_records import MintOptions
+from vault.rotation.rotate import DueReport, RotateOptions, Rotation
+from vault.store.context import resolve_project
 
 BAR_WIDTH = 30
 
@@ -90,7 +90,7 @@ def rotate_cmd(
             print_due(report, failures_only=True)
         return 0 if report.ok else 1
     if finish:
-        from vault import mint as minting  # noqa: PLC0415
+        from vault.rotation import mint as minting  # noqa: PLC0415
 
         reports = minting.finish(app.kv, mint_options)
         _emit(
@@ -101,7 +101,7 @@ def rotate_cmd(
     chosen = _project(app, project, to)
     if mint:
         return _mint(app, chosen, mint_options, dry_run=dry_run, as_json=as_json)
-    from vault.rotation import rotate_project  # noqa: PLC0415
+    from vault.rotation.rotate import rotate_project  # noqa: PLC0415
 
     rotation = rotate_project(app.kv, chosen, rotate_options)
     _emit(rotation.to_dict() if as_json else None, lambda: _print_rotation(rotation))
@@ -129,8 +129,8 @@ def _due(
     mint: bool,
     dry_run: bool,
 ) -> DueReport:
-    from vault import mint as minting  # noqa: PLC0415
-    from vault.rotation import rotate_due  # noqa: PLC0415
+    from vault.rotation import mint as minting  # noqa: PLC0415
+    from vault.rotation.rotate import rotate_due  # noqa: PLC0415
 
     if dry_run:  # a preview must not delete accounts either
         return rotate_due(app.kv, rotate_options)
@@ -139,7 +139,7 @@ def _due(
 
 def run_due_from_cli(app: AppContext, *, mint: bool) -> DueReport:
     """For `check --rotate`: the policy on every project, trusting the check just stored."""
-    from vault import mint as minting  # noqa: PLC0415
+    from vault.rotation import mint as minting  # noqa: PLC0415
 
     return minting.run_due(app.kv, RotateOptions(check=False), MintOptions(), mint=mint)
 
@@ -147,7 +147,7 @@ def run_due_from_cli(app: AppContext, *, mint: bool) -> DueReport:
 def _mint(
     app: AppContext, project: str | None, options: MintOptions, *, dry_run: bool, as_json: bool
 ) -> int:
-    from vault import mint as minting  # noqa: PLC0415
+    from vault.rotation import mint as minting  # noqa: PLC0415
 
     if dry_run:
         lines = minting.preview(app.kv, project, options)
@@ -251,7 +251,7 @@ def usage_cmd(
     Example:
       keyvault usage --days 7
     """
-    from vault.usage import usage_report  # noqa: PLC0415
+    from vault.rotation.usage import usage_report  # noqa: PLC0415
 
     report = usage_report(app.kv, project, days, every_project=project is None, admin=admin)
     if as_json:

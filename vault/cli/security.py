@@ -9,9 +9,7 @@ from pathlib import Path
 
 import click
 
-from vault import scan, scan_history
 from vault.cli.context import AppContext, pass_app, print_json, safe, warn
-from vault.doctor import Doctor, needs_fixing, run_git
 from vault.errors import (
     AuthError,
     DamagedFile,
@@ -20,7 +18,9 @@ from vault.errors import (
     UsageError,
     VaultNotFound,
 )
-from vault.model import VaultDoc
+from vault.model.document import VaultDoc
+from vault.security import scan, scan_history
+from vault.security.doctor import Doctor, needs_fixing, run_git
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
 
@@ -175,7 +175,7 @@ def _opener(app: AppContext) -> tuple[Callable[[bytes], VaultDoc] | None, str | 
 
 def _session_status(app: AppContext) -> Callable[[], object | None] | None:
     try:
-        from vault import session  # noqa: PLC0415
+        from vault.session import client as session  # noqa: PLC0415
     except ImportError:
         return None
     if not session.supported() or os.name != "posix":

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from vault.cli.context import AppContext, pass_app, print_json, safe, warn
-from vault.service import Keyvault, Unlocker
+from vault.session.unlock import Unlocker
+from vault.store.keyvault import Keyvault
 
 
 @click.command("unlock")
@@ -28,7 +29,7 @@ def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
     Example:
       keyvault unlock --ttl 8h --idle 1h
     """
-    from vault import session  # noqa: PLC0415
+    from vault.session import client as session  # noqa: PLC0415
 
     ttl_seconds = session.parse_duration(ttl)
     idle_seconds = session.parse_duration(idle) if idle else None
@@ -52,7 +53,7 @@ def lock_cmd(app: AppContext) -> None:
     Example:
       keyvault lock
     """
-    from vault import session  # noqa: PLC0415
+    from vault.session import client as session  # noqa: PLC0415
 
     ended = session.end(vault_home=app.paths.home)
     click.echo("locked" if ended else "no session was running")
@@ -68,7 +69,7 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
     Example:
       keyvault status
     """
-    from vault import session  # noqa: PLC0415
+    from vault.session import client as session  # noqa: PLC0415
 
     info = session.status(vault_home=app.paths.home)
     data = {
@@ -154,7 +155,7 @@ def hook_env_cmd(app: AppContext, shell: str) -> None:
     """Statements for the hook: export on entering a project folder, unset on leaving."""
     from vault.export import OPENAI_VARIABLES  # noqa: PLC0415
     from vault.export.shells import render_exports, render_unsets  # noqa: PLC0415
-    from vault.resolve import find_project_file, read_project_file  # noqa: PLC0415
+    from vault.store.context import find_project_file, read_project_file  # noqa: PLC0415
 
     current = os.environ.get("KEYVAULT_HOOK_PROJECT")
     found = find_project_file(Path.cwd())
@@ -174,7 +175,7 @@ def hook_env_cmd(app: AppContext, shell: str) -> None:
 def _unlocked_values(app: AppContext, project: str) -> dict[str, str] | None:
     """The project's variables if the vault opens without asking anyone; else None."""
     from vault.errors import KeyvaultError  # noqa: PLC0415
-    from vault.resolve import export_values  # noqa: PLC0415
+    from vault.store.context import export_values  # noqa: PLC0415
 
     quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
     try:

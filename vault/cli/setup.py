@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vault.cli.context import AppContext, ask_new_passphrase, pass_app
-from vault.identity import check_new_passphrase
+from vault.session.identity import check_new_passphrase
 
 
 @click.command("init")

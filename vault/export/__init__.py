@@ -139,7 +139,7 @@ def write_atomically(
     and O_NOFOLLOW, fsync, os.replace, folder fsync; on failure `path` is untouched and no
     temp file stays). `mode` is the file's mode from its first byte; `write` lets tests
     inject short writes and ENOSPC."""
-    from vault.store import FileOps, write_file_atomic  # noqa: PLC0415 - writing paths only
+    from vault.store.files import FileOps, write_file_atomic  # noqa: PLC0415 - writing paths only
 
     class WriterOps(FileOps):
         def write(self, fd: int, data: bytes) -> None:

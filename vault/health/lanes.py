@@ -18,8 +18,8 @@ from typing import Final
 
 import httpx
 
-from vault.config import PROXY_HINT
 from vault.errors import ConfigError
+from vault.store.config import PROXY_HINT
 
 LANES_PER_CLIENT: Final = 4
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Literal
 
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from vault.secret import mask
+from vault.model.secret import mask
 
 # 16+ key characters after `sk-`: long enough to skip prose such as "sk-learn", short enough
 # to catch every real key shape (the shortest real key has 48 after the prefix).

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from vault.errors import StorageError
-from vault.scan import Finding, Matcher, ScanReport
+from vault.security.scan import Finding, Matcher, ScanReport
 
 MAX_COMMITS = 10_000  # `--git` default bound; enough for years of a project's history
 GIT_TIMEOUT = 300.0  # seconds for the whole history walk

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault import validate as v
 from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
-from vault.model import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
-from vault.secret import Secret
-from vault.service import Keyvault
+from vault.model import validate as v
+from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
+from vault.model.secret import Secret
+from vault.store.keyvault import Keyvault
 
 # metadata field → the function that checks and normalises a user's text for it
 Checker = Callable[[str], Any]

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from vault.admin import AdminClient
-from vault.checking import CheckOptions
 from vault.errors import ConfigError, DamagedVault, NoAdminKey
-from vault.model import Entry, Kind, Status, VaultDoc
-from vault.policy import rotation_policy
-from vault.service import Keyvault
+from vault.health.admin import AdminClient
+from vault.health.checking import CheckOptions
+from vault.model.document import Entry, Kind, Status, VaultDoc
+from vault.rotation.policy import rotation_policy
+from vault.store.keyvault import Keyvault
 
 RECORDS: Final = "service_accounts"
 CRASH_ENV: Final = "KEYVAULT_TEST_CRASH_AT"  # tests only: os._exit at a named step

@@ -29,10 +29,10 @@ from typing import Any
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import HealthResult, ProbeTarget
 from vault.health.model import Status as Health
-from vault.model import Entry, Kind, Status, VaultDoc, entry_event
-from vault.policy import HealthPolicy, health_policy
-from vault.secret import Secret
-from vault.service import Clock, Keyvault
+from vault.model.document import Entry, Kind, Status, VaultDoc, entry_event
+from vault.model.secret import Secret
+from vault.rotation.policy import HealthPolicy, health_policy
+from vault.store.keyvault import Clock, Keyvault
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _probe_api(
 def _ping_admin(
     entry: Entry, options: CheckOptions, proxy: str | None, clock: Clock
 ) -> HealthResult:
-    from vault.admin import AdminClient  # noqa: PLC0415
+    from vault.health.admin import AdminClient  # noqa: PLC0415
 
     try:
         with AdminClient(

@@ -2,7 +2,7 @@
 
 `identity.age` is an age file (scrypt stanza) whose plaintext is an age-keygen style
 identity file, so `age -d -i identity.age vault.age` recovers a vault with the stock tool.
-Unlocking = scrypt once (here) + X25519 for the vault (in `vault.service`).
+Unlocking = scrypt once (here) + X25519 for the vault (in `vault.store.keyvault`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from vault.errors import (
     NoPassphraseSource,
     WrongPassphrase,
 )
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

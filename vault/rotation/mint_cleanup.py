@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from vault.mint_records import (
+from vault.model.document import Status, VaultDoc
+from vault.rotation.mint_records import (
     MintOptions,
     admin_client,
     admin_of,
@@ -20,9 +21,8 @@ from vault.mint_records import (
     record_event,
     records,
 )
-from vault.model import Status, VaultDoc
-from vault.policy import parse_time
-from vault.service import Keyvault
+from vault.rotation.policy import parse_time
+from vault.store.keyvault import Keyvault
 
 
 def abandon(kv: Keyvault, rid: str, options: MintOptions) -> str:

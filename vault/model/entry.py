@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from vault.errors import DamagedVault
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

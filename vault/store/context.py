@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vault.config import Config
 from vault.errors import ConfigError, PolicyViolation
-from vault.model import Entry, Kind, VaultDoc
+from vault.model.document import Entry, Kind, VaultDoc
+from vault.store.config import Config
 
 PROJECT_FILE = ".keyvault.toml"
 

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.admin import AdminClient, CostRow
 from vault.errors import InvalidValue
-from vault.mint_records import admin_entry, project_id_for, records
-from vault.model import Entry, Kind, VaultDoc
-from vault.policy import parse_time
-from vault.service import Keyvault
+from vault.health.admin import AdminClient, CostRow
+from vault.model.document import Entry, Kind, VaultDoc
+from vault.rotation.mint_records import admin_entry, project_id_for, records
+from vault.rotation.policy import parse_time
+from vault.store.keyvault import Keyvault
 
 MAX_DAYS = 180
 DAY = 86_400

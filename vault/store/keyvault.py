@@ -12,34 +12,28 @@ Every change bumps the generation and is sealed to every recipient listed in the
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
-from vault import document
-from vault.config import Config, Paths, ensure_private_dir, load_config
 from vault.errors import (
     AgeFormatError,
     ConcurrentModification,
     DamagedVault,
     NoMatchingIdentity,
-    NoPassphraseSource,
     VaultExists,
     VaultNotFound,
     WrongPassphrase,
 )
-from vault.identity import (
+from vault.model import codec as document
+from vault.model.document import VaultDoc
+from vault.model.secret import Secret
+from vault.session.identity import (
     SCRYPT_LOG_N,
-    PassphraseSource,
-    UnlockSettings,
-    open_identity,
-    parse_identity_text,
-    read_passphrase_file,
     seal_identity,
 )
-from vault.model import VaultDoc
-from vault.secret import Secret
-from vault.store import (
+from vault.session.unlock import Unlocker
+from vault.store.config import Config, Paths, ensure_private_dir, load_config
+from vault.store.files import (
     REAL_OPS,
     FileOps,
     file_stamp,
@@ -58,119 +52,8 @@ T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 
 
-class SessionLike(Protocol):
-    """An unlocked session (`vault.session.Session`): decrypts with an identity it keeps."""
-
-    def decrypt(self, sealed: bytes) -> bytes | None:
-        """The plaintext, or None when there is no session to ask."""
-
-    def recipient(self) -> str | None:
-        """The session identity's public key, or None when there is no session."""
-
-
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class Unlocker:
-    """Finds what opens the vault, asking for a passphrase only as a last resort.
-
-    Order: KEYVAULT_IDENTITY, KEYVAULT_IDENTITY_FILE, a cached session, KEYVAULT_PASSPHRASE,
-    KEYVAULT_PASSPHRASE_FILE, then `ask` (a prompt on the terminal). With no terminal and none
-    of these, it fails at once with NoPassphraseSource (exit 3), never waiting for input.
-
-    A session decrypts for us but never gives its identity out, so `identity()` (for the
-    commands that need the key itself: `passwd`, `identity export`) skips it.
-    """
-
-    def __init__(
-        self,
-        settings: UnlockSettings | None = None,
-        ask: PassphraseSource | None = None,
-        session: SessionLike | None = None,
-    ) -> None:
-        self.settings = settings if settings is not None else UnlockSettings()
-        self.ask = ask
-        self.session = session
-        self._cached: age.X25519Identity | None = None
-
-    def decrypt(self, paths: Paths, sealed: bytes) -> bytes:
-        """The plaintext of an age file sealed to the vault's identity.
-
-        Raises what `vault.age.decrypt` raises, and the unlock errors of `identity()`.
-        """
-        session = self._session_to_ask()
-        if session is not None and (plain := session.decrypt(sealed)) is not None:
-            return plain
-        from vault import age  # noqa: PLC0415
-
-        return age.decrypt(sealed, [self.identity(paths)])
-
-    def recipient(self, paths: Paths) -> str:
-        """The public key (age1…) of whatever unlocks the vault here."""
-        session = self._session_to_ask()
-        if session is not None and (found := session.recipient()) is not None:
-            return found
-        return self.identity(paths).recipient().to_string()
-
-    def identity(self, paths: Paths) -> age.X25519Identity:
-        """The identity itself, from the environment or the passphrase (never a session)."""
-        if self._cached is None:
-            self._cached = self._find(paths)
-        return self._cached
-
-    def _session_to_ask(self) -> SessionLike | None:
-        """The session, unless an identity was given or has already been opened here."""
-        s = self.settings
-        if s.identity is not None or s.identity_file is not None or self._cached is not None:
-            return None
-        return self.session
-
-    def _find(self, paths: Paths) -> age.X25519Identity:
-        s = self.settings
-        if s.identity is not None:
-            return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
-        if s.identity_file is not None:
-            return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
-        return open_identity(_read_identity_file(paths), self.passphrase())
-
-    def passphrase(self, prompt: str = "passphrase: ") -> Secret:
-        s = self.settings
-        if s.passphrase is not None:
-            return s.passphrase
-        if s.passphrase_file is not None:
-            return read_passphrase_file(s.passphrase_file)
-        if self.ask is None:
-            if self.session is not None and self.session.recipient() is not None:
-                raise NoPassphraseSource(
-                    "this command needs the passphrase even while unlocked (the session opens"
-                    " the vault but never hands out the identity), and there is no terminal",
-                    hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                    " KEYVAULT_IDENTITY",
-                )
-            raise NoPassphraseSource(
-                "the vault is locked and there is no terminal to ask for the passphrase",
-                hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                " KEYVAULT_IDENTITY for automation",
-            )
-        return self.ask(prompt)
-
-
-def _read_text(path: os.PathLike[str]) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoPassphraseSource(f"cannot read identity file {path} ({exc})") from None
-
-
-def _read_identity_file(paths: Paths) -> bytes:
-    try:
-        return read_file(paths.identity)
-    except FileNotFoundError:
-        raise VaultNotFound(
-            f"no identity at {paths.identity}", hint="run `keyvault init` to create a vault"
-        ) from None
 
 
 class Keyvault:

@@ -27,14 +27,14 @@ import sys
 from vault.errors import InvalidValue, SessionError
 
 # FRAME, recv_message and send_message moved to vault/wire.py; still reachable from here
-from vault.wire import FRAME, exchange, recv_message, refusal, send_message  # noqa: F401
+from vault.session.wire import FRAME, exchange, recv_message, refusal, send_message  # noqa: F401
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     StrPath = str | os.PathLike[str]
 
 IDENTITY_PREFIX = "AGE-SECRET-KEY-1"
-AGENT_MODULE = "vault.agent"
+AGENT_MODULE = "vault.session.agent"
 START_TIMEOUT = 5.0  # seconds for the agent to read its settings and bind; ~60 ms here
 MAX_SECONDS = 30 * 86400
 # sun_path is 108 bytes on Linux and 104 on macOS; stay below both
@@ -135,7 +135,7 @@ def start(
 
 
 class Session:
-    """The unlocked session of one vault home, as `vault.service.Unlocker` uses it."""
+    """The unlocked session of one vault home, as `vault.store.keyvault.Unlocker` uses it."""
 
     __slots__ = ("runtime_dir", "vault_home")
 
@@ -295,7 +295,11 @@ def _spawn_agent(settings: bytes) -> None:
     if not sys.executable:
         raise SessionError("cannot find the python interpreter to run the session agent")
     env = {name: os.environ[name] for name in AGENT_ENV_KEEP if name in os.environ}
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # the folder that holds the `vault` package (this file is vault/session/client.py)
+    package_root = os.path.abspath(__file__)
+    for _ in range(3):
+        package_root = os.path.dirname(package_root)
+    env["PYTHONPATH"] = package_root
     process = subprocess.Popen(
         [sys.executable, "-P", "-m", AGENT_MODULE],
         stdin=subprocess.PIPE,

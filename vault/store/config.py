@@ -148,7 +148,7 @@ def save_config(path: Path, values: Mapping[str, Any]) -> None:
     """Write `config.toml` atomically, 0600."""
     import tomli_w  # noqa: PLC0415 - writing config is rare
 
-    from vault.store import write_file_atomic  # noqa: PLC0415
+    from vault.store.files import write_file_atomic  # noqa: PLC0415
 
     Config.from_mapping(values, source=str(path))
     write_file_atomic(path, tomli_w.dumps(dict(values)).encode())

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vault.model import VaultDoc
-from vault.service import Keyvault
+from vault.model.document import VaultDoc
+from vault.store.keyvault import Keyvault
 
 
 def dotenv_targets(doc: VaultDoc, project: str | None) -> list[Path]:

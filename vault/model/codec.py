@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from vault.errors import DamagedVault, UnsupportedFormat
-from vault.model import FORMAT, Entry, VaultDoc
+from vault.model.document import FORMAT, Entry, VaultDoc
 
 _MAJOR = 1
 _VERSION = re.compile(r"(?P<major>[0-9]{1,9})(?:\..*)?", re.DOTALL)  # minors are not ours to judge

@@ -1,6 +1,6 @@
 """The decrypted vault document and its invariants; pure (no I/O, no clock of its own).
 
-Entries themselves live in `vault.entry` (re-exported here: `from vault.model import Entry`).
+Entries themselves live in `vault.model.entry` (re-exported here).
 
 Invariants kept here and nowhere else:
 - entry names are unique;
@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
-from vault.entry import DEFAULT_BASE_URL, Entry, Kind, Status
 from vault.errors import (
     DamagedVault,
     DuplicateName,
@@ -25,6 +24,7 @@ from vault.errors import (
     PhoneFull,
     PolicyViolation,
 )
+from vault.model.entry import DEFAULT_BASE_URL, Entry, Kind, Status
 
 __all__ = [
     "DEFAULT_BASE_URL",

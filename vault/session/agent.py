@@ -1,6 +1,7 @@
 """The session agent: one unlocked identity, held in memory, used only for our own uid.
 
-`vault.session.start` runs `python -P -m vault.agent` with stdin a pipe carrying two lines:
+`vault.session.client.start` runs `python -P -m vault.session.agent` with stdin a pipe
+carrying two lines:
 the identity, then JSON settings `{"socket": path, "ttl": s, "idle": s | null}` (never argv or
 the environment, which other users can read or children inherit). The agent hardens itself
 before reading anything, binds the socket, then forks: the first process exits 0 (or 2 / 3,
@@ -36,8 +37,8 @@ from typing import ClassVar
 
 from vault import age
 from vault.errors import KeyvaultError
-from vault.session import IDENTITY_PREFIX
-from vault.wire import MAX_HEADER, peer_uid, recv_message, refused, send_message
+from vault.session.client import IDENTITY_PREFIX
+from vault.session.wire import MAX_HEADER, peer_uid, recv_message, refused, send_message
 
 EXIT_BAD_SETTINGS = 2
 EXIT_NO_SOCKET = 3

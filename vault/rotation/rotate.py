@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vault.checking import (
+from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
+from vault.export.targets import dotenv_targets
+from vault.health.checking import (
     Checked,
     CheckOptions,
     Probed,
@@ -27,10 +29,8 @@ from vault.checking import (
     merge_results,
     probe_entries,
 )
-from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
-from vault.exports import dotenv_targets
-from vault.model import Entry, Kind, Status, VaultDoc, refuse_admin
-from vault.policy import (
+from vault.model.document import Entry, Kind, Status, VaultDoc, refuse_admin
+from vault.rotation.policy import (
     RotationPolicy,
     advice,
     cooldown_until,
@@ -40,7 +40,7 @@ from vault.policy import (
     project_due,
     rotation_policy,
 )
-from vault.service import Keyvault
+from vault.store.keyvault import Keyvault
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
 def sync_dotenv(kv: Keyvault, project: str | None) -> list[DotenvOutcome]:
     """Write the project's active key into every `.env` file it was exported to."""
     from vault.export.dotenv import update_dotenv_file  # noqa: PLC0415
-    from vault.resolve import active_export  # noqa: PLC0415
+    from vault.store.context import active_export  # noqa: PLC0415
 
     doc = kv.read()
     _, values = active_export(doc, project)

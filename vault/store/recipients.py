@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from vault import age
 from vault.errors import DuplicateName, EntryNotFound, PolicyViolation
-from vault.model import VaultDoc
-from vault.service import Keyvault
-from vault.validate import check_name
+from vault.model.document import VaultDoc
+from vault.model.validate import check_name
+from vault.store.keyvault import Keyvault
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from enum import StrEnum
 from pathlib import Path
 
 from vault import age
-from vault.config import Paths
 from vault.errors import KeyvaultError, SessionError
-from vault.model import VaultDoc
-from vault.store import read_file
+from vault.model.document import VaultDoc
+from vault.store.config import Paths
+from vault.store.files import read_file
 
 RECOMMENDED_LOG_N = 18  # the default of `keyvault init`: ~0.5 s per guess here
 VAULT_FILES = ("identity.age", "vault.age", "vault.age.bak", "vault.lock", "config.toml")
@@ -52,7 +52,7 @@ def needs_fixing(checks: list[Check]) -> bool:
 
 
 Opener = Callable[[bytes], VaultDoc]  # decrypts a sealed vault with the unlocked identity
-SessionStatus = Callable[[], object | None]  # vault.session.status bound to this home
+SessionStatus = Callable[[], object | None]  # vault.session.client.status bound to this home
 Git = Callable[..., int | None]  # (folder, *args) → exit code, None when git cannot run
 
 

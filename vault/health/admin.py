@@ -24,7 +24,7 @@ from vault.health.lanes import refused_proxy
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
 from vault.health.redact import safe_message
 from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
-from vault.secret import Secret
+from vault.model.secret import Secret
 
 MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
 PAGE_LIMIT: Final = 100

@@ -22,10 +22,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from vault.checking import Probed, interrupts_deferred, probe_entries
 from vault.errors import KeyvaultError, NoHealthyCandidate
-from vault.mint_cleanup import abandon, delete_due
-from vault.mint_records import (
+from vault.health.checking import Probed, interrupts_deferred, probe_entries
+from vault.model.document import Entry, VaultDoc
+from vault.rotation.mint_cleanup import abandon, delete_due
+from vault.rotation.mint_records import (
     OPEN_STATES,
     MintOptions,
     admin_client,
@@ -37,9 +38,8 @@ from vault.mint_records import (
     record_event,
     records,
 )
-from vault.model import Entry, VaultDoc
-from vault.policy import rotation_policy
-from vault.rotation import (
+from vault.rotation.policy import rotation_policy
+from vault.rotation.rotate import (
     DotenvOutcome,
     DueReport,
     RotateOptions,
@@ -49,7 +49,7 @@ from vault.rotation import (
     rotate_project,
     sync_dotenv,
 )
-from vault.service import Keyvault
+from vault.store.keyvault import Keyvault
 
 # --- the steps ------------------------------------------------------------------------------
 

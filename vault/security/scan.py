@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vault.errors import KeyvaultError
-from vault.secret import Secret, mask
+from vault.model.secret import Secret, mask
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # keys live in config and source files, not in 2 MiB blobs
 SNIFF_BYTES = 8192  # a NUL byte here means binary, as git decides

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from vault.config import Config
 from vault.errors import ConfigError, NoActiveKey
-from vault.model import Entry, Kind, Status, VaultDoc, phone_usage
+from vault.model.document import Entry, Kind, Status, VaultDoc, phone_usage
+from vault.store.config import Config
 
 # A hard failure is one that waiting will not fix: the user must act (new key, billing, VPN).
 HARD_FAILURES: Final = frozenset({"invalid", "quota_exhausted", "region_blocked", "forbidden"})
