@@ -21,6 +21,7 @@ from fake_proxy import ForwardProxy
 from rotation_support import actives, add, by_name, open_vault, write_config
 
 from vault.health.checking import CheckOptions, merge_results, probe_entries
+from vault.model import codec
 from vault.rotation.policy import HealthPolicy
 from vault.store.inventory import edit_key, remove_key
 
@@ -82,8 +83,9 @@ def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], nam
     rows = {row["name"]: row for row in json.loads(table_run["result"].out)}
     assert rows[name]["status"] == expected
     assert rows[name]["http_status"] == http
-    stored = by_name(table_run["doc"])[name].health
-    assert stored is not None
+    record = by_name(table_run["doc"])[name].health
+    assert record is not None
+    stored = codec.health_json(record)
     assert stored["status"] == expected
     assert stored["checked_at"] == rows[name]["checked_at"]
     hard = expected in {"invalid", "forbidden", "region_blocked", "quota_exhausted"}
@@ -99,7 +101,7 @@ def test_a_bad_key_makes_check_exit_5_and_no_key_is_printed(table_run: dict[str,
         assert key not in result.out
         assert key not in result.err
         assert key[8:-4] not in result.out  # not even the middle the API shows masked
-    events = [e for e in table_run["doc"].history if e["action"] == "check"]
+    events = [e for e in table_run["doc"].history if e.action == "check"]
     assert len(events) == len(TABLE) + 1  # one per key: each went from unchecked to a status
 
 
@@ -109,7 +111,8 @@ def test_an_unchanged_status_adds_no_history(table_run: dict[str, Any]) -> None:
     assert cli("check", "healthy", "wrong-key").code == 5
     doc = open_vault(cli.home).read()
     assert len(doc.history) == before
-    assert by_name(doc)["wrong-key"].health["consecutive_failures"] == 2  # type: ignore[index]
+    health = by_name(doc)["wrong-key"].health
+    assert health is not None and health.consecutive_failures == 2
 
 
 def test_table_output_and_exit_0_when_all_ok(fake_openai: FakeOpenAI, cli: Cli) -> None:
@@ -183,7 +186,7 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
     assert "interrupted: saved 3 of 4 results" in err
     doc = open_vault(cli.home).read()
     entries = by_name(doc)
-    assert all(entries[name].health and entries[name].health["status"] == "ok" for name in fast)
+    assert all((h := entries[name].health) and h.status == "ok" for name in fast)
     assert entries["slow"].health is None
     assert out.count(" ok ") == 3  # the finished rows are still shown
 
@@ -208,7 +211,7 @@ def test_disable_after_hard_failures_and_enable_when_it_passes(
     doc = open_vault(cli.home).read()
     assert by_name(doc)["spare"].status == "disabled"
     assert by_name(doc)["main"].status == "active"  # the active key is left to rotation
-    assert [e["reason"] for e in doc.history if e["action"] == "disable"] == [
+    assert [e.detail["reason"] for e in doc.history if e.action == "disable"] == [
         "2 hard failures in a row (last: region_blocked)"
     ]
     for key in (active_key, spare_key, paused_key):
@@ -217,7 +220,7 @@ def test_disable_after_hard_failures_and_enable_when_it_passes(
     doc = open_vault(cli.home).read()
     assert by_name(doc)["spare"].status == "standby"
     assert by_name(doc)["paused"].status == "disabled"  # the user's choice stands
-    assert [e["name"] for e in doc.history if e["action"] == "enable"] == ["spare"]
+    assert [e.name for e in doc.history if e.action == "enable"] == ["spare"]
     assert actives(doc, "p") == ["main"]
 
 

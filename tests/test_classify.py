@@ -28,6 +28,8 @@ from vault.health import (
     parse_ratelimit,
     parse_retry_after,
 )
+from vault.health.checking import health_record
+from vault.model import codec
 
 S = Status
 
@@ -326,19 +328,22 @@ def test_classify_masks_the_given_secret_even_when_not_key_shaped() -> None:
     assert secret not in (got.message or "")
 
 
-def test_result_round_trip() -> None:
+def test_a_result_is_stored_and_read_back_through_the_document_codec() -> None:
     result = HealthResult(
         name="main", status=S.RATE_LIMITED, checked_at="2025-01-01T00:00:00Z", latency_ms=12,
         http_status=429, ratelimit={"limit_requests": 3}, retry_after_s=1.5, attempts=3,
         probe="chat", evidence="code=rate_limit_exceeded",
     )  # fmt: skip
-    data = json.loads(json.dumps(result.to_dict()))
-    assert data["status"] == "rate_limited"
-    assert HealthResult.from_dict(data) == result
-    assert (
-        HealthResult.from_dict({**data, "status": "from-the-future", "new": 1}).status
-        is S.UNEXPECTED
-    )
+    record = health_record(result, consecutive_failures=1)
+    stored = json.loads(json.dumps(codec.health_json(record)))
+    assert stored["status"] == "rate_limited"
+    entry = {"id": "00000000000000aa", "name": "k", "secret": "sk-x", "health": stored}
+    owner = {"name": "owner", "recipient": "age1" + "q" * 58}
+    doc = {"format": "keyvault/1", "recipients": [owner], "entries": [entry]}
+    assert codec.loads(json.dumps(doc).encode()).entries[0].health == record
+    entry["health"] = {**stored, "status": "from-the-future", "new": 1}
+    again = codec.loads(json.dumps(doc).encode()).entries[0].health
+    assert again is not None and again.status is S.UNEXPECTED and again.extra == {"new": 1}
 
 
 # --- fuzz -------------------------------------------------------------------------------

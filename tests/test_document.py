@@ -19,6 +19,18 @@ from vault import age
 from vault.errors import DamagedVault, UnsupportedFormat
 from vault.model import codec as document
 from vault.model.document import FORMAT, Entry, Kind, Status, VaultDoc
+from vault.model.health import HealthRecord, HealthStatus
+from vault.model.records import (
+    Action,
+    Event,
+    ExportKind,
+    ExportTarget,
+    MintRecord,
+    MintState,
+    PastKey,
+    Phone,
+    Recipient,
+)
 from vault.model.secret import Secret
 from vault.session.identity import UnlockSettings
 from vault.session.unlock import Unlocker
@@ -28,11 +40,14 @@ from vault.store.keyvault import Keyvault
 GOLDEN = Path(__file__).parent / "golden"
 
 
+OWNER = {"name": "owner", "recipient": "age1" + "q" * 58}
+
+
 def body(**overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "format": "keyvault/1",
         "generation": 3,
-        "recipients": [],
+        "recipients": [OWNER],
         "entries": [],
         "history": [],
         "exports": [],
@@ -46,7 +61,12 @@ def encode(raw: Any) -> bytes:
 
 
 def entry_dict(name: str, **fields: Any) -> dict[str, Any]:
-    return {"id": name, "name": name, "secret": make_key(), **fields}
+    return {
+        "id": name.encode().hex()[:16].rjust(16, "0"),
+        "name": name,
+        "secret": make_key(),
+        **fields,
+    }
 
 
 # --- round trip and versions ------------------------------------------------------------
@@ -55,7 +75,7 @@ def entry_dict(name: str, **fields: Any) -> dict[str, Any]:
 def test_dumps_then_loads_keeps_every_field():
     key = make_key()
     e = Entry(
-        id="e1",
+        id="00000000000000e1",
         name="main",
         secret=Secret(key),
         project="work",
@@ -70,16 +90,34 @@ def test_dumps_then_loads_keeps_every_field():
         note="two\nlines",
         status=Status.ACTIVE,
         priority=3,
-        health={"status": "ok", "checked_at": "2026-11-20T00:00:00Z"},
+        health=HealthRecord(
+            HealthStatus.OK, "2026-11-20T00:00:00Z", ratelimit={"limit_requests": 3}
+        ),
         added_at="2026-11-20T00:00:00Z",
         updated_at="2026-11-21T00:00:00Z",
     )
     doc = VaultDoc(
         generation=7,
-        recipients=[{"name": "owner", "recipient": "age1x"}],
+        recipients=[Recipient("owner", OWNER["recipient"], added_at="2026-11-20T00:00:00Z")],
         entries=[e],
-        history=[{"at": "t", "action": "add"}],
-        exports=[{"path": ".env"}],
+        history=[Event("2026-11-20T00:00:00Z", Action.ADD, e.id, e.name, e.project)],
+        exports=[ExportTarget(ExportKind.DOTENV, "work", "/home/u/app/.env")],
+        mints=[
+            MintRecord(
+                "00000000000000f1",
+                MintState.INTENT,
+                "work",
+                "proj_x",
+                e.id,
+                "acct",
+                e.added_at or "",
+            )
+        ],
+        phones=[
+            Phone(
+                "+33612345678", note="spare", past=(PastKey(e.id, "gone", "2026-11-21T00:00:00Z"),)
+            )
+        ],
     )
     data = document.dumps(doc)
     assert json.loads(data)["format"] == FORMAT == "keyvault/1"
@@ -140,13 +178,16 @@ def test_garbage_is_damaged(data):
         ({"format": "keyvault/-1"}, "malformed format version"),
         ({"format": "keyvault/²"}, "malformed format version"),
         ({"format": "keyvault/" + "9" * 5000}, "malformed format version"),
-        ({"generation": "3"}, "'generation' has the wrong type"),
-        ({"generation": True}, "'generation' has the wrong type"),
-        ({"entries": {}}, "'entries' has the wrong type"),
-        ({"history": "x"}, "'history' has the wrong type"),
-        ({"recipients": None}, "'recipients' has the wrong type"),
-        ({"entries": ["not an entry"]}, "not an object"),
-        ({"entries": [{"name": "k"}]}, "vault entry 'k' is malformed"),
+        ({"generation": "3"}, "generation is not a whole number"),
+        ({"generation": True}, "generation is not a whole number"),
+        ({"generation": -1}, "generation is not a whole number"),
+        ({"generation": 2**60}, "generation is not a whole number"),
+        ({"entries": {}}, "entries is not a list"),
+        ({"history": "x"}, "history is not a list"),
+        ({"recipients": None}, "recipients is not a list"),
+        ({"entries": ["not an entry"]}, "entries[0] is not an object"),
+        ({"entries": [{"name": "k"}]}, "entries[0].id is missing"),
+        ({"recipients": []}, "the vault lists no recipients"),
     ],
 )
 def test_malformed_documents_are_damaged_with_a_precise_message(overrides, words):
@@ -169,7 +210,7 @@ def test_a_loaded_document_is_checked_for_invariants():
     with pytest.raises(DamagedVault, match="two active keys in project 'p'"):
         document.loads(encode(twins))
     dupes = body(entries=[entry_dict("a"), entry_dict("a")])
-    with pytest.raises(DamagedVault, match="two entries named 'a'"):
+    with pytest.raises(DamagedVault, match="share the name 'a'"):
         document.loads(encode(dupes))
 
 
@@ -207,11 +248,11 @@ def test_unknown_top_level_keys_survive_a_save_through_the_store(tmp_path):
     (home / "vault.age").write_bytes(age.encrypt(encode(raw), [identity.recipient()]))
     unlocker = Unlocker(UnlockSettings(identity=Secret(identity.to_string())))
     kv = Keyvault(Paths(home), unlocker)
-    kv.transact(lambda doc: doc.record({"action": "touch"}))
+    kv.transact(lambda doc: doc.record(Event("2026-11-30T00:00:00Z", "touch")))
     saved = json.loads(age.decrypt((home / "vault.age").read_bytes(), [identity]))
     assert saved["future"] == {"nested": [1, 2, 3]}
     assert saved["generation"] == 4
-    assert saved["history"] == [{"action": "touch"}]
+    assert saved["history"] == [{"at": "2026-11-30T00:00:00Z", "action": "touch"}]
 
 
 # --- golden vaults ------------------------------------------------------------------------
@@ -338,10 +379,10 @@ def test_golden_v1_opens_with_every_field(golden_v1):
     unlocker = Unlocker(UnlockSettings(identity_file=golden_v1 / "identity.txt"))
     doc = Keyvault(Paths(golden_v1), unlocker).read()
     assert doc.generation == 9
-    assert doc.recipients == [{"name": "owner", "recipient": _golden_recipient(golden_v1)}]
-    assert [e.to_dict(reveal=True) for e in doc.entries] == GOLDEN_V1_ENTRIES
-    assert [(h["at"], h["action"], h.get("name")) for h in doc.history] == GOLDEN_V1_HISTORY
-    assert doc.history[7]["fields"] == ["name", "status"]
+    assert doc.recipients == [Recipient("owner", _golden_recipient(golden_v1))]
+    assert [document.entry_json(e, reveal=True) for e in doc.entries] == GOLDEN_V1_ENTRIES
+    assert [(h.at, h.action, h.name) for h in doc.history] == GOLDEN_V1_HISTORY
+    assert doc.history[7].detail["fields"] == ["name", "status"]
     assert doc.exports == [] and doc.extra == {}
     assert doc.find("golden-admin").kind is Kind.ADMIN
     assert doc.active("work").name == "golden-main"

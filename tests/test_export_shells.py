@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import require_tool
-from vault.errors import InvalidValue, UsageError
-from vault.export import OPENAI_VARIABLES, openai_values
+from vault.errors import InvalidValue, PolicyViolation, UsageError
+from vault.export import OPENAI_VARIABLES, export_values
 from vault.export.shells import (
     POWERSHELL_QUOTES,
     SHELLS,
@@ -34,6 +34,8 @@ from vault.export.shells import (
     render_unsets,
     shell_of,
 )
+from vault.model.entry import Entry, Kind
+from vault.model.secret import Secret
 
 # (label, shell dialect, argv): the script path is the last argument.
 RUNNERS = {
@@ -376,15 +378,20 @@ def test_bad_names_and_nul_are_refused_everywhere(shell: str) -> None:
     assert secret not in str(caught.value)
 
 
-def test_openai_values_leave_out_what_an_entry_does_not_set() -> None:
-    assert openai_values("k") == {"OPENAI_API_KEY": "k"}
-    assert openai_values("k", base_url="", org_id="org-1", project_id=None) == {
+def _entry(**fields: object) -> Entry:
+    return Entry("0123456789abcdef", "k", Secret("k"), **fields)  # type: ignore[arg-type]
+
+
+def test_export_values_leave_out_what_an_entry_does_not_set() -> None:
+    assert export_values(_entry()) == {"OPENAI_API_KEY": "k"}
+    assert export_values(_entry(base_url="", org_id="org-1", project_id=None)) == {
         "OPENAI_API_KEY": "k",
         "OPENAI_ORG_ID": "org-1",
     }
-    assert list(openai_values("k", base_url="u", org_id="o", project_id="p")) == list(
-        OPENAI_VARIABLES
-    )
+    full = _entry(base_url="u", org_id="o", project_id="p")
+    assert list(export_values(full)) == list(OPENAI_VARIABLES)
+    with pytest.raises(PolicyViolation):
+        export_values(_entry(kind=Kind.ADMIN))
 
 
 def test_unknown_shell_and_format_are_usage_errors() -> None:

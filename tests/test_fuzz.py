@@ -39,7 +39,9 @@ PLAINTEXT = document.dumps(
                 "format": FORMAT,
                 "generation": 3,
                 "recipients": [{"name": "owner", "recipient": IDENTITY.recipient().to_string()}],
-                "entries": [{"id": "e1", "name": "k", "secret": make_key(), "project": "p"}],
+                "entries": [
+                    {"id": "00000000000000e1", "name": "k", "secret": make_key(), "project": "p"}
+                ],
                 "history": [{"at": "2026-01-01T00:00:00Z", "action": "init"}],
             }
         ).encode()

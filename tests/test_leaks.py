@@ -35,6 +35,7 @@ from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, base_env,
 from tests.fake_openai import FakeOpenAI
 from vault import age
 from vault.cli.main import COMMANDS
+from vault.model import codec
 from vault.model import codec as document
 from vault.model.secret import Secret
 from vault.session.identity import UnlockSettings
@@ -275,16 +276,17 @@ def assert_nothing_at_rest(c: Canary) -> None:
         Paths(c.cli.home), Unlocker(settings=UnlockSettings(passphrase=Secret(PASSPHRASE)))
     )
     doc = kv.read()
+    written = json.loads(document.dumps(doc))
     metadata = json.dumps(
         {
-            "history": doc.history,
-            "exports": doc.exports,
+            "history": written["history"],
+            "exports": written["exports"],
             "extra": doc.extra,
-            "entries": [e.to_dict() for e in doc.entries],
+            "entries": [codec.entry_json(e) for e in doc.entries],
         }
     )
     assert c.key not in metadata and c.key[8:40] not in metadata
-    assert any(e["action"] == "add" for e in doc.history)  # the history was really read
+    assert any(e.action == "add" for e in doc.history)  # the history was really read
 
 
 # --- forced failures in every layer -------------------------------------------------------

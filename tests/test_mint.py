@@ -5,25 +5,28 @@ every service account that exists at OpenAI is named in the vault."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli
+from conftest import Cli, Result
 from fake_openai import FakeOpenAI
 from rotation_support import Clock, actives, add, by_name, files, open_vault
 
 from vault.export.dotenv import update_dotenv_file
-from vault.export.targets import remember_dotenv
 from vault.model.document import Status, VaultDoc
 from vault.rotation.mint import mint_rotate, run_due
-from vault.rotation.mint_records import CRASH_ENV, CRASH_EXIT, MintOptions, records
+from vault.rotation.mint_records import MintOptions
 from vault.rotation.rotate import RotateOptions
+from vault.store.inventory import remember_dotenv
 from vault.store.keyvault import Keyvault
 
 pytest_plugins = ["fake_openai"]
 
-STEPS = ["intent", "created", "saved", "checked", "switched", "dotenv", "deleted"]
+STEPS = ["intent", "created", "saved", "checked", "switched", "deleted"]
+CRASH_EXIT = 86
 LIVE = ("created", "switched", "active", "retiring")
 
 
@@ -42,6 +45,37 @@ def setup_project(server: FakeOpenAI, home: Path, env_file: Path, **kv_args: Any
     return kv
 
 
+# Runs `rotate --mint` through the library in a real process that dies (os._exit, as a kill
+# would) right after the named step is saved: the `after_step` seam of MintOptions.
+CRASH_AT = """
+import os, sys
+from vault.rotation.mint import mint_rotate
+from vault.rotation.mint_records import MintOptions
+from vault.store.context import Context
+
+step, grace = sys.argv[1], sys.argv[2]
+def crash(done):
+    if done == step:
+        os._exit(86)
+ctx = Context()
+options = MintOptions(grace_hours=float(grace) if grace else None, after_step=crash)
+mint_rotate(ctx.kv, "work", options)
+"""
+
+
+def crash_mint(cli: Cli, step: str, grace: str = "") -> Result:
+    """`keyvault rotate --mint --project work` killed right after `step`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_AT, step, grace],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
 def server_accounts(server: FakeOpenAI) -> dict[str, tuple[str, str]]:
     """service account id → (its name, its key's value) for every account at the fake OpenAI."""
     out = {}
@@ -54,26 +88,26 @@ def server_accounts(server: FakeOpenAI) -> dict[str, tuple[str, str]]:
 
 def assert_nothing_unrecorded(server: FakeOpenAI, doc: VaultDoc) -> None:
     """Every account at OpenAI is named in the vault; every saved key is still in the vault."""
-    names = {r["name"] for r in records(doc)}
+    names = {r.name for r in doc.mints}
     secrets = {e.secret.reveal() for e in doc.entries}
-    by_id = {r["id"]: r for r in records(doc) if r["id"]}
+    by_id = {r.id: r for r in doc.mints if r.id}
     for account, (name, value) in server_accounts(server).items():
         assert name in names, f"{account} is not recorded"
-        if account in by_id and by_id[account]["state"] in LIVE:
+        if account in by_id and by_id[account].state in LIVE:
             assert value in secrets, f"the key of {account} was lost"
 
 
 def assert_settled(server: FakeOpenAI, doc: VaultDoc, env_file: Path) -> None:
     (active,) = actives(doc, "work")
     entry = by_name(doc)[active]
-    live = [r for r in records(doc) if r["state"] in LIVE]
-    assert [r["entry"] for r in live] == [entry.id]  # the active key's account, nothing else
-    assert set(server_accounts(server)) == {live[0]["id"]}  # old and orphaned ones deleted
-    assert server_accounts(server)[live[0]["id"]][1] == entry.secret.reveal()
+    live = [r for r in doc.mints if r.state in LIVE]
+    assert [r.entry for r in live] == [entry.id]  # the active key's account, nothing else
+    assert set(server_accounts(server)) == {live[0].id}  # old and orphaned ones deleted
+    assert server_accounts(server)[live[0].id][1] == entry.secret.reveal()
     assert entry.secret.reveal().startswith("sk-svcacct-")
     assert f"OPENAI_API_KEY={entry.secret.reveal()}" in env_file.read_text()
     assert env_file.read_text().startswith("DEBUG=1\n")
-    assert all(r["state"] in (*LIVE, "deleted", "abandoned") for r in records(doc))
+    assert all(r.state in (*LIVE, "deleted", "abandoned") for r in doc.mints)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -83,7 +117,7 @@ def test_a_kill_at_any_step_is_resumed_by_finish(
     env_file = tmp_path / ".env"
     kv = setup_project(fake_openai, cli.home, env_file)
     first = actives(kv.read(), "work")
-    crashed = cli("rotate", "--mint", "--project", "work", "--grace", "0", env={CRASH_ENV: step})
+    crashed = crash_mint(cli, step, grace="0")
     assert crashed.code == CRASH_EXIT, crashed.err
     doc = open_vault(cli.home).read()
     assert len(actives(doc, "work")) == 1  # never zero or two, even mid-rotation
@@ -101,14 +135,14 @@ def test_resume_with_mint_again_reuses_the_saved_key(
 ) -> None:
     env_file = tmp_path / ".env"
     kv = setup_project(fake_openai, cli.home, env_file)
-    cli("rotate", "--mint", "--project", "work", env={CRASH_ENV: "saved"})
-    saved = [r for r in records(kv.read()) if r["state"] == "created"]
+    crash_mint(cli, "saved")
+    saved = [r for r in kv.read().mints if r.state == "created"]
     assert len(saved) == 1
     result = cli("rotate", "--mint", "--project", "work")
     assert result.code == 0, result.err
-    assert f"resumed mint {saved[0]['name']} (created)" in result.out
+    assert f"resumed mint {saved[0].name} (created)" in result.out
     doc = open_vault(cli.home).read()
-    assert by_name(doc)[actives(doc, "work")[0]].id == saved[0]["entry"]  # no second mint
+    assert by_name(doc)[actives(doc, "work")[0]].id == saved[0].entry  # no second mint
     assert len(server_accounts(fake_openai)) == 2  # new + old (waiting for --finish)
     assert cli("rotate", "--finish").code == 0
     assert_settled(fake_openai, open_vault(cli.home).read(), env_file)
@@ -119,9 +153,9 @@ def test_a_minted_key_that_fails_its_check_is_not_activated(
 ) -> None:
     kv = setup_project(fake_openai, cli.home, tmp_path / ".env")
     before = actives(kv.read(), "work")
-    cli("rotate", "--mint", "--project", "work", env={CRASH_ENV: "saved"})
-    (pending,) = [r for r in records(kv.read()) if r["state"] == "created"]
-    new_key = server_accounts(fake_openai)[pending["id"]][1]
+    crash_mint(cli, "saved")
+    (pending,) = [r for r in kv.read().mints if r.state == "created"]
+    new_key = server_accounts(fake_openai)[pending.id][1]
     fake_openai.keys[new_key].behaviour = "region_blocked"
     refused = cli("rotate", "--finish")
     assert refused.code == 1
@@ -130,43 +164,43 @@ def test_a_minted_key_that_fails_its_check_is_not_activated(
     fake_openai.keys[new_key].behaviour = "ok"
     assert cli("rotate", "--finish").code == 0
     doc = open_vault(cli.home).read()
-    assert by_name(doc)[actives(doc, "work")[0]].id == pending["entry"]
+    assert by_name(doc)[actives(doc, "work")[0]].id == pending.entry
 
 
 def test_a_removed_minted_key_gets_its_account_deleted(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
     kv = setup_project(fake_openai, cli.home, tmp_path / ".env")
-    cli("rotate", "--mint", "--project", "work", env={CRASH_ENV: "saved"})
-    (pending,) = [r for r in records(kv.read()) if r["state"] == "created"]
-    name = next(e.name for e in kv.read().entries if e.id == pending["entry"])
+    crash_mint(cli, "saved")
+    (pending,) = [r for r in kv.read().mints if r.state == "created"]
+    name = next(e.name for e in kv.read().entries if e.id == pending.entry)
     assert cli("rm", name, "--yes").code == 0
     result = cli("rotate", "--finish")
     assert result.code == 1
     assert "the minted key was removed from the vault" in result.err
-    assert f"deleted service account {pending['id']}" in result.out
-    assert pending["id"] not in server_accounts(fake_openai)
+    assert f"deleted service account {pending.id}" in result.out
+    assert pending.id not in server_accounts(fake_openai)
 
 
 def test_grace_period_delays_the_deletion(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     clock = Clock()
     kv = setup_project(fake_openai, tmp_path / "kv", tmp_path / ".env", clock=clock)
-    (old,) = [r for r in records(kv.read()) if r["state"] == "active"]
+    (old,) = [r for r in kv.read().mints if r.state == "active"]
     mint_rotate(kv, "work", MintOptions(grace_hours=24))
-    retiring = {r["rid"]: r for r in records(kv.read())}[old["rid"]]
-    assert retiring["state"] == "retiring"
-    assert retiring["delete_after"] == "2026-03-02T12:00:00Z"
+    retiring = {r.rid: r for r in kv.read().mints}[old.rid]
+    assert retiring.state == "retiring"
+    assert retiring.delete_after == "2026-03-02T12:00:00Z"
     clock.advance(hours=23)
     assert run_due(kv, RotateOptions(), MintOptions(), mint=False).finished == []
-    assert old["id"] in server_accounts(fake_openai)
+    assert old.id in server_accounts(fake_openai)
     clock.advance(hours=2)
     report = run_due(kv, RotateOptions(), MintOptions(), mint=False)
-    assert report.finished == [f"deleted service account {old['id']} ({old['name']})"]
-    assert old["id"] not in server_accounts(fake_openai)
-    old_entry = kv.read().by_id(old["entry"])
+    assert report.finished == [f"deleted service account {old.id} ({old.name})"]
+    assert old.id not in server_accounts(fake_openai)
+    old_entry = kv.read().by_id(old.entry)
     assert old_entry is not None
     assert old_entry.status is Status.RETIRED  # its key no longer works
-    events = [e["action"] for e in kv.read().history if "service_account" in e]
+    events = [e.action for e in kv.read().history if "service_account" in e.detail]
     assert events.count("delete-service-account") == 1
 
 
@@ -204,8 +238,8 @@ def test_intent_is_saved_before_the_api_is_called(
 ) -> None:
     kv = setup_project(fake_openai, cli.home, tmp_path / ".env")
     accounts = len(server_accounts(fake_openai))
-    cli("rotate", "--mint", "--project", "work", env={CRASH_ENV: "intent"})
+    crash_mint(cli, "intent")
     assert len(server_accounts(fake_openai)) == accounts  # the API was not called yet
-    (intent,) = [r for r in records(kv.read()) if r["state"] == "intent"]
-    assert intent["name"].startswith("keyvault-work-")
-    assert intent["id"] is None  # recorded by name: a resume finds the account by it
+    (intent,) = [r for r in kv.read().mints if r.state == "intent"]
+    assert intent.name.startswith("keyvault-work-")
+    assert intent.id is None  # recorded by name: a resume finds the account by it

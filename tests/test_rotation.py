@@ -14,12 +14,14 @@ from rotation_support import NOW, actives, add, by_name, files, open_vault, writ
 
 from vault.errors import ConfigError, NoHealthyCandidate
 from vault.export.dotenv import update_dotenv_file
-from vault.export.targets import remember_dotenv
+from vault.model import codec
 from vault.model.document import Entry, Status, VaultDoc
+from vault.model.health import HealthRecord, HealthStatus
 from vault.model.secret import Secret
 from vault.rotation.policy import RotationPolicy, project_due, rotation_policy
 from vault.rotation.rotate import choose
 from vault.store.config import Config
+from vault.store.inventory import remember_dotenv
 
 pytest_plugins = ["fake_openai"]
 
@@ -27,7 +29,7 @@ PHONE = "+447911123456"
 
 
 def history(doc: VaultDoc, action: str) -> list[dict[str, object]]:
-    return [e for e in doc.history if e["action"] == action]
+    return [codec.event_json(e) for e in doc.history if e.action == action]
 
 
 def test_check_rotate_applies_each_policy_trigger(fake_openai: FakeOpenAI, cli: Cli) -> None:
@@ -178,7 +180,8 @@ def test_no_healthy_candidate_says_what_to_do_next(fake_openai: FakeOpenAI, cli:
     assert "add a key: keyvault add NAME --project p" in hint
     doc = open_vault(cli.home).read()
     assert actives(doc, "p") == ["main"]  # nothing switched
-    assert by_name(doc)["gone"].health["consecutive_failures"] == 2  # type: ignore[index]
+    health = by_name(doc)["gone"].health
+    assert health is not None and health.consecutive_failures == 2
 
 
 def test_every_dotenv_target_is_updated_and_failures_reported(
@@ -231,10 +234,15 @@ def _entry(name: str, **fields: object) -> Entry:
     values: dict[str, object] = {
         "project": "p",
         "status": Status.STANDBY,
-        "health": {"status": "ok", "checked_at": "2026-03-01T11:00:00Z"},
+        "health": HealthRecord(HealthStatus.OK, "2026-03-01T11:00:00Z"),
         **fields,
     }
-    return Entry(id=name, name=name, secret=Secret(f"sk-{name}-" + "x" * 30), **values)  # type: ignore[arg-type]
+    return Entry(
+        id=name.encode().hex()[:16].ljust(16, "0"),
+        name=name,
+        secret=Secret(f"sk-{name}-" + "x" * 30),
+        **values,
+    )  # type: ignore[arg-type]
 
 
 def test_candidates_rank_by_priority_then_credit_then_age() -> None:
@@ -250,7 +258,7 @@ def test_candidates_rank_by_priority_then_credit_then_age() -> None:
     assert pick(_entry("unknown"), _entry("known", credit_usd=1.0)) == "known"
     assert pick(_entry("young", created="2026-01-01"), _entry("old", created="2025-01-01")) == "old"
     sick = _entry("sick", priority=9)
-    sick.health = {"status": "invalid"}
+    sick.health = HealthRecord(HealthStatus.INVALID, "2026-03-01T11:00:00Z")
     assert pick(sick, _entry("well")) == "well"
     unchecked = _entry("unchecked", priority=9)
     unchecked.health = None
@@ -291,7 +299,7 @@ def test_due_is_judged_by_status_age_and_credit() -> None:
     assert project_due(doc, "p", policy, NOW + dt.timedelta(days=30)) == "age 39 days >= 30"
     fresh.credit_usd = 1.5
     assert project_due(doc, "p", policy, NOW) == "credit $1.50 < $2.00"
-    fresh.health = {"status": "forbidden"}
+    fresh.health = HealthRecord(HealthStatus.FORBIDDEN, "2026-03-01T11:00:00Z")
     assert project_due(doc, "p", policy, NOW) == "status forbidden"
     assert project_due(doc, "empty", policy, NOW) is None  # no keys at all: nothing to do
 

@@ -207,7 +207,7 @@ def test_eight_processes_adding_concurrently_lose_nothing(kv: Keyvault) -> None:
     assert len(names) == workers * each + 1
     assert all(f"w{w}-{i}" in names for w in range(workers) for i in range(each))
     assert doc.generation == 2 + workers * each  # init, first, then one per add
-    assert sum(1 for e in doc.history if e["action"] == "add") == workers * each + 1
+    assert sum(1 for e in doc.history if e.action == "add") == workers * each + 1
 
 
 def _save_forever(home: Path) -> None:

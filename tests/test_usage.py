@@ -12,7 +12,7 @@ from fake_openai import FakeOpenAI
 from rotation_support import add, by_name, open_vault
 
 from vault.rotation.mint import mint_rotate
-from vault.rotation.mint_records import MintOptions, records
+from vault.rotation.mint_records import MintOptions
 
 pytest_plugins = ["fake_openai"]
 
@@ -40,7 +40,7 @@ def spend(fake_openai: FakeOpenAI, cli: Cli) -> dict[str, str]:
         credit_usd=20,
     )
     mint_rotate(kv, "work", MintOptions())
-    minted_key_id = next(r["key_id"] for r in records(kv.read()) if r["key_id"])
+    minted_key_id = next(r.key_id for r in kv.read().mints if r.key_id)
     now = int(time.time())
     admin.add_cost(now - 35 * DAY, 4.0, work, minted_key_id)  # only in a 40-day window
     admin.add_cost(now - 10 * DAY, 3.0, play, play_key_id)  # before play-1's credit was noted

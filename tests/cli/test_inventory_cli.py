@@ -123,12 +123,32 @@ def test_add_list_phones_get_show(vault_cli, snapshot):
     assert [e["name"] for e in only_work] == ["main-1", "main-2"]
     standby = cli.ok("list", "--status", "standby").out.splitlines()
     assert [row.split()[0] for row in standby[1:]] == ["main-2"]
-    assert json.loads(cli.ok("list", "--project", "none", "--json").out) == []
+    typo = cli("list", "--project", "wrok", "--json")  # a typo is an error, never "no keys"
+    assert typo.code == 1 and typo.out == ""
+    assert "no project named 'wrok'" in typo.err and "did you mean 'work'" in typo.err
 
     phones = json.loads(cli.ok("phones", "--json").out)
     assert phones == [
-        {"phone": UK, "used": 2, "slots": 2, "free": 0, "entries": ["main-1", "main-2"]},
-        {"phone": US, "used": 1, "slots": 2, "free": 1, "entries": ["home-1"]},
+        {
+            "phone": UK,
+            "used": 2,
+            "slots": 2,
+            "free": 0,
+            "over": 0,
+            "entries": ["main-1", "main-2"],
+            "removed": [],
+            "note": None,
+        },
+        {
+            "phone": US,
+            "used": 1,
+            "slots": 2,
+            "free": 1,
+            "over": 0,
+            "entries": ["home-1"],
+            "removed": [],
+            "note": None,
+        },
     ]
     phone_table = cli.ok("phones").out.splitlines()
     assert phone_table[1].split() == [UK, "2/2", "0", "main-1,", "main-2"]
@@ -394,7 +414,10 @@ def test_phone_slots_come_from_config_toml(vault_cli, snapshot):
         "used": 3,
         "slots": 3,
         "free": 0,
+        "over": 0,
         "entries": ["k0", "k1", "k2"],
+        "removed": [],
+        "note": None,
     }
     (cli.home / "config.toml").write_text("phone_slots = 0\n")
     bad = cli("phones")

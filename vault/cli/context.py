@@ -1,52 +1,28 @@
-"""What every command shares: the vault home, the unlocker, prompts and output helpers."""
+"""What every command shares: the resolved context, prompts, and output helpers."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
-from functools import cached_property
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from vault.cli.options import OPTIONS_META
 from vault.errors import InvalidValue, NoPassphraseSource
 from vault.model.secret import Secret
-from vault.session.client import Session
-from vault.session.identity import UnlockSettings, read_passphrase_file
-from vault.session.unlock import Unlocker
-from vault.store.config import Paths, resolve_home
-from vault.store.keyvault import Keyvault
+from vault.session.identity import read_passphrase_file
+from vault.session.unlock import ask_hidden, terminal_available
+from vault.store.context import Context
 
-
-def terminal_available() -> bool:
-    """True when a human can be asked: a controlling terminal we can open."""
-    if sys.platform == "win32":
-        return sys.stdin.isatty()
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
-
-
-def ask_hidden(prompt: str) -> Secret:
-    """Read a secret from the terminal without echo (never from stdin, never argv)."""
-    if not terminal_available():
-        raise NoPassphraseSource(
-            "no terminal to ask for the passphrase",
-            hint="set KEYVAULT_PASSPHRASE_FILE or KEYVAULT_IDENTITY for automation",
-        )
-    import getpass  # noqa: PLC0415
-
-    try:
-        return Secret(getpass.getpass(prompt))
-    except EOFError:
-        raise NoPassphraseSource("no passphrase given") from None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.export.targets import SyncOutcome
 
 
 def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
@@ -81,31 +57,25 @@ def read_secret_input(prompt: str = "key: ") -> Secret:
     return ask_hidden(prompt)
 
 
-class AppContext:
-    """What every command shares; built once per run by the click group."""
+def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `command` the invocation's `Context`, resolved once from the options declared in
+    vault/cli/options.py (`--vault`, `--project`, `--proxy`): commands never resolve these
+    themselves, so every command means the same project, proxy and vault."""
 
-    def __init__(self, vault_home: str | None = None, environ: dict[str, str] | None = None):
-        self.vault_home = vault_home
-        self.environ = environ if environ is not None else dict(os.environ)
-
-    @cached_property
-    def paths(self) -> Paths:
-        return Paths(resolve_home(self.vault_home, self.environ))
-
-    @cached_property
-    def unlocker(self) -> Unlocker:
-        return Unlocker(
-            settings=UnlockSettings.from_environ(self.environ),
-            ask=ask_hidden if terminal_available() else None,
-            session=Session(self.paths.home),
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        click_ctx = click.get_current_context()
+        given = click_ctx.meta.get(OPTIONS_META, {})
+        context = Context(
+            vault_home=given.get("vault") or click_ctx.find_root().params.get("vault_home"),
+            project_option=given.get("project"),
+            proxy_option=given.get("proxy"),
+            warn=warn,
         )
+        return command(context, *args, **kwargs)
 
-    @cached_property
-    def kv(self) -> Keyvault:
-        return Keyvault(self.paths, self.unlocker)
+    return run
 
-
-pass_app = click.make_pass_decorator(AppContext)
 
 # --- output -----------------------------------------------------------------------------
 
@@ -152,3 +122,13 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
 
 def warn(message: str) -> None:
     click.echo(f"keyvault: warning: {message}", err=True)
+
+
+def print_synced(outcomes: Iterable[SyncOutcome]) -> None:
+    """What happened to each registered .env file after a change: done ones on stdout, the
+    ones that could not follow as warnings (stderr, which cron mails)."""
+    for outcome in outcomes:
+        if outcome.ok:
+            click.echo(f"  {outcome.detail}: {safe(outcome.path)}")
+        else:
+            warn(f"could not update {safe(outcome.path)}: {safe(outcome.detail)}")

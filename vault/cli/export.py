@@ -1,5 +1,8 @@
 """`keyvault env/exec/dotenv/ci`: hand the active key to shells, processes, files and CI.
 
+Every one of them exports what `Context.exported` says (vault/export/__init__.py): the same
+entry and the same OPENAI_* set, and each clears the OPENAI_* variables the entry does not
+set, so a key never leaves with another project's base URL, organization or project id.
 This is the hot path (`eval "$(keyvault env)"` runs in every new shell): it imports nothing
 from the health checker or httpx.
 """
@@ -12,22 +15,17 @@ from pathlib import Path
 
 import click
 
-from vault.cli.context import AppContext, pass_app, warn
+from vault.cli.context import pass_context, warn
+from vault.cli.options import project_option
 from vault.errors import UsageError
 from vault.export import OPENAI_VARIABLES
-from vault.model.document import Entry
-from vault.store.context import active_export, resolve_project
+from vault.store.context import Context
 
 SHELL_CHOICES = ["bash", "zsh", "sh", "fish", "powershell", "cmd"]
 
 
-def _active(app: AppContext, project: str | None) -> tuple[Entry, dict[str, str]]:
-    chosen = resolve_project(project, Path.cwd(), app.kv.config)
-    return active_export(app.kv.read(), chosen)
-
-
 @click.command("env")
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
+@project_option()
 @click.option(
     "--shell",
     type=click.Choice(SHELL_CHOICES),
@@ -42,11 +40,12 @@ def _active(app: AppContext, project: str | None) -> tuple[Entry, dict[str, str]
     help="Print a .env or JSON document instead of shell statements.",
 )
 @click.option("--unset", is_flag=True, help="Print the statements that remove the variables.")
-@pass_app
-def env_cmd(
-    app: AppContext, project: str | None, shell: str | None, fmt: str | None, unset: bool
-) -> None:
+@pass_context
+def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> None:
     """Print statements that export the project's active key (OPENAI_API_KEY, …).
+
+    OPENAI_* variables the key does not use (a base URL, say) are unset, so nothing from a
+    previous project stays behind.
 
     \b
     Example:
@@ -63,27 +62,31 @@ def env_cmd(
     if unset:
         click.echo(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"), nl=False)
         return
-    _, values = _active(app, project)
-    text = (
-        shells.render_format(values, fmt) if fmt else shells.render_exports(values, shell or "bash")
-    )
+    exported = app.exported(app.kv.read())
+    if fmt:
+        text = shells.render_format(exported.values, fmt)
+    else:
+        chosen = shell or "bash"
+        text = shells.render_unsets(exported.unset, chosen) + shells.render_exports(
+            exported.values, chosen
+        )
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
+@project_option()
 @click.option(
     "--pristine",
     is_flag=True,
     help="Start CMD from an empty environment (plus PATH, HOME, LANG, TERM).",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@pass_app
-def exec_cmd(
-    app: AppContext, project: str | None, pristine: bool, command: tuple[str, ...]
-) -> None:
+@pass_context
+def exec_cmd(app: Context, pristine: bool, command: tuple[str, ...]) -> None:
     """Run CMD with the project's active key in its environment (never in argv).
+
+    OPENAI_* variables the key does not use are removed from what CMD inherits.
 
     \b
     Example:
@@ -91,36 +94,38 @@ def exec_cmd(
     """
     from vault.export.process import exec_with_env  # noqa: PLC0415
 
-    _, values = _active(app, project)
-    exec_with_env(list(command), values, pristine=pristine, environ=os.environ)
+    exported = app.exported(app.kv.read())
+    inherited = {k: v for k, v in os.environ.items() if k not in exported.unset}
+    exec_with_env(list(command), exported.values, pristine=pristine, environ=inherited)
 
 
 @click.command("dotenv")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
-@pass_app
-def dotenv_cmd(app: AppContext, path: Path, project: str | None) -> None:
+@project_option()
+@pass_context
+def dotenv_cmd(app: Context, path: Path) -> None:
     """Write or update the OPENAI_* lines of a .env file, keeping every other line.
 
-    The path is remembered, so `keyvault rotate` updates this file too.
+    The file is registered to the project (one project per file): every later change of
+    that project's key (rotate, edit, add --activate, rm) rewrites it too.
 
     \b
     Example:
       keyvault dotenv .env --project work
     """
     from vault.export.dotenv import git_tracking_warning, update_dotenv_file  # noqa: PLC0415
-    from vault.export.targets import remember_dotenv  # noqa: PLC0415
+    from vault.store.inventory import remember_dotenv  # noqa: PLC0415
 
-    chosen = resolve_project(project, Path.cwd(), app.kv.config)
-    entry, values = active_export(app.kv.read(), chosen)
-    result = update_dotenv_file(path, values)
+    exported = app.exported(app.kv.read())
+    result = update_dotenv_file(path, exported.values)
     for message in result.warnings:
         warn(message)
     tracked = git_tracking_warning(path)
     if tracked:
         warn(tracked)
-    remember_dotenv(app.kv, chosen, path.absolute())
+    remember_dotenv(app.kv, app.project, path)
     verb = "created" if result.created else ("updated" if result.changed else "unchanged")
+    entry = exported.entry
     click.echo(f"{verb} {path} with {entry.name} ({entry.secret.masked})")
 
 
@@ -136,9 +141,9 @@ def ci_cmd() -> None:
 
 
 @ci_cmd.command("github")
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
-@pass_app
-def ci_github(app: AppContext, project: str | None) -> None:
+@project_option()
+@pass_context
+def ci_github(app: Context) -> None:
     """Mask the key in the log, then append the variables to $GITHUB_ENV.
 
     \b
@@ -148,14 +153,17 @@ def ci_github(app: AppContext, project: str | None) -> None:
     """
     from vault.export.ci import github_env  # noqa: PLC0415
 
-    _, values = _active(app, project)
+    exported = app.exported(app.kv.read())
     github_env(
-        values, ["OPENAI_API_KEY"], github_env_path=os.environ.get("GITHUB_ENV"), out=sys.stdout
+        exported.values,
+        ["OPENAI_API_KEY"],
+        github_env_path=os.environ.get("GITHUB_ENV"),
+        out=sys.stdout,
     )
 
 
 @ci_cmd.command("gitlab")
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
+@project_option()
 @click.option(
     "--output",
     default="keyvault.env",
@@ -163,8 +171,8 @@ def ci_github(app: AppContext, project: str | None) -> None:
     metavar="PATH",
     help="The dotenv report file to write.",
 )
-@pass_app
-def ci_gitlab(app: AppContext, project: str | None, output: str) -> None:
+@pass_context
+def ci_gitlab(app: Context, output: str) -> None:
     """Write a GitLab dotenv report (artifacts:reports:dotenv) with the variables.
 
     \b
@@ -174,7 +182,7 @@ def ci_gitlab(app: AppContext, project: str | None, output: str) -> None:
     """
     from vault.export.ci import gitlab_dotenv  # noqa: PLC0415
 
-    _, values = _active(app, project)
-    for message in gitlab_dotenv(values, output):
+    exported = app.exported(app.kv.read())
+    for message in gitlab_dotenv(exported.values, output):
         warn(message)
     click.echo(f"wrote {output}")

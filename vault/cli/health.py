@@ -7,27 +7,11 @@ from collections.abc import Callable
 
 import click
 
-from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
+from vault.cli.context import pass_context, print_json, print_table, safe, warn
+from vault.cli.options import json_option, project_option, proxy_option
 from vault.health.checking import Checked, CheckOptions, CheckReport, run_checks, select_entries
 from vault.health.model import HealthResult
-
-
-def _proxy_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    from vault.store.config import PROXY_HINT, is_proxy_url  # noqa: PLC0415
-
-    if value is not None and not is_proxy_url(value):
-        raise click.BadParameter(PROXY_HINT)  # never echo the URL: it may hold a password
-    return value
-
-
-proxy_option = click.option(
-    "--proxy",
-    metavar="URL",
-    default=None,
-    callback=_proxy_url,
-    help="Proxy for the API (http://, https://, socks5://); default: proxy in config.toml,"
-    " then HTTPS_PROXY/ALL_PROXY.",
-)
+from vault.store.context import Context
 
 PROGRESS_MIN = 4  # fewer keys finish before a bar would be worth drawing
 EXIT_INTERRUPTED = 130
@@ -35,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 @click.command("check")
 @click.argument("names", nargs=-1)
-@click.option("--project", default=None, help="Check this project's keys.")
+@project_option("Check this project's keys.")
 @click.option("--all", "everything", is_flag=True, help="Check every key (the default).")
 @click.option("--deep", is_flag=True, help="Also send a 1-token chat completion (detects credit).")
 @click.option(
@@ -51,19 +35,17 @@ EXIT_INTERRUPTED = 130
 )
 @proxy_option
 @click.option("--rotate", is_flag=True, help="Then rotate every project the policy marks due.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (never the key).")
-@pass_app
+@json_option
+@pass_context
 def check_cmd(
-    app: AppContext,
+    app: Context,
     *,
     names: tuple[str, ...],
-    project: str | None,
     everything: bool,
     deep: bool,
     balance: bool,
     model: str,
     concurrency: int,
-    proxy: str | None,
     rotate: bool,
     as_json: bool,
 ) -> int:
@@ -77,13 +59,15 @@ def check_cmd(
       keyvault check --project work --deep
       keyvault check --all --rotate --json   # from cron
     """
-    entries = select_entries(app.kv.read(), names=names, project=project, everything=everything)
+    doc = app.kv.read()
+    doc.require_project(app.project_option)
+    entries = select_entries(doc, names=names, project=app.project_option, everything=everything)
     options = CheckOptions(
         deep=deep,
         balance=balance,
         model=model,
         concurrency=concurrency,
-        proxy=proxy,
+        proxy=app.proxy,
         on_result=_progress(len(entries)),
     )
     report = run_checks(app.kv, entries, options)

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from vault.cli.context import (
-    AppContext,
-    pass_app,
+    pass_context,
     print_json,
     print_json_array,
+    print_synced,
     print_table,
     read_secret_input,
     safe,
-    terminal_available,
     warn,
 )
+from vault.cli.options import json_option, project_option
 from vault.errors import UsageError
+from vault.model import codec
+from vault.model.clock import human
 from vault.model.document import Entry, Status, iter_entries
+from vault.model.records import Event
+from vault.session.unlock import terminal_available
 from vault.store import inventory
+from vault.store.context import Context
 
 STATUSES = click.Choice([s.value for s in Status])
 
@@ -64,9 +70,12 @@ _FIELDS = {dest for dest, _ in METADATA_OPTIONS.values()}
     default=None,
     help="Make it the project's active key (default: only if the project has none).",
 )
-@pass_app
-def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any) -> None:
+@pass_context
+def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) -> None:
     """Store a new key; the key is read from a hidden prompt or standard input, never argv.
+
+    Without --project the key joins the project this folder resolves to (.keyvault.toml,
+    then default_project in config.toml), as `env` and `get` would.
 
     \b
     Example:
@@ -74,6 +83,8 @@ def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any)
           --card 'WildCard ****1234' --credit 20
     """
     fields = _given(values)
+    if "project" not in fields and app.project is not None:
+        fields["project"] = app.project
     if activate is False:
         fields["status"] = Status.STANDBY.value
     secret = read_secret_input()
@@ -81,26 +92,28 @@ def add_cmd(app: AppContext, /, name: str, activate: bool | None, **values: Any)
     for message in added.warnings:
         warn(message)
     e = added.entry
-    click.echo(
-        f"added {e.name} ({e.secret.masked}) to {e.project or 'the default project'} as {e.status}"
-    )
+    where = e.project or "the default project"
+    click.echo(f"added {safe(e.name)} ({e.secret.masked}) to {safe(where)} as {e.status}")
+    print_synced(added.synced)
 
 
 @click.command("list")
-@click.option("--project", default=None, help="Only this project.")
+@project_option("Only this project.")
 @click.option("--status", type=STATUSES, default=None, help="Only this status.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys masked).")
-@pass_app
-def list_cmd(app: AppContext, project: str | None, status: str | None, as_json: bool) -> None:
+@json_option
+@pass_context
+def list_cmd(app: Context, status: str | None, as_json: bool) -> None:
     """List the keys, masked.
 
     \b
     Example:
       keyvault list --project work --json | jq -r '.[].name'
     """
-    entries = iter_entries(app.kv.read(), project=project, status=status)
+    doc = app.kv.read()
+    doc.require_project(app.project_option)
+    entries = iter_entries(doc, project=app.project_option, status=status)
     if as_json:
-        print_json_array(e.to_dict() for e in entries)
+        print_json_array(codec.entry_json(e) for e in entries)
         return
     print_table(
         ["name", "project", "status", "key", "phone", "created", "credit", "health"],
@@ -125,49 +138,72 @@ def _money(value: float | None) -> str:
 
 
 def _health(entry: Entry) -> str:
-    if not entry.health:
+    if entry.health is None:
         return "unchecked"
-    return f"{entry.health.get('status', '?')} {str(entry.health.get('checked_at', ''))[:10]}"
+    return f"{entry.health.status} {entry.health.checked_at[:10]}"
 
 
 @click.command("show")
 @click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.option("--reveal", is_flag=True, help="Include the secret itself.")
-@pass_app
-def show_cmd(app: AppContext, name: str, as_json: bool, reveal: bool) -> None:
+@pass_context
+def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
     """Show one key's metadata (the secret only with --reveal).
 
     \b
     Example:
       keyvault show work-1 --json
     """
-    data = app.kv.read().find(name).to_dict(reveal=reveal)
+    entry = app.kv.read().find(name)
+    data = codec.entry_json(entry, reveal=reveal)
     if as_json:
         print_json(data)
         return
+    data.pop("health", None)
     width = max(len(k) for k in data)
     for key, value in data.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key.ljust(width)}  {safe(shown)}")
+    for line in _health_lines(entry):
+        click.echo(f"{'health'.ljust(width)}  {safe(line)}")
+
+
+def _health_lines(entry: Entry) -> list[str]:
+    health = entry.health
+    if health is None:
+        return ["never checked"]
+    from vault.model.health import ADVICE  # noqa: PLC0415
+
+    lines = [f"{health.status} ({health.probe} probe, {human(health.checked_at)})"]
+    if not health.ok:
+        lines.append(ADVICE[health.status])
+    if health.message:
+        lines.append(f"server said: {health.message[:200]}")
+    if health.last_ok_at and not health.ok:
+        lines.append(f"last ok {human(health.last_ok_at)}")
+    return lines
 
 
 @click.command("get")
 @click.argument("name", required=False)
-@click.option("--project", default=None, help="The active key of this project.")
-@pass_app
-def get_cmd(app: AppContext, name: str | None, project: str | None) -> None:
+@project_option("The active key of this project (default: .keyvault.toml, then config.toml).")
+@pass_context
+def get_cmd(app: Context, name: str | None) -> None:
     """Print a raw key on stdout, for pipes (by name, or a project's active key).
 
     \b
     Example:
       curl -H "Authorization: Bearer $(keyvault get --project work)" https://api.openai.com/v1/models
     """
-    if name and project:
+    if name and app.project_option is not None:
         raise UsageError("give a NAME or --project, not both")
     doc = app.kv.read()
-    entry = doc.find(name) if name else doc.active(project or app.kv.config.default_project)
-    click.echo(entry.secret.reveal())
+    entry = doc.find(name) if name else app.exported(doc).entry
+    # the bytes as stored: a text layer could translate or strip what a pipe must get
+    out = sys.stdout.buffer
+    out.write(entry.secret.reveal().encode("utf-8") + b"\n")
+    out.flush()
 
 
 @click.command("edit")
@@ -186,9 +222,9 @@ def get_cmd(app: AppContext, name: str | None, project: str | None) -> None:
     is_flag=True,
     help="Replace the key itself (read from prompt or stdin).",
 )
-@pass_app
+@pass_context
 def edit_cmd(
-    app: AppContext,
+    app: Context,
     /,
     name: str,
     new_name: str | None,
@@ -207,42 +243,49 @@ def edit_cmd(
         fields["name"] = new_name
     if status is not None:
         fields["status"] = status
+    app.kv.read().find(name)  # a typo fails before any prompt
     secret = read_secret_input("new key: ") if new_secret else None
     entry = inventory.edit_key(app.kv, name, fields, secret=secret, on_warning=warn)
-    click.echo(f"updated {entry.name}")
+    click.echo(f"updated {safe(entry.name)}")
+    print_synced(app.kv.synced)
 
 
 @click.command("rm")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_app
-def rm_cmd(app: AppContext, name: str, yes: bool) -> None:
+@pass_context
+def rm_cmd(app: Context, name: str, yes: bool) -> None:
     """Remove a key from the vault (the previous vault stays in vault.age.bak).
+
+    Its phone keeps counting the verification: OpenAI still does.
 
     \b
     Example:
       keyvault rm old-key --yes
     """
+    app.kv.read().find(name)
     if not yes:
         if not terminal_available():
             raise UsageError(f"removing {name!r} needs confirmation", hint="add --yes")
-        app.kv.read().find(name)
         click.confirm(f"remove {name}?", abort=True, err=True)
     entry = inventory.remove_key(app.kv, name)
-    click.echo(f"removed {entry.name}")
+    click.echo(f"removed {safe(entry.name)}")
+    print_synced(app.kv.synced)
 
 
 @click.command("phones")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def phones_cmd(app: AppContext, as_json: bool) -> None:
+@json_option
+@pass_context
+def phones_cmd(app: Context, as_json: bool) -> None:
     """Show verification slots per phone (each phone verifies a limited number of keys).
+
+    Removed keys still use their phone's slot: OpenAI counts verifications, not live keys.
 
     \b
     Example:
       keyvault phones
     """
-    rows = inventory.phones(app.kv.read(), app.kv.config.phone_slots)
+    rows = inventory.phones(app.kv.read(), app.config.phone_slots)
     if as_json:
         print_json(
             [
@@ -251,7 +294,10 @@ def phones_cmd(app: AppContext, as_json: bool) -> None:
                     "used": r.used,
                     "slots": r.slots,
                     "free": r.free,
+                    "over": r.over,
                     "entries": list(r.entries),
+                    "removed": list(r.removed),
+                    "note": r.note,
                 }
                 for r in rows
             ]
@@ -259,43 +305,58 @@ def phones_cmd(app: AppContext, as_json: bool) -> None:
         return
     print_table(
         ["phone", "used", "free", "keys"],
-        ([r.phone, f"{r.used}/{r.slots}", r.free, ", ".join(r.entries)] for r in rows),
+        (
+            [
+                r.phone,
+                f"{r.used}/{r.slots}" + (f" OVER by {r.over}" if r.over else ""),
+                r.free,
+                ", ".join([*r.entries, *(f"{n} (removed)" for n in r.removed)]) or "(spare)",
+            ]
+            for r in rows
+        ),
     )
 
 
 @click.command("log")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def log_cmd(app: AppContext, name: str | None, as_json: bool) -> None:
+@json_option
+@pass_context
+def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
     """Show the vault's history, oldest first (optionally for one entry).
 
     \b
     Example:
       keyvault log work-1
     """
-    events = _events_of(app.kv.read().history, name)
+    doc = app.kv.read()
+    events = _events_of(doc.history, name)
+    if name is not None and not events:
+        doc.find(name)  # EntryNotFound with "did you mean"
     if as_json:
-        print_json(events)
+        print_json([codec.event_json(e) for e in events])
         return
-    skip = {"at", "action", "name", "entry"}
     print_table(
         ["at", "action", "name", "detail"],
         (
             [
-                e.get("at"),
-                e.get("action"),
-                e.get("name"),
-                " ".join(f"{k}={v}" for k, v in e.items() if k not in skip and v is not None),
+                human(e.at),
+                e.action,
+                e.name,
+                " ".join(f"{k}={v}" for k, v in _detail(e).items() if v is not None),
             ]
             for e in events
         ),
     )
 
 
-def _events_of(history: list[dict[str, Any]], name: str | None) -> list[dict[str, Any]]:
+def _detail(event: Event) -> dict[str, object]:
+    shown: dict[str, object] = {"project": event.project} if event.entry else {}
+    return {**shown, **event.detail}
+
+
+def _events_of(history: list[Event], name: str | None) -> list[Event]:
     """Events naming `name`, plus every event of the entries that bore it (renames)."""
     if name is None:
         return history
-    ids = {e.get("entry") for e in history if e.get("name") == name} - {None}
-    return [e for e in history if e.get("name") == name or e.get("entry") in ids]
+    ids = {e.entry for e in history if e.name == name} - {None}
+    return [e for e in history if e.name == name or e.entry in ids]

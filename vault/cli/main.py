@@ -42,7 +42,7 @@ COMMANDS = {
     "completion": "vault.cli.session:completion_cmd",
     "check": "vault.cli.health:check_cmd",
     "rotate": "vault.cli.rotate:rotate_cmd",
-    "usage": "vault.cli.rotate:usage_cmd",
+    "usage": "vault.cli.usage:usage_cmd",
     "scan": "vault.cli.security:scan_cmd",
     "doctor": "vault.cli.security:doctor_cmd",
 }
@@ -97,8 +97,7 @@ def _linux_not_dumpable() -> None:
     help="Vault folder (default: the platform data folder; env KEYVAULT_HOME).",
 )
 @click.version_option(__version__, prog_name="keyvault")
-@click.pass_context
-def cli(ctx: click.Context, vault_home: str | None) -> None:
+def cli(vault_home: str | None) -> None:
     """keyvault: an encrypted vault for OpenAI API keys, with health checks and rotation.
 
     \b
@@ -107,9 +106,7 @@ def cli(ctx: click.Context, vault_home: str | None) -> None:
       printf %s "$KEY" | keyvault add main-1 --project demo --phone +447911123456
       eval "$(keyvault env --project demo)"
     """
-    from vault.cli.context import AppContext  # noqa: PLC0415
-
-    ctx.obj = AppContext(vault_home=vault_home)
+    # the subcommand builds its Context (vault/cli/context.py: pass_context) from --vault
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import AppContext, pass_app, print_json, print_table
+from vault.cli.context import pass_context, print_json, print_table
+from vault.cli.options import json_option
 from vault.store import recipients as lib
+from vault.store.context import Context
 
 
 @click.group("recipients")
@@ -20,9 +22,9 @@ def recipients_cmd() -> None:
 
 
 @recipients_cmd.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def recipients_list(app: AppContext, as_json: bool) -> None:
+@json_option
+@pass_context
+def recipients_list(app: Context, as_json: bool) -> None:
     """List the vault's recipients.
 
     \b
@@ -39,8 +41,8 @@ def recipients_list(app: AppContext, as_json: bool) -> None:
 @recipients_cmd.command("add")
 @click.argument("name")
 @click.argument("public_key", metavar="AGE_PUBLIC_KEY")
-@pass_app
-def recipients_add(app: AppContext, name: str, public_key: str) -> None:
+@pass_context
+def recipients_add(app: Context, name: str, public_key: str) -> None:
     """Seal the vault to one more age public key (age1…).
 
     \b
@@ -53,8 +55,8 @@ def recipients_add(app: AppContext, name: str, public_key: str) -> None:
 
 @recipients_cmd.command("rm")
 @click.argument("name")
-@pass_app
-def recipients_rm(app: AppContext, name: str) -> None:
+@pass_context
+def recipients_rm(app: Context, name: str) -> None:
     """Re-encrypt the vault (and its backup) without a recipient.
 
     Keys the removed identity could already read are not revoked by this: rotate them.
@@ -70,8 +72,8 @@ def recipients_rm(app: AppContext, name: str) -> None:
 
 @recipients_cmd.command("new-ci")
 @click.argument("name")
-@pass_app
-def recipients_new_ci(app: AppContext, name: str) -> None:
+@pass_context
+def recipients_new_ci(app: Context, name: str) -> None:
     """Create an identity for a CI job, add it, and print its secret once.
 
     Store the printed AGE-SECRET-KEY-1… as a CI secret named KEYVAULT_IDENTITY.

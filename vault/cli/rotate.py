@@ -1,27 +1,24 @@
-"""`keyvault rotate` and `keyvault usage`: switch a project's key, mint one, see the spend."""
+"""`keyvault rotate`: switch a project's key to a healthy standby one, or mint a fresh one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
-from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
-from vault.cli.health import proxy_option
+from vault.cli.context import pass_context, print_json, print_synced, safe, warn
+from vault.cli.options import json_option, project_option, proxy_option
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
 from vault.rotation.mint_records import MintOptions
 from vault.rotation.rotate import DueReport, RotateOptions, Rotation
-from vault.store.context import resolve_project
-
-BAR_WIDTH = 30
+from vault.store.context import Context
 
 
 @click.command("rotate")
-@click.option("--project", default=None, help="Project (default: .keyvault.toml, then config).")
+@project_option()
 @click.option("--to", "to", metavar="NAME", default=None, help="Switch to this key.")
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 @click.option("--no-check", is_flag=True, help="Trust stored health instead of checking now.")
@@ -40,12 +37,11 @@ BAR_WIDTH = 30
 )
 @click.option("--finish", is_flag=True, help="Complete interrupted mints and due deletions.")
 @proxy_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
+@json_option
+@pass_context
 def rotate_cmd(
-    app: AppContext,
+    app: Context,
     *,
-    project: str | None,
     to: str | None,
     dry_run: bool,
     no_check: bool,
@@ -56,7 +52,6 @@ def rotate_cmd(
     admin: str | None,
     grace: float | None,
     finish: bool,
-    proxy: str | None,
     as_json: bool,
 ) -> int:
     """Replace a project's active key with its best healthy standby key.
@@ -74,14 +69,14 @@ def rotate_cmd(
     modes = [m for m, on in (("--due", due), ("--finish", finish), ("--to", to)) if on]
     if len(modes) > 1 or (mint and to) or (finish and (mint or dry_run)):
         raise UsageError("these options do not combine: " + ", ".join(modes or ["--mint", "--to"]))
-    if (due or finish) and project is not None:
+    if (due or finish) and app.project_option is not None:
         raise UsageError(f"{modes[0]} covers every project; drop --project")
-    checking = CheckOptions(deep=deep, proxy=proxy)
+    checking = CheckOptions(deep=deep, proxy=app.proxy)
     rotate_options = RotateOptions(
         to=to, dry_run=dry_run, check=not no_check, retire=retire, check_options=checking
     )
     mint_options = MintOptions(
-        admin=admin, grace_hours=grace, retire=retire, check_options=checking
+        admin=admin, grace_hours=grace, retire=retire, check_options=checking, proxy=app.proxy
     )
     if due:
         report = _due(app, rotate_options, mint_options, mint=mint, dry_run=dry_run)
@@ -98,7 +93,7 @@ def rotate_cmd(
             lambda: _print_finish(reports),
         )
         return 0 if all(r.ok for r in reports) else 1
-    chosen = _project(app, project, to)
+    chosen = _project(app, to)
     if mint:
         return _mint(app, chosen, mint_options, dry_run=dry_run, as_json=as_json)
     from vault.rotation.rotate import rotate_project  # noqa: PLC0415
@@ -108,10 +103,10 @@ def rotate_cmd(
     return 0 if rotation.ok else 1
 
 
-def _project(app: AppContext, option: str | None, to: str | None) -> str | None:
-    if option is None and to is not None:
+def _project(app: Context, to: str | None) -> str | None:
+    if app.project_option is None and to is not None:
         return app.kv.read().find(to).project  # --to names the project too
-    return resolve_project(option, Path.cwd(), app.kv.config)
+    return app.project
 
 
 def _emit(data: Any, human: Callable[[], None]) -> None:
@@ -122,7 +117,7 @@ def _emit(data: Any, human: Callable[[], None]) -> None:
 
 
 def _due(
-    app: AppContext,
+    app: Context,
     rotate_options: RotateOptions,
     mint_options: MintOptions,
     *,
@@ -137,15 +132,17 @@ def _due(
     return minting.run_due(app.kv, rotate_options, mint_options, mint=mint)
 
 
-def run_due_from_cli(app: AppContext, *, mint: bool) -> DueReport:
+def run_due_from_cli(app: Context, *, mint: bool) -> DueReport:
     """For `check --rotate`: the policy on every project, trusting the check just stored."""
     from vault.rotation import mint as minting  # noqa: PLC0415
 
-    return minting.run_due(app.kv, RotateOptions(check=False), MintOptions(), mint=mint)
+    return minting.run_due(
+        app.kv, RotateOptions(check=False), MintOptions(proxy=app.proxy), mint=mint
+    )
 
 
 def _mint(
-    app: AppContext, project: str | None, options: MintOptions, *, dry_run: bool, as_json: bool
+    app: Context, project: str | None, options: MintOptions, *, dry_run: bool, as_json: bool
 ) -> int:
     from vault.rotation import mint as minting  # noqa: PLC0415
 
@@ -174,11 +171,7 @@ def _print_rotation(rotation: Rotation) -> None:
 
 
 def _print_dotenv(rotation: Rotation | MintReport) -> None:
-    for outcome in rotation.dotenv:
-        if outcome.ok:
-            click.echo(f"  {outcome.detail}: {safe(outcome.path)}")
-        else:
-            warn(f"could not update {safe(outcome.path)}: {safe(outcome.detail)}")
+    print_synced(rotation.dotenv)
 
 
 def _print_mint(report: MintReport) -> None:
@@ -207,7 +200,7 @@ def _mint_dict(report: MintReport) -> dict[str, Any]:
         "deleted": report.deleted,
         "error": report.error.message if report.error else None,
         "rotation": report.rotation.to_dict() if report.rotation else None,
-        "dotenv": [d.__dict__ for d in report.dotenv],
+        "dotenv": [d.to_dict() for d in report.dotenv],
     }
 
 
@@ -225,60 +218,3 @@ def print_due(report: DueReport, *, failures_only: bool = False) -> None:
         click.echo(safe(note))
     if not (report.rotations or report.failures or report.finished):
         click.echo("no project is due for rotation")
-
-
-# --- usage ----------------------------------------------------------------------------------
-
-
-@click.command("usage")
-@click.option("--project", default=None, help="Only this project (default: every project).")
-@click.option(
-    "--days",
-    type=click.IntRange(1, 180),
-    default=30,
-    show_default=True,
-    help="How many days back to count.",
-)
-@click.option("--admin", metavar="NAME", default=None, help="Admin key to ask with.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def usage_cmd(
-    app: AppContext, project: str | None, days: int, admin: str | None, as_json: bool
-) -> None:
-    """Show spend per project and per key from the Administration API (needs an admin key).
-
-    \b
-    Example:
-      keyvault usage --days 7
-    """
-    from vault.rotation.usage import usage_report  # noqa: PLC0415
-
-    report = usage_report(app.kv, project, days, every_project=project is None, admin=admin)
-    if as_json:
-        print_json(report.to_dict())
-        return
-    click.echo(f"spend {report.start[:10]} .. {report.end[:10]}: ${report.total_usd:,.2f}")
-    top = max((p.spend_usd for p in report.projects), default=0.0) or 1.0
-    for p in report.projects:
-        label = safe(p.vault_project or p.name or p.project_id)[:24].ljust(24)
-        bar = "█" * max(1, round(BAR_WIDTH * p.spend_usd / top)) if p.spend_usd > 0 else ""
-        click.echo(f"{label} {bar} ${p.spend_usd:,.2f}")
-    if report.keys:
-        click.echo("")
-        print_table(
-            ["key", "project", "spend", "credit", "left (est.)"],
-            (
-                [
-                    k.name or k.api_key_id,
-                    k.project_id,
-                    _usd(k.spend_usd),
-                    _usd(k.credit_usd),
-                    _usd(k.remaining_usd),
-                ]
-                for k in report.keys
-            ),
-        )
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from vault.cli.context import AppContext, pass_app, print_json, safe, warn
+from vault.cli.context import pass_context, print_json, safe, warn
+from vault.cli.options import json_option
 from vault.errors import (
     AuthError,
     DamagedFile,
@@ -21,6 +22,7 @@ from vault.errors import (
 from vault.model.document import VaultDoc
 from vault.security import scan, scan_history
 from vault.security.doctor import Doctor, needs_fixing, run_git
+from vault.store.context import Context
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
 
@@ -44,10 +46,10 @@ IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault
     show_default=True,
     help="With --git, scan at most this many commits (newest first).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
+@json_option
+@pass_context
 def scan_cmd(
-    app: AppContext,
+    app: Context,
     *,
     paths: tuple[Path, ...],
     history: bool,
@@ -84,7 +86,7 @@ def scan_cmd(
     return 1 if report.findings else 0
 
 
-def _vault_matcher(app: AppContext) -> scan.Matcher:
+def _vault_matcher(app: Context) -> scan.Matcher:
     """Every stored key (any status: a retired key in a file is still a leak), and the
     identities of the vault's recipients, recognised by their public keys."""
     try:
@@ -94,9 +96,8 @@ def _vault_matcher(app: AppContext) -> scan.Matcher:
         raise type(exc)(exc.message, hint=f"{exc.hint}; {hint}" if exc.hint else hint) from None
     mine = app.kv.unlocker.recipient(app.paths)
     identities = {
-        r["recipient"]: IDENTITY_NAME if r["recipient"] == mine else f"age identity of {r['name']}"
+        r.recipient: IDENTITY_NAME if r.recipient == mine else f"age identity of {r.name}"
         for r in doc.recipients
-        if isinstance(r.get("recipient"), str) and isinstance(r.get("name"), str)
     }
     secrets = [(entry.name, entry.secret) for entry in doc.entries]
     return scan.Matcher(secrets, identities=identities)
@@ -127,9 +128,9 @@ def _print_scan(report: scan.ScanReport, as_json: bool) -> None:
 
 
 @click.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def doctor_cmd(app: AppContext, as_json: bool) -> int:
+@json_option
+@pass_context
+def doctor_cmd(app: Context, as_json: bool) -> int:
     """Check permissions, backups, the passphrase's cost, sessions, git and .env files.
 
     Exits 0 when all is well and 1 when something needs fixing; each problem comes with
@@ -162,7 +163,7 @@ def doctor_cmd(app: AppContext, as_json: bool) -> int:
     return 1 if bad else 0
 
 
-def _opener(app: AppContext) -> tuple[Callable[[bytes], VaultDoc] | None, str | None]:
+def _opener(app: Context) -> tuple[Callable[[bytes], VaultDoc] | None, str | None]:
     """Unlock once (session, env or prompt); doctor goes on without the vault if it cannot."""
     if not app.paths.identity.exists():
         return None, "no identity.age"
@@ -173,7 +174,7 @@ def _opener(app: AppContext) -> tuple[Callable[[bytes], VaultDoc] | None, str | 
     return app.kv.open, None
 
 
-def _session_status(app: AppContext) -> Callable[[], object | None] | None:
+def _session_status(app: Context) -> Callable[[], object | None] | None:
     try:
         from vault.session import client as session  # noqa: PLC0415
     except ImportError:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from pathlib import Path
-
 import click
 
-from vault.cli.context import AppContext, pass_app, print_json, safe, warn
+from vault.cli.context import pass_context, print_json, safe, warn
+from vault.cli.options import json_option
+from vault.model.clock import iso_epoch
 from vault.session.unlock import Unlocker
+from vault.store.context import Context
 from vault.store.keyvault import Keyvault
 
 
@@ -21,8 +20,8 @@ from vault.store.keyvault import Keyvault
     help="How long the session lasts (8h, 30m, 1h30m, 2d).",
 )
 @click.option("--idle", default=None, help="End the session after this long unused.")
-@pass_app
-def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
+@pass_context
+def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
     """Ask the passphrase once; later commands need none until the session ends.
 
     \b
@@ -45,8 +44,8 @@ def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
 
 
 @click.command("lock")
-@pass_app
-def lock_cmd(app: AppContext) -> None:
+@pass_context
+def lock_cmd(app: Context) -> None:
     """End the unlocked session now.
 
     \b
@@ -60,9 +59,9 @@ def lock_cmd(app: AppContext) -> None:
 
 
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@pass_app
-def status_cmd(app: AppContext, as_json: bool) -> None:
+@json_option
+@pass_context
+def status_cmd(app: Context, as_json: bool) -> None:
     """Show whether the vault is unlocked, and until when.
 
     \b
@@ -90,8 +89,7 @@ def status_cmd(app: AppContext, as_json: bool) -> None:
 
 
 def _when(epoch: float) -> str:
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC).replace(microsecond=0)
-    return moment.isoformat().replace("+00:00", "Z")
+    return iso_epoch(epoch)
 
 
 # --- shell integration ----------------------------------------------------------------------
@@ -150,37 +148,28 @@ def hook_cmd(shell: str) -> None:
 
 @click.command("hook-env", hidden=True)
 @click.option("--shell", type=click.Choice(HOOK_SHELLS), required=True)
-@pass_app
-def hook_env_cmd(app: AppContext, shell: str) -> None:
-    """Statements for the hook: export on entering a project folder, unset on leaving."""
-    from vault.export import OPENAI_VARIABLES  # noqa: PLC0415
+@pass_context
+def hook_env_cmd(app: Context, shell: str) -> None:
+    """Statements for the hook: export on entering a project folder, restore on leaving."""
+    from vault.export.hook import hook_change  # noqa: PLC0415
     from vault.export.shells import render_exports, render_unsets  # noqa: PLC0415
-    from vault.store.context import find_project_file, read_project_file  # noqa: PLC0415
+    from vault.store.context import folder_project  # noqa: PLC0415
 
-    current = os.environ.get("KEYVAULT_HOOK_PROJECT")
-    found = find_project_file(Path.cwd())
-    project = read_project_file(found) if found else None
-    if project == current:
-        return
-    out = []
-    if current:
-        out.append(render_unsets([*OPENAI_VARIABLES, "KEYVAULT_HOOK_PROJECT"], shell))
-    if project:
-        values = _unlocked_values(app, project)
-        if values is not None:
-            out.append(render_exports({**values, "KEYVAULT_HOOK_PROJECT": project}, shell))
-    click.echo("".join(out), nl=False)
+    project = folder_project(app.cwd, warn=warn)
+    values = _unlocked_values(app, project) if project else None
+    change = hook_change(app.environ, project, values)
+    text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
+    click.echo(text, nl=False)
 
 
-def _unlocked_values(app: AppContext, project: str) -> dict[str, str] | None:
+def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
     """The project's variables if the vault opens without asking anyone; else None."""
     from vault.errors import KeyvaultError  # noqa: PLC0415
-    from vault.store.context import export_values  # noqa: PLC0415
+    from vault.export import exported  # noqa: PLC0415
 
     quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
     try:
-        entry = Keyvault(app.paths, quiet).read().active(project)
-        return export_values(entry)
+        return exported(Keyvault(app.paths, quiet).read(), project).values
     except KeyvaultError as exc:
         warn(f"not exporting project {safe(project)}: {exc.message}")
         return None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import AppContext, ask_new_passphrase, pass_app
+from vault.cli.context import ask_new_passphrase, pass_context, safe
 from vault.session.identity import check_new_passphrase
+from vault.store.context import Context
 
 
 @click.command("init")
@@ -16,8 +17,8 @@ from vault.session.identity import check_new_passphrase
     metavar="LOG2N",
     help="scrypt cost for the passphrase (default 18, ~0.5 s).",
 )
-@pass_app
-def init_cmd(app: AppContext, work_factor: int | None) -> None:
+@pass_context
+def init_cmd(app: Context, work_factor: int | None) -> None:
     """Create a new identity and an empty vault (the passphrase is asked twice).
 
     \b
@@ -41,8 +42,8 @@ def init_cmd(app: AppContext, work_factor: int | None) -> None:
     metavar="LOG2N",
     help="scrypt cost for the new passphrase (default 18).",
 )
-@pass_app
-def passwd_cmd(app: AppContext, work_factor: int | None) -> None:
+@pass_context
+def passwd_cmd(app: Context, work_factor: int | None) -> None:
     """Change the passphrase that protects your identity (the vault is not rewritten).
 
     \b
@@ -66,8 +67,8 @@ def identity_cmd() -> None:
 
 
 @identity_cmd.command("public")
-@pass_app
-def identity_public(app: AppContext) -> None:
+@pass_context
+def identity_public(app: Context) -> None:
     """Print the vault's recipients (public keys; safe to share).
 
     \b
@@ -75,12 +76,12 @@ def identity_public(app: AppContext) -> None:
       keyvault identity public
     """
     for recipient in app.kv.read().recipients:
-        click.echo(f"{recipient.get('recipient', '?')}  {recipient.get('name', '')}".rstrip())
+        click.echo(f"{recipient.recipient}  {safe(recipient.name)}")
 
 
 @identity_cmd.command("export")
-@pass_app
-def identity_export(app: AppContext) -> None:
+@pass_context
+def identity_export(app: Context) -> None:
     """Print your secret identity (AGE-SECRET-KEY-1…) for `age -d -i`; keep it safe.
 
     \b

@@ -21,11 +21,14 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
-from vault.errors import InvalidValue, StorageError
+from vault.errors import InvalidValue, NoActiveKey, PolicyViolation, StorageError
+from vault.model.document import Entry, Kind, VaultDoc
 
-# The names the official OpenAI SDKs read, in the order we print them.
+# The variables the official OpenAI SDKs read, in the order we print them. A project exports
+# some of them; the others are unset (env, exec, hook) or removed (.env files), so a key is
+# never sent to another project's relay, organization or project.
 OPENAI_VARIABLES: Final = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
@@ -84,20 +87,44 @@ def check_names(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(check_name(name) for name in names))
 
 
-def openai_values(
-    api_key: str,
-    *,
-    base_url: str | None = None,
-    org_id: str | None = None,
-    project_id: str | None = None,
-) -> dict[str, str]:
-    """The variables the OpenAI SDKs read, leaving out the ones an entry does not set.
+class Exported(NamedTuple):
+    """What a project exports: its active entry and every OPENAI_* variable it sets."""
 
-    An empty optional value is left out too: the SDKs take `OPENAI_BASE_URL=""` literally
-    and would send every request to an empty URL.
-    """
-    optional = zip(OPENAI_VARIABLES[1:], (base_url, org_id, project_id), strict=True)
-    return {OPENAI_VARIABLES[0]: api_key} | {name: value for name, value in optional if value}
+    entry: Entry
+    values: dict[str, str]
+
+    @property
+    def unset(self) -> tuple[str, ...]:
+        """The OPENAI_* variables this project does not set: consumers clear them."""
+        return tuple(n for n in OPENAI_VARIABLES if n not in self.values)
+
+
+def export_values(entry: Entry) -> dict[str, str]:
+    """The OPENAI_* variables for an entry, leaving out what it does not set (an empty value
+    is left out too: the SDKs would send every request to `OPENAI_BASE_URL=""`). An admin
+    key is never exported."""
+    if entry.kind is Kind.ADMIN:
+        raise PolicyViolation(f"{entry.name!r} is an admin key and is never exported")
+    optional = zip(
+        OPENAI_VARIABLES[1:], (entry.base_url, entry.org_id, entry.project_id), strict=True
+    )
+    values = {OPENAI_VARIABLES[0]: entry.secret.reveal()}
+    values.update((name, value) for name, value in optional if value)
+    return values
+
+
+def exported(doc: VaultDoc, project: str | None) -> Exported:
+    """The project's active entry and its variables (NoActiveKey when it has none)."""
+    entry = doc.active(project)
+    return Exported(entry, export_values(entry))
+
+
+def export_state(doc: VaultDoc, project: str | None) -> dict[str, str] | None:
+    """The variables `project` exports now, or None when it exports nothing."""
+    try:
+        return exported(doc, project).values
+    except (NoActiveKey, PolicyViolation):
+        return None
 
 
 # --- files the targets write: .env files, CI reports ---------------------------------------

@@ -134,6 +134,32 @@ def _statements(lines: list[str]) -> list[_Statement]:
     return found
 
 
+def read_assignment(data: bytes, name: str) -> str | None:
+    """The value the last `name=` assignment of a .env file holds, when it is in one of the
+    forms `quote_dotenv` writes (bare, '…', "…" with \\n and \\r); None otherwise.
+
+    Used to recognise a file keyvault wrote before rewriting it: a value in any other form
+    was not written by us, and we do not guess how some parser would read it.
+    """
+    lines, _ = _split_lines(data.decode("utf-8", "surrogateescape"))
+    found: str | None = None
+    for statement in _statements(lines):
+        if statement.name == name:
+            text = "\n".join(statement.lines).rstrip("\r")
+            found = _unquote(text.split("=", 1)[1].strip(" \t"))
+    return found
+
+
+def _unquote(raw: str) -> str | None:
+    if _BARE.fullmatch(raw):
+        return raw
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return raw[1:-1]
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"' and not _has_any(raw[1:-1], '"$'):
+        return raw[1:-1].replace("\\n", "\n").replace("\\r", "\r")
+    return None
+
+
 # --- updating a user's file ---------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ secret was replaced meanwhile keeps its new (unchecked) state; a renamed one is 
 A Ctrl-C keeps every result that finished: `on_result` collects them as they arrive and the
 save runs on the way out, then the report says `interrupted`.
 
-Each stored `entry.health` is `HealthResult.to_dict()` plus bookkeeping:
+Each stored `entry.health` is a `HealthRecord` (vault/model/health.py): the evidence plus
 `consecutive_failures` (hard failures in a row), `last_ok_at`, and `disabled_by_policy` when
 the `[health] disable_after` policy disabled the key (only those keys are re-enabled by a
 later passing check; a key the user disabled stays disabled). History gets one `check` event
@@ -28,11 +28,14 @@ from typing import Any
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import HealthResult, ProbeTarget
-from vault.health.model import Status as Health
-from vault.model.document import Entry, Kind, Status, VaultDoc, entry_event
+from vault.model.clock import Clock
+from vault.model.document import Entry, Kind, Status, VaultDoc
+from vault.model.health import DEEP_ONLY, HealthRecord
+from vault.model.health import HealthStatus as Health
+from vault.model.records import Action
 from vault.model.secret import Secret
 from vault.rotation.policy import HealthPolicy, health_policy
-from vault.store.keyvault import Clock, Keyvault
+from vault.store.keyvault import Keyvault
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class CheckOptions:
     model: str = "gpt-4o-mini"
     timeout: float = 10.0
     max_retry_wait: float = 20.0
-    proxy: str | None = None  # `--proxy`; else `proxy` in config.toml; else the environment
+    proxy: str | None = None  # the invocation's proxy (Context.proxy); None: the environment
     transport: Any = None
     admin_transport: Any = None
     on_result: Callable[[HealthResult], None] | None = None
@@ -201,8 +204,9 @@ def _ping_admin(
 
 
 def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str) -> list[Checked]:
-    """Store each result on its entry (found by id), apply the disable policy, record status
-    changes in history. Results for removed or re-keyed entries are reported, not stored."""
+    """Store each result on its entry (found by id), apply the disable policy; the document
+    records status changes in history. Results for removed or re-keyed entries are reported,
+    not stored."""
     out: list[Checked] = []
     for entry_id, raw in probed.results.items():
         entry = doc.by_id(entry_id)
@@ -210,34 +214,26 @@ def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str)
             why = "removed" if entry is None else "replaced"
             out.append(Checked(entry_id, raw.name, None, raw, None, f"dropped: {why}"))
             continue
-        previous = str(entry.health["status"]) if entry.health else None
+        previous = entry.health.status.value if entry.health else None
         result = _keep_deep_verdict(raw, entry.health)
-        action = _store(entry, result, policy, now)
-        last_ok = (entry.health or {}).get("last_ok_at")
+        action = _store(doc, entry, result, policy, now)
+        last_ok = entry.health.last_ok_at if entry.health else None
         out.append(Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok))
-        if previous != result.status.value:
-            doc.record(
-                entry_event(now, "check", entry, status=result.status.value, previous=previous)
-            )
-        if action:
-            reason = POLICY_REASONS[action].format(n=policy.disable_after, s=result.status.value)
-            doc.record(entry_event(now, action.removesuffix("d"), entry, reason=reason))
     return out
 
 
-# What `GET /models` cannot see: it answers 200 for a key without credit (reference).
-DEEP_ONLY = frozenset({"quota_exhausted", "model_unavailable"})
-
-
-def _keep_deep_verdict(result: HealthResult, before: Mapping[str, Any] | None) -> HealthResult:
+def _keep_deep_verdict(result: HealthResult, before: HealthRecord | None) -> HealthResult:
     """A shallow "ok" does not clear what only a deep check can see; the next --deep does."""
-    if not result.ok or result.probe != "models" or not before:
+    if not result.ok or result.probe != "models" or before is None:
         return result
-    status, probe = before.get("status"), before.get("probe")
-    if status not in DEEP_ONLY or probe not in ("chat", "balance"):
+    if before.status not in DEEP_ONLY or before.probe not in ("chat", "balance"):
         return result
-    evidence = f"models ok; {status} from an earlier {probe} probe stands (check with --deep)"
-    return dataclasses.replace(result, status=Health(status), probe=probe, evidence=evidence)
+    evidence = (
+        f"models ok; {before.status} from an earlier {before.probe} probe stands"
+        " (check with --deep)"
+    )
+    probe: Any = before.probe
+    return dataclasses.replace(result, status=before.status, probe=probe, evidence=evidence)
 
 
 POLICY_REASONS: Mapping[str, str] = {
@@ -246,31 +242,48 @@ POLICY_REASONS: Mapping[str, str] = {
 }
 
 
-def _store(entry: Entry, result: HealthResult, policy: HealthPolicy, now: str) -> str | None:
-    before = entry.health or {}
-    failures = int(before.get("consecutive_failures") or 0)
+def _store(
+    doc: VaultDoc, entry: Entry, result: HealthResult, policy: HealthPolicy, now: str
+) -> str | None:
+    before = entry.health
+    failures = before.consecutive_failures if before else 0
     if result.ok:
         failures = 0
-    elif result.status.value in policy.hard:
+    elif result.status in policy.hard:
         failures += 1  # soft failures (network, rate limit) say nothing about the key itself
-    health = result.to_dict()
-    health["consecutive_failures"] = failures
-    health["last_ok_at"] = result.checked_at if result.ok else before.get("last_ok_at")
-    if before.get("disabled_by_policy") and entry.status is Status.DISABLED:
-        health["disabled_by_policy"] = True
+    was_disabled = bool(before and before.disabled_by_policy and entry.status is Status.DISABLED)
+    record = health_record(
+        result,
+        consecutive_failures=failures,
+        last_ok_at=result.checked_at if result.ok else (before.last_ok_at if before else None),
+        disabled_by_policy=was_disabled,
+    )
+    doc.store_health(entry, record, at=now)
     action = None
     if (
         policy.disable_after is not None
         and failures >= policy.disable_after
         and entry.status is Status.STANDBY
     ):
-        entry.status, health["disabled_by_policy"], action = Status.DISABLED, True, "disabled"
-    elif result.ok and health.pop("disabled_by_policy", False):
-        entry.status, action = Status.STANDBY, "enabled"
-    entry.health = health
+        action = "disabled"
+        reason = POLICY_REASONS[action].format(n=policy.disable_after, s=result.status.value)
+        doc.set_status(entry, Status.DISABLED, at=now, action=Action.DISABLE, why=reason)
+        entry.health = record._replace(disabled_by_policy=True)
+    elif result.ok and was_disabled:
+        action = "enabled"
+        why = POLICY_REASONS[action]
+        doc.set_status(entry, Status.STANDBY, at=now, action=Action.ENABLE, why=why)
+        entry.health = record._replace(disabled_by_policy=False)
     if result.balance_usd is not None:
-        entry.credit_usd, entry.updated_at = round(result.balance_usd, 6), now
+        doc.set_credit(entry, round(result.balance_usd, 6), at=now, source="relay balance")
     return action
+
+
+def health_record(result: HealthResult, **bookkeeping: Any) -> HealthRecord:
+    """The stored form of a check's result (the evidence, never the secret)."""
+    fields = {k: v for k, v in result.to_dict().items() if k in HealthRecord._fields}
+    fields["status"] = result.status
+    return HealthRecord(**{**fields, **bookkeeping})
 
 
 # --- the whole command ---------------------------------------------------------------------
@@ -279,7 +292,7 @@ def _store(entry: Entry, result: HealthResult, policy: HealthPolicy, now: str) -
 def run_checks(kv: Keyvault, entries: Sequence[Entry], options: CheckOptions) -> CheckReport:
     """Check `entries` and store every finished result in one atomic save."""
     policy = health_policy(kv.config)
-    probed = probe_entries(entries, options, proxy=options.proxy or kv.config.proxy, clock=kv.clock)
+    probed = probe_entries(entries, options, proxy=options.proxy, clock=kv.clock)
     report = CheckReport(planned=len(entries), interrupted=probed.interrupted)
     if probed.results:
         now = kv.now_iso()

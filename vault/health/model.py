@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final, Literal
 
+from vault.model.health import HealthStatus
 from vault.model.secret import Secret
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
@@ -18,23 +18,8 @@ OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 Probe = Literal["models", "chat", "balance"]
 
 
-class Status(StrEnum):
-    """The fixed set of verdicts a check can reach; docs/health.md says what to do about each."""
-
-    OK = "ok"
-    INVALID = "invalid"
-    QUOTA_EXHAUSTED = "quota_exhausted"
-    RATE_LIMITED = "rate_limited"
-    REGION_BLOCKED = "region_blocked"
-    FORBIDDEN = "forbidden"
-    MODEL_UNAVAILABLE = "model_unavailable"
-    SERVER_ERROR = "server_error"
-    NETWORK_ERROR = "network_error"
-    UNEXPECTED = "unexpected"
-
-    @property
-    def is_ok(self) -> bool:
-        return self is Status.OK
+# The one status enum (vault/model/health.py), under the name the checker's code uses.
+Status = HealthStatus
 
 
 @dataclass(frozen=True)
@@ -139,18 +124,3 @@ class HealthResult:
             "evidence": verdict.evidence,
         }
         return cls(name=name, status=verdict.status, checked_at=checked_at, **(fields | extra))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HealthResult:
-        """Rebuild a stored result; unknown keys are ignored so older keyvaults can read newer."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["status"] = _status_or_unexpected(kwargs.get("status"))
-        return cls(**kwargs)
-
-
-def _status_or_unexpected(value: object) -> Status:
-    try:
-        return Status(str(value))
-    except ValueError:
-        return Status.UNEXPECTED

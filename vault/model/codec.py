@@ -1,73 +1,178 @@
-"""The JSON document inside `vault.age` (spec: docs/format.md).
+"""The JSON inside `vault.age`: the one reader and writer of the document (spec: docs/format.md).
 
-`{"format": "keyvault/1", "generation": N, "recipients": [...], "entries": [...],
-"history": [...], "exports": [...]}`. Unknown top-level keys are kept on rewrite so an older
-keyvault does not drop data a newer minor version added. An unknown major version is its own
+`loads` is strict: any field with a type, range or shape it may not have, a number JSON
+cannot hold (NaN, Infinity, 1e999, a 5,000-digit integer), a lone surrogate, or a broken
+invariant makes the vault "damaged" (exit 4) with one line naming the field's path, such as
+`vault.age: entries[3].credit_usd is not a finite amount` — never the value, which could
+be a secret. Unknown fields, at every level that has records, are kept and written back, so
+a newer minor version's data survives an older keyvault. An unknown major version is its own
 error (`UnsupportedFormat`), never "wrong passphrase".
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
 
 from vault.errors import DamagedVault, UnsupportedFormat
-from vault.model.document import FORMAT, Entry, VaultDoc
+from vault.model.document import FORMAT, VaultDoc
+from vault.model.entry import Entry, Kind, Status
+from vault.model.health import HEALTH_FIELDS, HealthRecord, HealthStatus
+from vault.model.records import (
+    EMPTY,
+    Action,
+    Event,
+    ExportKind,
+    ExportTarget,
+    MintRecord,
+    MintState,
+    PastKey,
+    Phone,
+    Recipient,
+)
+from vault.model.secret import Secret
 
-_MAJOR = 1
-_VERSION = re.compile(r"(?P<major>[0-9]{1,9})(?:\..*)?", re.DOTALL)  # minors are not ours to judge
-_KNOWN = {"format", "generation", "recipients", "entries", "history", "exports"}
+_MAJOR: Final = 1
+_VERSION: Final = re.compile(r"(?P<major>[0-9]{1,9})(?:\..*)?", re.DOTALL)  # minors: not ours
+_MAX_GENERATION: Final = 2**53  # integers every JSON reader holds exactly
+_MAX_DIGITS: Final = 30  # no field needs more; int() of 5,000 digits is slow or refused
+_MAX_CREDIT: Final = 1e9
+_HEX_ID: Final = re.compile(r"[0-9a-f]{16}")
+_AGE_RECIPIENT: Final = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+_E164: Final = re.compile(r"\+[1-9][0-9]{5,15}")
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# a lone surrogate can only come from a \uD8xx-\uDFxx escape or from CESU-style bytes
+_MAYBE_SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+class _Bad(Exception):
+    """A field that fails its check: where, and what is wrong (never the value)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path} {problem}")
+
+
+# --- writing ----------------------------------------------------------------------------
 
 
 def dumps(doc: VaultDoc) -> bytes:
     body: dict[str, Any] = {
         "format": FORMAT,
         "generation": doc.generation,
-        "recipients": doc.recipients,
-        "entries": [e.to_dict(reveal=True) for e in doc.entries],
-        "history": doc.history,
-        "exports": doc.exports,
+        "recipients": [_with_extra(r._asdict()) for r in doc.recipients],
+        "entries": [entry_json(e, reveal=True) for e in doc.entries],
+        "history": [event_json(e) for e in doc.history],
+        "exports": [_with_extra(t._asdict()) for t in doc.exports],
         # kept data from newer minors; it must never overwrite the fields this version owns
         **{k: v for k, v in doc.extra.items() if k not in _KNOWN},
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if doc.mints:
+        body["service_accounts"] = [_with_extra(r._asdict()) for r in doc.mints]
+    if doc.phones:
+        body["phones"] = [_phone_json(p) for p in doc.phones]
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def entry_json(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
+    """An entry's JSON form; the secret masked unless `reveal` (the vault file reveals)."""
+    out: dict[str, Any] = {
+        **entry.extra,
+        **dict(zip(_ENTRY_FIELDS, _read_entry(entry), strict=True)),
+    }
+    out["secret"] = entry.secret.reveal() if reveal else entry.secret.masked
+    out["kind"] = entry.kind.value
+    out["status"] = entry.status.value
+    out["tags"] = list(entry.tags)
+    out["health"] = health_json(entry.health) if entry.health is not None else None
+    return out
+
+
+def health_json(record: HealthRecord) -> dict[str, Any]:
+    out = _with_extra(record._asdict())
+    out["ratelimit"] = dict(record.ratelimit) if record.ratelimit is not None else None
+    return out
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"at": event.at, "action": str(event.action)}
+    if event.entry is not None:
+        out.update(entry=event.entry, name=event.name, project=event.project)
+    else:
+        out.update({k: v for k, v in (("name", event.name), ("project", event.project)) if v})
+    return {**out, **{k: v for k, v in event.detail.items() if k not in out}}
+
+
+def _phone_json(phone: Phone) -> dict[str, Any]:
+    out = _with_extra(phone._asdict())
+    out["past"] = [k._asdict() for k in phone.past]
+    return out
+
+
+def _with_extra(fields: dict[str, Any]) -> dict[str, Any]:
+    extra = fields.pop("extra", EMPTY)
+    return {**extra, **{k: (v.value if hasattr(v, "value") else v) for k, v in fields.items()}}
+
+
+# --- reading ----------------------------------------------------------------------------
 
 
 def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
-    try:
-        raw = json.loads(data)  # bytes straight in: no decoded copy of a large document
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise DamagedVault(f"{source}: the decrypted document is not JSON") from None
+    raw = _parse_json(data, source)
     if not isinstance(raw, dict):
         raise DamagedVault(f"{source}: the decrypted document is not a keyvault document")
     check_format(raw.get("format"), source)
     try:
-        doc = VaultDoc(
-            generation=_typed(raw.get("generation", 0), int, "generation", source),
-            recipients=_typed(raw.get("recipients", []), list, "recipients", source),
-            entries=_entries(_typed(raw.get("entries", []), list, "entries", source)),
-            history=_typed(raw.get("history", []), list, "history", source),
-            exports=_typed(raw.get("exports", []), list, "exports", source),
-            extra={k: v for k, v in raw.items() if k not in _KNOWN},
-        )
-    except DamagedVault:
-        raise
-    except (TypeError, ValueError, AttributeError):
-        raise DamagedVault(f"{source}: the document has a malformed field") from None
-    doc.check_invariants()
+        if _MAYBE_SURROGATE.search(data):
+            _refuse(raw, "", _lone_surrogate, "is not valid unicode text")
+        doc = _document(raw)
+        doc.check_invariants()
+    except _Bad as bad:
+        raise DamagedVault(f"{source}: {bad}") from None
+    except DamagedVault as exc:
+        raise DamagedVault(f"{source}: {exc.message}") from None
     return doc
 
 
-def _entries(raw: list[Any]) -> list[Entry]:
-    """Build entries, dropping each raw dict as soon as it is used (peak memory)."""
-    entries = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise DamagedVault("vault entry is not an object")
-        entries.append(Entry.from_dict(item))
-        raw[index] = None
-    return entries
+class _Odd:
+    """Stands in for a number JSON cannot carry until the reader finds its path."""
+
+
+_ODD: Final = _Odd()
+
+
+def _parse_json(data: bytes, source: str) -> Any:
+    odd: list[bool] = []
+
+    def whole(text: str) -> Any:
+        if len(text) > _MAX_DIGITS:
+            odd.append(True)
+            return _ODD
+        return int(text)
+
+    def finite(text: str) -> Any:
+        value = float(text)
+        if not math.isfinite(value):  # 1e999
+            odd.append(True)
+            return _ODD
+        return value
+
+    def constant(_text: str) -> Any:  # NaN, Infinity, -Infinity
+        odd.append(True)
+        return _ODD
+
+    try:
+        raw = json.loads(data, parse_int=whole, parse_float=finite, parse_constant=constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise DamagedVault(f"{source}: the decrypted document is not JSON") from None
+    if odd:
+        try:
+            _refuse(raw, "", lambda value: value is _ODD, "is a number JSON cannot carry")
+        except _Bad as bad:
+            raise DamagedVault(f"{source}: {bad}") from None
+    return raw
 
 
 def check_format(value: object, source: str) -> None:
@@ -83,7 +188,387 @@ def check_format(value: object, source: str) -> None:
         )
 
 
-def _typed(value: Any, kind: type, name: str, source: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DamagedVault(f"{source}: field {name!r} has the wrong type")
+_KNOWN: Final = frozenset(
+    {
+        "format",
+        "generation",
+        "recipients",
+        "entries",
+        "history",
+        "exports",
+        "service_accounts",
+        "phones",
+    }
+)
+
+
+def _document(raw: dict[str, Any]) -> VaultDoc:
+    generation = raw.get("generation", 0)
+    if type(generation) is not int or not 0 <= generation <= _MAX_GENERATION:
+        raise _Bad("generation", "is not a whole number from 0 to 2^53")
+    return VaultDoc(
+        generation=generation,
+        recipients=_list(raw, "recipients", _recipient),
+        entries=_list(raw, "entries", _entry, release=True),
+        history=_list(raw, "history", _event),
+        exports=_dedupe_exports(_list(raw, "exports", _export)),
+        mints=_list(raw, "service_accounts", _mint),
+        phones=_list(raw, "phones", _phone),
+        extra={k: v for k, v in raw.items() if k not in _KNOWN},
+    )
+
+
+def _list(
+    raw: Mapping[str, Any], key: str, read: Callable[[Any, str], Any], *, release: bool = False
+) -> list[Any]:
+    items = raw.get(key, [])
+    if type(items) is not list:
+        raise _Bad(key, "is not a list")
+    out = []
+    for index, item in enumerate(items):
+        path = f"{key}[{index}]"
+        if type(item) is not dict:
+            raise _Bad(path, "is not an object")
+        out.append(read(item, path))
+        if release:
+            items[index] = None  # a large vault's raw dicts go as soon as they are read
+    return out
+
+
+def _dedupe_exports(targets: list[ExportTarget]) -> list[ExportTarget]:
+    """Older keyvaults registered one file to several projects (the later won nothing: the
+    file got whichever project rotated last). The most recent registration is the owner."""
+    latest: dict[str, ExportTarget] = {}
+    for target in targets:
+        latest.pop(target.path, None)
+        latest[target.path] = target
+    return list(latest.values())
+
+
+# --- field checks -------------------------------------------------------------------------
+
+Check = Callable[[Any], bool]
+
+
+def _text(limit: int, *, lines: bool = False) -> Check:
+    def ok(value: Any) -> bool:
+        if type(value) is not str or len(value) > limit or "\0" in value:
+            return False
+        return lines or not _CONTROL.search(value)
+
+    return ok
+
+
+def _label(value: Any) -> bool:
+    """Names, projects, providers, tags: printable one-liners (any script), no outer spaces."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= 128
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _time(value: Any) -> bool:
+    from vault.model.clock import is_time  # noqa: PLC0415 - datetime only when times exist
+
+    return type(value) is str and len(value) <= 40 and is_time(value)
+
+
+def _date(value: Any) -> bool:
+    return type(value) is str and len(value) == 10 and _time(value)
+
+
+def _hex_id(value: Any) -> bool:
+    return type(value) is str and _HEX_ID.fullmatch(value) is not None
+
+
+def _amount(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and 0 <= value <= _MAX_CREDIT
+
+
+def _whole(low: int, high: int) -> Check:
+    return lambda value: type(value) is int and low <= value <= high
+
+
+def _base_url(value: Any) -> bool:
+    """An http(s) URL that never sends a key across the network in clear."""
+    if type(value) is not str or len(value) > 2048:
+        return False
+    from vault.errors import InvalidValue  # noqa: PLC0415
+    from vault.model.validate import check_base_url  # noqa: PLC0415 - only for relay entries
+
+    try:
+        return check_base_url(value) == value.strip().rstrip("/")
+    except InvalidValue:
+        return False
+
+
+def _optional(check: Check) -> Check:
+    return lambda value: value is None or check(value)
+
+
+def _member(enum: Any) -> Check:
+    values = frozenset(m.value for m in enum)
+    return lambda value: type(value) is str and value in values
+
+
+def _field(item: Mapping[str, Any], path: str, key: str, check: Check, problem: str) -> Any:
+    value = item.get(key)
+    if not check(value):
+        raise _Bad(f"{path}.{key}", problem)
     return value
+
+
+# entry field → (check, problem); every stored field, in the order the writer uses
+_ENTRY_CHECKS: Final[dict[str, tuple[Check, str]]] = {
+    "id": (_hex_id, "is not 16 hex digits"),
+    "name": (_label, "is not a name"),
+    "secret": (lambda v: type(v) is str and 0 < len(v) <= 16384 and "\0" not in v, "is not a key"),
+    "provider": (_label, "is not a provider name"),
+    "kind": (_member(Kind), "is not api or admin"),
+    "project": (_optional(_label), "is not a project name"),
+    "created": (_optional(_date), "is not a date"),
+    "phone": (
+        _optional(lambda v: type(v) is str and _E164.fullmatch(v) is not None),
+        "is not an E.164 phone number",
+    ),
+    "card": (_optional(_text(200)), "is not a card label"),
+    "credit_usd": (_optional(_amount), "is not a finite amount from 0 to 1e9"),
+    "org_id": (_optional(_text(128)), "is not an organization id"),
+    "project_id": (_optional(_text(128)), "is not a project id"),
+    "base_url": (_optional(_base_url), "is not an https URL (or http on loopback)"),
+    "tags": (
+        lambda v: type(v) is list and len(v) <= 64 and all(_label(t) for t in v),
+        "is not a list of tags",
+    ),
+    "note": (_optional(_text(10000, lines=True)), "is not text"),
+    "status": (_member(Status), "is not a status"),
+    "priority": (_whole(-1000, 1000), "is not a whole number from -1000 to 1000"),
+    "health": (lambda v: v is None or type(v) is dict, "is not an object"),
+    "added_at": (_optional(_time), "is not a time"),
+    "updated_at": (_optional(_time), "is not a time"),
+}
+_ENTRY_FIELDS: Final = tuple(_ENTRY_CHECKS)
+_ENTRY_DEFAULTS: Final[Mapping[str, Any]] = {
+    "provider": "openai",
+    "kind": "api",
+    "tags": [],
+    "status": "standby",
+    "priority": 0,
+}
+_REQUIRED: Final = frozenset({"id", "name", "secret"})
+
+
+def _read_entry(entry: Entry) -> tuple[Any, ...]:
+    return tuple(getattr(entry, name) for name in _ENTRY_FIELDS)
+
+
+def _entry(item: dict[str, Any], path: str) -> Entry:
+    values: dict[str, Any] = {}
+    for key, (check, problem) in _ENTRY_CHECKS.items():
+        if key not in item:
+            if key in _REQUIRED:
+                raise _Bad(f"{path}.{key}", "is missing")
+            continue
+        value = item[key]
+        if not check(value):
+            raise _Bad(f"{path}.{key}", problem)
+        values[key] = value
+    extra = {k: v for k, v in item.items() if k not in _ENTRY_CHECKS}
+    health = values.pop("health", None)
+    return Entry(
+        secret=Secret(values.pop("secret")),
+        kind=Kind(values.pop("kind", "api")),
+        status=Status(values.pop("status", "standby")),
+        health=_health(health, f"{path}.health") if health is not None else None,
+        extra=extra,
+        **values,
+    )
+
+
+_HEALTH_LEGACY: Final = frozenset({"name"})  # the entry id, written by keyvault 0.1; dropped
+
+
+def _health(item: dict[str, Any], path: str) -> HealthRecord:
+    values: dict[str, Any] = {}
+    for key, kinds in HEALTH_FIELDS.items():
+        if key not in item:
+            continue
+        value = item[key]
+        if type(value) not in kinds:
+            raise _Bad(f"{path}.{key}", "has the wrong type")
+        values[key] = value
+    if "status" not in values or "checked_at" not in values:
+        raise _Bad(path, "lacks its status or time")
+    status = values.pop("status")
+    known = frozenset(s.value for s in HealthStatus)
+    if status not in known:
+        # a newer keyvault's verdict: treat as unexpected, keep the word in `extra`
+        values.setdefault("evidence", f"stored status {status[:40]!r} is not known here")
+        status = HealthStatus.UNEXPECTED.value
+    for key in ("latency_ms", "http_status", "models", "attempts", "consecutive_failures"):
+        if key in values and values[key] is not None and not 0 <= values[key] <= 10**9:
+            raise _Bad(f"{path}.{key}", "is out of range")
+    for key in ("retry_after_s", "balance_usd"):
+        if values.get(key) is not None and not math.isfinite(values[key]):
+            raise _Bad(f"{path}.{key}", "is not finite")
+    for key in ("checked_at", "last_ok_at"):
+        if values.get(key) is not None and not _time(values[key]):
+            raise _Bad(f"{path}.{key}", "is not a time")
+    limits = values.get("ratelimit")
+    if limits is not None and not all(type(v) in (int, float) for v in limits.values()):
+        raise _Bad(f"{path}.ratelimit", "is not a table of numbers")
+    extra = {k: v for k, v in item.items() if k not in HEALTH_FIELDS and k not in _HEALTH_LEGACY}
+    return HealthRecord(status=HealthStatus(status), extra=extra, **values)
+
+
+_EVENT_KEYS: Final = frozenset({"at", "action", "entry", "name", "project"})
+_ACTIONS: Final[Mapping[str, Action]] = {a.value: a for a in Action}
+
+
+def _event(item: dict[str, Any], path: str) -> Event:
+    at = _field(item, path, "at", _time, "is not a time")
+    action = _field(item, path, "action", lambda v: _label(v) and len(v) <= 64, "is not an action")
+    return Event(
+        at,
+        _ACTIONS.get(action, action),
+        _field(item, path, "entry", _optional(_hex_id), "is not an entry id"),
+        _field(item, path, "name", _optional(_text(128)), "is not a name"),
+        _field(item, path, "project", _optional(_label), "is not a project name"),
+        {k: v for k, v in item.items() if k not in _EVENT_KEYS} or EMPTY,
+    )
+
+
+def _recipient(item: dict[str, Any], path: str) -> Recipient:
+    return Recipient(
+        _field(item, path, "name", _label, "is not a name"),
+        _field(
+            item,
+            path,
+            "recipient",
+            lambda v: type(v) is str and _AGE_RECIPIENT.fullmatch(v) is not None,
+            "is not an age1… public key",
+        ),
+        _field(item, path, "added_at", _optional(_time), "is not a time"),
+        _rest(item, Recipient._fields),
+    )
+
+
+def _path(value: Any) -> bool:
+    if type(value) is not str or not 0 < len(value) <= 4096 or "\0" in value:
+        return False
+    return value.startswith("/") or re.match(r"[A-Za-z]:[\\/]", value) is not None
+
+
+def _export(item: dict[str, Any], path: str) -> ExportTarget:
+    kind = _field(item, path, "kind", _label, "is not an export kind")
+    return ExportTarget(
+        ExportKind(kind) if kind in {k.value for k in ExportKind} else kind,
+        _field(item, path, "project", _optional(_label), "is not a project name"),
+        _field(item, path, "path", _path, "is not an absolute path"),
+        _field(item, path, "added_at", _optional(_time), "is not a time"),
+        _rest(item, ExportTarget._fields),
+    )
+
+
+_MINT_TIMES: Final = (
+    "delete_after",
+    "created_at",
+    "activated_at",
+    "settled_at",
+    "abandoned_at",
+    "orphaned_at",
+    "deleted_at",
+)
+
+
+def _mint(item: dict[str, Any], path: str) -> MintRecord:
+    state = _field(item, path, "state", _member(MintState), "is not a mint state")
+    times = {k: _field(item, path, k, _optional(_time), "is not a time") for k in _MINT_TIMES}
+    return MintRecord(
+        rid=_field(item, path, "rid", _hex_id, "is not 16 hex digits"),
+        state=MintState(state),
+        project=_field(item, path, "project", _optional(_label), "is not a project name"),
+        project_id=_field(item, path, "project_id", _text(128), "is not a project id"),
+        admin=_field(item, path, "admin", _hex_id, "is not an entry id"),
+        name=_field(item, path, "name", _label, "is not a name"),
+        planned_at=_field(item, path, "planned_at", _time, "is not a time"),
+        id=_field(item, path, "id", _optional(_text(128)), "is not an id"),
+        key_id=_field(item, path, "key_id", _optional(_text(128)), "is not an id"),
+        entry=_field(item, path, "entry", _optional(_hex_id), "is not an entry id"),
+        extra=_rest(item, MintRecord._fields),
+        **times,
+    )
+
+
+def _phone(item: dict[str, Any], path: str) -> Phone:
+    past = item.get("past", [])
+    if type(past) is not list:
+        raise _Bad(f"{path}.past", "is not a list")
+    keys = []
+    for index, key in enumerate(past):
+        where = f"{path}.past[{index}]"
+        if type(key) is not dict:
+            raise _Bad(where, "is not an object")
+        keys.append(
+            PastKey(
+                _field(key, where, "entry", _hex_id, "is not an entry id"),
+                _field(key, where, "name", _text(128), "is not a name"),
+                _field(key, where, "removed_at", _time, "is not a time"),
+            )
+        )
+    return Phone(
+        _field(
+            item,
+            path,
+            "number",
+            lambda v: type(v) is str and _E164.fullmatch(v) is not None,
+            "is not an E.164 phone number",
+        ),
+        _field(item, path, "added_at", _optional(_time), "is not a time"),
+        _field(item, path, "note", _optional(_text(2000, lines=True)), "is not text"),
+        tuple(keys),
+        _rest(item, Phone._fields),
+    )
+
+
+def _rest(item: Mapping[str, Any], fields: tuple[str, ...]) -> Mapping[str, Any]:
+    return {k: v for k, v in item.items() if k not in fields} or EMPTY
+
+
+# --- finding what the fast checks only detected ---------------------------------------------
+
+
+def _refuse(raw: Any, path: str, bad: Callable[[Any], bool], problem: str) -> None:
+    for where, value in _walk(raw, path):
+        if bad(value):
+            raise _Bad(where or "the document", problem)
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                yield f"{where}.<key>" if where else "<key>", key
+                stack.append((f"{where}.{_safe_key(key)}" if where else _safe_key(key), child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+        else:
+            yield where, item
+
+
+def _safe_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_]{1,40}", key) else "<key>"
+
+
+def _lone_surrogate(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

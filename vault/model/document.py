@@ -1,30 +1,46 @@
-"""The decrypted vault document and its invariants; pure (no I/O, no clock of its own).
+"""The decrypted vault document and its invariants; pure (no I/O; times are passed in).
 
-Entries themselves live in `vault.model.entry` (re-exported here).
-
-Invariants kept here and nowhere else:
-- entry names are unique;
+Every change to the document is a method here, and each records its own history event, so
+no caller can change state without the history saying so. Invariants kept here:
+- entry names and ids are unique; ids are 16 hex digits;
 - a project has at most one `active` entry, and it is never an admin key;
-- a phone verifies at most `phone_slots` keys (retired keys still used their slot: OpenAI
-  counts verifications, not live keys);
-- `history` is only ever appended to.
+- a phone verifies at most `phone_slots` keys on `add`/`edit`; removed and retired keys still
+  count (OpenAI counts verifications, not live keys), and a merged vault may exceed the
+  limit, which `phones` and `doctor` then flag;
+- a file is an export target of one project at a time;
+- a key whose secret changes loses the old key's health;
+- `history` is only ever appended to; mint records move only along `MINT_TRANSITIONS`.
+The JSON form and the load-time checks live in vault/model/codec.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from vault.errors import (
     DamagedVault,
     DuplicateName,
     EntryNotFound,
     NoActiveKey,
-    PhoneFull,
     PolicyViolation,
 )
 from vault.model.entry import DEFAULT_BASE_URL, Entry, Kind, Status
+from vault.model.health import HealthRecord
+from vault.model.phones import PhoneUsage, check_phone_room, phone_usage
+from vault.model.records import (
+    EMPTY,
+    Action,
+    Event,
+    ExportKind,
+    ExportTarget,
+    MintRecord,
+    MintState,
+    PastKey,
+    Phone,
+    Recipient,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -34,11 +50,6 @@ __all__ = [
     "PhoneUsage",
     "Status",
     "VaultDoc",
-    "check_exportable",
-    "check_phone_room",
-    "entry_event",
-    "iter_entries",
-    "phone_usage",
     "refuse_admin",
 ]
 
@@ -46,16 +57,18 @@ FORMAT = "keyvault/1"
 
 
 class VaultDoc:
-    """The decrypted document: recipients, entries and the append-only history."""
+    """The decrypted document: recipients, entries, history, export targets, mints, phones."""
 
     def __init__(
         self,
         *,
         generation: int = 0,
-        recipients: list[dict[str, str]] | None = None,
+        recipients: list[Recipient] | None = None,
         entries: list[Entry] | None = None,
-        history: list[dict[str, Any]] | None = None,
-        exports: list[dict[str, Any]] | None = None,
+        history: list[Event] | None = None,
+        exports: list[ExportTarget] | None = None,
+        mints: list[MintRecord] | None = None,
+        phones: list[Phone] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.generation = generation
@@ -63,14 +76,16 @@ class VaultDoc:
         self.entries = entries if entries is not None else []
         self.history = history if history is not None else []
         self.exports = exports if exports is not None else []
+        self.mints = mints if mints is not None else []
+        self.phones = phones if phones is not None else []
         self.extra = extra if extra is not None else {}  # unknown top-level keys, kept as-is
 
-    _FIELDS = ("generation", "recipients", "entries", "history", "exports", "extra")
+    _FIELDS = ("generation", "recipients", "entries", "history", "exports", "mints", "phones")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VaultDoc):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self._FIELDS)
+        return all(getattr(self, n) == getattr(other, n) for n in (*self._FIELDS, "extra"))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -83,111 +98,317 @@ class VaultDoc:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise EntryNotFound(f"no entry named {name!r}", hint="see `keyvault list`")
+        raise EntryNotFound(f"no entry named {name!r}", hint=_did_you_mean(name, self.names()))
 
-    def by_id(self, entry_id: str) -> Entry | None:
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def by_id(self, entry_id: str | None) -> Entry | None:
         return next((e for e in self.entries if e.id == entry_id), None)
 
+    def in_project(self, project: str | None) -> list[Entry]:
+        return [e for e in self.entries if e.project == project]
+
     def active(self, project: str | None) -> Entry:
-        """The project's active key, never an admin key (even in a hand-edited vault)."""
+        """The project's active key, never an admin key; NoActiveKey says what to do."""
         for entry in self.entries:
-            if entry.project != project or entry.kind is Kind.ADMIN:
-                continue
-            if entry.status is Status.ACTIVE:
+            active = entry.status is Status.ACTIVE and entry.kind is not Kind.ADMIN
+            if active and entry.project == project:
                 return entry
         where = f"project {project!r}" if project else "the default project"
-        problem, hint = (
-            "has no active key",
-            "activate one with `keyvault edit NAME --status active`",
-        )
-        if not any(e.project == project for e in self.entries):
-            problem = "has no keys"
-            others = sorted(
-                e.project for e in self.entries if e.status is Status.ACTIVE and e.project
+        if any(e.project == project for e in self.entries):
+            raise NoActiveKey(
+                f"{where} has no active key",
+                hint="activate one with `keyvault edit NAME --status active`",
             )
-            if others:
-                hint = (
-                    f"projects with an active key: {', '.join(others)}; choose one with"
-                    " --project, a .keyvault.toml, or default_project in config.toml"
-                )
-            else:
-                hint = "add one with `keyvault add NAME`"
-        raise NoActiveKey(f"{where} {problem}", hint=hint)
+        others = sorted(e.project for e in self.entries if e.status is Status.ACTIVE and e.project)
+        hint = "add one with `keyvault add NAME`"
+        if others:
+            hint = (
+                f"projects with an active key: {', '.join(others)}; choose one with --project,"
+                " a .keyvault.toml, or default_project in config.toml"
+            )
+        raise NoActiveKey(f"{where} has no keys", hint=hint)
 
     def projects(self) -> list[str | None]:
         return sorted({e.project for e in self.entries}, key=lambda p: (p is not None, p or ""))
 
-    # --- changes --------------------------------------------------------------------------
+    def require_project(self, project: str | None) -> None:
+        """EntryNotFound (with "did you mean") for a project no key belongs to."""
+        if project is None or any(e.project == project for e in self.entries):
+            return
+        known = [p for p in self.projects() if p]
+        raise EntryNotFound(f"no project named {project!r}", hint=_did_you_mean(project, known))
 
-    def add(self, entry: Entry, *, phone_slots: int) -> None:
+    # --- entries --------------------------------------------------------------------------
+
+    def add_entry(self, entry: Entry, *, at: str, phone_slots: int) -> None:
+        """Store a new entry (refused whole if any invariant would break)."""
         if any(e.name == entry.name for e in self.entries):
             raise DuplicateName(f"an entry named {entry.name!r} already exists")
+        if any(e.id == entry.id for e in self.entries):
+            raise DuplicateName(f"an entry with id {entry.id} already exists")
         if entry.phone:
-            check_phone_room(self.entries, entry.phone, phone_slots)
+            check_phone_room(self, entry.phone, phone_slots)
         check_exportable(entry)  # before appending: a refused entry leaves no trace
         self.entries.append(entry)
+        self._event(at, Action.ADD, entry, status=entry.status.value)
         if entry.status is Status.ACTIVE:
-            self.activate(entry)
+            self._displace(entry, at)
 
-    def update(self, name: str, changes: Mapping[str, Any], *, phone_slots: int) -> Entry:
-        """Apply metadata changes to one entry, keeping every invariant."""
+    def update_entry(
+        self, name: str, changes: Mapping[str, Any], *, at: str, phone_slots: int
+    ) -> Entry:
+        """Apply field changes to one entry, keeping every invariant; `secret` in `changes`
+        drops the old key's health (nobody has checked the new one)."""
         entry = self.find(name)
         new_name = changes.get("name")
         if new_name and new_name != name and any(e.name == new_name for e in self.entries):
             raise DuplicateName(f"an entry named {new_name!r} already exists")
         new_phone = changes.get("phone")
         if new_phone and new_phone != entry.phone:
-            others = [e for e in self.entries if e is not entry]
-            check_phone_room(others, new_phone, phone_slots)
-        updated = entry.evolve(**changes)
+            check_phone_room(self, new_phone, phone_slots, ignore=entry)
+        fields = dict(changes)
+        if "secret" in fields and fields["secret"] != entry.secret:
+            fields["health"] = None
+        updated = entry.evolve(**fields, updated_at=at)
         check_exportable(updated)
         self.entries[self.entries.index(entry)] = updated
+        shown = sorted(k for k in changes if k not in ("kind", "updated_at"))
+        self._event(at, Action.EDIT, updated, fields=shown)
         if updated.status is Status.ACTIVE:
-            self.activate(updated)
+            self._displace(updated, at)
         return updated
 
-    def activate(self, entry: Entry) -> Entry | None:
-        """Make `entry` its project's only active key; return the one it displaced."""
-        refuse_admin(entry)
-        displaced = None
-        for other in self.entries:
-            same_project = other.project == entry.project
-            if other is not entry and same_project and other.status is Status.ACTIVE:
-                other.status = Status.STANDBY
-                displaced = other
-        entry.status = Status.ACTIVE
-        return displaced
-
-    def remove(self, name: str) -> Entry:
+    def remove_entry(self, name: str, *, at: str) -> Entry:
+        """Remove an entry; its phone keeps counting the verification."""
         entry = self.find(name)
         self.entries.remove(entry)
+        if entry.phone:
+            phone = self.phone(entry.phone) or Phone(entry.phone, added_at=at)
+            past = (*phone.past, PastKey(entry.id, entry.name, at))
+            self._put_phone(phone._replace(past=past))
+        self._event(at, Action.RM, entry)
         return entry
 
-    def record(self, event: dict[str, Any]) -> None:
+    def rotate_to(
+        self, new: Entry, *, at: str, reason: str, retire_old: bool = False
+    ) -> Entry | None:
+        """Make `new` its project's active key in one step; the old one becomes standby (or
+        retired). Returns the key it replaced."""
+        refuse_admin(new)
+        old = next(
+            (e for e in self.in_project(new.project) if e.status is Status.ACTIVE and e is not new),
+            None,
+        )
+        if old is not None:
+            old.status = Status.RETIRED if retire_old else Status.STANDBY
+            old.updated_at = at
+        new.status, new.updated_at = Status.ACTIVE, at
+        self._event(
+            at,
+            Action.ROTATE,
+            new,
+            **{"from": old.name if old else None, "from_entry": old.id if old else None},
+            old_status=old.status.value if old else None,
+            reason=reason,
+        )
+        return old
+
+    def set_status(
+        self, entry: Entry, status: Status, *, at: str, action: Action, why: str
+    ) -> None:
+        """A status change that is a side effect (policy disable/enable, a deleted account's
+        key retired); never to or from `active` (use `update_entry` or `rotate_to`)."""
+        if Status.ACTIVE in (status, entry.status):
+            raise PolicyViolation(f"{entry.name!r}: an active key changes only by rotation")
+        entry.status, entry.updated_at = status, at
+        self._event(at, action, entry, status=status.value, reason=why)
+
+    def store_health(self, entry: Entry, record: HealthRecord, *, at: str) -> None:
+        """Keep a check's result; history gets an event only when the verdict changed."""
+        previous = entry.health.status.value if entry.health else None
+        entry.health = record
+        if previous != record.status.value:
+            self._event(at, Action.CHECK, entry, status=record.status.value, previous=previous)
+
+    def set_credit(self, entry: Entry, credit: float, *, at: str, source: str) -> None:
+        """Credit read from a relay's balance endpoint: recorded with where it came from."""
+        previous = entry.credit_usd
+        if previous == credit:
+            return
+        entry.credit_usd, entry.updated_at = credit, at
+        self._event(at, Action.CREDIT, entry, credit_usd=credit, previous=previous, source=source)
+
+    def _displace(self, entry: Entry, at: str) -> None:
+        """`entry` became active: its project's other active key becomes standby."""
+        for other in self.in_project(entry.project):
+            if other is not entry and other.status is Status.ACTIVE:
+                other.status, other.updated_at = Status.STANDBY, at
+                why = f"{entry.name} became the active key"
+                self._event(at, Action.STATUS, other, status=other.status.value, reason=why)
+
+    # --- phones ---------------------------------------------------------------------------
+
+    def phone(self, number: str) -> Phone | None:
+        return next((p for p in self.phones if p.number == number), None)
+
+    def add_phone(self, number: str, *, at: str, note: str | None = None) -> Phone:
+        """Record a spare phone before it verifies anything, so slot hints know it."""
+        if self.phone(number) is not None or any(e.phone == number for e in self.entries):
+            raise DuplicateName(f"phone {number} is already on file")
+        phone = Phone(number, added_at=at, note=note)
+        self.phones.append(phone)
+        self.record(Event(at, Action.PHONE_ADD, detail={"phone": number}))
+        return phone
+
+    def _put_phone(self, phone: Phone) -> None:
+        for index, known in enumerate(self.phones):
+            if known.number == phone.number:
+                self.phones[index] = phone
+                return
+        self.phones.append(phone)
+
+    def phone_usage(self, slots: int) -> list[PhoneUsage]:
+        return phone_usage(self, slots)
+
+    # --- export targets -------------------------------------------------------------------
+
+    def export_targets(self, project: str | None) -> list[ExportTarget]:
+        return [t for t in self.exports if t.kind is ExportKind.DOTENV and t.project == project]
+
+    def remember_export(self, project: str | None, path: str, *, at: str) -> bool:
+        """Register `path` (absolute) to `project`, moving it from any other project.
+        True when something changed."""
+        current = next((t for t in self.exports if t.path == path), None)
+        if current is not None and current.project == project:
+            return False
+        target = ExportTarget(ExportKind.DOTENV, project, path, added_at=at)
+        if current is None:
+            self.exports.append(target)
+            self.record(Event(at, Action.EXPORT, project=project, detail={"path": path}))
+            return True
+        self.exports[self.exports.index(current)] = target
+        detail = {"path": path, "from_project": current.project}
+        self.record(Event(at, Action.EXPORT_MOVE, project=project, detail=detail))
+        return True
+
+    # --- recipients -----------------------------------------------------------------------
+
+    def add_recipient(self, recipient: Recipient, *, at: str) -> None:
+        for existing in self.recipients:
+            if existing.name == recipient.name:
+                raise DuplicateName(f"a recipient named {recipient.name!r} already exists")
+            if existing.recipient == recipient.recipient:
+                raise DuplicateName(f"that public key is already recipient {existing.name!r}")
+        self.recipients.append(recipient)
+        detail = {"recipient": recipient.recipient}
+        self.record(Event(at, Action.RECIPIENT_ADD, name=recipient.name, detail=detail))
+
+    def remove_recipient(self, name: str, *, at: str, keep: str | None = None) -> Recipient:
+        """Remove one recipient; `keep` is the public key that must stay (the caller's)."""
+        match = next((r for r in self.recipients if r.name == name), None)
+        if match is None:
+            known = [r.name for r in self.recipients]
+            raise EntryNotFound(f"no recipient named {name!r}", hint=_did_you_mean(name, known))
+        if match.recipient == keep:
+            raise PolicyViolation(
+                f"{name!r} is the identity you unlocked with; removing it would lock you out"
+            )
+        if len(self.recipients) == 1:
+            raise PolicyViolation("the vault must keep at least one recipient")
+        self.recipients.remove(match)
+        detail = {"recipient": match.recipient}
+        self.record(Event(at, Action.RECIPIENT_RM, name=name, detail=detail))
+        return match
+
+    # --- mint records ---------------------------------------------------------------------
+
+    def mint(self, rid: str) -> MintRecord:
+        found = next((r for r in self.mints if r.rid == rid), None)
+        if found is None:
+            raise EntryNotFound(f"no mint record {rid}")
+        return found
+
+    def add_mint(self, record: MintRecord, *, at: str) -> None:
+        if record.state is not MintState.INTENT or any(r.rid == record.rid for r in self.mints):
+            raise PolicyViolation(f"mint {record.name}: a new mint starts as a unique intent")
+        self.mints.append(record)
+        self._mint_event(at, Action.MINT_INTENT, record)
+
+    def advance_mint(
+        self, rid: str, state: MintState, *, at: str, action: Action | None = None, **changes: Any
+    ) -> MintRecord:
+        """Move a mint to its next state (MINT_TRANSITIONS), recording `action` if given."""
+        current = self.mint(rid)
+        updated = current.advance(state, **changes)
+        self.mints[self.mints.index(current)] = updated
+        if action is not None:
+            self._mint_event(at, action, updated)
+        return updated
+
+    def _mint_event(self, at: str, action: Action, record: MintRecord, **detail: Any) -> None:
+        entry = self.by_id(record.entry)
+        self.record(
+            Event(
+                at,
+                action,
+                entry=entry.id if entry else None,
+                name=entry.name if entry else None,
+                project=record.project,
+                detail={"service_account": record.id, "account_name": record.name, **detail},
+            )
+        )
+
+    # --- history --------------------------------------------------------------------------
+
+    def record(self, event: Event) -> None:
         self.history.append(event)
 
+    def _event(self, at: str, action: Action, entry: Entry, **detail: Any) -> None:
+        self.record(Event(at, action, entry.id, entry.name, entry.project, detail or EMPTY))
+
+    # --- load-time checks -----------------------------------------------------------------
+
     def check_invariants(self) -> None:
-        """Raise DamagedVault if a loaded document breaks an invariant."""
-        names = Counter(e.name for e in self.entries)
-        dupes = [n for n, c in names.items() if c > 1]
-        if dupes:
-            raise DamagedVault(f"vault has two entries named {dupes[0]!r}")
+        """DamagedVault naming the first invariant a loaded document breaks."""
+        for what, values in (("name", self.names()), ("id", [e.id for e in self.entries])):
+            dupes = [v for v, c in Counter(values).items() if c > 1]
+            if dupes:
+                raise DamagedVault(f"entries: two entries share the {what} {dupes[0][:64]!r}")
         active = Counter(e.project for e in self.entries if e.status is Status.ACTIVE)
         doubled = [p for p, c in active.items() if c > 1]
         if doubled:
-            raise DamagedVault(f"vault has two active keys in project {doubled[0]!r}")
+            raise DamagedVault(f"entries: two active keys in project {doubled[0]!r}")
+        admin = next(
+            (
+                i
+                for i, e in enumerate(self.entries)
+                if e.kind is Kind.ADMIN and e.status is Status.ACTIVE
+            ),
+            None,
+        )
+        if admin is not None:
+            raise DamagedVault(f"entries[{admin}]: an admin key cannot be active")
+        paths = Counter(t.path for t in self.exports)
+        if any(c > 1 for c in paths.values()):
+            raise DamagedVault("exports: one file is registered twice")
+        rids = Counter(r.rid for r in self.mints)
+        if any(c > 1 for c in rids.values()):
+            raise DamagedVault("service_accounts: two mint records share an id")
+        if not self.recipients:
+            raise DamagedVault("recipients: the vault lists no recipients")
 
 
-def entry_event(at: str, action: str, entry: Entry, **detail: Any) -> dict[str, Any]:
-    """A history record about one entry; it names the entry and never holds its secret."""
-    return {
-        "at": at,
-        "action": action,
-        "entry": entry.id,
-        "name": entry.name,
-        "project": entry.project,
-        **detail,
-    }
+def iter_entries(
+    doc: VaultDoc, *, project: str | None = None, status: str | None = None
+) -> Iterator[Entry]:
+    for entry in doc.entries:
+        if project is not None and entry.project != project:
+            continue
+        if status is not None and entry.status != status:
+            continue
+        yield entry
 
 
 def check_exportable(entry: Entry) -> None:
@@ -205,51 +426,10 @@ def refuse_admin(entry: Entry) -> None:
         )
 
 
-class PhoneUsage(NamedTuple):
-    phone: str
-    used: int
-    slots: int
-    entries: tuple[str, ...]
+def _did_you_mean(name: str, known: list[str]) -> str | None:
+    import difflib  # noqa: PLC0415 - only on the error path
 
-    @property
-    def free(self) -> int:
-        return max(self.slots - self.used, 0)
-
-
-def phone_usage(entries: Iterable[Entry], slots: int) -> list[PhoneUsage]:
-    """Slot usage per phone, fullest first."""
-    names: dict[str, list[str]] = {}
-    for entry in entries:
-        if entry.phone:
-            names.setdefault(entry.phone, []).append(entry.name)
-    rows = [PhoneUsage(p, len(n), slots, tuple(n)) for p, n in names.items()]
-    return sorted(rows, key=lambda r: (-r.used, r.phone))
-
-
-def check_phone_room(entries: Iterable[Entry], phone: str, slots: int) -> None:
-    usage = phone_usage(entries, slots)
-    current = next((u for u in usage if u.phone == phone), None)
-    if current is None or current.used < slots:
-        return
-    with_room = [u.phone for u in usage if u.free > 0]
-    hint = (
-        "phones with a free slot: " + ", ".join(with_room)
-        if with_room
-        else "no phone on file has a free slot: verify the key with a new number"
-    )
-    raise PhoneFull(
-        f"phone {phone} already verified {current.used} keys (limit {slots}):"
-        f" {', '.join(current.entries)}",
-        hint=hint,
-    )
-
-
-def iter_entries(
-    doc: VaultDoc, *, project: str | None = None, status: str | None = None
-) -> Iterator[Entry]:
-    for entry in doc.entries:
-        if project is not None and entry.project != project:
-            continue
-        if status is not None and entry.status != status:
-            continue
-        yield entry
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "see `keyvault list`" if known else None

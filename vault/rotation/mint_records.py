@@ -1,7 +1,7 @@
 """Where a mint's state lives, and which admin key and OpenAI project it uses.
 
-The records are the document's top-level `service_accounts` list (an older keyvault keeps it
-as an unknown key); vault/mint.py explains the states.
+The records are `VaultDoc.mints` (`service_accounts` in the JSON; an older keyvault keeps it as
+an unknown key); vault/model/records.py defines the states, vault/rotation/mint.py the steps.
 """
 
 from __future__ import annotations
@@ -9,19 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from vault.errors import ConfigError, DamagedVault, NoAdminKey
+from vault.errors import ConfigError, NoAdminKey
 from vault.health.admin import AdminClient
 from vault.health.checking import CheckOptions
 from vault.model.document import Entry, Kind, Status, VaultDoc
+from vault.model.records import MintRecord
 from vault.rotation.policy import rotation_policy
 from vault.store.keyvault import Keyvault
-
-RECORDS: Final = "service_accounts"
-CRASH_ENV: Final = "KEYVAULT_TEST_CRASH_AT"  # tests only: os._exit at a named step
-CRASH_EXIT: Final = 86
-OPEN_STATES: Final = ("intent", "created", "switched")
 
 
 @dataclass(frozen=True)
@@ -30,36 +26,12 @@ class MintOptions:
     grace_hours: float | None = None  # None: policy's grace_hours, else delete at --finish
     retire: bool = False
     check_options: CheckOptions = field(default_factory=CheckOptions)
+    proxy: str | None = None  # the invocation's proxy (vault/store/context.py resolves it)
     transport: Any = None  # httpx.BaseTransport for the admin client (tests)
     rand: Callable[[int], bytes] = os.urandom
-
-
-def crash_point(step: str) -> None:
-    """Die here when a test asks for it: proves each step is resumable."""
-    if os.environ.get(CRASH_ENV) == step:
-        os._exit(CRASH_EXIT)
-
-
-def records(doc: VaultDoc) -> list[dict[str, Any]]:
-    found = doc.extra.setdefault(RECORDS, [])
-    if not isinstance(found, list):
-        raise DamagedVault("vault: service_accounts is not a list")
-    return found
-
-
-def find_record(doc: VaultDoc, record_id: str) -> dict[str, Any]:
-    return next(r for r in records(doc) if r["rid"] == record_id)
-
-
-def record_event(now: str, action: str, record: dict[str, Any], **detail: Any) -> dict[str, Any]:
-    return {
-        "at": now,
-        "action": action,
-        "project": record["project"],
-        "service_account": record.get("id"),
-        "account_name": record["name"],
-        **detail,
-    }
+    # called after each step is saved, with its name: the seam tests use to stop the process
+    # there and prove every step resumes (tests/test_mint.py)
+    after_step: Callable[[str], None] = lambda _step: None
 
 
 # --- choosing the admin key and project id -------------------------------------------------
@@ -98,13 +70,13 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
     return AdminClient(
         admin.secret,
         base_url=admin.effective_base_url,
-        proxy=options.check_options.proxy or kv.config.proxy,
+        proxy=options.proxy,
         transport=options.transport,
     )
 
 
-def admin_of(doc: VaultDoc, record: dict[str, Any]) -> Entry:
-    admin = doc.by_id(str(record["admin"]))
+def admin_of(doc: VaultDoc, record: MintRecord) -> Entry:
+    admin = doc.by_id(record.admin)
     if admin is None:
         raise NoAdminKey(
             "the admin key that started this mint was removed",

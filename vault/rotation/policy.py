@@ -25,25 +25,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from vault.errors import ConfigError, NoActiveKey
-from vault.model.document import Entry, Kind, Status, VaultDoc, phone_usage
+from vault.model.clock import human, parse_time
+from vault.model.document import Entry, Kind, Status, VaultDoc
+from vault.model.health import HARD_FAILURES, HealthStatus
 from vault.store.config import Config
 
-# A hard failure is one that waiting will not fix: the user must act (new key, billing, VPN).
-HARD_FAILURES: Final = frozenset({"invalid", "quota_exhausted", "region_blocked", "forbidden"})
-HEALTH_STATUSES: Final = frozenset(
-    {
-        "ok",
-        "invalid",
-        "quota_exhausted",
-        "rate_limited",
-        "region_blocked",
-        "forbidden",
-        "model_unavailable",
-        "server_error",
-        "network_error",
-        "unexpected",
-    }
-)
 DEFAULT_COOLDOWN_MINUTES: Final = 60.0
 
 
@@ -52,14 +38,14 @@ class HealthPolicy:
     """`[health]`: when `check` disables a failing standby key (None: never)."""
 
     disable_after: int | None = None
-    hard: frozenset[str] = HARD_FAILURES
+    hard: frozenset[HealthStatus] = HARD_FAILURES
 
 
 @dataclass(frozen=True)
 class RotationPolicy:
     """`[rotation]` merged with `[rotation.projects.NAME]` for one project."""
 
-    on_status: frozenset[str] = HARD_FAILURES
+    on_status: frozenset[HealthStatus] = HARD_FAILURES
     max_age_days: int | None = None
     min_credit_usd: float | None = None
     cooldown_minutes: float = DEFAULT_COOLDOWN_MINUTES
@@ -67,13 +53,17 @@ class RotationPolicy:
     project_id: str | None = None
 
 
-def _statuses(value: object, where: str) -> frozenset[str]:
+def _statuses(value: object, where: str) -> frozenset[HealthStatus]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"config.toml: {where} must be a list of statuses")
-    unknown = sorted(set(value) - HEALTH_STATUSES)
+    known = {s.value for s in HealthStatus}
+    unknown = sorted(set(value) - known)
     if unknown:
-        raise ConfigError(f"config.toml: {where} has unknown status {unknown[0]!r}")
-    return frozenset(value)
+        raise ConfigError(
+            f"config.toml: {where} has unknown status {unknown[0]!r}",
+            hint="statuses: " + ", ".join(sorted(known)),
+        )
+    return frozenset(HealthStatus(v) for v in value)
 
 
 def _number(value: object, where: str, *, minimum: float = 0) -> float:
@@ -150,31 +140,20 @@ def validate(config: Config) -> None:
 # --- questions ----------------------------------------------------------------------------
 
 
-def parse_time(text: object) -> dt.datetime | None:
-    """An ISO time or date from the vault, as an aware UTC datetime (None if absent or bad)."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def health_status(entry: Entry) -> str | None:
-    return str(entry.health.get("status")) if entry.health else None
+def health_status(entry: Entry) -> HealthStatus | None:
+    return entry.health.status if entry.health else None
 
 
 def cooldown_until(entry: Entry, policy: RotationPolicy) -> dt.datetime | None:
     """When a rate-limited key may be used again: the longer of the server's Retry-After and
     the policy's cooldown, counted from the check that saw the limit."""
-    if health_status(entry) != "rate_limited" or entry.health is None:
+    health = entry.health
+    if health is None or health.status is not HealthStatus.RATE_LIMITED:
         return None
-    checked = parse_time(entry.health.get("checked_at"))
+    checked = parse_time(health.checked_at)
     if checked is None:
         return None
-    retry_after = entry.health.get("retry_after_s") or 0
-    wait = max(float(retry_after), policy.cooldown_minutes * 60)
+    wait = max(float(health.retry_after_s or 0), policy.cooldown_minutes * 60)
     return checked + dt.timedelta(seconds=wait)
 
 
@@ -246,7 +225,7 @@ def advice(
 
 
 def _phone_tip(doc: VaultDoc, slots: int) -> str:
-    phones = phone_usage(doc.entries, slots)
+    phones = doc.phone_usage(slots)
     free = [f"{u.phone} ({u.free} free)" for u in phones if u.free]
     if free:
         return "phones with a free verification slot: " + ", ".join(free)
@@ -260,4 +239,4 @@ def _flag(project: str | None) -> str:
 
 
 def _hhmm(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%MZ")
+    return human(moment)

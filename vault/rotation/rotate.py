@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
-from vault.export.targets import dotenv_targets
+from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import (
     Checked,
     CheckOptions,
@@ -53,13 +53,6 @@ class RotateOptions:
     check_options: CheckOptions = field(default_factory=CheckOptions)
 
 
-@dataclass(frozen=True)
-class DotenvOutcome:
-    path: str
-    ok: bool
-    detail: str  # updated, unchanged, missing (skipped), would update, or the error
-
-
 @dataclass
 class Rotation:
     project: str | None
@@ -68,7 +61,7 @@ class Rotation:
     reason: str
     dry_run: bool = False
     checked: list[Checked] = field(default_factory=list)
-    dotenv: list[DotenvOutcome] = field(default_factory=list)
+    dotenv: list[SyncOutcome] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -81,7 +74,7 @@ class Rotation:
             "old": self.old,
             "reason": self.reason,
             "dry_run": self.dry_run,
-            "dotenv": [d.__dict__ for d in self.dotenv],
+            "dotenv": [d.to_dict() for d in self.dotenv],
             "checked": [c.to_dict() for c in self.checked],
         }
 
@@ -176,23 +169,7 @@ def _chosen(doc: VaultDoc, project: str | None, to: str, trust_unchecked: bool) 
 
 def switch(doc: VaultDoc, new: Entry, *, retire: bool, reason: str, now: str) -> Entry | None:
     """Make `new` active and its predecessor standby (or retired), recording why."""
-    old = doc.activate(new)
-    if old is not None and retire:
-        old.status = Status.RETIRED
-    doc.record(
-        {
-            "at": now,
-            "action": "rotate",
-            "entry": new.id,
-            "name": new.name,
-            "project": new.project,
-            "from": old.name if old else None,
-            "from_entry": old.id if old else None,
-            "old_status": str(old.status) if old else None,
-            "reason": reason,
-        }
-    )
-    return old
+    return doc.rotate_to(new, at=now, reason=reason, retire_old=retire)
 
 
 def rotate_in(
@@ -224,14 +201,12 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     probed = Probed()
     if options.check:
         checks = options.check_options
-        proxy = checks.proxy or kv.config.proxy
-        probed = probe_entries(todo, checks, proxy=proxy, clock=kv.clock)
+        probed = probe_entries(todo, checks, proxy=checks.proxy, clock=kv.clock)
         if probed.interrupted:
             raise KeyboardInterrupt
     if options.dry_run:  # the same change on a copy that is never saved
         preview = rotate_in(doc, kv, project, options, probed)
-        targets = dotenv_targets(doc, project)
-        preview.dotenv = [DotenvOutcome(str(p), True, "would update") for p in targets]
+        preview.dotenv = sync(doc, [project], dry_run=True)
         return preview
     failure: list[KeyvaultError] = []
 
@@ -246,37 +221,8 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
         rotation = kv.transact(change)
     if rotation is None:
         raise failure[0]
-    rotation.dotenv = sync_dotenv(kv, project)
+    rotation.dotenv = list(kv.synced)
     return rotation
-
-
-def sync_dotenv(kv: Keyvault, project: str | None) -> list[DotenvOutcome]:
-    """Write the project's active key into every `.env` file it was exported to."""
-    from vault.export.dotenv import update_dotenv_file  # noqa: PLC0415
-    from vault.store.context import active_export  # noqa: PLC0415
-
-    doc = kv.read()
-    _, values = active_export(doc, project)
-    outcomes = []
-    for path in dotenv_targets(doc, project):
-        if not (path.exists() or path.is_symlink()):  # a symlink is refused below, not skipped
-            outcomes.append(DotenvOutcome(str(path), True, "missing (skipped)"))
-            continue
-        try:
-            result = update_dotenv_file(path, values)
-        except (KeyvaultError, OSError) as exc:
-            outcomes.append(DotenvOutcome(str(path), False, _reason(exc)))
-            continue
-        outcomes.append(
-            DotenvOutcome(str(path), True, "updated" if result.changed else "unchanged")
-        )
-    return outcomes
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return (exc.strerror or type(exc).__name__).lower()
-    return str(exc)
 
 
 # --- policy-driven (cron) -------------------------------------------------------------------

@@ -16,9 +16,9 @@ from typing import Any
 
 from vault.errors import InvalidValue
 from vault.health.admin import AdminClient, CostRow
+from vault.model.clock import iso, parse_time
 from vault.model.document import Entry, Kind, VaultDoc
-from vault.rotation.mint_records import admin_entry, project_id_for, records
-from vault.rotation.policy import parse_time
+from vault.rotation.mint_records import admin_entry, project_id_for
 from vault.store.keyvault import Keyvault
 
 MAX_DAYS = 180
@@ -73,6 +73,7 @@ def usage_report(
     *,
     every_project: bool = False,
     admin: str | None = None,
+    proxy: str | None = None,
     transport: Any = None,
 ) -> UsageReport:
     """Spend over the last `days` days, for one vault project or (`every_project`) all."""
@@ -83,20 +84,16 @@ def usage_report(
     key = admin_entry(doc, project, admin)
     only = None if every_project else [project_id_for(doc, kv, project)]
     with AdminClient(
-        key.secret, base_url=key.effective_base_url, proxy=kv.config.proxy, transport=transport
+        key.secret, base_url=key.effective_base_url, proxy=proxy, transport=transport
     ) as api:
         rows = api.costs(int(start.timestamp()), int(end.timestamp()), project_ids=only)
         names = {p["id"]: p.get("name") for p in api.list_projects() if "id" in p}
         spent_ids = {r.project_id for r in rows if r.project_id}
         listed = {pid: api.list_api_keys(pid) for pid in sorted(spent_ids)}
-    report = UsageReport(days, _iso(start), _iso(end))
+    report = UsageReport(days, iso(start), iso(end))
     report.projects = _by_project(rows, names, doc)
     report.keys = _by_key(rows, _match_keys(doc, listed))
     return report
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _by_project(
@@ -118,10 +115,10 @@ def _by_project(
 def _match_keys(doc: VaultDoc, listed: dict[str, list[dict[str, Any]]]) -> dict[str, Entry]:
     """API key id → vault entry: minted keys by record, others by their redacted value."""
     matched: dict[str, Entry] = {}
-    for rec in records(doc):
-        entry = doc.by_id(str(rec.get("entry")))
-        if entry is not None and rec.get("key_id"):
-            matched[str(rec["key_id"])] = entry
+    for rec in doc.mints:
+        entry = doc.by_id(rec.entry)
+        if entry is not None and rec.key_id:
+            matched[rec.key_id] = entry
     for project_id, keys in listed.items():
         for key in keys:
             if key.get("id") in matched:

@@ -21,6 +21,7 @@ from pathlib import Path
 from vault import age
 from vault.errors import KeyvaultError, SessionError
 from vault.model.document import VaultDoc
+from vault.model.records import ExportKind
 from vault.store.config import Paths
 from vault.store.files import read_file
 
@@ -216,8 +217,7 @@ class Doctor:
     def check_dotenv(self) -> list[Check]:
         if self.doc is None:
             return []
-        exports = self.doc.exports
-        targets = {str(e["path"]) for e in exports if e.get("kind") == "dotenv" and e.get("path")}
+        targets = {t.path for t in self.doc.exports if t.kind is ExportKind.DOTENV}
         problems: list[Check] = []
         for target in sorted(targets):
             path = Path(target)

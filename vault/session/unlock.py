@@ -8,6 +8,7 @@ hands out its key), KEYVAULT_PASSPHRASE(_FILE), then a prompt.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Protocol
 
 from vault.errors import NoPassphraseSource, VaultNotFound
@@ -137,3 +138,30 @@ def _read_identity_file(paths: Paths) -> bytes:
         raise VaultNotFound(
             f"no identity at {paths.identity}", hint="run `keyvault init` to create a vault"
         ) from None
+
+
+def terminal_available() -> bool:
+    """True when a human can be asked: a controlling terminal we can open."""
+    if sys.platform == "win32":
+        return sys.stdin.isatty()
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def ask_hidden(prompt: str) -> Secret:
+    """Read a secret from the terminal without echo (never from stdin, never argv)."""
+    if not terminal_available():
+        raise NoPassphraseSource(
+            "no terminal to ask for the passphrase",
+            hint="set KEYVAULT_PASSPHRASE_FILE or KEYVAULT_IDENTITY for automation",
+        )
+    import getpass  # noqa: PLC0415
+
+    try:
+        return Secret(getpass.getpass(prompt))
+    except EOFError:
+        raise NoPassphraseSource("no passphrase given") from None

@@ -1,27 +1,73 @@
-"""Which project a command means, and the variables its active key exports.
+"""One resolved context per invocation, and what a project exports: every command reads these,
+so `env`, `exec`, `get`, `hook-env`, `dotenv`, `ci`, `check` and `rotate` can never disagree.
 
-The project is, in order: `--project`, the `project` of the nearest `.keyvault.toml` found
-upward from the working directory (like `.git` or direnv's `.envrc`), `default_project` in
-config.toml, else the default project (keys added without `--project`).
+    ctx = Context(project_option="work")       # or the CLI builds it from its flags
+    exported = ctx.exported(ctx.kv.read())     # the entry and its OPENAI_* values
+
+Each fact has one source, resolved once (the habit of llm's `get_key`: a hierarchy of
+sources in one function):
+- vault home: `--vault`, then `KEYVAULT_HOME`, then the platform data folder;
+- project: `--project`, then the nearest `.keyvault.toml` upward from the working folder
+  (one that is ours: owned by us or root, like git's safe.directory), then `default_project`
+  in config.toml, else the default project (keys added without `--project`);
+- proxy: `--proxy`, then `proxy` in config.toml, then the environment (`HTTPS_PROXY`, …);
+- time: the clock passed in (tests pass a fixed one).
+This module must stay cheap to import: `keyvault env` runs it on every shell start.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
-from vault.errors import ConfigError, PolicyViolation
-from vault.model.document import Entry, Kind, VaultDoc
-from vault.store.config import Config
+from vault.errors import ConfigError
+from vault.export import Exported, exported
+from vault.model.clock import Clock, utc_now
+from vault.model.document import VaultDoc
+from vault.store.config import Config, Paths, load_config, resolve_home
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.session.unlock import Unlocker
+    from vault.store.keyvault import Keyvault
 
 PROJECT_FILE = ".keyvault.toml"
+Warn = Callable[[str], None]
 
 
-def find_project_file(start: Path) -> Path | None:
-    """The nearest `.keyvault.toml` in `start` or a parent folder."""
+class ProjectChoice(NamedTuple):
+    """The project a command means and where that came from (for messages and `status`)."""
+
+    name: str | None  # None: the default project
+    source: str  # "--project", the project file's path, "config.toml", or "default"
+
+
+# --- project files ------------------------------------------------------------------------
+
+
+def find_project_file(start: Path, *, warn: Warn | None = None) -> Path | None:
+    """The nearest `.keyvault.toml` in `start` or a parent folder that is ours.
+
+    A file another user owns is skipped with a warning: in a shared parent folder (the
+    system temp folder, a team share) anyone could otherwise pick which key we export.
+    """
+    uid = getattr(os, "geteuid", lambda: None)()
     for folder in (start, *start.parents):
         candidate = folder / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
+        try:
+            info = candidate.stat()
+        except OSError:
+            continue
+        if not candidate.is_file():
+            continue
+        if uid is not None and info.st_uid not in (uid, 0):
+            if warn is not None:
+                warn(f"ignoring {candidate}: owned by uid {info.st_uid}, not by you")
+            continue
+        return candidate
     return None
 
 
@@ -31,38 +77,110 @@ def read_project_file(path: Path) -> str | None:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: cannot read ({reason})") from None
     project = data.get("project")
     if project is not None and not isinstance(project, str):
         raise ConfigError(f"{path}: 'project' must be a string")
-    return project
+    return project or None
 
 
-def resolve_project(option: str | None, cwd: Path, config: Config) -> str | None:
+def resolve_project(
+    option: str | None, cwd: Path, config: Config, *, warn: Warn | None = None
+) -> ProjectChoice:
+    """`--project` (empty means the default project), the project file, then config.toml."""
     if option is not None:
-        return option or None
-    found = find_project_file(cwd)
+        return ProjectChoice(option or None, "--project")
+    found = find_project_file(cwd, warn=warn)
     if found is not None:
         project = read_project_file(found)
         if project:
-            return project
-    return config.default_project
+            return ProjectChoice(project, str(found))
+    if config.default_project:
+        return ProjectChoice(config.default_project, "config.toml")
+    return ProjectChoice(None, "default")
 
 
-def export_values(entry: Entry) -> dict[str, str]:
-    """OPENAI_* variables for an entry; an admin key is never exported."""
-    if entry.kind is Kind.ADMIN:
-        raise PolicyViolation(f"{entry.name!r} is an admin key and is never exported")
-    from vault.export import openai_values  # noqa: PLC0415
-
-    return openai_values(
-        entry.secret.reveal(),
-        base_url=entry.base_url,
-        org_id=entry.org_id,
-        project_id=entry.project_id,
-    )
+def folder_project(cwd: Path, *, warn: Warn | None = None) -> str | None:
+    """The project a folder belongs to (its project file), for the directory hook."""
+    found = find_project_file(cwd, warn=warn)
+    return read_project_file(found) if found is not None else None
 
 
-def active_export(doc: VaultDoc, project: str | None) -> tuple[Entry, dict[str, str]]:
-    entry = doc.active(project)
-    return entry, export_values(entry)
+# --- the context --------------------------------------------------------------------------
+
+
+def _stderr_warning(message: str) -> None:
+    import sys  # noqa: PLC0415
+
+    sys.stderr.write(f"keyvault: warning: {message}\n")
+
+
+class Context:
+    """What one invocation resolves once; every command of the CLI reads it."""
+
+    def __init__(
+        self,
+        *,
+        vault_home: str | None = None,
+        project_option: str | None = None,
+        proxy_option: str | None = None,
+        cwd: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock = utc_now,
+        warn: Warn = _stderr_warning,
+        interactive: bool | None = None,
+    ) -> None:
+        self.vault_home = vault_home
+        self.project_option = project_option
+        self.proxy_option = proxy_option
+        self.cwd = cwd if cwd is not None else Path.cwd()
+        self.environ = environ if environ is not None else os.environ
+        self.clock = clock
+        self.warn = warn
+        self.interactive = interactive  # None: ask when a terminal is there
+
+    @cached_property
+    def paths(self) -> Paths:
+        return Paths(resolve_home(self.vault_home, self.environ))
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.paths.config)
+
+    @cached_property
+    def project_choice(self) -> ProjectChoice:
+        return resolve_project(self.project_option, self.cwd, self.config, warn=self.warn)
+
+    @property
+    def project(self) -> str | None:
+        return self.project_choice.name
+
+    @cached_property
+    def proxy(self) -> str | None:
+        """`--proxy`, else `proxy` in config.toml; None lets the HTTP client read the
+        environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
+        return self.proxy_option or self.config.proxy
+
+    @cached_property
+    def unlocker(self) -> Unlocker:
+        from vault.session.client import Session  # noqa: PLC0415
+        from vault.session.identity import UnlockSettings  # noqa: PLC0415
+        from vault.session.unlock import Unlocker, ask_hidden, terminal_available  # noqa: PLC0415
+
+        ask = self.interactive if self.interactive is not None else terminal_available()
+        return Unlocker(
+            settings=UnlockSettings.from_environ(self.environ),
+            ask=ask_hidden if ask else None,
+            session=Session(self.paths.home),
+        )
+
+    @cached_property
+    def kv(self) -> Keyvault:
+        from vault.store.keyvault import Keyvault  # noqa: PLC0415
+
+        return Keyvault(self.paths, self.unlocker, clock=self.clock, config=self.config)
+
+    def exported(self, doc: VaultDoc) -> Exported:
+        """What this invocation's project exports."""
+        return exported(doc, self.project)

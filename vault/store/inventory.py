@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
+from vault.export.targets import SyncOutcome
 from vault.model import validate as v
-from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
+from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
 from vault.model.secret import Secret
 from vault.store.keyvault import Keyvault
 
@@ -91,6 +93,7 @@ def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
 class Added:
     entry: Entry
     warnings: list[str] = field(default_factory=list)
+    synced: list[SyncOutcome] = field(default_factory=list)  # .env files that followed
 
 
 def add_key(
@@ -118,7 +121,6 @@ def add_key(
         updated_at=now,
         **meta,
     )
-    warnings = list(checked.warnings)
 
     def change(doc: VaultDoc) -> None:
         _refuse_duplicate_secret(doc, entry)
@@ -127,13 +129,10 @@ def add_key(
         )
         if kind is Kind.API and (activate or not has_active) and "status" not in meta:
             entry.status = Status.ACTIVE
-        before = _active_ids(doc)
-        doc.add(entry, phone_slots=kv.config.phone_slots)
-        doc.record(entry_event(now, "add", entry, status=entry.status.value))
-        _record_displaced(doc, before, entry, now)
+        doc.add_entry(entry, at=now, phone_slots=kv.config.phone_slots)
 
     kv.transact(change)
-    return Added(entry, warnings)
+    return Added(entry, list(checked.warnings), list(kv.synced))
 
 
 def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
@@ -141,7 +140,7 @@ def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
     # one per stored key, which on a 10,000-key vault was a tenth of `add`
     target = hash(new.secret)
     for other in doc.entries:
-        if other is not new and hash(other.secret) == target and other.secret == new.secret:
+        if other.id != new.id and hash(other.secret) == target and other.secret == new.secret:
             raise DuplicateKey(f"this key is already stored as {other.name!r}")
 
 
@@ -159,26 +158,17 @@ def edit_key(
     if not changes and secret is None:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
+    pending_warnings: list[str] = []
 
     def change(doc: VaultDoc) -> Entry:
-        key_changes, warnings = _key_changes(doc.find(name), changes, secret)
+        entry = doc.find(name)
+        key_changes, warnings = _key_changes(entry, changes, secret)
         all_changes = {**changes, **key_changes}
         if "secret" in all_changes:
-            probe = Entry(id="", name=name, secret=all_changes["secret"])
-            _refuse_duplicate_secret(
-                VaultDoc(entries=[e for e in doc.entries if e.name != name]), probe
-            )
-        before = _active_ids(doc)
-        updated = doc.update(
-            name, {**all_changes, "updated_at": now}, phone_slots=kv.config.phone_slots
-        )
-        shown = sorted(k for k in all_changes if k != "kind")
-        doc.record(entry_event(now, "edit", updated, fields=shown))
-        _record_displaced(doc, before, updated, now)
+            _refuse_duplicate_secret(doc, entry.evolve(secret=all_changes["secret"]))
         pending_warnings.extend(warnings)
-        return updated
+        return doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
 
-    pending_warnings: list[str] = []
     updated = kv.transact(change)
     if on_warning is not None:
         for message in pending_warnings:
@@ -205,29 +195,27 @@ def _key_changes(
     return out, list(checked.warnings) if secret is not None else []
 
 
-def _active_ids(doc: VaultDoc) -> set[str]:
-    return {e.id for e in doc.entries if e.status is Status.ACTIVE}
-
-
-def _record_displaced(doc: VaultDoc, before: set[str], cause: Entry, now: str) -> None:
-    """History for keys that lost their active status because `cause` became active."""
-    for entry in doc.entries:
-        if entry.id in before and entry.id != cause.id and entry.status is not Status.ACTIVE:
-            why = f"{cause.name} became the active key"
-            entry.updated_at = now
-            doc.record(entry_event(now, "status", entry, status=entry.status.value, reason=why))
-
-
 def remove_key(kv: Keyvault, name: str) -> Entry:
     now = kv.now_iso()
+    return kv.transact(lambda doc: doc.remove_entry(name, at=now))
 
-    def change(doc: VaultDoc) -> Entry:
-        entry = doc.remove(name)
-        doc.record(entry_event(now, "rm", entry))
-        return entry
 
-    return kv.transact(change)
+def add_phone(kv: Keyvault, number: str, *, note: str | None = None) -> None:
+    """Record a spare phone number before it verifies a key, so slot hints offer it."""
+    phone = v.normalize_phone(number)
+    cleaned = v.clean_text(note, "note") if note else None
+    now = kv.now_iso()
+    kv.transact(lambda doc: doc.add_phone(phone, at=now, note=cleaned))
 
 
 def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
-    return phone_usage(doc.entries, slots)
+    return doc.phone_usage(slots)
+
+
+def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:
+    """Register the .env file at `path` to `project` (moving it from another project), so
+    every later change of the project's key rewrites it. True when something changed."""
+    target, now = str(path.absolute()), kv.now_iso()
+    if any(t.path == target and t.project == project for t in kv.read().exports):
+        return False
+    return kv.transact(lambda doc: doc.remember_export(project, target, at=now))

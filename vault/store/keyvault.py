@@ -11,7 +11,6 @@ Every change bumps the generation and is sealed to every recipient listed in the
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,8 +23,10 @@ from vault.errors import (
     VaultNotFound,
     WrongPassphrase,
 )
-from vault.model import codec as document
+from vault.model import codec
+from vault.model.clock import Clock, iso, utc_now
 from vault.model.document import VaultDoc
+from vault.model.records import Action, Event, Recipient
 from vault.model.secret import Secret
 from vault.session.identity import (
     SCRYPT_LOG_N,
@@ -47,13 +48,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     # `vault.age` loads cryptography: commands that a session unlocks never import it
     from vault import age
+    from vault.export.targets import SyncOutcome
 
 T = TypeVar("T")
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Keyvault:
@@ -73,6 +70,7 @@ class Keyvault:
         self.unlocker = unlocker
         self.clock = clock
         self.ops = ops
+        self.synced: list[SyncOutcome] = []  # the .env files the last change brought along
         self._lock_timeout = lock_timeout
         self._config = config
 
@@ -108,11 +106,10 @@ class Keyvault:
         sealed_identity = seal_identity(
             identity, passphrase, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=now
         )
-        doc = VaultDoc(
-            generation=1,
-            recipients=[{"name": "owner", "recipient": identity.recipient().to_string()}],
-        )
-        doc.record({"at": _iso(now), "action": "init"})
+        at = iso(now)
+        owner = Recipient("owner", identity.recipient().to_string(), added_at=at)
+        doc = VaultDoc(generation=1, recipients=[owner])
+        doc.record(Event(at, Action.INIT))
         with locked(self.paths.lock, timeout=self.lock_timeout):
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
@@ -138,7 +135,7 @@ class Keyvault:
                 "this identity cannot open vault.age",
                 hint="the vault was sealed to other recipients; check KEYVAULT_IDENTITY",
             ) from None
-        return document.loads(plain, source=self.paths.vault.name)
+        return codec.loads(plain, source=self.paths.vault.name)
 
     def _read_vault_bytes(self) -> bytes:
         try:
@@ -154,17 +151,22 @@ class Keyvault:
     def transact(self, change: Callable[[VaultDoc], T], *, backup_previous: bool = True) -> T:
         """Lock, read, apply `change`, seal and save; on any error the vault is unchanged.
 
-        `backup_previous=False` makes the backup a copy of the new file instead of the old
-        one: used when the old file must stop existing (a recipient was removed).
+        Then, still under the lock, every `.env` file registered to a project whose exported
+        variables changed is brought up to date (vault/export/targets.py); what happened to
+        each is left in `self.synced`. `backup_previous=False` makes the backup a copy of the
+        new file instead of the old one: used when the old file must stop existing (a
+        recipient was removed).
         """
         if not self.paths.vault.exists():
             self._read_vault_bytes()  # raises VaultNotFound with the right hint
+        self.synced = []
         with locked(self.paths.lock, timeout=self.lock_timeout):
             sweep_temp_files(self.paths.vault)
             sealed = self._read_vault_bytes()
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)
             del sealed  # a large vault's old bytes need not stay in memory through the save
+            before = _ExportSnapshot(doc)
             result = change(doc)
             doc.generation += 1
             data = self.seal(doc)
@@ -176,15 +178,16 @@ class Keyvault:
             write_file_atomic(self.paths.vault, data, backup=self.paths.backup, ops=self.ops)
             if not backup_previous:
                 write_file_atomic(self.paths.backup, data, ops=self.ops)
+            self.synced = before.sync(doc)
         return result
 
     def seal(self, doc: VaultDoc) -> bytes:
         from vault import age  # noqa: PLC0415
 
-        recipients = [_recipient(r) for r in doc.recipients]
+        recipients = [age.X25519Recipient.parse(r.recipient) for r in doc.recipients]
         if not recipients:
             raise DamagedVault("the vault lists no recipients; refusing to seal it to nobody")
-        return age.encrypt(document.dumps(doc), recipients)
+        return age.encrypt(codec.dumps(doc), recipients)
 
     # --- passphrase -----------------------------------------------------------------------
 
@@ -199,17 +202,32 @@ class Keyvault:
             write_file_atomic(self.paths.identity, sealed, ops=self.ops)
 
     def now_iso(self) -> str:
-        return _iso(self.clock())
+        return iso(self.clock())
 
 
-def _recipient(raw: dict[str, str]) -> age.X25519Recipient:
-    from vault import age  # noqa: PLC0415
+class _ExportSnapshot:
+    """What each project with registered .env files exported before a change, to find the
+    projects whose files must follow it (nothing at all for a vault without such files)."""
 
-    try:
-        return age.X25519Recipient.parse(raw["recipient"])
-    except (KeyError, TypeError):
-        raise DamagedVault("the vault's recipient list is malformed") from None
+    def __init__(self, doc: VaultDoc) -> None:
+        from vault.export import export_state  # noqa: PLC0415
 
+        projects = {t.project for t in doc.exports}
+        self.state = {p: export_state(doc, p) for p in projects}
+        self.targets = {(t.path, t.project) for t in doc.exports}
+        self.keys = {e.secret.reveal() for e in doc.entries if e.project in projects}
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    def sync(self, doc: VaultDoc) -> list[SyncOutcome]:
+        if not doc.exports:
+            return []
+        from vault.export import export_state  # noqa: PLC0415
+        from vault.export.targets import sync  # noqa: PLC0415
+
+        projects = {t.project for t in doc.exports}
+        changed = [
+            p
+            for p in sorted(projects, key=lambda p: p or "")
+            if export_state(doc, p) != self.state.get(p)
+            or any(t.project == p and (t.path, p) not in self.targets for t in doc.exports)
+        ]
+        return sync(doc, changed, self.keys) if changed else []

@@ -1,0 +1,61 @@
+"""The directory hook's bookkeeping: export a project's variables on entering its folder and
+give the user back what they had on leaving, as direnv does.
+
+The shell keeps two variables between prompts: `KEYVAULT_HOOK_PROJECT` (the project whose
+variables are exported now) and `KEYVAULT_HOOK_SAVED` (the user's own OPENAI_* values from
+before the first project folder, as JSON; a name missing from it was unset). Pure: the
+environment and the project's values come in, the statements' content goes out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+from vault.export import OPENAI_VARIABLES
+
+CURRENT: Final = "KEYVAULT_HOOK_PROJECT"
+SAVED: Final = "KEYVAULT_HOOK_SAVED"
+
+
+class HookChange(NamedTuple):
+    """What the shell must do: set these, then unset those (names only in `unset`)."""
+
+    set: dict[str, str]
+    unset: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not self.set and not self.unset
+
+
+def saved_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The user's own OPENAI_* values: saved on entering a project, else what is set now."""
+    if CURRENT not in environ:
+        return {n: environ[n] for n in OPENAI_VARIABLES if n in environ}
+    try:
+        saved = json.loads(environ.get(SAVED, "{}"))
+    except ValueError:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {n: v for n, v in saved.items() if n in OPENAI_VARIABLES and isinstance(v, str)}
+
+
+def hook_change(
+    environ: Mapping[str, str], project: str | None, values: Mapping[str, str] | None
+) -> HookChange:
+    """The change for a shell now in `project` (None: no project folder) whose variables are
+    `values` (None: the vault could not be opened without asking)."""
+    current = environ.get(CURRENT)
+    if project is not None and project == current and values is not None:
+        return HookChange({}, [])
+    if project is None and current is None:
+        return HookChange({}, [])
+    base = saved_values(environ)
+    if project is None or values is None:  # leave: give the user's own values back
+        unset = [n for n in OPENAI_VARIABLES if n not in base]
+        return HookChange(dict(base), [*unset, CURRENT, SAVED])
+    exported = {**values, CURRENT: project, SAVED: json.dumps(base, separators=(",", ":"))}
+    return HookChange(exported, [n for n in OPENAI_VARIABLES if n not in values])

@@ -1,0 +1,59 @@
+"""Time as the vault stores it and as people read it: one place for both.
+
+The document stores UTC instants as RFC 3339 with a `Z` and whole seconds
+(`2026-11-30T15:01:18Z`); human output shows local time unless the user asks for UTC.
+Pure: the current time is always passed in (a `Clock`), never read here except by `utc_now`,
+the default clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The default clock: now, as an aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    """`moment` as the document stores it: UTC, whole seconds, `Z` (naive means UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_epoch(epoch: float) -> str:
+    """Seconds since the epoch, in the stored form."""
+    return iso(dt.datetime.fromtimestamp(epoch, dt.UTC))
+
+
+def parse_time(text: object) -> dt.datetime | None:
+    """A stored time or date as an aware UTC datetime; None when absent or not a time."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def is_time(text: object) -> bool:
+    """Whether `text` is a stored time (or a date): what the document reader accepts."""
+    return parse_time(text) is not None
+
+
+def human(moment: dt.datetime | str | None, *, utc: bool = False, seconds: bool = False) -> str:
+    """A time for people: local time with its zone (`2026-11-30 16:01 CET`), or UTC with
+    `utc=True` (`2026-11-30 15:01Z`); `-` for None or a value that is not a time."""
+    when = parse_time(moment) if isinstance(moment, str) else moment
+    if when is None:
+        return "-"
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    if utc:
+        return when.astimezone(dt.UTC).strftime(shape) + "Z"
+    local = when.astimezone()
+    return f"{local.strftime(shape)} {local.tzname() or local.strftime('%z')}"
