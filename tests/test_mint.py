@@ -18,7 +18,7 @@ from rotation_support import Clock, actives, add, by_name, files, open_vault
 from vault.export.dotenv import update_dotenv_file
 from vault.model.document import Status, VaultDoc
 from vault.rotation.mint import mint_rotate, run_due
-from vault.rotation.mint_records import MintOptions
+from vault.rotation.mint_admin import MintOptions
 from vault.rotation.rotate import RotateOptions
 from vault.store.inventory import remember_dotenv
 from vault.store.keyvault import Keyvault
@@ -50,7 +50,7 @@ def setup_project(server: FakeOpenAI, home: Path, env_file: Path, **kv_args: Any
 CRASH_AT = """
 import os, sys
 from vault.rotation.mint import mint_rotate
-from vault.rotation.mint_records import MintOptions
+from vault.rotation.mint_admin import MintOptions
 from vault.store.context import Context
 
 step, grace = sys.argv[1], sys.argv[2]

@@ -399,7 +399,7 @@ def mint(rid: str = "00000000000000a1") -> MintRecord:
     return MintRecord(rid, MintState.INTENT, "work", "proj_x", "0" * 16, "acct", AT)
 
 
-def test_mint_records_move_only_along_their_state_machine():
+def test_mint_admin_move_only_along_their_state_machine():
     doc = doc_with()
     doc.add_mint(mint(), at=AT)
     with pytest.raises(PolicyViolation, match="cannot go from intent to active"):

@@ -37,6 +37,7 @@ from vault.errors import (
     SessionError,
 )
 from vault.session import client as session
+from vault.session import wire
 
 pytestmark = pytest.mark.skipif(not session.supported(), reason="needs unix domain sockets")
 pwd = pytest.importorskip("pwd")
@@ -75,7 +76,7 @@ def no_session(**where: Path) -> bool:
 
 
 def frame(header: bytes, body: bytes = b"") -> bytes:
-    return session.FRAME.pack(len(header), len(body)) + header + body
+    return wire.FRAME.pack(len(header), len(body)) + header + body
 
 
 def raw_request(path: str, data: bytes, *, close_write: bool = True) -> bytes:
@@ -229,8 +230,8 @@ def test_a_connection_open_across_the_ttl_gets_no_plaintext(
         sock.connect(session.socket_path(vault_home, runtime_dir))
         time.sleep(1.2)  # the agent accepted at once and now waits (up to 2 s) for a request
         try:
-            session.send_message(sock, {"op": "decrypt"}, sealed_to(identity, message))
-            reply = session.recv_message(sock)
+            wire.send_message(sock, {"op": "decrypt"}, sealed_to(identity, message))
+            reply = wire.recv_message(sock)
         except OSError:
             reply = None  # the agent had already exited
     assert reply in (None, ({"error": "expired"}, b""))
@@ -255,9 +256,9 @@ def test_every_request_checks_the_deadline(tmp_path: Path) -> None:
         now[0] += advance
         ours, theirs = socket.socketpair(socket.AF_UNIX)
         with ours, theirs:
-            session.send_message(theirs, {"op": "decrypt"}, sealed_to(identity, message))
+            wire.send_message(theirs, {"op": "decrypt"}, sealed_to(identity, message))
             agent._handle(ours)
-            header, body = session.recv_message(theirs)
+            header, body = wire.recv_message(theirs)
         assert body == expected
     assert header == {"error": "expired"}
     assert not path.exists()
@@ -339,7 +340,7 @@ GARBAGE = [
     frame(b'{"op": {"x": 1}}'),
     frame(b'{"op": "decrypt"}'),  # nothing to decrypt
     frame(b'{"op": "decrypt"}', b"age-encryption.org/v1\n"),
-    session.FRAME.pack(17, 1000) + b'{"op": "decrypt"}' + b"short",  # body never completes
+    wire.FRAME.pack(17, 1000) + b'{"op": "decrypt"}' + b"short",  # body never completes
     frame(b"x" * 5000),
 ]
 
@@ -454,7 +455,7 @@ def test_a_stalled_client_does_not_hold_up_others(
     for _ in range(3):  # connected, half a request sent, then silence
         sock = socket.socket(socket.AF_UNIX)
         sock.connect(path)
-        sock.sendall(session.FRAME.pack(17, 100) + b'{"op": "decrypt"}')
+        sock.sendall(wire.FRAME.pack(17, 100) + b'{"op": "decrypt"}')
         stalled.append(sock)
     try:
         started = time.monotonic()
@@ -698,6 +699,7 @@ PROBE = """
 import json, sys
 from vault import age
 from vault.session import client as session
+from vault.session import wire
 identity, home, run = json.load(sys.stdin)
 info = session.start(identity, vault_home=home, ttl=60, runtime_dir=run)
 print(json.dumps({"pid": info.pid}), flush=True)

@@ -12,7 +12,7 @@ from fake_openai import FakeOpenAI
 from rotation_support import add, by_name, open_vault
 
 from vault.rotation.mint import mint_rotate
-from vault.rotation.mint_records import MintOptions
+from vault.rotation.mint_admin import MintOptions
 
 pytest_plugins = ["fake_openai"]
 

@@ -12,7 +12,7 @@ from vault.cli.options import json_option, project_option, proxy_option
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
-from vault.rotation.mint_records import MintOptions
+from vault.rotation.mint_admin import MintOptions
 from vault.rotation.rotate import DueReport, RotateOptions, Rotation
 from vault.store.context import Context
 

@@ -45,13 +45,6 @@ class Secret:
     def masked(self) -> str:
         return mask(self._value)
 
-    def fingerprint(self, key: bytes) -> str:
-        """A keyed hash for comparing secrets without holding or printing them."""
-        import hashlib  # noqa: PLC0415 - stdlib hmac loads OpenSSL's hashlib: ~2 ms at startup
-        import hmac  # noqa: PLC0415
-
-        return hmac.new(key, self._value.encode(), hashlib.sha256).hexdigest()
-
     def __str__(self) -> str:
         return self.masked
 

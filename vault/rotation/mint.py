@@ -27,14 +27,14 @@ from vault.health.checking import Probed, interrupts_deferred, probe_entries
 from vault.model.clock import iso
 from vault.model.document import Entry, VaultDoc
 from vault.model.records import OPEN_MINT_STATES, Action, MintRecord, MintState
-from vault.rotation.mint_cleanup import abandon, delete_due
-from vault.rotation.mint_records import (
+from vault.rotation.mint_admin import (
     MintOptions,
     admin_client,
     admin_entry,
     admin_of,
     project_id_for,
 )
+from vault.rotation.mint_cleanup import abandon, delete_due
 from vault.rotation.policy import rotation_policy
 from vault.rotation.rotate import (
     DueReport,

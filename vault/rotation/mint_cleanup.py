@@ -13,7 +13,7 @@ import datetime as dt
 from vault.model.clock import parse_time
 from vault.model.document import Status, VaultDoc
 from vault.model.records import Action, MintRecord, MintState
-from vault.rotation.mint_records import MintOptions, admin_client, admin_of
+from vault.rotation.mint_admin import MintOptions, admin_client, admin_of
 from vault.store.keyvault import Keyvault
 
 

@@ -18,7 +18,7 @@ from vault.errors import InvalidValue
 from vault.health.admin import AdminClient, CostRow
 from vault.model.clock import iso, parse_time
 from vault.model.document import Entry, Kind, VaultDoc
-from vault.rotation.mint_records import admin_entry, project_id_for
+from vault.rotation.mint_admin import admin_entry, project_id_for
 from vault.store.keyvault import Keyvault
 
 MAX_DAYS = 180

@@ -25,9 +25,7 @@ import stat
 import sys
 
 from vault.errors import InvalidValue, SessionError
-
-# FRAME, recv_message and send_message moved to vault/wire.py; still reachable from here
-from vault.session.wire import FRAME, exchange, recv_message, refusal, send_message  # noqa: F401
+from vault.session.wire import exchange, refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

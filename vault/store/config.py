@@ -144,16 +144,6 @@ def load_config(path: Path) -> Config:
     return Config.from_mapping(raw, source=str(path))
 
 
-def save_config(path: Path, values: Mapping[str, Any]) -> None:
-    """Write `config.toml` atomically, 0600."""
-    import tomli_w  # noqa: PLC0415 - writing config is rare
-
-    from vault.store.files import write_file_atomic  # noqa: PLC0415
-
-    Config.from_mapping(values, source=str(path))
-    write_file_atomic(path, tomli_w.dumps(dict(values)).encode())
-
-
 def ensure_private_dir(path: Path) -> None:
     """Create `path` (and parents) as 0700 whatever the umask; refuse a symlinked home."""
     try:
