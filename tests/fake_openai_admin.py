@@ -1,7 +1,7 @@
 """The Administration API part of the fake server (admin keys `sk-admin-…`).
 
 Projects, project API keys (list/get/delete), service accounts (create/delete: the only way to
-mint a key by API) and costs with pagination, shaped as in ../shared/reference/openai-api.md.
+mint a key by API) and costs with pagination, shaped as in docs/openai-api.md.
 Keys minted here work on the model API of the same server; deleted keys stop working.
 Error wording for unknown ids is unconfirmed (plain invalid_request_error bodies).
 """

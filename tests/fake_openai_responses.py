@@ -1,6 +1,6 @@
 """What the fake OpenAI server answers: test keys, error bodies, headers and key behaviours.
 
-Every status, header and body follows ../shared/reference/openai-api.md; relay answers follow
+Every status, header and body follows docs/openai-api.md; relay answers follow
 one-api / new-api (songquanpeng/one-api `middleware/auth.go`, `model/token.go`;
 QuantumNous/new-api `i18n/locales/zh-CN.yaml`, `middleware/utils.go`). Where the reference marks a
 fact unconfirmed, the comment here says so too.

@@ -130,7 +130,7 @@ def test_relay_messages(name: str) -> None:
     assert got.message == message
 
 
-# Real answers seen in the wild that are not in ../shared/reference/openai-api.md: the status a
+# Real answers seen in the wild that are not in docs/openai-api.md: the status a
 # user must act on, and whether retrying could help.
 WILD = [
     # the virtual card failed its charges: OpenAI marks the account's billing inactive

@@ -1,4 +1,4 @@
-"""docs/cli.md is generated from the click commands and must match them."""
+"""Generated docs match the code: docs/cli.md (click commands), docs/format.md (enums)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def test_every_command_has_an_example() -> None:
     leaves = [s for s in sections if "Commands:" not in s]
     missing = [s.splitlines()[0] for s in leaves if "Example" not in s]
     assert not missing, f"commands without an example in --help: {missing}"
+
+
+def test_format_spec_lists_every_action_and_mint_state() -> None:
+    from vault.model import formatdoc
+    from vault.model.records import Action, MintState
+
+    page = formatdoc.PAGE.read_text(encoding="utf-8")
+    assert page == formatdoc.render(page), (
+        "docs/format.md is stale: run `python -m vault.model.formatdoc`"
+    )
+    for member in (*Action, *MintState):
+        assert f"| `{member.value}` |" in page

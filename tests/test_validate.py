@@ -1,6 +1,6 @@
 """vault/validate.py: every check that guards user input, table-driven.
 
-Key shapes follow shared/reference/openai-api.md; test keys are built at run time.
+Key shapes follow docs/openai-api.md; test keys are built at run time.
 """
 
 from __future__ import annotations

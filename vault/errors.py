@@ -8,7 +8,7 @@ no final period, and never contain a secret.
 
 from __future__ import annotations
 
-# Exit codes, fixed by DESIGN.md and relied on by scripts.
+# Exit codes, documented in README.md and docs/cli.md, and relied on by scripts.
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3

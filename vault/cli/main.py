@@ -110,43 +110,49 @@ def cli(vault_home: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning keyvault errors into one-line messages."""
+    """Entry point: harden the process, run the CLI, exit with its code."""
     harden_process()
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code per failure
+    """Run one command and return its exit code, turning every expected failure into a
+    one-line message (tests call this in-process; `main` is the process entry point)."""
     try:
         code = cli.main(args=argv, prog_name="keyvault", standalone_mode=False)
     except KeyvaultError as exc:
         report(exc)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Abort:
         click.echo("keyvault: error: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.exceptions.NoArgsIsHelpError as exc:
         # bare `keyvault`: the help is what the user wants to see, on stdout
         click.echo(exc.ctx.get_help())
-        sys.exit(0)
+        return 0
     except click.ClickException as exc:
         message = exc.format_message()
         usage = getattr(exc, "ctx", None)
         click.echo(f"keyvault: error: {_house_style(_first_line(message))}", err=True)
         if usage is not None:
             click.echo(f"keyvault: hint: see `{usage.command_path} --help`", err=True)
-        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except BrokenPipeError:
         # `keyvault list | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        return 1
     except KeyboardInterrupt:
         click.echo("keyvault: error: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except OSError as exc:
         # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed
         reason = (exc.strerror or type(exc).__name__).lower()
         click.echo(f"keyvault: error: cannot write the output ({reason})", err=True)
-        sys.exit(1)
+        return 1
     # commands return an exit code when success is not simply 0 (`check` exits 5)
-    sys.exit(code if isinstance(code, int) else 0)
+    return code if isinstance(code, int) else 0
 
 
 def report(exc: KeyvaultError) -> None:

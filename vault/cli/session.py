@@ -6,7 +6,7 @@ import click
 
 from vault.cli.context import pass_context, print_json, safe, warn
 from vault.cli.options import json_option
-from vault.model.clock import iso_epoch
+from vault.model.clock import human, iso_epoch
 from vault.session.unlock import Unlocker
 from vault.store.context import Context
 from vault.store.keyvault import Keyvault
@@ -40,7 +40,7 @@ def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
     info = session.start(
         identity.to_string(), vault_home=app.paths.home, ttl=ttl_seconds, idle=idle_seconds
     )
-    click.echo(f"unlocked until {_when(info.expires_at)}")
+    click.echo(f"unlocked until {_local(info.expires_at)}")
 
 
 @click.command("lock")
@@ -84,12 +84,16 @@ def status_cmd(app: Context, as_json: bool) -> None:
     if info is None:
         click.echo(f"locked ({app.paths.home})")
         return
-    idle = f", or after idle until {data['idle_expires_at']}" if data["idle_expires_at"] else ""
-    click.echo(f"unlocked until {data['expires_at']}{idle} ({app.paths.home})")
+    idle = f", or after idle until {_local(info.idle_expires_at)}" if info.idle_expires_at else ""
+    click.echo(f"unlocked until {_local(info.expires_at)}{idle} ({app.paths.home})")
 
 
 def _when(epoch: float) -> str:
     return iso_epoch(epoch)
+
+
+def _local(epoch: float) -> str:
+    return human(iso_epoch(epoch), seconds=True)
 
 
 # --- shell integration ----------------------------------------------------------------------

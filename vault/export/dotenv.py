@@ -176,11 +176,19 @@ class DotenvUpdate:
     warnings: tuple[str, ...]
 
 
+# The line keyvault leaves in a registered file whose project has no active key: it says why
+# the OPENAI_* lines are gone, and lets the next sync recognise the file as one it wrote.
+CLEARED_MARK: Final = (
+    "# keyvault: this project has no active key, so its OPENAI_* lines were removed"
+)
+
+
 def update_dotenv_file(
     path: str | os.PathLike[str],
     values: Mapping[str, str],
     managed_names: Collection[str] = OPENAI_VARIABLES,
     *,
+    cleared_mark: bool = False,
     write: Writer = os.write,
 ) -> DotenvUpdate:
     """Write `values` into the .env file at `path`, touching only managed lines.
@@ -196,7 +204,7 @@ def update_dotenv_file(
     target = Path(path)
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
-    edit = _edit(old or b"", quoted, set(managed_names) | set(quoted))
+    edit = _edit(old or b"", quoted, set(managed_names) | set(quoted), cleared_mark)
     changed = edit.data != (old or b"")
     if changed:
         new_mode = NEW_FILE_MODE if mode is None else mode
@@ -223,7 +231,9 @@ class _Edit:
     removed: tuple[str, ...]
 
 
-def _edit(old: bytes, quoted: Mapping[str, str], managed: Collection[str]) -> _Edit:
+def _edit(
+    old: bytes, quoted: Mapping[str, str], managed: Collection[str], mark: bool = False
+) -> _Edit:
     """The new file: managed statements replaced or dropped, missing ones appended.
 
     Bytes that are not UTF-8 pass through untouched (surrogateescape), and appended lines
@@ -234,6 +244,8 @@ def _edit(old: bytes, quoted: Mapping[str, str], managed: Collection[str]) -> _E
     replaced: list[str] = []
     removed: list[str] = []
     for statement in _statements(lines):
+        if statement.name is None and statement.lines[0].rstrip("\r") == CLEARED_MARK:
+            continue  # ours: dropped, and written again below only if still true
         if statement.name is None or statement.name not in managed:
             kept.extend(statement.lines)
         elif statement.name in quoted and statement.name not in replaced:
@@ -245,7 +257,10 @@ def _edit(old: bytes, quoted: Mapping[str, str], managed: Collection[str]) -> _E
     appended = [name for name in quoted if name not in replaced]
     cr = "\r" if lines and lines[-1].endswith("\r") else ""
     kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
-    newline = "\n" if kept and (final_newline or appended) else ""
+    mark = mark and not quoted
+    if mark:
+        kept.append(CLEARED_MARK + cr)
+    newline = "\n" if kept and (final_newline or appended or mark) else ""
     data = ("\n".join(kept) + newline).encode("utf-8", "surrogateescape")
     return _Edit(data, tuple(replaced), tuple(appended), tuple(dict.fromkeys(removed)))
 

@@ -72,7 +72,7 @@ def _sync_file(
         ok = refusal == "missing (skipped)"
         return SyncOutcome(str(path), project, ok, refusal)
     try:
-        result = update_dotenv_file(path, values or {})
+        result = update_dotenv_file(path, values or {}, cleared_mark=values is None)
     except (KeyvaultError, OSError) as exc:
         return SyncOutcome(str(path), project, False, _reason(exc))
     if values is None:
@@ -82,18 +82,20 @@ def _sync_file(
 
 def _refusal(path: Path, values: dict[str, str] | None, keys: Collection[str]) -> str | None:
     """Why `path` must not be rewritten (or "missing (skipped)"); None when it may."""
-    from vault.export.dotenv import read_assignment  # noqa: PLC0415
+    from vault.export.dotenv import CLEARED_MARK, read_assignment  # noqa: PLC0415
 
     try:
         why = _not_ours(path.lstat())
-        current = None if why else read_assignment(path.read_bytes(), "OPENAI_API_KEY")
+        data = b"" if why else path.read_bytes()
+        current = read_assignment(data, "OPENAI_API_KEY")
     except FileNotFoundError:
         return "missing (skipped)"
     except OSError as exc:
         return _reason(exc)
     if why is None and current is not None and current not in keys:
         why = "holds a key that is not this project's; not rewritten"
-    if why is None and current is None and values is not None:
+    cleared_by_us = CLEARED_MARK.encode() in data
+    if why is None and current is None and values is not None and not cleared_by_us:
         why = "holds no OPENAI_API_KEY keyvault wrote; not rewritten"
     return why
 

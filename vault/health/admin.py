@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import httpx
@@ -24,6 +24,7 @@ from vault.health.lanes import refused_proxy
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
 from vault.health.redact import safe_message
 from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
+from vault.model.clock import iso
 from vault.model.secret import Secret
 
 MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
@@ -186,7 +187,7 @@ class AdminClient:
 
     def ping(self, name: str, clock: Callable[[], datetime]) -> HealthResult:
         """Check the admin key itself with the cheapest admin call (one project)."""
-        checked_at = clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        checked_at = iso(clock())
         verdict, _, latency = self._send("GET", "/organization/projects", params={"limit": 1})
         return HealthResult.from_verdict(
             name,

@@ -28,7 +28,7 @@ from typing import Any
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import HealthResult, ProbeTarget
-from vault.model.clock import Clock
+from vault.model.clock import Clock, iso
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.health import DEEP_ONLY, HealthRecord
 from vault.model.health import HealthStatus as Health
@@ -88,7 +88,7 @@ class CheckReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when every checked key is ok, else 5 (DESIGN.md)."""
+        """0 when every checked key is ok, else 5 (README.md's exit codes)."""
         return 0 if all(c.result.ok for c in self.checked) else EXIT_CHECK_FAILED
 
 
@@ -194,7 +194,7 @@ def _ping_admin(
         ) as api:
             return api.ping(entry.id, clock)
     except AdminApiError as exc:
-        stamp = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = iso(clock())
         return HealthResult(
             entry.id, Health.UNEXPECTED, stamp, message=exc.message, evidence="refused"
         )

@@ -1,6 +1,6 @@
 """Turn one HTTP answer into a `Classification`: pure, table-driven, never raises.
 
-Evidence for the tables is in docs/health.md and ../shared/reference/openai-api.md. The order
+Evidence for the tables is in docs/health.md and docs/openai-api.md. The order
 of lookups is the order of trust: the machine-readable `error.code`, then `error.type`, then
 known phrases in `error.message` (relays such as one-api and new-api put the real reason only
 there, often in Chinese, and sometimes with HTTP 200), and only then the HTTP status.

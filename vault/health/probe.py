@@ -17,6 +17,7 @@ from typing import Any, Final
 from vault.health.model import Classification, HealthResult, Probe, ProbeTarget, Status
 from vault.health.redact import safe_message
 from vault.health.transport import Exchange, Session, refusal
+from vault.model.clock import iso
 
 USAGE_WINDOW_DAYS: Final = 99  # OpenAI's legacy usage endpoint refused ranges over 100 days
 
@@ -71,11 +72,6 @@ def _require_list(exchange: Exchange, key: str, what: str) -> Exchange:
     evidence = f"http {verdict.http_status} without {what}"
     bad = dataclasses.replace(verdict, status=Status.UNEXPECTED, evidence=evidence)
     return dataclasses.replace(exchange, classification=bad)
-
-
-def _iso(moment: datetime) -> str:
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _balance(session: Session, today: date) -> tuple[float | None, int, str | None]:
@@ -150,7 +146,7 @@ async def _run(session: Session, plan: ProbePlan, checked_at: str) -> HealthResu
 
 async def probe_target(session: Session, plan: ProbePlan) -> HealthResult:
     """Check one target. Never raises: any failure becomes a classified result."""
-    checked_at = _iso(plan.clock())
+    checked_at = iso(plan.clock())
     refused = refusal(session.target)
     if refused is not None:
         return _result(session.target, checked_at, refused, "models")

@@ -87,7 +87,7 @@ class MintState(StrEnum):
 
     INTENT = "intent"  # name chosen and saved; the API may or may not have made the account
     CREATED = "created"  # the account exists and its key is a standby entry
-    SWITCHED = "switched"  # its key is the active key; .env files may be stale
+    SWITCHED = "switched"  # its key is the active key (its .env files followed in that save)
     ACTIVE = "active"  # done
     RETIRING = "retiring"  # replaced by a newer mint; deleted once `delete_after` passes
     ORPHANED = "orphaned"  # the user removed the minted key; the account is deleted next

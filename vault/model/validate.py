@@ -18,7 +18,7 @@ from vault.errors import InvalidValue
 
 
 class KeyKind(StrEnum):
-    """What an OpenAI-style key is, from its prefix (see reference/openai-api.md)."""
+    """What an OpenAI-style key is, from its prefix (see docs/openai-api.md)."""
 
     USER = "user"
     PROJECT = "project"

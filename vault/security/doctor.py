@@ -20,6 +20,7 @@ from pathlib import Path
 
 from vault import age
 from vault.errors import KeyvaultError, SessionError
+from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
 from vault.store.config import Paths
@@ -304,8 +305,7 @@ def _git_exposure(git: Git, path: Path, what: str, tracked_level: Level) -> Iter
 def _when(epoch: object) -> str:
     if not isinstance(epoch, int | float):
         return "?"
-    moment = dt.datetime.fromtimestamp(epoch, dt.UTC).replace(microsecond=0)
-    return moment.isoformat().replace("+00:00", "Z")
+    return human(dt.datetime.fromtimestamp(epoch, dt.UTC))
 
 
 def run_git(folder: Path, *args: str, git: str = "git") -> int | None:

@@ -39,7 +39,7 @@ _TOKENS = (
     re.compile(r"[\x21-\x7e]+"),  # any printable run: secrets holding quote characters
 )
 _ASSIGNMENT = re.compile(r"[=:]")
-# reference/openai-api.md's offline check, `sk-` + 20 or more of [A-Za-z0-9_-], as a whole word
+# docs/openai-api.md's offline check, `sk-` + 20 or more of [A-Za-z0-9_-], as a whole word
 _OPENAI_SHAPE = re.compile(r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{20,}")
 _AGE_IDENTITY = re.compile(r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}")
 # a base64 run (standard or URL-safe alphabet) long enough to hold a key: Kubernetes Secrets,

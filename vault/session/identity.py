@@ -35,7 +35,7 @@ PassphraseSource = Callable[[str], Secret]  # prompt text → passphrase
 
 # NamedTuple, not a dataclass: dataclasses cost milliseconds at import on the hot path
 class UnlockSettings(NamedTuple):
-    """Where a non-interactive unlock can come from (DESIGN.md's environment variables)."""
+    """Where a non-interactive unlock can come from (the environment variables in README.md)."""
 
     identity: Secret | None = None  # KEYVAULT_IDENTITY
     identity_file: Path | None = None  # KEYVAULT_IDENTITY_FILE
