@@ -24,6 +24,7 @@ from rotation_support import add, open_vault
 from vault.errors import KeyvaultError
 from vault.health.checking import CheckOptions, run_checks, select_entries
 from vault.model.document import Kind, Status
+from vault.rotation.policy import Verify
 from vault.rotation.rotate import RotateOptions, rotate_due, rotate_project
 from vault.store.inventory import edit_key, remove_key
 
@@ -101,7 +102,11 @@ class RotationMachine(RuleBasedStateMachine):
     def rotate(self, project: str | None, check: bool, retire: bool) -> None:
         with contextlib.suppress(KeyvaultError):
             rotate_project(
-                self.kv, project, RotateOptions(check=check, retire=retire, check_options=FAST)
+                self.kv,
+                project,
+                RotateOptions(
+                    verify=None if check else Verify.NONE, retire=retire, check_options=FAST
+                ),
             )
 
     @rule()
@@ -131,8 +136,13 @@ def test_rotation_state_machine(fake_openai: FakeOpenAI, tmp_path: Path) -> None
     )
 
 
-@pytest.mark.parametrize("project", ["a", None])
-def test_rotating_an_empty_project_is_a_clear_error(project: str | None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("project", "message"),
+    [("a", "no project named 'a'"), (None, "no healthy standby key in the default project")],
+)
+def test_rotating_an_empty_project_is_a_clear_error(
+    project: str | None, message: str, tmp_path: Path
+) -> None:
     kv = open_vault(tmp_path / "kv")
-    with pytest.raises(KeyvaultError, match="no healthy standby key"):
+    with pytest.raises(KeyvaultError, match=message):
         rotate_project(kv, project, RotateOptions(check_options=FAST))

@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def report(exc: KeyvaultError) -> None:
     click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
+    for detail in exc.details:
+        click.echo(f"keyvault:   {_first_line(detail)}", err=True)
     if exc.hint:
         click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
 
