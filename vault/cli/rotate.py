@@ -25,7 +25,7 @@ from vault.store.context import Context
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 @click.option(
     "--verify",
-    type=click.Choice([Verify.CHAT, Verify.MODELS]),
+    type=click.Choice([Verify.CHAT.value, Verify.MODELS.value]),
     default=None,
     help="How to check a candidate before switching: chat (a 1-token completion: sees credit)"
     " or models (free, blind to credit). Default: [rotation] verify, else chat.",

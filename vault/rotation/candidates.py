@@ -15,10 +15,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vault.errors import NoHealthyCandidate
 from vault.model.clock import ago, short_time
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.health import HARD_FAILURES
-from vault.rotation.policy import RotationPolicy, Verify, age_days, cooldown_until
+from vault.rotation.policy import RotationPolicy, Verify, advice, age_days, cooldown_until
 
 TimeFormat = Callable[[dt.datetime], str]
 
@@ -110,3 +111,25 @@ def _policy_reason(entry: Entry, policy: RotationPolicy, now: dt.datetime) -> st
     if floor is not None and credit is not None and credit < floor:
         return f"credit ${credit:.2f} < ${floor:.2f}"
     return None
+
+
+# --- when nothing qualifies ----------------------------------------------------------------
+
+
+def where(project: str | None) -> str:
+    return f"project {project!r}" if project else "the default project"
+
+
+def nothing_qualifies(
+    doc: VaultDoc, project: str | None, reasons: list[tuple[str, str]], phone_slots: int
+) -> NoHealthyCandidate:
+    """The error when no key may become active: one reason per key, and one hint."""
+    details = tuple(f"{name}: {why}" for name, why in reasons)
+    tips = advice(doc, project, phone_slots)
+    if any(why.split(" ")[0] in HARD_FAILURES for _, why in reasons):
+        tips.insert(0, "recharged or fixed a key? `keyvault rotate --to NAME` checks it again")
+    return NoHealthyCandidate(
+        f"no healthy standby key in {where(project)}",
+        details=details or ("no other API key in this project",),
+        hint="; ".join(tips),
+    )

@@ -20,12 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vault.errors import KeyvaultError, NetworkUnavailable, NoHealthyCandidate, UsageError
+from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
 from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
 from vault.model.document import Entry, Status, VaultDoc, refuse_admin
-from vault.model.health import HARD_FAILURES
-from vault.rotation.candidates import rank, rank_key
+from vault.rotation.candidates import nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
     ANY_PROJECT,
     Verify,
@@ -110,35 +109,6 @@ def named(doc: VaultDoc, project: str | None, to: str) -> Entry:
     return entry
 
 
-def _where(project: str | None) -> str:
-    return f"project {project!r}" if project else "the default project"
-
-
-def nothing_qualifies(
-    doc: VaultDoc, project: str | None, reasons: list[tuple[str, str]], phone_slots: int
-) -> NoHealthyCandidate:
-    """The error when no key may become active: one reason per key, and one hint."""
-    details = tuple(f"{name}: {why}" for name, why in reasons)
-    tips = advice(doc, project, phone_slots)
-    if any(why.split(" ")[0] in HARD_FAILURES for _, why in reasons):
-        tips.insert(0, "recharged or fixed a key? `keyvault rotate --to NAME` checks it again")
-    return NoHealthyCandidate(
-        f"no healthy standby key in {_where(project)}",
-        details=details or ("no other API key in this project",),
-        hint="; ".join(tips),
-    )
-
-
-def unreachable(project: str | None, verification: Verification) -> NetworkUnavailable:
-    return NetworkUnavailable(
-        f"could not check any candidate in {_where(project)}: the network or the API failed,"
-        " not the keys; nothing was changed",
-        details=tuple(f"{name}: {why}" for name, why in verification.skipped),
-        hint="check the network and the proxy (--proxy, proxy in config.toml, HTTPS_PROXY,"
-        " ALL_PROXY) and the base URL, then try again",
-    )
-
-
 # --- the whole rotation ---------------------------------------------------------------------
 
 
@@ -166,17 +136,30 @@ def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOpt
     if verification.chosen is not None:
         return _Plan(verification)
     if verification.unreachable:
-        raise unreachable(project, verification)
+        raise verification.unreachable_error(where(project))
+    failure = _failure(kv, doc, project, options, reasons=reasons, verification=verification)
+    return _Plan(verification, failure)
+
+
+def _failure(
+    kv: Keyvault,
+    doc: VaultDoc,
+    project: str | None,
+    options: RotateOptions,
+    *,
+    reasons: list[tuple[str, str]],
+    verification: Verification,
+) -> NoHealthyCandidate:
+    """Why no key was chosen: the named key's verdict, or one reason per key in rank order."""
     if options.to is not None:
-        result = verification.probed.results[todo[0].id]
-        failed = NoHealthyCandidate(
+        result = next(iter(verification.probed.results.values()))
+        return NoHealthyCandidate(
             f"{options.to!r} failed its check: {failure_reason(result)}",
             hint="add --no-check to switch to it anyway",
         )
-        return _Plan(verification, failed)
     entries = {e.name: e for e in doc.entries}
     every = sorted([*reasons, *verification.skipped], key=lambda r: rank_key(entries[r[0]]))
-    return _Plan(verification, nothing_qualifies(doc, project, every, kv.config.phone_slots))
+    return nothing_qualifies(doc, project, every, kv.config.phone_slots)
 
 
 def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) -> Rotation:
@@ -185,6 +168,8 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     doc = kv.read()
     doc.require_project(project)
     plan = _decide(kv, doc, project, options)
+    if plan.failure is not None and not plan.verification.probed.results:
+        raise plan.failure  # nothing was checked: nothing to save
     if options.dry_run:  # the same change on the copy just read, never saved
         preview = _apply(doc, kv, project, options, plan)
         preview.dotenv = sync(doc, [project], dry_run=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
+from vault.errors import NetworkUnavailable
 from vault.health.checking import CheckOptions, Probed, probe_settings, probe_target_of
 from vault.health.model import HealthResult, ProbeTarget
 from vault.model.clock import Clock
@@ -55,6 +56,16 @@ class Verification:
     def chats(self) -> int:
         """Chat completions among them (each ~10 input + 1 output token)."""
         return sum(1 for r in self.probed.results.values() if r.probe == "chat")
+
+    def unreachable_error(self, where: str) -> NetworkUnavailable:
+        """The error for `unreachable`: says so, key by key, with a hint about the network."""
+        return NetworkUnavailable(
+            f"could not check any candidate in {where}: the network or the API failed,"
+            " not the keys; nothing was changed",
+            details=tuple(f"{name}: {why}" for name, why in self.skipped),
+            hint="check the network and the proxy (--proxy, proxy in config.toml, HTTPS_PROXY,"
+            " ALL_PROXY) and the base URL, then try again",
+        )
 
     @property
     def unreachable(self) -> bool:
