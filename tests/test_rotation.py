@@ -18,8 +18,8 @@ from vault.model import codec
 from vault.model.document import Entry, Status, VaultDoc
 from vault.model.health import HealthRecord, HealthStatus
 from vault.model.secret import Secret
-from vault.rotation.policy import RotationPolicy, Verify, project_due, rotation_policy
 from vault.rotation.candidates import Ranked, rank
+from vault.rotation.policy import RotationPolicy, Verify, project_due, rotation_policy
 from vault.store.config import Config
 from vault.store.inventory import remember_dotenv
 
