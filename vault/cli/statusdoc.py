@@ -37,7 +37,7 @@ def render() -> str:
         "|---|---|---|---|",
     ]
     for status, advice in ADVICE.items():
-        seen = "only `--deep` (chat) or `--balance`" if status in DEEP_ONLY else "yes"
+        seen = "no: only `--deep` (the chat probe)" if status in DEEP_ONLY else "yes"
         lines.append(f"| `{status}` | {advice} | {_hard(status)} | {seen} |")
     lines.append(END)
     return "\n".join(lines)
