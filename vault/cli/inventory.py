@@ -100,6 +100,7 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
 @click.command("list")
 @project_option("Only this project.")
 @click.option("--status", type=STATUSES, default=None, help="Only this status.")
+@utc_option
 @json_option
 @pass_context
 def list_cmd(app: Context, status: str | None, as_json: bool) -> None:
@@ -140,7 +141,7 @@ def _money(value: float | None) -> str:
 def _health(entry: Entry) -> str:
     if entry.health is None:
         return "unchecked"
-    return f"{entry.health.status} {entry.health.checked_at[:10]}"
+    return f"{entry.health.status} {human(entry.health.checked_at, utc=utc_wanted())[:10]}"
 
 
 @click.command("show")
