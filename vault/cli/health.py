@@ -101,7 +101,8 @@ def check_cmd(
     if rotate and not report.interrupted:
         from vault.cli.rotate import print_due, run_due_from_cli  # noqa: PLC0415
 
-        due = run_due_from_cli(app, mint=False, checked_deep=deep)
+        every_key_deep = deep and not names and app.project_option is None
+        due = run_due_from_cli(app, mint=False, checked_deep=every_key_deep)
     if as_json:
         checked = [c.to_dict() for c in report.checked]
         print_json({"checked": checked, "rotate": due.to_dict()} if due else checked)

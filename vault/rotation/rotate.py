@@ -236,8 +236,17 @@ def rotate_in(
             f"{options.to!r} failed its check ({status})", hint="add --no-check to switch anyway"
         )
     old = doc.rotate_to(new, at=kv.now_iso(), reason=options.reason, retire_old=options.retire)
+    results = probed.results.values()
     return Rotation(
-        project, new.name, old.name if old else None, options.reason, options.dry_run, checked
+        project,
+        new.name,
+        old.name if old else None,
+        options.reason,
+        options.dry_run,
+        checked,
+        verify=options.verify or Verify.CHAT,
+        requests=sum(r.attempts for r in results),
+        chats=sum(1 for r in results if r.probe == "chat"),
     )
 
 
