@@ -245,11 +245,12 @@ def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str)
         result = _keep_deep_verdict(raw, entry.health)
         action = _store(doc, entry, result, policy, now)
         last_ok = entry.health.last_ok_at if entry.health else None
-        checked = Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok)
-        checked.active = entry.status is Status.ACTIVE
+        credit = None
         if entry.credit_usd is not None and entry.credit_usd != credit_before[0]:
-            checked.credit = CreditChange(*credit_before, entry.credit_usd)
-        out.append(checked)
+            credit = CreditChange(*credit_before, entry.credit_usd)
+        active = entry.status is Status.ACTIVE
+        checked = Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok)
+        out.append(dataclasses.replace(checked, active=active, credit=credit))
     return out
 
 

@@ -6,13 +6,12 @@ not: one short reason per key, so "nothing qualifies" always says why.
     ranked.reasons        # [("work-2", "too old: 97 d ≥ 90"), ("work-3", "retired"), …]
 
 Best first: highest priority, then most recorded credit (unknown last), then oldest. Pure: no
-I/O; the clock and the time format are arguments.
+I/O; the time (and whether to show it in UTC) is an argument.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vault.errors import NoHealthyCandidate
@@ -21,8 +20,6 @@ from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.health import HARD_FAILURES
 from vault.rotation.policy import RotationPolicy, Verify, advice, age_days, cooldown_until
 
-TimeFormat = Callable[[dt.datetime], str]
-
 
 @dataclass
 class Ranked:
@@ -30,9 +27,6 @@ class Ranked:
 
     tryable: list[Entry] = field(default_factory=list)
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (name, why not)
-
-    def lines(self) -> list[str]:
-        return [f"{name}: {why}" for name, why in self.reasons]
 
 
 def rank_key(entry: Entry) -> tuple[int, int, float, str, str]:
@@ -117,6 +111,7 @@ def _policy_reason(entry: Entry, policy: RotationPolicy, now: dt.datetime) -> st
 
 
 def where(project: str | None) -> str:
+    """A project as messages name it."""
     return f"project {project!r}" if project else "the default project"
 
 
@@ -126,6 +121,7 @@ def nothing_qualifies(
     """The error when no key may become active: one reason per key, and one hint."""
     details = tuple(f"{name}: {why}" for name, why in reasons)
     tips = advice(doc, project, phone_slots)
+    # a reason decided by a verdict starts with its status ("quota_exhausted 2 h ago")
     if any(why.split(" ")[0] in HARD_FAILURES for _, why in reasons):
         tips.insert(0, "recharged or fixed a key? `keyvault rotate --to NAME` checks it again")
     return NoHealthyCandidate(
