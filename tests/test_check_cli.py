@@ -96,7 +96,11 @@ def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], nam
 def test_a_bad_key_makes_check_exit_5_and_no_key_is_printed(table_run: dict[str, Any]) -> None:
     result = table_run["result"]
     assert result.code == 5, result.err
-    assert "wrong-key: invalid: Incorrect API key provided" in result.err  # for cron's mail
+    # for cron's mail: the verdict, the evidence, and the server's words with the key short
+    line = next(x for x in result.err.splitlines() if x.startswith("wrong-key: "))
+    assert line.startswith("wrong-key: invalid: models probe, http 401, code=invalid_api_key;")
+    assert 'server said "Incorrect API key provided: sk-proj-…' in line
+    assert "*****" not in result.err
     for key in table_run["keys"].values():
         assert key not in result.out
         assert key not in result.err
@@ -121,7 +125,7 @@ def test_table_output_and_exit_0_when_all_ok(fake_openai: FakeOpenAI, cli: Cli) 
         add(kv, name, fake_openai.add_key("ok"), project="p", base_url=fake_openai.base_url)
     result = cli("check", "--project", "p", "--deep")
     assert result.code == 0, result.err
-    header, *rows = result.out.splitlines()
+    header, *rows, summary = result.out.splitlines()
     assert header.split() == [
         "NAME",
         "PROJECT",
@@ -134,6 +138,8 @@ def test_table_output_and_exit_0_when_all_ok(fake_openai: FakeOpenAI, cli: Cli) 
     ]
     assert len(rows) == 2
     assert all(" ok " in row and " ms " in row and "10k rpm / 200k tpm" in row for row in rows)
+    assert rows[0].startswith("*  a ") and rows[1].startswith("   b ")  # a is the active key
+    assert summary == "2 ok; * marks a project's active key"
     assert "\r" not in result.err  # no progress bar without a terminal
 
 

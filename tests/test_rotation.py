@@ -12,14 +12,14 @@ from conftest import Cli
 from fake_openai import FakeOpenAI
 from rotation_support import NOW, actives, add, by_name, files, open_vault, write_config
 
-from vault.errors import ConfigError, NoHealthyCandidate
+from vault.errors import ConfigError
 from vault.export.dotenv import update_dotenv_file
 from vault.model import codec
 from vault.model.document import Entry, Status, VaultDoc
 from vault.model.health import HealthRecord, HealthStatus
 from vault.model.secret import Secret
-from vault.rotation.policy import RotationPolicy, project_due, rotation_policy
-from vault.rotation.rotate import choose
+from vault.rotation.candidates import Ranked, rank
+from vault.rotation.policy import RotationPolicy, Verify, project_due, rotation_policy
 from vault.store.config import Config
 from vault.store.inventory import remember_dotenv
 
@@ -121,7 +121,7 @@ def test_to_switches_to_the_named_key(fake_openai: FakeOpenAI, cli: Cli) -> None
     assert by_name(doc)["a"].status is Status.RETIRED
     refused = cli("rotate", "--to", "broken")
     assert refused.code == 1
-    assert "'broken' failed its check (invalid)" in refused.err
+    assert "'broken' failed its check: invalid (models probe: code=invalid_api_key)" in refused.err
     assert "--no-check" in refused.err
     forced = cli("rotate", "--to", "broken", "--no-check")
     assert forced.code == 0, forced.err
@@ -172,16 +172,22 @@ def test_no_healthy_candidate_says_what_to_do_next(fake_openai: FakeOpenAI, cli:
     assert cli("check", "--all").code == 5
     result = cli("rotate", "--project", "p")
     assert result.code == 1
-    assert "keyvault: error: no healthy standby key in project 'p'" in result.err
-    hint = next(line for line in result.err.splitlines() if line.startswith("keyvault: hint:"))
+    lines = result.err.splitlines()
+    assert lines[0] == "keyvault: error: no healthy standby key in project 'p'"
+    # one reason per key: the rate-limited one says until when (local time), the dead one
+    # its stored verdict, which is not re-checked (no request spent on a revoked key)
+    assert lines[1].startswith("keyvault:   busy: cooling down until ")
+    assert lines[2] == "keyvault:   gone: invalid just now"
+    hint = lines[3]
+    assert hint.startswith("keyvault: hint: ")
     assert f"phones with a free verification slot: {PHONE} (1 free)" in hint
     assert "cards on file: WildCard ****1234" in hint
-    assert "rate-limited, retry busy after 20" in hint  # a date: when to try again
     assert "add a key: keyvault add NAME --project p" in hint
+    assert len(lines) == 4
     doc = open_vault(cli.home).read()
     assert actives(doc, "p") == ["main"]  # nothing switched
     health = by_name(doc)["gone"].health
-    assert health is not None and health.consecutive_failures == 2
+    assert health is not None and health.consecutive_failures == 1
 
 
 def test_every_dotenv_target_is_updated_and_failures_reported(
@@ -246,12 +252,11 @@ def _entry(name: str, **fields: object) -> Entry:
 
 
 def test_candidates_rank_by_priority_then_credit_then_age() -> None:
+    def ranked(*entries: Entry, verify: Verify = Verify.NONE) -> Ranked:
+        return rank(VaultDoc(entries=list(entries)), "p", RotationPolicy(), NOW, verify=verify)
+
     def pick(*entries: Entry) -> str:
-        doc = VaultDoc(entries=list(entries))
-        chosen = choose(
-            doc, "p", RotationPolicy(), NOW, to=None, trust_unchecked=False, phone_slots=2
-        )
-        return chosen.name
+        return ranked(*entries).tryable[0].name
 
     assert pick(_entry("low", priority=1), _entry("high", priority=2)) == "high"
     assert pick(_entry("poor", credit_usd=3.0), _entry("rich", credit_usd=9.0)) == "rich"
@@ -260,11 +265,16 @@ def test_candidates_rank_by_priority_then_credit_then_age() -> None:
     sick = _entry("sick", priority=9)
     sick.health = HealthRecord(HealthStatus.INVALID, "2026-03-01T11:00:00Z")
     assert pick(sick, _entry("well")) == "well"
+    assert ranked(sick, _entry("well")).reasons == [("sick", "invalid 1 h ago")]
+    flaky = _entry("flaky", priority=9)
+    flaky.health = HealthRecord(HealthStatus.NETWORK_ERROR, "2026-03-01T11:00:00Z")
+    assert pick(flaky, _entry("well")) == "well"  # trusting stored results: not ok, not taken
+    assert ranked(flaky, _entry("well"), verify=Verify.CHAT).tryable[0].name == "flaky"
     unchecked = _entry("unchecked", priority=9)
     unchecked.health = None
-    assert pick(unchecked, _entry("checked")) == "checked"  # must be checked unless trusted
-    with pytest.raises(NoHealthyCandidate):
-        pick(_entry("dead", status=Status.DISABLED))
+    assert pick(unchecked, _entry("checked")) == "unchecked"  # trusted, or verified first
+    dead = ranked(_entry("dead", status=Status.DISABLED))
+    assert dead.tryable == [] and dead.reasons == [("dead", "disabled")]
 
 
 def test_policy_settings_merge_and_refuse_typos() -> None:

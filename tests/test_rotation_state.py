@@ -1,11 +1,14 @@
-"""A state machine over add / rm / check / rotate / edit (and keys going bad at the server):
-whatever the order, each project has at most one active key and it is never an admin key."""
+"""A state machine over add / rm / check / rotate / edit (and keys going bad at the server, and
+the network going down): whatever the order, each project has at most one active key and it is
+never an admin key; a verified rotation lands only on a key that serves a chat request; with
+the network down, rotation changes nothing and says the network failed."""
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,9 +24,11 @@ from hypothesis.stateful import (
 )
 from rotation_support import add, open_vault
 
-from vault.errors import KeyvaultError
+from vault.errors import KeyvaultError, NetworkUnavailable
 from vault.health.checking import CheckOptions, run_checks, select_entries
 from vault.model.document import Kind, Status
+from vault.rotation.candidates import rank
+from vault.rotation.policy import Verify, rotation_policy
 from vault.rotation.rotate import RotateOptions, rotate_due, rotate_project
 from vault.store.inventory import edit_key, remove_key
 
@@ -99,10 +104,34 @@ class RotationMachine(RuleBasedStateMachine):
 
     @rule(project=PROJECTS, check=st.booleans(), retire=st.booleans())
     def rotate(self, project: str | None, check: bool, retire: bool) -> None:
-        with contextlib.suppress(KeyvaultError):
-            rotate_project(
-                self.kv, project, RotateOptions(check=check, retire=retire, check_options=FAST)
-            )
+        """Verify before switching: a checked rotation lands only on a key that serves a real
+        chat request at that moment (every other behaviour fails the chat probe)."""
+        at_server = {
+            n: k.behaviour for n, key in self.keys.items() if (k := self.server.keys.get(key))
+        }
+        options = RotateOptions(
+            verify=None if check else Verify.NONE, retire=retire, check_options=FAST
+        )
+        try:
+            rotation = rotate_project(self.kv, project, options)
+        except KeyvaultError:
+            return
+        if check:
+            assert at_server[rotation.new] == "ok", rotation.new
+            assert rotation.verify == Verify.CHAT and rotation.chats >= 1
+
+    @rule(project=PROJECTS)
+    def rotate_with_the_network_down(self, project: str | None) -> None:
+        """No candidate can be reached: the error says so (never "no healthy key" when some
+        key could have been tried) and the vault is exactly as it was."""
+        before = self.kv.read()
+        policy = rotation_policy(self.kv.config, project)
+        tryable = rank(before, project, policy, self.kv.clock(), verify=Verify.CHAT).tryable
+        down = RotateOptions(check_options=replace(FAST, proxy="http://127.0.0.1:1"))
+        with pytest.raises(KeyvaultError) as caught:
+            rotate_project(self.kv, project, down)
+        assert isinstance(caught.value, NetworkUnavailable) == bool(tryable), caught.value
+        assert self.kv.read() == before
 
     @rule()
     def rotate_what_is_due(self) -> None:
@@ -131,8 +160,13 @@ def test_rotation_state_machine(fake_openai: FakeOpenAI, tmp_path: Path) -> None
     )
 
 
-@pytest.mark.parametrize("project", ["a", None])
-def test_rotating_an_empty_project_is_a_clear_error(project: str | None, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("project", "message"),
+    [("a", "no project named 'a'"), (None, "no healthy standby key in the default project")],
+)
+def test_rotating_an_empty_project_is_a_clear_error(
+    project: str | None, message: str, tmp_path: Path
+) -> None:
     kv = open_vault(tmp_path / "kv")
-    with pytest.raises(KeyvaultError, match="no healthy standby key"):
+    with pytest.raises(KeyvaultError, match=message):
         rotate_project(kv, project, RotateOptions(check_options=FAST))

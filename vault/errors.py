@@ -21,10 +21,13 @@ class KeyvaultError(Exception):
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, details: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # one short line each, printed between the error and the hint
 
     def __str__(self) -> str:
         return self.message
@@ -181,7 +184,13 @@ class CommandNotExecutable(KeyvaultError):
 
 
 class NoHealthyCandidate(KeyvaultError):
-    """raised when a rotation finds no healthy key to switch to; the hint says what to do next"""
+    """raised when a rotation finds no healthy key to switch to; `details` say why, key by key,
+    and the hint says where a new key can come from"""
+
+
+class NetworkUnavailable(KeyvaultError):
+    """raised when a rotation could not reach the API for any candidate (network, proxy or the
+    API itself down): nothing was changed, and nothing is known about the keys"""
 
 
 class NoAdminKey(KeyvaultError):

@@ -169,6 +169,8 @@ def test_add_list_phones_get_show(vault_cli, snapshot):
         "phone": UK,
         "card": "WildCard ****1234",
         "credit_usd": 20.0,
+        "credit_source": "typed",  # typed with `add --credit`, at once
+        "credit_at": shown["added_at"],
         "org_id": "org-abcdef123",
         "project_id": "proj_abc123456",
         "base_url": "https://relay.example.com/v1",

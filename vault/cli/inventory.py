@@ -18,7 +18,7 @@ from vault.cli.context import (
     safe,
     warn,
 )
-from vault.cli.options import json_option, project_option
+from vault.cli.options import json_option, project_option, utc_option, utc_wanted
 from vault.errors import UsageError
 from vault.model import codec
 from vault.model.clock import human
@@ -100,6 +100,7 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
 @click.command("list")
 @project_option("Only this project.")
 @click.option("--status", type=STATUSES, default=None, help="Only this status.")
+@utc_option
 @json_option
 @pass_context
 def list_cmd(app: Context, status: str | None, as_json: bool) -> None:
@@ -140,13 +141,14 @@ def _money(value: float | None) -> str:
 def _health(entry: Entry) -> str:
     if entry.health is None:
         return "unchecked"
-    return f"{entry.health.status} {entry.health.checked_at[:10]}"
+    return f"{entry.health.status} {human(entry.health.checked_at, utc=utc_wanted())[:10]}"
 
 
 @click.command("show")
 @click.argument("name")
 @json_option
 @click.option("--reveal", is_flag=True, help="Include the secret itself.")
+@utc_option
 @pass_context
 def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
     """Show one key's metadata (the secret only with --reveal).
@@ -160,29 +162,19 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
     if as_json:
         print_json(data)
         return
+    from vault.cli import display  # noqa: PLC0415 - the health display only for this command
+
     data.pop("health", None)
+    data.pop("credit_at", None), data.pop("credit_source", None)  # shown with the credit
+    data["credit_usd"] = display.credit(entry)
+    for stamp in ("added_at", "updated_at"):
+        data[stamp] = display.when(data[stamp])
     width = max(len(k) for k in data)
     for key, value in data.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key.ljust(width)}  {safe(shown)}")
-    for line in _health_lines(entry):
+    for line in display.health_lines(entry.health, base_url=entry.effective_base_url):
         click.echo(f"{'health'.ljust(width)}  {safe(line)}")
-
-
-def _health_lines(entry: Entry) -> list[str]:
-    health = entry.health
-    if health is None:
-        return ["never checked"]
-    from vault.model.health import ADVICE  # noqa: PLC0415
-
-    lines = [f"{health.status} ({health.probe} probe, {human(health.checked_at)})"]
-    if not health.ok:
-        lines.append(ADVICE[health.status])
-    if health.message:
-        lines.append(f"server said: {health.message[:200]}")
-    if health.last_ok_at and not health.ok:
-        lines.append(f"last ok {human(health.last_ok_at)}")
-    return lines
 
 
 @click.command("get")
@@ -320,6 +312,7 @@ def phones_cmd(app: Context, as_json: bool) -> None:
 @click.command("log")
 @click.argument("name", required=False)
 @json_option
+@utc_option
 @pass_context
 def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
     """Show the vault's history, oldest first (optionally for one entry).
@@ -339,7 +332,7 @@ def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
         ["at", "action", "name", "detail"],
         (
             [
-                human(e.at),
+                human(e.at, utc=utc_wanted()),
                 e.action,
                 e.name,
                 " ".join(f"{k}={v}" for k, v in _detail(e).items() if v is not None),

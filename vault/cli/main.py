@@ -157,6 +157,8 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
 
 def report(exc: KeyvaultError) -> None:
     click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
+    for detail in exc.details:
+        click.echo(f"keyvault:   {_first_line(detail)}", err=True)
     if exc.hint:
         click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
 

@@ -61,3 +61,17 @@ proxy_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output (keys masked)."
 )
+
+utc_option = click.option(
+    "--utc",
+    is_flag=True,
+    expose_value=False,
+    callback=lambda ctx, param, value: _remember("utc")(ctx, param, value or None),
+    help="Show times in UTC instead of local time (--json is always UTC).",
+)
+
+
+def utc_wanted() -> bool:
+    """Whether this invocation asked for UTC on its human output (`--utc`)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(OPTIONS_META, {}).get("utc"))

@@ -8,12 +8,14 @@ from typing import Any
 import click
 
 from vault.cli.context import pass_context, print_json, print_synced, safe, warn
-from vault.cli.options import json_option, project_option, proxy_option
+from vault.cli.options import json_option, project_option, proxy_option, utc_option, utc_wanted
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
 from vault.rotation.mint_admin import MintOptions
+from vault.rotation.policy import Verify
 from vault.rotation.rotate import DueReport, RotateOptions, Rotation
+from vault.rotation.verify import VERIFY_MAX_WAIT
 from vault.store.context import Context
 
 
@@ -21,8 +23,14 @@ from vault.store.context import Context
 @project_option()
 @click.option("--to", "to", metavar="NAME", default=None, help="Switch to this key.")
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+@click.option(
+    "--verify",
+    type=click.Choice([Verify.CHAT.value, Verify.MODELS.value]),
+    default=None,
+    help="How to check a candidate before switching: chat (a 1-token completion: sees credit)"
+    " or models (free, blind to credit). Default: [rotation] verify, else chat.",
+)
 @click.option("--no-check", is_flag=True, help="Trust stored health instead of checking now.")
-@click.option("--deep", is_flag=True, help="Check candidates with a 1-token chat (sees credit).")
 @click.option("--retire", is_flag=True, help="Retire the old key instead of keeping it standby.")
 @click.option("--due", is_flag=True, help="Rotate every project the policy marks due (cron).")
 @click.option("--mint", is_flag=True, help="Create a fresh service-account key with an admin key.")
@@ -37,6 +45,7 @@ from vault.store.context import Context
 )
 @click.option("--finish", is_flag=True, help="Complete interrupted mints and due deletions.")
 @proxy_option
+@utc_option
 @json_option
 @pass_context
 def rotate_cmd(
@@ -44,8 +53,8 @@ def rotate_cmd(
     *,
     to: str | None,
     dry_run: bool,
+    verify: str | None,
     no_check: bool,
-    deep: bool,
     retire: bool,
     due: bool,
     mint: bool,
@@ -54,11 +63,13 @@ def rotate_cmd(
     finish: bool,
     as_json: bool,
 ) -> int:
-    """Replace a project's active key with its best healthy standby key.
+    """Replace a project's active key with its best standby key that serves a real request.
 
-    The old key becomes standby (or retired), the change is logged, and every .env file
-    written with `keyvault dotenv` is updated. Exit 1 if nothing healthy was found or a
-    .env file could not be updated.
+    Candidates are tried best first with a 1-token chat completion (about 11 tokens of
+    gpt-4o-mini each) until one passes; the output lists the keys skipped and the requests
+    made. The old key becomes standby (or retired), the change is logged, and every .env
+    file written with `keyvault dotenv` is updated. Exit 1 if no key qualifies (each says
+    why), the network failed (nothing changes), or a .env file could not be updated.
 
     \b
     Example:
@@ -71,12 +82,25 @@ def rotate_cmd(
         raise UsageError("these options do not combine: " + ", ".join(modes or ["--mint", "--to"]))
     if (due or finish) and app.project_option is not None:
         raise UsageError(f"{modes[0]} covers every project; drop --project")
-    checking = CheckOptions(deep=deep, proxy=app.proxy)
+    if no_check and verify is not None:
+        raise UsageError("--verify and --no-check do not combine")
+    mode = Verify.NONE if no_check else (Verify(verify) if verify else None)
+    checking = CheckOptions(max_retry_wait=VERIFY_MAX_WAIT, proxy=app.proxy)
     rotate_options = RotateOptions(
-        to=to, dry_run=dry_run, check=not no_check, retire=retire, check_options=checking
+        to=to,
+        dry_run=dry_run,
+        verify=mode,
+        retire=retire,
+        utc=utc_wanted(),
+        check_options=checking,
     )
     mint_options = MintOptions(
-        admin=admin, grace_hours=grace, retire=retire, check_options=checking, proxy=app.proxy
+        admin=admin,
+        grace_hours=grace,
+        retire=retire,
+        verify=mode,
+        check_options=checking,
+        proxy=app.proxy,
     )
     if due:
         report = _due(app, rotate_options, mint_options, mint=mint, dry_run=dry_run)
@@ -132,13 +156,17 @@ def _due(
     return minting.run_due(app.kv, rotate_options, mint_options, mint=mint)
 
 
-def run_due_from_cli(app: Context, *, mint: bool) -> DueReport:
-    """For `check --rotate`: the policy on every project, trusting the check just stored."""
+def run_due_from_cli(app: Context, *, mint: bool, checked_deep: bool) -> DueReport:
+    """For `check --rotate`: the policy on every project. After `check --deep` the stored
+    chat results are fresh and trusted; after a plain check the candidate is verified as
+    `rotate` would (the free probe cannot see exhausted credit)."""
     from vault.rotation import mint as minting  # noqa: PLC0415
 
-    return minting.run_due(
-        app.kv, RotateOptions(check=False), MintOptions(proxy=app.proxy), mint=mint
+    checking = CheckOptions(max_retry_wait=VERIFY_MAX_WAIT, proxy=app.proxy)
+    options = RotateOptions(
+        verify=Verify.NONE if checked_deep else None, utc=utc_wanted(), check_options=checking
     )
+    return minting.run_due(app.kv, options, MintOptions(proxy=app.proxy), mint=mint)
 
 
 def _mint(
@@ -167,7 +195,25 @@ def _print_rotation(rotation: Rotation) -> None:
     old = safe(rotation.old) if rotation.old else "(no active key)"
     tail = " (dry run: nothing changed)" if rotation.dry_run else ""
     click.echo(f"{verb} {safe(where)}: {old} -> {safe(rotation.new)} ({rotation.reason}){tail}")
+    for name, why in rotation.skipped:
+        click.echo(f"  skipped {safe(name)}: {safe(why)}")
+    click.echo(f"  {_cost(rotation)}")
     _print_dotenv(rotation)
+
+
+def _cost(rotation: Rotation) -> str:
+    """What the verification did and cost, in requests."""
+    if rotation.verify == Verify.NONE:
+        return "not checked now (--no-check): stored results trusted, 0 requests"
+    how = "a 1-token chat completion" if rotation.verify == Verify.CHAT else "GET /models"
+    cost = f"{_count(rotation.requests, 'request')}"
+    if rotation.chats:
+        cost += f", {_count(rotation.chats, 'chat completion')} of ~11 tokens"
+    return f"checked {safe(rotation.new)} with {how}: {cost}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _print_dotenv(rotation: Rotation | MintReport) -> None:
@@ -205,11 +251,14 @@ def _mint_dict(report: MintReport) -> dict[str, Any]:
 
 
 def print_due(report: DueReport, *, failures_only: bool = False) -> None:
-    """Rotations and deletions on stdout; failures always on stderr (cron mails those)."""
+    """Rotations and deletions on stdout; failures always on stderr (cron mails those), each
+    with its reasons, and each distinct hint once at the end."""
     for project, exc in report.failures:
         warn(f"{safe(project or 'default project')}: {exc.message}")
-        if exc.hint:
-            click.echo(f"keyvault: hint: {exc.hint}", err=True)
+        for detail in exc.details:
+            click.echo(f"keyvault:   {safe(detail)}", err=True)
+    for hint in report.hints():
+        click.echo(f"keyvault: hint: {safe(hint)}", err=True)
     if failures_only:
         return
     for rotation in report.rotations:

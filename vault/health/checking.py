@@ -24,12 +24,13 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
-from vault.health.model import HealthResult, ProbeTarget
+from vault.health.model import DEFAULT_MAX_WAIT, HealthResult, ProbeTarget
 from vault.model.clock import Clock, iso
 from vault.model.document import Entry, Kind, Status, VaultDoc
+from vault.model.entry import CREDIT_RELAY
 from vault.model.health import DEEP_ONLY, HealthRecord
 from vault.model.health import HealthStatus as Health
 from vault.model.records import Action
@@ -48,11 +49,12 @@ class CheckOptions:
     concurrency: int = 64
     model: str = "gpt-4o-mini"
     timeout: float = 10.0
-    max_retry_wait: float = 20.0
+    max_retry_wait: float = DEFAULT_MAX_WAIT  # s one key may wait for retries, in all
     proxy: str | None = None  # the invocation's proxy (Context.proxy); None: the environment
     transport: Any = None
     admin_transport: Any = None
     on_result: Callable[[HealthResult], None] | None = None
+    on_wait: Callable[[str, float], None] | None = None  # (entry name, seconds) per retry wait
 
 
 @dataclass
@@ -67,17 +69,30 @@ class Checked:
     previous: str | None
     action: str | None = None
     last_ok_at: str | None = None
+    active: bool = False  # the project's active key (what its .env files hold)
+    credit: CreditChange | None = None  # --balance replaced the recorded credit
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "project": self.project,
+            "active": self.active,
             "previous": self.previous,
             "action": self.action,
             "last_ok_at": self.last_ok_at,
             **self.result.to_dict(),
+            "credit": self.credit._asdict() if self.credit else None,
             "entry": self.entry_id,
         }
+
+
+class CreditChange(NamedTuple):
+    """A recorded credit that a relay's balance replaced, and where the old figure came from."""
+
+    previous: float | None
+    previous_source: str | None
+    previous_at: str | None
+    credit_usd: float
 
 
 @dataclass
@@ -99,6 +114,12 @@ class Probed:
     results: dict[str, HealthResult] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)
     interrupted: bool = False
+    order: list[str] = field(default_factory=list)  # entry ids as given: a stable report
+
+    def in_order(self) -> list[tuple[str, HealthResult]]:
+        """The results in the order the entries were given, not the order they finished."""
+        rank = {entry_id: i for i, entry_id in enumerate(self.order)}
+        return sorted(self.results.items(), key=lambda item: rank.get(item[0], len(rank)))
 
 
 # --- choosing -------------------------------------------------------------------------------
@@ -133,7 +154,7 @@ def probe_entries(
     """Check API keys with the model probe and admin keys against the Administration API.
     Never raises KeyboardInterrupt: it returns what finished with `interrupted` set."""
     todo = list(entries)
-    probed = Probed(secrets={e.id: e.secret for e in todo})
+    probed = Probed(secrets={e.id: e.secret for e in todo}, order=[e.id for e in todo])
     names = {e.id: e.name for e in todo}
 
     def collect(result: HealthResult) -> None:
@@ -143,7 +164,17 @@ def probe_entries(
             options.on_result(shown)
 
     try:
-        _probe_api([e for e in todo if e.kind is not Kind.ADMIN], options, proxy, clock, collect)
+        api = [e for e in todo if e.kind is not Kind.ADMIN]
+        if api:
+            from vault.health import check  # noqa: PLC0415 - httpx only when something is checked
+
+            check(
+                [probe_target_of(e) for e in api],
+                deep=options.deep,
+                balance=options.balance,
+                on_result=collect,
+                **probe_settings(options, proxy, clock, names),
+            )
         for entry in (e for e in todo if e.kind is Kind.ADMIN):
             collect(_ping_admin(entry, options, proxy, clock))
     except KeyboardInterrupt:
@@ -151,32 +182,27 @@ def probe_entries(
     return probed
 
 
-def _probe_api(
-    entries: list[Entry],
-    options: CheckOptions,
-    proxy: str | None,
-    clock: Clock,
-    collect: Callable[[HealthResult], None],
-) -> None:
-    if not entries:
-        return
-    from vault.health import check  # noqa: PLC0415 - httpx only when something is checked
+def probe_target_of(entry: Entry) -> ProbeTarget:
+    """The target for an entry, named by its id so results map back even after a rename."""
+    return dataclasses.replace(ProbeTarget.from_entry(entry), name=entry.id)
 
-    # the target is named by entry id so that results map back even if names repeat later
-    targets = [dataclasses.replace(ProbeTarget.from_entry(e), name=e.id) for e in entries]
-    check(
-        targets,
-        deep=options.deep,
-        balance=options.balance,
-        model=options.model,
-        concurrency=options.concurrency,
-        timeout=options.timeout,
-        max_retry_wait=options.max_retry_wait,
-        transport=options.transport,
-        proxy=proxy,
-        clock=clock,
-        on_result=collect,
-    )
+
+def probe_settings(
+    options: CheckOptions, proxy: str | None, clock: Clock, names: Mapping[str, str]
+) -> dict[str, Any]:
+    """The runner's settings for these options (everything but what to probe): shared by
+    `check` and by rotation's verification, so both honour the same limits."""
+    on_wait = options.on_wait
+    return {
+        "model": options.model,
+        "concurrency": options.concurrency,
+        "timeout": options.timeout,
+        "max_retry_wait": options.max_retry_wait,
+        "transport": options.transport,
+        "proxy": proxy,
+        "clock": clock,
+        "on_wait": None if on_wait is None else lambda i, s: on_wait(names.get(i, i), s),
+    }
 
 
 def _ping_admin(
@@ -208,17 +234,23 @@ def merge_results(doc: VaultDoc, probed: Probed, policy: HealthPolicy, now: str)
     records status changes in history. Results for removed or re-keyed entries are reported,
     not stored."""
     out: list[Checked] = []
-    for entry_id, raw in probed.results.items():
+    for entry_id, raw in probed.in_order():
         entry = doc.by_id(entry_id)
         if entry is None or entry.secret != probed.secrets.get(entry_id):
             why = "removed" if entry is None else "replaced"
             out.append(Checked(entry_id, raw.name, None, raw, None, f"dropped: {why}"))
             continue
         previous = entry.health.status.value if entry.health else None
+        credit_before = (entry.credit_usd, entry.credit_source, entry.credit_at)
         result = _keep_deep_verdict(raw, entry.health)
         action = _store(doc, entry, result, policy, now)
         last_ok = entry.health.last_ok_at if entry.health else None
-        out.append(Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok))
+        credit = None
+        if entry.credit_usd is not None and entry.credit_usd != credit_before[0]:
+            credit = CreditChange(*credit_before, entry.credit_usd)
+        active = entry.status is Status.ACTIVE
+        checked = Checked(entry.id, entry.name, entry.project, result, previous, action, last_ok)
+        out.append(dataclasses.replace(checked, active=active, credit=credit))
     return out
 
 
@@ -275,7 +307,7 @@ def _store(
         doc.set_status(entry, Status.STANDBY, at=now, action=Action.ENABLE, why=why)
         entry.health = record._replace(disabled_by_policy=False)
     if result.balance_usd is not None:
-        doc.set_credit(entry, round(result.balance_usd, 6), at=now, source="relay balance")
+        doc.set_credit(entry, round(result.balance_usd, 6), at=now, source=CREDIT_RELAY)
     return action
 
 

@@ -14,6 +14,11 @@ from vault.model.health import HealthStatus
 from vault.model.secret import Secret
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
+# Seconds one key may spend waiting for retries in all (every Retry-After and backoff): a
+# key still rate-limited after that is reported `rate_limited` with its retry time. 20 s
+# honours OpenAI's usual "try again in 20s" once; 30 keys rate-limited that way then cost
+# ~20 s, not 40+.
+DEFAULT_MAX_WAIT: Final = 20.0
 
 Probe = Literal["models", "chat", "balance"]
 
@@ -97,6 +102,7 @@ class HealthResult:
     probe: Probe = "models"
     balance_usd: float | None = None
     evidence: str | None = None
+    retry_at: str | None = None  # when retrying makes sense: the last answer + its wait
 
     @property
     def ok(self) -> bool:

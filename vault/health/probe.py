@@ -141,7 +141,15 @@ async def _run(session: Session, plan: ProbePlan, checked_at: str) -> HealthResu
         attempts=attempts,
         balance_usd=balance_usd,
         models=len(model_list) if model_list is not None else None,
+        retry_at=_retry_at(verdict, plan.clock()),
     )
+
+
+def _retry_at(verdict: Classification, answered: datetime) -> str | None:
+    """When the server said to try again, counted from its last answer (not from the start
+    of the check, which may be several waits earlier)."""
+    wait = verdict.wait_hint_s
+    return None if wait is None else iso(answered + timedelta(seconds=wait))
 
 
 async def probe_target(session: Session, plan: ProbePlan) -> HealthResult:

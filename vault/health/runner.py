@@ -17,7 +17,7 @@ import httpx
 
 from vault.errors import EXIT_CHECK_FAILED, InvalidValue
 from vault.health.lanes import Lanes
-from vault.health.model import HealthResult, ProbeTarget
+from vault.health.model import DEFAULT_MAX_WAIT, HealthResult, ProbeTarget
 from vault.health.probe import ProbePlan, probe_target
 from vault.health.transport import RetryPolicy, Session
 
@@ -38,7 +38,7 @@ async def check_targets(
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT,
     max_retries: int = 2,
-    max_retry_wait: float = 20.0,
+    max_retry_wait: float = DEFAULT_MAX_WAIT,
     transport: httpx.AsyncBaseTransport | None = None,
     proxy: str | None = None,
     verify: ssl.SSLContext | str | bool = True,
@@ -47,18 +47,26 @@ async def check_targets(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rand: Callable[[], float] = random.random,
     on_result: Callable[[HealthResult], None] | None = None,
+    on_wait: Callable[[str, float], None] | None = None,
+    in_turn: bool = False,
 ) -> list[HealthResult]:
     """Probe every target, at most `concurrency` requests in flight; one result per target, in
-    input order. `on_result` sees each result as soon as it is known (for progress output)."""
+    input order. `on_result` sees each result as soon as it is known (for progress output),
+    `on_wait(name, seconds)` each retry wait before it starts; `max_retry_wait` bounds one
+    key's waiting in total.
+
+    `in_turn=True` probes one target at a time and draws the next from `targets` only after
+    `on_result` saw the previous result, so a generator can stop at the first key that passes
+    (rotation verifies candidates this way: it pays for no more requests than it needs)."""
     if concurrency < 1:
         raise InvalidValue("concurrency must be at least 1")
     if timeout <= 0 or max_retries < 0 or max_retry_wait < 0:
         raise InvalidValue("timeout must be positive and retry limits not negative")
-    todo = list(targets)
-    if not todo:
+    todo: Iterable[ProbeTarget] = targets if in_turn else list(targets)
+    if not in_turn and not todo:
         return []
     plan = ProbePlan(deep=deep, model=model, balance=balance, clock=clock)
-    policy = RetryPolicy(max_retries, max_retry_wait, sleep, rand)
+    policy = RetryPolicy(max_retries, max_retry_wait, sleep, rand, on_wait)
     lanes = Lanes(
         concurrency, timeout=timeout, transport=transport, proxy=proxy, verify=verify, http2=http2
     )
@@ -70,6 +78,8 @@ async def check_targets(
         return result
 
     try:
+        if in_turn:
+            return [await one(t) for t in todo]  # lazily: each target after the last result
         return list(await asyncio.gather(*(one(t) for t in todo)))
     finally:
         await lanes.aclose()

@@ -21,7 +21,7 @@ import httpx
 from vault import __version__
 from vault.health.classify import classify
 from vault.health.lanes import Lanes
-from vault.health.model import Classification, ProbeTarget, Status
+from vault.health.model import DEFAULT_MAX_WAIT, Classification, ProbeTarget, Status
 from vault.health.redact import safe_message
 
 MAX_BODY: Final = 2 * 1024 * 1024  # a model list is ~20 KiB; a runaway body must not eat memory
@@ -44,12 +44,18 @@ TRANSPORT_ERRORS: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When and how long to wait before trying again; sleep and randomness are injectable."""
+    """When and how long to wait before trying again; sleep and randomness are injectable.
+
+    `max_retry_wait` bounds the waiting of one key in total (every retry of every probe), so
+    a key that stays rate-limited costs at most that much time, then is reported with its
+    retry time. `on_wait(target name, seconds)` hears of each wait before it starts (for a
+    progress display)."""
 
     max_retries: int = 2
-    max_retry_wait: float = 20.0
+    max_retry_wait: float = DEFAULT_MAX_WAIT
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rand: Callable[[], float] = random.random
+    on_wait: Callable[[str, float], None] | None = None
 
     def backoff(self, retry: int) -> float:
         """The official SDKs' delay: min(0.5·2^n, 8) s, minus up to 25 % jitter."""
@@ -165,6 +171,7 @@ class Session:
     lanes: Lanes
     target: ProbeTarget
     policy: RetryPolicy
+    waited: list[float] = field(default_factory=list)  # every wait so far, for the budget
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -179,7 +186,8 @@ class Session:
         json_body: Any = None,
     ) -> Exchange:
         """Send with retries for what can succeed on retry; honour the server's requested wait
-        up to `max_retry_wait`, beyond that stop and report (the result keeps retry_after_s)."""
+        while this key's waits stay within `max_retry_wait` in total, beyond that stop and
+        report (the result keeps retry_after_s)."""
         url = endpoint(self.target.base_url, path)
         attempts, waits = 0, list[float]()
         while True:
@@ -190,9 +198,12 @@ class Session:
                 break
             wait = verdict.retry_after_s
             wait = self.policy.backoff(retry) if wait is None else wait
-            if wait > self.policy.max_retry_wait:
+            if sum(self.waited) + wait > self.policy.max_retry_wait:
                 break
             waits.append(wait)
+            self.waited.append(wait)
+            if self.policy.on_wait is not None:
+                self.policy.on_wait(self.target.name, wait)
             await self.policy.sleep(wait)
         return Exchange(verdict, body, attempts, latency, tuple(waits))
 

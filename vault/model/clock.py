@@ -57,3 +57,30 @@ def human(moment: dt.datetime | str | None, *, utc: bool = False, seconds: bool 
         return when.astimezone(dt.UTC).strftime(shape) + "Z"
     local = when.astimezone()
     return f"{local.strftime(shape)} {local.tzname() or local.strftime('%z')}"
+
+
+def short_time(moment: dt.datetime, now: dt.datetime, *, utc: bool = False) -> str:
+    """A time for a one-line reason: `15:21` on the same day as `now` (`15:21Z` in UTC),
+    otherwise the full `human()` form with its date and zone."""
+    zone = dt.UTC if utc else None
+    when, today = moment.astimezone(zone), now.astimezone(zone)
+    if when.date() != today.date():
+        return human(moment, utc=utc)
+    return when.strftime("%H:%M") + ("Z" if utc else "")
+
+
+# (unit, seconds), largest first: `ago` names an age in the largest unit it fills
+_AGES = (("d", 86400), ("h", 3600), ("min", 60))
+
+
+def ago(moment: dt.datetime | str | None, now: dt.datetime) -> str:
+    """How long before `now` a stored time was, for people: `just now`, `5 min ago`, `2 h ago`,
+    `3 d ago`; `at an unknown time` for None or a value that is not a time."""
+    when = parse_time(moment) if isinstance(moment, str) else moment
+    if when is None:
+        return "at an unknown time"
+    seconds = (now - when).total_seconds()
+    for unit, size in _AGES:
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"

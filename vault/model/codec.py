@@ -87,6 +87,9 @@ def entry_json(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
     out["status"] = entry.status.value
     out["tags"] = list(entry.tags)
     out["health"] = health_json(entry.health) if entry.health is not None else None
+    for name in _WRITTEN_WHEN_SET:
+        if out[name] is None:
+            del out[name]
     return out
 
 
@@ -335,6 +338,8 @@ _ENTRY_CHECKS: Final[dict[str, tuple[Check, str]]] = {
     ),
     "card": (_optional(_text(200)), "is not a card label"),
     "credit_usd": (_optional(_amount), "is not a finite amount from 0 to 1e9"),
+    "credit_source": (_optional(_label), "is not a credit source"),
+    "credit_at": (_optional(_time), "is not a time"),
     "org_id": (_optional(_text(128)), "is not an organization id"),
     "project_id": (_optional(_text(128)), "is not a project id"),
     "base_url": (_optional(_base_url), "is not an https URL (or http on loopback)"),
@@ -350,6 +355,9 @@ _ENTRY_CHECKS: Final[dict[str, tuple[Check, str]]] = {
     "updated_at": (_optional(_time), "is not a time"),
 }
 _ENTRY_FIELDS: Final = tuple(_ENTRY_CHECKS)
+# fields added after keyvault/1 shipped: written only when set, so an entry that never had
+# them reads back (and prints with --json) exactly as before
+_WRITTEN_WHEN_SET: Final = ("credit_source", "credit_at")
 _ENTRY_DEFAULTS: Final[Mapping[str, Any]] = {
     "provider": "openai",
     "kind": "api",
@@ -413,7 +421,7 @@ def _health(item: dict[str, Any], path: str) -> HealthRecord:
     for key in ("retry_after_s", "balance_usd"):
         if values.get(key) is not None and not math.isfinite(values[key]):
             raise _Bad(f"{path}.{key}", "is not finite")
-    for key in ("checked_at", "last_ok_at"):
+    for key in ("checked_at", "last_ok_at", "retry_at"):
         if values.get(key) is not None and not _time(values[key]):
             raise _Bad(f"{path}.{key}", "is not a time")
     limits = values.get("ratelimit")

@@ -26,7 +26,7 @@ from vault.errors import (
     NoActiveKey,
     PolicyViolation,
 )
-from vault.model.entry import DEFAULT_BASE_URL, Entry, Kind, Status
+from vault.model.entry import CREDIT_TYPED, DEFAULT_BASE_URL, Entry, Kind, Status
 from vault.model.health import HealthRecord
 from vault.model.phones import PhoneUsage, check_phone_room, phone_usage
 from vault.model.records import (
@@ -151,6 +151,8 @@ class VaultDoc:
         if entry.phone:
             check_phone_room(self, entry.phone, phone_slots)
         check_exportable(entry)  # before appending: a refused entry leaves no trace
+        if entry.credit_usd is not None and entry.credit_source is None:
+            entry.credit_source, entry.credit_at = CREDIT_TYPED, at
         self.entries.append(entry)
         self._event(at, Action.ADD, entry, status=entry.status.value)
         if entry.status is Status.ACTIVE:
@@ -171,11 +173,24 @@ class VaultDoc:
         fields = dict(changes)
         if "secret" in fields and fields["secret"] != entry.secret:
             fields["health"] = None
+        if "credit_usd" in fields and "credit_source" not in fields:
+            typed = fields["credit_usd"] is not None
+            fields["credit_source"] = CREDIT_TYPED if typed else None
+            fields["credit_at"] = at if typed else None
         updated = entry.evolve(**fields, updated_at=at)
         check_exportable(updated)
         self.entries[self.entries.index(entry)] = updated
         shown = sorted(k for k in changes if k not in ("kind", "updated_at"))
         self._event(at, Action.EDIT, updated, fields=shown)
+        if updated.credit_usd != entry.credit_usd:  # one credit history, whatever its source
+            self._event(
+                at,
+                Action.CREDIT,
+                updated,
+                credit_usd=updated.credit_usd,
+                previous=entry.credit_usd,
+                source=updated.credit_source,
+            )
         if updated.status is Status.ACTIVE:
             self._displace(updated, at)
         return updated
@@ -233,12 +248,19 @@ class VaultDoc:
             self._event(at, Action.CHECK, entry, status=record.status.value, previous=previous)
 
     def set_credit(self, entry: Entry, credit: float, *, at: str, source: str) -> None:
-        """Credit read from a relay's balance endpoint: recorded with where it came from."""
-        previous = entry.credit_usd
+        """Credit from `source` (CREDIT_RELAY: a relay's balance endpoint): the entry keeps
+        where and when its figure came from, and history records the change with the figure
+        it replaced and that figure's own source, so a typed-in credit is never lost silently.
+        """
+        previous, previous_source = entry.credit_usd, entry.credit_source
+        entry.credit_source, entry.credit_at = source, at
         if previous == credit:
             return
         entry.credit_usd, entry.updated_at = credit, at
-        self._event(at, Action.CREDIT, entry, credit_usd=credit, previous=previous, source=source)
+        detail = {"credit_usd": credit, "previous": previous, "source": source}
+        if previous_source is not None:
+            detail["previous_source"] = previous_source
+        self._event(at, Action.CREDIT, entry, **detail)
 
     def _displace(self, entry: Entry, at: str) -> None:
         """`entry` became active: its project's other active key becomes standby."""

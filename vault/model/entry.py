@@ -15,6 +15,10 @@ from vault.model.secret import Secret
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
+# where an entry's credit_usd figure came from (`credit_source`)
+CREDIT_TYPED = "typed"  # the user gave it (`add/edit --credit`)
+CREDIT_RELAY = "relay"  # read from a relay's billing endpoints (`check --balance`)
+
 
 class Status(StrEnum):
     ACTIVE = "active"  # the one key a project exports
@@ -37,9 +41,9 @@ class Entry:
     """
 
     __slots__ = (
-        "added_at", "base_url", "card", "created", "credit_usd", "extra", "health", "id",
-        "kind", "name", "note", "org_id", "phone", "priority", "project", "project_id",
-        "provider", "secret", "status", "tags", "updated_at",
+        "added_at", "base_url", "card", "created", "credit_at", "credit_source", "credit_usd",
+        "extra", "health", "id", "kind", "name", "note", "org_id", "phone", "priority",
+        "project", "project_id", "provider", "secret", "status", "tags", "updated_at",
     )  # fmt: skip
 
     def __init__(
@@ -55,6 +59,8 @@ class Entry:
         phone: str | None = None,
         card: str | None = None,
         credit_usd: float | None = None,
+        credit_source: str | None = None,
+        credit_at: str | None = None,
         org_id: str | None = None,
         project_id: str | None = None,
         base_url: str | None = None,
@@ -70,6 +76,8 @@ class Entry:
         self.id, self.name, self.secret, self.provider, self.kind = id, name, secret, provider, kind
         self.project, self.created, self.phone, self.card = project, created, phone, card
         self.credit_usd, self.org_id, self.project_id = credit_usd, org_id, project_id
+        # where credit_usd came from (CREDIT_TYPED, CREDIT_RELAY) and when; None when unknown
+        self.credit_source, self.credit_at = credit_source, credit_at
         self.base_url, self.tags, self.note, self.status = base_url, tags or [], note, status
         self.priority, self.health, self.added_at = priority, health, added_at
         self.updated_at = updated_at

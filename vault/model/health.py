@@ -90,6 +90,7 @@ class HealthRecord(NamedTuple):
     attempts: int = 0
     balance_usd: float | None = None
     evidence: str | None = None
+    retry_at: str | None = None  # when the server said to try again (rate limits)
     consecutive_failures: int = 0
     last_ok_at: str | None = None
     disabled_by_policy: bool = False
@@ -118,6 +119,7 @@ HEALTH_FIELDS: Final[Mapping[str, tuple[type, ...]]] = MappingProxyType(
         "attempts": (int,),
         "balance_usd": (int, float, type(None)),
         "evidence": (str, type(None)),
+        "retry_at": (str, type(None)),
         "consecutive_failures": (int,),
         "last_ok_at": (str, type(None)),
         "disabled_by_policy": (bool,),

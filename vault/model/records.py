@@ -31,7 +31,7 @@ class Action(StrEnum):
     CHECK = "check"  # a health check changed a key's status verdict
     DISABLE = "disable"  # the health policy disabled a failing standby key
     ENABLE = "enable"  # the health policy re-enabled a key that passed again
-    CREDIT = "credit"  # credit_usd changed from a relay's balance (`source`, `previous`)
+    CREDIT = "credit"  # credit_usd changed: typed or a relay's balance (`source`, `previous`)
     ROTATE = "rotate"  # a project's active key was replaced (`from`, `reason`)
     EXPORT = "export"  # a .env file was registered to a project (`path`)
     EXPORT_MOVE = "export-move"  # a .env file moved from one project to another

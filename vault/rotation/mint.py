@@ -19,7 +19,7 @@ the crash came before it was saved), deletes it, and mints again.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vault.errors import KeyvaultError, NoHealthyCandidate
 from vault.export.targets import SyncOutcome
@@ -35,7 +35,7 @@ from vault.rotation.mint_admin import (
     project_id_for,
 )
 from vault.rotation.mint_cleanup import abandon, delete_due
-from vault.rotation.policy import rotation_policy
+from vault.rotation.policy import Verify, rotation_policy
 from vault.rotation.rotate import (
     DueReport,
     RotateOptions,
@@ -127,14 +127,15 @@ def _activate(kv: Keyvault, rid: str, options: MintOptions) -> Rotation:
     record = doc.mint(rid)
     entry = doc.by_id(record.entry)
     probed = Probed()
-    if entry is not None:
-        probed = probe_entries([entry], options.check_options, proxy=options.proxy, clock=kv.clock)
+    policy = rotation_policy(kv.config, record.project)
+    mode = options.verify or policy.verify
+    if entry is not None and mode is not Verify.NONE:  # chat: a new key may have no credit yet
+        checks = replace(options.check_options, deep=mode is Verify.CHAT)
+        probed = probe_entries([entry], checks, proxy=options.proxy, clock=kv.clock)
         if probed.interrupted:
             raise KeyboardInterrupt
     options.after_step("checked")
-    grace = options.grace_hours
-    if grace is None:
-        grace = rotation_policy(kv.config, record.project).grace_hours
+    grace = options.grace_hours if options.grace_hours is not None else policy.grace_hours
     failure: list[KeyvaultError] = []
     now = kv.now_iso()
 
@@ -147,7 +148,7 @@ def _activate(kv: Keyvault, rid: str, options: MintOptions) -> Rotation:
             )
             failure.append(NoHealthyCandidate("the minted key was removed from the vault"))
             return None
-        run = RotateOptions(to=new.name, retire=options.retire, reason="mint")
+        run = RotateOptions(to=new.name, retire=options.retire, reason="mint", verify=mode)
         try:
             rotation = rotate_in(doc, kv, rec.project, run, probed)
         except KeyvaultError as exc:  # failed its check: keep the result, try again later

@@ -16,7 +16,7 @@ from vault.health.admin import AdminClient
 from vault.health.checking import CheckOptions
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.records import MintRecord
-from vault.rotation.policy import rotation_policy
+from vault.rotation.policy import Verify, rotation_policy
 from vault.store.keyvault import Keyvault
 
 
@@ -25,6 +25,7 @@ class MintOptions:
     admin: str | None = None  # admin entry name; default: the project's, else the only one
     grace_hours: float | None = None  # None: policy's grace_hours, else delete at --finish
     retire: bool = False
+    verify: Verify | None = None  # how the new key is checked; None: `[rotation] verify`
     check_options: CheckOptions = field(default_factory=CheckOptions)
     proxy: str | None = None  # the invocation's proxy (vault/store/context.py resolves it)
     transport: Any = None  # httpx.BaseTransport for the admin client (tests)

@@ -2,8 +2,10 @@
 
     [health]
     disable_after = 3                # disable a standby key after 3 hard failures in a row
+    max_wait = 20                    # seconds one key may wait for retries (rate limits)
 
     [rotation]                       # every project
+    verify = "chat"                  # check a candidate before switching: "chat" or "models"
     on_status = ["invalid", "quota_exhausted", "region_blocked", "forbidden"]
     max_age_days = 90
     min_credit_usd = 2.0
@@ -22,15 +24,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any, Final
 
 from vault.errors import ConfigError, NoActiveKey
-from vault.model.clock import human, parse_time
+from vault.health.model import DEFAULT_MAX_WAIT
+from vault.model.clock import parse_time
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.health import HARD_FAILURES, HealthStatus
 from vault.store.config import Config
 
 DEFAULT_COOLDOWN_MINUTES: Final = 60.0
+
+
+class Verify(StrEnum):
+    """How rotation checks a candidate before switching to it (docs/rotation.md)."""
+
+    CHAT = "chat"  # GET /models, then a 1-token chat completion: proves credit and model access
+    MODELS = "models"  # GET /models only: free, but blind to exhausted credit
+    NONE = "none"  # trust the stored results (`rotate --no-check`)
 
 
 @dataclass(frozen=True)
@@ -39,12 +51,14 @@ class HealthPolicy:
 
     disable_after: int | None = None
     hard: frozenset[HealthStatus] = HARD_FAILURES
+    max_wait: float = DEFAULT_MAX_WAIT
 
 
 @dataclass(frozen=True)
 class RotationPolicy:
     """`[rotation]` merged with `[rotation.projects.NAME]` for one project."""
 
+    verify: Verify = Verify.CHAT
     on_status: frozenset[HealthStatus] = HARD_FAILURES
     max_age_days: int | None = None
     min_credit_usd: float | None = None
@@ -74,14 +88,22 @@ def _number(value: object, where: str, *, minimum: float = 0) -> float:
 
 def health_policy(config: Config) -> HealthPolicy:
     raw = dict(config.health)
-    unknown = sorted(set(raw) - {"disable_after", "hard"})
+    unknown = sorted(set(raw) - {"disable_after", "hard", "max_wait"})
     if unknown:
         raise ConfigError(f"config.toml: unknown setting health.{unknown[0]}")
     after = raw.get("disable_after")
     hard = _statuses(raw["hard"], "health.hard") if "hard" in raw else HARD_FAILURES
+    wait = _number(raw.get("max_wait", DEFAULT_MAX_WAIT), "health.max_wait")
     if after is None:
-        return HealthPolicy(None, hard)
-    return HealthPolicy(int(_number(after, "health.disable_after", minimum=1)), hard)
+        return HealthPolicy(None, hard, wait)
+    return HealthPolicy(int(_number(after, "health.disable_after", minimum=1)), hard, wait)
+
+
+def _verify(value: object, where: str) -> Verify:
+    allowed = (Verify.CHAT, Verify.MODELS)  # "none" is --no-check: a choice per run, not a policy
+    if value not in allowed:
+        raise ConfigError(f"config.toml: {where} must be one of: " + ", ".join(allowed))
+    return Verify(str(value))
 
 
 def _whole_days(value: object, where: str) -> int:
@@ -96,6 +118,7 @@ def _project_id(value: object, where: str) -> str:
 
 # setting → the function that checks it, for [rotation] and [rotation.projects.NAME]
 _ROTATION_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
+    "verify": _verify,
     "on_status": _statuses,
     "max_age_days": _whole_days,
     "min_credit_usd": _number,
@@ -153,8 +176,11 @@ def cooldown_until(entry: Entry, policy: RotationPolicy) -> dt.datetime | None:
     checked = parse_time(health.checked_at)
     if checked is None:
         return None
-    wait = max(float(health.retry_after_s or 0), policy.cooldown_minutes * 60)
-    return checked + dt.timedelta(seconds=wait)
+    cooled = checked + dt.timedelta(minutes=policy.cooldown_minutes)
+    server = parse_time(health.retry_at)  # the server's own time, from its last answer
+    if server is None:
+        server = checked + dt.timedelta(seconds=float(health.retry_after_s or 0))
+    return max(cooled, server)
 
 
 def age_days(entry: Entry, now: dt.datetime) -> int | None:
@@ -197,27 +223,18 @@ def project_due(
 
 # --- when nothing is healthy ----------------------------------------------------------------
 
+ANY_PROJECT: Final = "PROJECT"  # stands for the project in advice given once for several
 
-def advice(
-    doc: VaultDoc, project: str | None, policy: RotationPolicy, now: dt.datetime, phone_slots: int
-) -> list[str]:
-    """What the user can do when no key is healthy, from the vault's own data."""
-    mine = [e for e in doc.entries if e.project == project and e.kind is Kind.API]
+
+def advice(doc: VaultDoc, project: str | None, phone_slots: int) -> list[str]:
+    """Where a new key can come from, from the vault's own data (phones with a free slot, the
+    cards on file, an admin key to mint with). The same for every project but for the flags:
+    a run that fails in several projects gives it once, with `project=ANY_PROJECT`."""
     cards = sorted({e.card for e in doc.entries if e.card})
-    waiting = [
-        f"{e.name} after {_hhmm(u)}"
-        for e in mine
-        if (u := cooldown_until(e, policy)) is not None and u > now
-    ]
-    disabled = [e.name for e in mine if e.status is Status.DISABLED]
     tips = [
         _phone_tip(doc, phone_slots),
         ("cards on file: " + ", ".join(cards)) if cards else "no card on file",
     ]
-    tips += [f"rate-limited, retry {', '.join(waiting)}"] if waiting else []
-    tips += (
-        [f"disabled: {', '.join(disabled)} (re-check with `keyvault check`)"] if disabled else []
-    )
     if any(e.kind is Kind.ADMIN for e in doc.entries):
         tips.append(f"mint one: keyvault rotate --mint{_flag(project)}")
     tips.append(f"add a key: keyvault add NAME{_flag(project)}")
@@ -236,7 +253,3 @@ def _phone_tip(doc: VaultDoc, slots: int) -> str:
 
 def _flag(project: str | None) -> str:
     return f" --project {project}" if project else ""
-
-
-def _hhmm(moment: dt.datetime) -> str:
-    return human(moment)

@@ -2,43 +2,43 @@
 
     rotation = rotate_project(kv, "work", RotateOptions(reason="manual"))
 
-The standby keys are checked first (outside the lock), then ONE `kv.transact` stores the
-results, picks the best candidate and switches: the new key becomes active and the old one
-standby (or retired) in the same save, so the project never has zero or two active keys on
+The candidates are ranked (vault/rotation/candidates.py: every key that may not become
+active says why), then verified one at a time, best first, until one serves a real request
+(vault/rotation/verify.py: by default the 1-token chat probe, which proves credit; `[rotation]
+verify = "models"` for the free probe; `Verify.NONE` trusts stored results). Then ONE
+`kv.transact` stores the check results and switches: the new key becomes active and the old
+one standby (or retired) in the same save, so the project never has zero or two active keys on
 disk. Afterwards every `.env` file the project was exported to is updated, each reported.
 
-Best candidate: an API key of the project, standby, healthy (checked now, or with
-`check=False` last known ok or never checked), not cooling down after a rate limit, not itself
-due under the policy; then highest priority, most credit left (unknown last), oldest first.
+When no candidate got an answer at all (network, proxy or the API down), nothing is saved and
+`NetworkUnavailable` says so: a network failure is never reported as a bad key.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
 from vault.export.targets import SyncOutcome, sync
-from vault.health.checking import (
-    Checked,
-    CheckOptions,
-    Probed,
-    interrupts_deferred,
-    merge_results,
-    probe_entries,
-)
-from vault.model.document import Entry, Kind, Status, VaultDoc, refuse_admin
+from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
+from vault.model.document import Entry, Status, VaultDoc, refuse_admin
+from vault.rotation.candidates import nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
-    RotationPolicy,
+    ANY_PROJECT,
+    Verify,
     advice,
-    cooldown_until,
-    due_reason,
     health_policy,
     health_status,
     project_due,
     rotation_policy,
+)
+from vault.rotation.verify import (
+    VERIFY_MAX_WAIT,
+    Verification,
+    failure_reason,
+    verify_in_turn,
 )
 from vault.store.keyvault import Keyvault
 
@@ -47,10 +47,13 @@ from vault.store.keyvault import Keyvault
 class RotateOptions:
     to: str | None = None
     dry_run: bool = False
-    check: bool = True
+    verify: Verify | None = None  # None: the project's `[rotation] verify` (chat by default)
     retire: bool = False
     reason: str = "manual"
-    check_options: CheckOptions = field(default_factory=CheckOptions)
+    utc: bool = False  # times in reasons ("cooling down until 15:21") in UTC, not local
+    check_options: CheckOptions = field(
+        default_factory=lambda: CheckOptions(max_retry_wait=VERIFY_MAX_WAIT)
+    )
 
 
 @dataclass
@@ -62,6 +65,10 @@ class Rotation:
     dry_run: bool = False
     checked: list[Checked] = field(default_factory=list)
     dotenv: list[SyncOutcome] = field(default_factory=list)
+    verify: str = Verify.NONE
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why), tried first
+    requests: int = 0  # HTTP requests the verification made
+    chats: int = 0  # of which 1-token chat completions
 
     @property
     def ok(self) -> bool:
@@ -74,6 +81,10 @@ class Rotation:
             "old": self.old,
             "reason": self.reason,
             "dry_run": self.dry_run,
+            "verify": str(self.verify),
+            "skipped": [{"name": n, "reason": why} for n, why in self.skipped],
+            "requests": self.requests,
+            "chat_completions": self.chats,
             "dotenv": [d.to_dict() for d in self.dotenv],
             "checked": [c.to_dict() for c in self.checked],
         }
@@ -82,69 +93,8 @@ class Rotation:
 # --- choosing -------------------------------------------------------------------------------
 
 
-def _rank(entry: Entry) -> tuple[int, int, float, str, str]:
-    credit = entry.credit_usd
-    return (-entry.priority, credit is None, -(credit or 0.0), entry.created or "9999", entry.name)
-
-
-def eligible(
-    entry: Entry, policy: RotationPolicy, now: dt.datetime, *, trust_unchecked: bool
-) -> bool:
-    """Whether `entry` may become active now (status, kind and health; not its project)."""
-    if entry.kind is Kind.ADMIN or entry.status is not Status.STANDBY:
-        return False
-    status = health_status(entry)
-    if status != "ok" and not (status is None and trust_unchecked):
-        return False
-    until = cooldown_until(entry, policy)
-    return (until is None or until <= now) and due_reason(entry, policy, now) is None
-
-
-def pool(
-    doc: VaultDoc, project: str | None, policy: RotationPolicy, now: dt.datetime
-) -> list[Entry]:
-    """The keys worth checking before a rotation: standby API keys not cooling down."""
-    return [
-        e
-        for e in doc.entries
-        if e.project == project
-        and e.kind is Kind.API
-        and e.status is Status.STANDBY
-        and ((u := cooldown_until(e, policy)) is None or u <= now)
-    ]
-
-
-def choose(
-    doc: VaultDoc,
-    project: str | None,
-    policy: RotationPolicy,
-    now: dt.datetime,
-    *,
-    to: str | None,
-    trust_unchecked: bool,
-    phone_slots: int,
-) -> Entry:
-    """The entry to activate, or NoHealthyCandidate saying what the user can do next."""
-    if to is not None:
-        return _chosen(doc, project, to, trust_unchecked)
-    ranked = sorted(
-        (
-            e
-            for e in doc.entries
-            if e.project == project and eligible(e, policy, now, trust_unchecked=trust_unchecked)
-        ),
-        key=_rank,
-    )
-    if ranked:
-        return ranked[0]
-    where = f"project {project!r}" if project else "the default project"
-    raise NoHealthyCandidate(
-        f"no healthy standby key in {where}",
-        hint="; ".join(advice(doc, project, policy, now, phone_slots)),
-    )
-
-
-def _chosen(doc: VaultDoc, project: str | None, to: str, trust_unchecked: bool) -> Entry:
+def named(doc: VaultDoc, project: str | None, to: str) -> Entry:
+    """The key `--to` names, if it may become `project`'s active key at all."""
     entry = doc.find(to)
     refuse_admin(entry)
     if entry.project != project:
@@ -156,63 +106,79 @@ def _chosen(doc: VaultDoc, project: str | None, to: str, trust_unchecked: bool) 
         raise UsageError(f"{to!r} is already the active key")
     if entry.status is Status.RETIRED:
         raise UsageError(f"{to!r} is retired", hint=f"`keyvault edit {to} --status standby` first")
-    status = health_status(entry)
-    if status != "ok" and not trust_unchecked:
-        raise NoHealthyCandidate(
-            f"{to!r} failed its check ({status})", hint="add --no-check to switch to it anyway"
-        )
     return entry
 
 
-# --- switching ------------------------------------------------------------------------------
+# --- the whole rotation ---------------------------------------------------------------------
 
 
-def switch(doc: VaultDoc, new: Entry, *, retire: bool, reason: str, now: str) -> Entry | None:
-    """Make `new` active and its predecessor standby (or retired), recording why."""
-    return doc.rotate_to(new, at=now, reason=reason, retire_old=retire)
+@dataclass
+class _Plan:
+    """What was decided before the save: the verification and, if it failed, the error."""
+
+    verification: Verification
+    failure: KeyvaultError | None = None
 
 
-def rotate_in(
-    doc: VaultDoc, kv: Keyvault, project: str | None, options: RotateOptions, probed: Probed
-) -> Rotation:
-    """The whole change on one document: store the check results, choose, switch."""
+def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOptions) -> _Plan:
+    """Rank and verify (network, outside the lock); raise only what must save nothing."""
+    policy = rotation_policy(kv.config, project)
+    mode = options.verify or policy.verify
     now = kv.clock()
-    checked = merge_results(doc, probed, health_policy(kv.config), kv.now_iso())
-    new = choose(
-        doc,
-        project,
-        rotation_policy(kv.config, project),
-        now,
-        to=options.to,
-        trust_unchecked=not options.check,
-        phone_slots=kv.config.phone_slots,
-    )
-    old = switch(doc, new, retire=options.retire, reason=options.reason, now=kv.now_iso())
-    return Rotation(
-        project, new.name, old.name if old else None, options.reason, options.dry_run, checked
-    )
+    if options.to is not None:
+        todo, reasons = [named(doc, project, options.to)], []
+    else:
+        ranked = rank(doc, project, policy, now, verify=mode, utc=options.utc)
+        todo, reasons = ranked.tryable, ranked.reasons
+    verification = verify_in_turn(todo, mode, options.check_options, clock=kv.clock)
+    if verification.probed.interrupted:
+        raise KeyboardInterrupt
+    if verification.chosen is not None:
+        return _Plan(verification)
+    if verification.unreachable:
+        raise verification.unreachable_error(where(project))
+    failure = _failure(kv, doc, project, options, reasons=reasons, verification=verification)
+    return _Plan(verification, failure)
+
+
+def _failure(
+    kv: Keyvault,
+    doc: VaultDoc,
+    project: str | None,
+    options: RotateOptions,
+    *,
+    reasons: list[tuple[str, str]],
+    verification: Verification,
+) -> NoHealthyCandidate:
+    """Why no key was chosen: the named key's verdict, or one reason per key in rank order."""
+    if options.to is not None:
+        result = next(iter(verification.probed.results.values()))
+        return NoHealthyCandidate(
+            f"{options.to!r} failed its check: {failure_reason(result)}",
+            hint="add --no-check to switch to it anyway",
+        )
+    entries = {e.name: e for e in doc.entries}
+    every = sorted([*reasons, *verification.skipped], key=lambda r: rank_key(entries[r[0]]))
+    return nothing_qualifies(doc, project, every, kv.config.phone_slots)
 
 
 def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) -> Rotation:
-    """Check, choose and switch in one save, then update the project's `.env` files."""
+    """Rank, verify, then store the results and switch in one save; then update the project's
+    `.env` files."""
     doc = kv.read()
-    policy = rotation_policy(kv.config, project)
-    todo = [doc.find(options.to)] if options.to else pool(doc, project, policy, kv.clock())
-    probed = Probed()
-    if options.check:
-        checks = options.check_options
-        probed = probe_entries(todo, checks, proxy=checks.proxy, clock=kv.clock)
-        if probed.interrupted:
-            raise KeyboardInterrupt
-    if options.dry_run:  # the same change on a copy that is never saved
-        preview = rotate_in(doc, kv, project, options, probed)
+    doc.require_project(project)
+    plan = _decide(kv, doc, project, options)
+    if plan.failure is not None and not plan.verification.probed.results:
+        raise plan.failure  # nothing was checked: nothing to save
+    if options.dry_run:  # the same change on the copy just read, never saved
+        preview = _apply(doc, kv, project, options, plan)
         preview.dotenv = sync(doc, [project], dry_run=True)
         return preview
     failure: list[KeyvaultError] = []
 
     def change(fresh: VaultDoc) -> Rotation | None:
         try:
-            return rotate_in(fresh, kv, project, options, probed)
+            return _apply(fresh, kv, project, options, plan)
         except NoHealthyCandidate as exc:  # keep the check results, report after the save
             failure.append(exc)
             return None
@@ -225,6 +191,65 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     return rotation
 
 
+def _apply(
+    doc: VaultDoc, kv: Keyvault, project: str | None, options: RotateOptions, plan: _Plan
+) -> Rotation:
+    """Inside the one transaction: store the results, then switch to the verified key (if it
+    is still the key that was verified: same secret, still a standby key of the project)."""
+    verification = plan.verification
+    checked = merge_results(doc, verification.probed, health_policy(kv.config), kv.now_iso())
+    if plan.failure is not None:
+        raise plan.failure
+    chosen = verification.chosen
+    new = doc.by_id(chosen.id) if chosen is not None else None
+    if chosen is None or new is None or new.secret != chosen.secret:
+        raise NoHealthyCandidate("the chosen key changed while it was checked; nothing switched")
+    if new.status is not Status.STANDBY or new.project != project:
+        raise NoHealthyCandidate(f"{new.name!r} changed while it was checked; nothing switched")
+    old = doc.rotate_to(new, at=kv.now_iso(), reason=options.reason, retire_old=options.retire)
+    return Rotation(
+        project,
+        new.name,
+        old.name if old else None,
+        options.reason,
+        options.dry_run,
+        checked,
+        verify=verification.mode,
+        skipped=verification.skipped,
+        requests=verification.requests,
+        chats=verification.chats,
+    )
+
+
+def rotate_in(
+    doc: VaultDoc, kv: Keyvault, project: str | None, options: RotateOptions, probed: Probed
+) -> Rotation:
+    """For a minted key, checked by the caller: store its result and switch to it if it
+    passed (`options.to` names it)."""
+    checked = merge_results(doc, probed, health_policy(kv.config), kv.now_iso())
+    if options.to is None:
+        raise UsageError("rotate_in switches to a named key")
+    new = named(doc, project, options.to)
+    status = health_status(new)
+    if status != "ok" and options.verify is not Verify.NONE:
+        raise NoHealthyCandidate(
+            f"{options.to!r} failed its check ({status})", hint="add --no-check to switch anyway"
+        )
+    old = doc.rotate_to(new, at=kv.now_iso(), reason=options.reason, retire_old=options.retire)
+    results = probed.results.values()
+    return Rotation(
+        project,
+        new.name,
+        old.name if old else None,
+        options.reason,
+        options.dry_run,
+        checked,
+        verify=options.verify or Verify.CHAT,
+        requests=sum(r.attempts for r in results),
+        chats=sum(1 for r in results if r.probe == "chat"),
+    )
+
+
 # --- policy-driven (cron) -------------------------------------------------------------------
 
 
@@ -233,16 +258,28 @@ class DueReport:
     rotations: list[Rotation] = field(default_factory=list)
     failures: list[tuple[str | None, KeyvaultError]] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)  # pending mint steps completed
+    advice: str | None = None  # where a new key can come from: once, for every failed project
 
     @property
     def ok(self) -> bool:
         return not self.failures and all(r.ok for r in self.rotations)
 
+    def hints(self) -> list[str]:
+        """Each distinct hint once: a failure's own, except that the where-to-get-a-key advice
+        (the same for every project) stands once for all the projects left without a key."""
+        out: list[str] = []
+        for _, exc in self.failures:
+            hint = self.advice if isinstance(exc, NoHealthyCandidate) and self.advice else exc.hint
+            if hint and hint not in out:
+                out.append(hint)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "rotations": [r.to_dict() for r in self.rotations],
             "failures": [
-                {"project": p, "error": e.message, "hint": e.hint} for p, e in self.failures
+                {"project": p, "error": e.message, "details": list(e.details), "hint": e.hint}
+                for p, e in self.failures
             ],
             "finished": self.finished,
         }
@@ -266,4 +303,8 @@ def rotate_due(
             report.rotations.append(rotate(kv, project, replace(options, reason=reason)))
         except KeyvaultError as exc:
             report.failures.append((project, exc))
+    if any(isinstance(exc, NoHealthyCandidate) for _, exc in report.failures):
+        project = ANY_PROJECT if len(report.failures) > 1 else report.failures[0][0]
+        tips = advice(kv.read(), project, kv.config.phone_slots)
+        report.advice = "; ".join(tips)
     return report

@@ -3,7 +3,8 @@
 Costs come grouped by project and API key (every page). A vault entry is matched to an API
 key id through the mint records (exact) or the key list's redacted value (`sk-abc...def`,
 first and last characters, within the same OpenAI project). Remaining credit is an estimate:
-the entry's recorded `credit_usd` minus what the key spent since that entry was last updated.
+the entry's recorded `credit_usd` minus what the key spent since that figure was recorded
+(`credit_at`; for entries from before keyvault kept it, since the entry was last updated).
 """
 
 from __future__ import annotations
@@ -169,6 +170,6 @@ def _by_key(rows: list[CostRow], matched: dict[str, Entry]) -> list[KeySpend]:
 
 def _spent_since(rows: list[CostRow], key_id: str | None, entry: Entry) -> float:
     """Spend of one key in the day buckets from the day its credit was recorded on."""
-    since = parse_time(entry.updated_at or entry.added_at)
+    since = parse_time(entry.credit_at or entry.updated_at or entry.added_at)
     first = 0 if since is None else int(since.timestamp()) // DAY * DAY
     return sum(r.amount_usd for r in rows if r.api_key_id == key_id and r.start_time >= first)
