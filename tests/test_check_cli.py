@@ -21,8 +21,8 @@ from fake_proxy import ForwardProxy
 from rotation_support import actives, add, by_name, open_vault, write_config
 
 from vault.health.checking import CheckOptions, merge_results, probe_entries
+from vault.health.policy import HealthPolicy
 from vault.model import codec
-from vault.rotation.policy import HealthPolicy
 from vault.store.inventory import edit_key, remove_key
 
 pytest_plugins = ["fake_openai"]

@@ -12,9 +12,10 @@ from fake_openai import FakeOpenAI
 
 from vault.errors import ConfigError
 from vault.health import HealthResult, ProbeTarget, Status, check
+from vault.health.policy import health_policy
 from vault.model.clock import ago, short_time
 from vault.model.secret import Secret
-from vault.rotation.policy import Verify, health_policy, rotation_policy
+from vault.rotation.policy import Verify, rotation_policy
 from vault.store.config import Config
 
 pytest_plugins = ["fake_openai"]

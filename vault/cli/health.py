@@ -19,8 +19,8 @@ from vault.health.checking import (
     select_entries,
 )
 from vault.health.model import HealthResult
+from vault.health.policy import health_policy
 from vault.model.document import Entry
-from vault.rotation.policy import health_policy
 from vault.store.context import Context
 
 PROGRESS_MIN = 4  # fewer keys finish before a bar would be worth drawing

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import DEFAULT_MAX_WAIT, HealthResult, ProbeTarget
+from vault.health.policy import HealthPolicy, health_policy
 from vault.model.clock import Clock, iso
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.entry import CREDIT_RELAY
@@ -35,7 +36,6 @@ from vault.model.health import DEEP_ONLY, HealthRecord
 from vault.model.health import HealthStatus as Health
 from vault.model.records import Action
 from vault.model.secret import Secret
-from vault.rotation.policy import HealthPolicy, health_policy
 from vault.store.keyvault import Keyvault
 
 

@@ -28,7 +28,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from vault.errors import ConfigError, NoActiveKey
-from vault.health.model import DEFAULT_MAX_WAIT
+from vault.health.policy import health_policy
+from vault.health.policy import number as _number
+from vault.health.policy import statuses as _statuses
 from vault.model.clock import parse_time
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.health import HARD_FAILURES, HealthStatus
@@ -46,15 +48,6 @@ class Verify(StrEnum):
 
 
 @dataclass(frozen=True)
-class HealthPolicy:
-    """`[health]`: when `check` disables a failing standby key (None: never)."""
-
-    disable_after: int | None = None
-    hard: frozenset[HealthStatus] = HARD_FAILURES
-    max_wait: float = DEFAULT_MAX_WAIT
-
-
-@dataclass(frozen=True)
 class RotationPolicy:
     """`[rotation]` merged with `[rotation.projects.NAME]` for one project."""
 
@@ -65,38 +58,6 @@ class RotationPolicy:
     cooldown_minutes: float = DEFAULT_COOLDOWN_MINUTES
     grace_hours: float | None = None
     project_id: str | None = None
-
-
-def _statuses(value: object, where: str) -> frozenset[HealthStatus]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"config.toml: {where} must be a list of statuses")
-    known = {s.value for s in HealthStatus}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(
-            f"config.toml: {where} has unknown status {unknown[0]!r}",
-            hint="statuses: " + ", ".join(sorted(known)),
-        )
-    return frozenset(HealthStatus(v) for v in value)
-
-
-def _number(value: object, where: str, *, minimum: float = 0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"config.toml: {where} must be a number >= {minimum:g}")
-    return float(value)
-
-
-def health_policy(config: Config) -> HealthPolicy:
-    raw = dict(config.health)
-    unknown = sorted(set(raw) - {"disable_after", "hard", "max_wait"})
-    if unknown:
-        raise ConfigError(f"config.toml: unknown setting health.{unknown[0]}")
-    after = raw.get("disable_after")
-    hard = _statuses(raw["hard"], "health.hard") if "hard" in raw else HARD_FAILURES
-    wait = _number(raw.get("max_wait", DEFAULT_MAX_WAIT), "health.max_wait")
-    if after is None:
-        return HealthPolicy(None, hard, wait)
-    return HealthPolicy(int(_number(after, "health.disable_after", minimum=1)), hard, wait)
 
 
 def _verify(value: object, where: str) -> Verify:

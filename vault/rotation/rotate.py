@@ -23,13 +23,13 @@ from typing import Any
 from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
 from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
+from vault.health.policy import health_policy
 from vault.model.document import Entry, Status, VaultDoc, refuse_admin
 from vault.rotation.candidates import nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
     ANY_PROJECT,
     Verify,
     advice,
-    health_policy,
     health_status,
     project_due,
     rotation_policy,
