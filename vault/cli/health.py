@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import click
 
+from vault.cli.complete import entry_names
 from vault.cli.context import pass_context, print_json, print_table, safe, warn
 from vault.cli.options import json_option, project_option, proxy_option
 from vault.health.checking import Checked, CheckOptions, CheckReport, run_checks, select_entries
@@ -18,7 +19,7 @@ EXIT_INTERRUPTED = 130
 
 
 @click.command("check")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=entry_names)
 @project_option("Check this project's keys.")
 @click.option("--all", "everything", is_flag=True, help="Check every key (the default).")
 @click.option("--deep", is_flag=True, help="Also send a 1-token chat completion (detects credit).")

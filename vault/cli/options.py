@@ -29,12 +29,15 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]
 def project_option(
     help_text: str = "Project (default: .keyvault.toml, then config.toml).",
 ) -> Callable[[F], F]:
+    from vault.cli.complete import project_names  # noqa: PLC0415 - cycle: complete needs us
+
     return click.option(
         "--project",
         metavar="NAME",
         default=None,
         expose_value=False,
         callback=_remember("project"),
+        shell_complete=project_names,
         help=help_text,
     )
 
@@ -60,4 +63,17 @@ proxy_option = click.option(
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output (keys masked)."
+)
+
+
+# `--vault` after the subcommand; vault/cli/main.py adds it to every command, hidden (the
+# global option documents it)
+VAULT_OPTION = click.Option(
+    ["--vault"],
+    metavar="PATH",
+    default=None,
+    expose_value=False,
+    hidden=True,
+    callback=_remember("vault"),
+    help="Vault folder (as the global --vault).",
 )

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from vault.cli.complete import entry_names
 from vault.cli.context import pass_context, print_json, print_synced, safe, warn
 from vault.cli.options import json_option, project_option, proxy_option
 from vault.errors import UsageError
@@ -19,7 +20,14 @@ from vault.store.context import Context
 
 @click.command("rotate")
 @project_option()
-@click.option("--to", "to", metavar="NAME", default=None, help="Switch to this key.")
+@click.option(
+    "--to",
+    "to",
+    metavar="NAME",
+    default=None,
+    shell_complete=entry_names,
+    help="Switch to this key.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 @click.option("--no-check", is_flag=True, help="Trust stored health instead of checking now.")
 @click.option("--deep", is_flag=True, help="Check candidates with a 1-token chat (sees credit).")

@@ -93,12 +93,7 @@ class Keyvault:
     def init(self, passphrase: Secret, *, log_n: int | None = None) -> age.X25519Identity:
         """Create identity.age and an empty vault.age; refuse to overwrite either."""
         ensure_private_dir(self.paths.home)
-        for path in (self.paths.vault, self.paths.identity):
-            if path.exists() or path.is_symlink():
-                raise VaultExists(
-                    f"{path} already exists",
-                    hint="use --vault or KEYVAULT_HOME for a second vault",
-                )
+        self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
 
         now = self.clock()
@@ -114,6 +109,16 @@ class Keyvault:
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
         return identity
+
+    def refuse_overwrite(self) -> None:
+        """VaultExists when this home already holds a vault or an identity (`init` says so
+        before it asks for a passphrase)."""
+        for path in (self.paths.vault, self.paths.identity):
+            if path.exists() or path.is_symlink():
+                raise VaultExists(
+                    f"{path} already exists: this folder already holds a vault",
+                    hint="use --vault or KEYVAULT_HOME for a second vault",
+                )
 
     # --- read -----------------------------------------------------------------------------
 
