@@ -69,6 +69,7 @@ def check_cmd(
         model=model,
         concurrency=concurrency,
         proxy=app.proxy,
+        default_base_url=app.config.default_base_url,
         on_result=_progress(len(entries)),
     )
     report = run_checks(app.kv, entries, options)

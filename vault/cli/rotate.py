@@ -79,7 +79,9 @@ def rotate_cmd(
         raise UsageError("these options do not combine: " + ", ".join(modes or ["--mint", "--to"]))
     if (due or finish) and app.project_option is not None:
         raise UsageError(f"{modes[0]} covers every project; drop --project")
-    checking = CheckOptions(deep=deep, proxy=app.proxy)
+    checking = CheckOptions(
+        deep=deep, proxy=app.proxy, default_base_url=app.config.default_base_url
+    )
     rotate_options = RotateOptions(
         to=to, dry_run=dry_run, check=not no_check, retire=retire, check_options=checking
     )

@@ -168,11 +168,10 @@ def hook_env_cmd(app: Context, shell: str) -> None:
 def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
     """The project's variables if the vault opens without asking anyone; else None."""
     from vault.errors import KeyvaultError  # noqa: PLC0415
-    from vault.export import exported  # noqa: PLC0415
 
     quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
     try:
-        return exported(Keyvault(app.paths, quiet).read(), project).values
+        return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
     except KeyvaultError as exc:
         warn(f"not exporting project {safe(project)}: {exc.message}")
         return None

@@ -50,6 +50,7 @@ class CheckOptions:
     timeout: float = 10.0
     max_retry_wait: float = 20.0
     proxy: str | None = None  # the invocation's proxy (Context.proxy); None: the environment
+    default_base_url: str | None = None  # config.toml's, for keys stored without a base URL
     transport: Any = None
     admin_transport: Any = None
     on_result: Callable[[HealthResult], None] | None = None
@@ -163,7 +164,14 @@ def _probe_api(
     from vault.health import check  # noqa: PLC0415 - httpx only when something is checked
 
     # the target is named by entry id so that results map back even if names repeat later
-    targets = [dataclasses.replace(ProbeTarget.from_entry(e), name=e.id) for e in entries]
+    targets = [
+        dataclasses.replace(
+            ProbeTarget.from_entry(e),
+            name=e.id,
+            base_url=e.base_url or options.default_base_url or e.effective_base_url,
+        )
+        for e in entries
+    ]
     check(
         targets,
         deep=options.deep,
