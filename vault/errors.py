@@ -101,6 +101,11 @@ class VaultExists(StorageError):
     """raised when `init` would overwrite an existing vault or identity"""
 
 
+class SourceError(KeyvaultError):
+    """raised when `import` cannot read a source: a missing or unreadable file, a database
+    without one-api's channel table, `pass` or `gpg` failing or not installed"""
+
+
 # --- authentication (exit 3) --------------------------------------------------------------
 
 

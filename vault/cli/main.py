@@ -23,6 +23,7 @@ COMMANDS = {
     "passwd": "vault.cli.setup:passwd_cmd",
     "identity": "vault.cli.setup:identity_cmd",
     "add": "vault.cli.inventory:add_cmd",
+    "import": "vault.cli.imports:import_cmd",
     "list": "vault.cli.views:list_cmd",
     "cards": "vault.cli.views:cards_cmd",
     "show": "vault.cli.inventory:show_cmd",

@@ -300,6 +300,17 @@ def check_label(raw: str, what: str = "name") -> str:
     return text
 
 
+def make_label(raw: str, fallback: str) -> str:
+    """`raw` (a folder or channel name) made into a name `check_label` accepts: characters a
+    name cannot hold become `-`, the start is a letter or digit; `fallback` if nothing is
+    left. For names a source suggests; a name the user typed is checked, never rewritten."""
+    text = "".join(c if _label_char(c) else "-" for c in unicodedata.normalize("NFC", raw))
+    text = re.sub(r"-{2,}", "-", text)
+    while text and unicodedata.category(text[0])[0] not in "LN":
+        text = text[1:]
+    return text[:_LABEL_MAX].rstrip("-") or fallback
+
+
 _PASTED_ASSIGNMENT = re.compile(
     r"\s*(?:export\s+|set\s+|\$env:)?(?P<name>[A-Z_][A-Z0-9_]*)\s*[=:]\s*(?P<value>\S.*?)\s*;?\s*",
     re.DOTALL,
