@@ -59,6 +59,9 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
         raise UsageError("--format cannot be combined with --shell or --unset")
     if not fmt:
         shell = shell or shells.detect_shell(os.environ, shells.parent_process_name())
+        if sys.stdout.isatty() and not unset:
+            how = "keyvault env | source" if shell == "fish" else 'eval "$(keyvault env)"'
+            warn(f"these lines are for your shell to run, not to read: {how}")
     if unset:
         click.echo(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"), nl=False)
         return
