@@ -112,10 +112,8 @@ def test_env_in_a_terminal_reminds_that_it_is_for_eval(vault_cli: Cli) -> None:
     key = vault_cli.add("main", None, "--project", "work")
     term = in_terminal(["env", "--project", "work", "--shell", "bash"], vault_cli.env)
     assert term.wait() == 0
-    assert (
-        'keyvault: warning: these lines are for your shell to run, not to read: eval "$(keyvault env)"'
-        in term.text
-    )
+    reminder = "keyvault: warning: these lines are for your shell to run, not to read"
+    assert f'{reminder}: eval "$(keyvault env)"' in term.text
     assert key in term.text  # the user asked for it; the reminder does not withhold it
     piped = vault_cli.ok("env", "--project", "work", "--shell", "bash")
     assert piped.err == ""  # in `eval "$(…)"` stdout is a pipe: no reminder
