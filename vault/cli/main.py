@@ -66,6 +66,16 @@ class LazyGroup(click.Group):
         _accept_vault_option(command)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # `keyvault list --json | head -1`: the reader took what it wanted and left. That
+            # is success (also under `set -o pipefail`); caught here, before click's own
+            # handler turns it into exit 1
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
@@ -164,9 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
-        # `keyvault list --json | head -1`: the reader took what it wanted and left; that is
-        # success (under `set -o pipefail` too), not an error worth a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # the last buffered output met a reader that left (see LazyGroup.invoke)
+        _silence_stdout()
         sys.exit(0)
     except KeyboardInterrupt:
         click.echo("keyvault: error: interrupted", err=True)
@@ -178,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     # commands return an exit code when success is not simply 0 (`check` exits 5)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the output still buffered is dropped, not an error."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def report(exc: KeyvaultError) -> None:
