@@ -79,8 +79,10 @@ class ImportPlan:
                 }
                 for a in self.added
             ],
-            "skipped": [s._asdict() for s in self.skipped],
-            "not_keys": [n._asdict() for n in self.not_keys],
+            "skipped": [
+                {"from": s.where, "name": s.name, "reason": s.reason} for s in self.skipped
+            ],
+            "not_keys": [{"from": n.where, "reason": n.reason} for n in self.not_keys],
             "notes": list(self.notes),
         }
 
