@@ -129,8 +129,9 @@ def test_vault_is_accepted_after_the_subcommand(vault_cli: Cli, tmp_path: Path) 
     there = json.loads(vault_cli.ok("list", "--json", "--vault", str(other)).out)
     assert [e["name"] for e in there] == ["there"]
     # after the subcommand wins over before it, as the nearer one
-    both = vault_cli.ok("--vault", str(tmp_path / "nowhere"), "get", "here", "--vault",
-                        str(vault_cli.home))  # fmt: skip
+    both = vault_cli.ok(
+        "--vault", str(tmp_path / "nowhere"), "get", "here", "--vault", str(vault_cli.home)
+    )
     assert both.out == key + "\n"
     vault_cli.ok("phones", "add", "+447911123456", "--vault", str(other))
     assert "+447911123456" in vault_cli.ok("phones", "--vault", str(other)).out

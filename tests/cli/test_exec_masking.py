@@ -83,8 +83,12 @@ def project(vault_cli: Cli) -> Cli:
 def kv_exec(cli: Cli, *command: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "vault", "exec", "--project", "work", *command],
-        capture_output=True, env=cli.env, timeout=60, check=False, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        capture_output=True,
+        env=cli.env,
+        timeout=60,
+        check=False,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_both_streams_are_masked_even_when_written_in_pieces(project: Cli) -> None:
@@ -126,8 +130,9 @@ def test_sigterm_to_keyvault_reaches_the_command(project: Cli) -> None:
     script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done'
     proc = subprocess.Popen(
         [sys.executable, "-m", "vault", "exec", "--project", "work", "--", "sh", "-c", script],
-        stdout=subprocess.PIPE, env=project.env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        env=project.env,
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"ready\n"
     proc.send_signal(signal.SIGTERM)
@@ -140,8 +145,11 @@ def test_a_reader_that_leaves_ends_the_command(project: Cli) -> None:
     started = time.monotonic()
     done = subprocess.run(
         ["bash", "-c", f"{command} | head -2"],
-        capture_output=True, env=project.env, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        env=project.env,
+        timeout=60,
+        check=False,
+    )
     assert done.stdout == MASK + b"\n" + MASK + b"\n"
     assert time.monotonic() - started < 30
 

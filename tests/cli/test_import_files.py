@@ -67,8 +67,17 @@ def projects(tmp_path: Path) -> dict[str, Any]:
     (tmp_path / "stored" / ".env").write_text(f"OPENAI_API_KEY={keys['stored']}\n")
     (tmp_path / "placeholder").mkdir()
     (tmp_path / "placeholder" / ".env").write_text("OPENAI_API_KEY=sk-your-key-here\n")
-    files = [str(tmp_path / p) for p in ("shop/.env", "blog/.env.production", "工作/.env",
-             "copy/.env", "stored/.env", "placeholder/.env")]  # fmt: skip
+    files = [
+        str(tmp_path / p)
+        for p in (
+            "shop/.env",
+            "blog/.env.production",
+            "工作/.env",
+            "copy/.env",
+            "stored/.env",
+            "placeholder/.env",
+        )
+    ]
     return {"keys": keys, "files": files, "root": tmp_path}
 
 
@@ -156,8 +165,10 @@ def test_llm_keys_json(vault_cli: Cli, tmp_path: Path) -> None:
         + "\n"
     )
     data = plan(vault_cli, str(keys_json))
-    assert [(a["name"], a["status"]) for a in data["added"]] == [("openai", "standby"),
-                                                                 ("work", "standby")]  # fmt: skip
+    assert [(a["name"], a["status"]) for a in data["added"]] == [
+        ("openai", "standby"),
+        ("work", "standby"),
+    ]
     assert any("T3BlbkFJ" in w for w in data["added"][1]["warnings"])  # a relay key, said so
     skipped = reasons(data, "skipped")
     assert skipped[f"{keys_json} [old]"] == "this key is already stored as 'mine'"
@@ -212,8 +223,12 @@ def test_a_spreadsheet_saved_by_excel_on_chinese_windows(vault_cli: Cli, tmp_pat
     assert data["notes"] == ["ignored the column '颜色': keyvault has no such field"]
     main = json.loads(cli.ok("show", "主力", "--json").out)
     assert (main["phone"], main["card"], main["credit_usd"], main["created"], main["note"]) == (
-        UK, "WildCard ****1234", 20.0, "2025-01-02", "第一个",
-    )  # fmt: skip
+        UK,
+        "WildCard ****1234",
+        20.0,
+        "2025-01-02",
+        "第一个",
+    )
     assert main["status"] == "active"
     assert json.loads(cli.ok("show", "中转", "--json").out)["base_url"] == (
         "https://relay.example.com/v1"
@@ -240,15 +255,33 @@ def test_a_semicolon_csv_with_english_headers(vault_cli: Cli, tmp_path: Path) ->
 def test_a_json_inventory_and_our_own_masked_list(vault_cli: Cli, tmp_path: Path) -> None:
     k1, k2 = make_key(), make_key()
     inventory = tmp_path / "inventory.json"
-    inventory.write_text(json.dumps([
-        {"name": "j1", "secret": k1, "project": "p", "credit_usd": 7.25, "tags": ["x", "y"]},
-        {"name": "j2", "key": k2, "project": "p", "status": "disabled", "phone": "0044 7911 123456"},
-        "not an object",
-        {"name": "j3", "project": "p"},
-    ]))  # fmt: skip
+    inventory.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "j1",
+                    "secret": k1,
+                    "project": "p",
+                    "credit_usd": 7.25,
+                    "tags": ["x", "y"],
+                },
+                {
+                    "name": "j2",
+                    "key": k2,
+                    "project": "p",
+                    "status": "disabled",
+                    "phone": "0044 7911 123456",
+                },
+                "not an object",
+                {"name": "j3", "project": "p"},
+            ]
+        )
+    )
     data = plan(vault_cli, str(inventory))
-    assert [(a["name"], a["status"]) for a in data["added"]] == [("j1", "active"),
-                                                                 ("j2", "disabled")]  # fmt: skip
+    assert [(a["name"], a["status"]) for a in data["added"]] == [
+        ("j1", "active"),
+        ("j2", "disabled"),
+    ]
     assert reasons(data, "not_keys") == {
         f"{inventory} [2]": "not an object",
         f"{inventory} [3]": "no key in this row",

@@ -46,8 +46,9 @@ class PassStore:
         }
 
     def run(self, *argv: str, input: str | None = None) -> None:
-        subprocess.run(argv, env=self.env, input=input, text=True, check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            argv, env=self.env, input=input, text=True, check=True, capture_output=True, timeout=120
+        )
 
     def insert(self, name: str, text: str) -> None:
         self.run("pass", "insert", "--multiline", name, input=text)
@@ -62,13 +63,23 @@ def pass_store() -> Iterator[PassStore]:
     store = PassStore(root)
     store.gnupg.mkdir(mode=0o700)
     try:
-        store.run("gpg", "--batch", "--passphrase", "", "--quick-gen-key",
-                  "keyvault test <kv-test@example.invalid>", "default", "default", "never")  # fmt: skip
+        store.run(
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "keyvault test <kv-test@example.invalid>",
+            "default",
+            "default",
+            "never",
+        )
         store.run("pass", "init", "kv-test@example.invalid")
         yield store
     finally:
-        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=store.env, check=False,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["gpgconf", "--kill", "gpg-agent"], env=store.env, check=False, capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -78,8 +89,11 @@ def test_a_pass_subfolder_through_the_real_pass(
 ) -> None:
     keys = {n: make_key() for n in ("m1", "m2", "m3", "h1", "dup", "card", "other")}
     vault_cli.add("stored", keys["dup"])
-    pass_store.insert("openai/work/main-1", f"{keys['m1']}\nphone: 0044 7911 123456\n"
-                      "card: WildCard ****1234\ncredit: 20\nurl: https://platform.openai.com\n")  # fmt: skip
+    pass_store.insert(
+        "openai/work/main-1",
+        f"{keys['m1']}\nphone: 0044 7911 123456\n"
+        "card: WildCard ****1234\ncredit: 20\nurl: https://platform.openai.com\n",
+    )
     pass_store.insert("openai/work/main-2", f"{keys['m2']}\nphone: {UK}\n")
     pass_store.insert("openai/work/main-3", f"{keys['m3']}\nphone: {UK}\n")  # third on a phone
     pass_store.insert("openai/home/h1", f"account password\napi_key: {keys['h1']}\n")
@@ -97,8 +111,12 @@ def test_a_pass_subfolder_through_the_real_pass(
     (spy / "pass").write_text(f'#!/bin/sh\nenv >> "{seen}"\nexec "{real}" "$@"\n')
     (spy / "pass").chmod(0o755)
     # keyvault runs with its passphrase and an OPENAI_API_KEY in its environment
-    env = {**pass_store.env, **vault_cli.env, "PATH": f"{spy}:{os.environ['PATH']}",
-           "OPENAI_API_KEY": keys["other"]}  # fmt: skip
+    env = {
+        **pass_store.env,
+        **vault_cli.env,
+        "PATH": f"{spy}:{os.environ['PATH']}",
+        "OPENAI_API_KEY": keys["other"],
+    }
     data = plan(vault_cli, "--from", "pass", "openai", env=env)
 
     added = {a["name"]: a for a in data["added"]}
@@ -116,8 +134,11 @@ def test_a_pass_subfolder_through_the_real_pass(
     shown = json.loads(vault_cli.ok("show", "main-1", "--json").out)
     # pass's `url:` line is the website's address, not a base URL
     assert (shown["phone"], shown["card"], shown["credit_usd"], shown["base_url"]) == (
-        UK, "WildCard ****1234", 20.0, None,
-    )  # fmt: skip
+        UK,
+        "WildCard ****1234",
+        20.0,
+        None,
+    )
     assert vault_cli.ok("get", "h1").out == keys["h1"] + "\n"
 
     tool_env = seen.read_text()
@@ -134,8 +155,12 @@ def test_pass_missing_or_no_store(vault_cli: Cli, tmp_path: Path) -> None:
     store = tmp_path / "store"
     (store / "openai").mkdir(parents=True)
     (store / "openai" / "k.gpg").write_bytes(b"x")
-    no_pass = vault_cli("import", "--from", "pass", env={
-        "PASSWORD_STORE_DIR": str(store), "PATH": str(tmp_path / "empty-bin")})  # fmt: skip
+    no_pass = vault_cli(
+        "import",
+        "--from",
+        "pass",
+        env={"PASSWORD_STORE_DIR": str(store), "PATH": str(tmp_path / "empty-bin")},
+    )
     assert no_pass.code == 1 and "pass is not installed" in no_pass.err
     wrong = vault_cli("import", "--from", "pass", "nope", env={"PASSWORD_STORE_DIR": str(store)})
     assert wrong.code == 1 and "no folder 'nope' in the pass store" in wrong.err
@@ -189,16 +214,19 @@ def test_one_api_channels(vault_cli: Cli, tmp_path: Path) -> None:
     k = [make_key() for _ in range(7)]
     stored = vault_cli.add("stored", None, "--project", "relay")
     db = tmp_path / "one-api.db"
-    one_api_db(db, [
-        (1, k[0], 1, "官方 OpenAI", "", 12.5, 1767225600),  # OpenAI itself, balance read
-        (8, k[1], 1, "relay-cn", "https://api.relay.example.cn", 0, 0),  # balance never read
-        (1, f"{k[2]}\n{k[3]}\n{stored}\n", 1, "pool", None, None, None),  # multi-key channel
-        (1, k[4], 2, "paused", "", None, None),  # disabled by hand
-        (1, k[5], 3, "auto-off", "", None, None),  # disabled by one-api after failures
-        (14, "sk-ant-api03-" + "a" * 40, 1, "claude", "", None, None),
-        (41, '{"type": "service_account", "project_id": "x"}', 1, "vertex", "", None, None),
-        (1, "", 1, "empty", "", None, None),
-    ])  # fmt: skip
+    one_api_db(
+        db,
+        [
+            (1, k[0], 1, "官方 OpenAI", "", 12.5, 1767225600),  # OpenAI itself, balance read
+            (8, k[1], 1, "relay-cn", "https://api.relay.example.cn", 0, 0),  # balance never read
+            (1, f"{k[2]}\n{k[3]}\n{stored}\n", 1, "pool", None, None, None),  # multi-key channel
+            (1, k[4], 2, "paused", "", None, None),  # disabled by hand
+            (1, k[5], 3, "auto-off", "", None, None),  # disabled by one-api after failures
+            (14, "sk-ant-api03-" + "a" * 40, 1, "claude", "", None, None),
+            (41, '{"type": "service_account", "project_id": "x"}', 1, "vertex", "", None, None),
+            (1, "", 1, "empty", "", None, None),
+        ],
+    )
     before = db.read_bytes()
     data = plan(vault_cli, str(db), "--project", "relay")
     added = {a["name"]: a for a in data["added"]}

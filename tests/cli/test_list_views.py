@@ -23,13 +23,48 @@ def stocked(vault_cli: Cli) -> Cli:
     """Keys across projects, cards, phones, credit and health verdicts."""
     cli = vault_cli
     wild = ("--card", "WildCard ****1234")
-    cli.add("work-main", None, "--project", "work", "--phone", UK, *wild,
-            "--credit", "20", "--created", "2025-03-01", "--tag", "ci")  # fmt: skip
-    cli.add("work-spare", None, "--project", "work", "--phone", UK, *wild,
-            "--credit", "5", "--created", "2025-01-01")  # fmt: skip
-    cli.add(LONG, None, "--project",
-            "一个非常长的项目名称用于测试对齐", "--card", "Depay ****9999", "--credit", "12.5",
-            "--created", "2025-02-01", "--tag", "ci")  # fmt: skip
+    cli.add(
+        "work-main",
+        None,
+        "--project",
+        "work",
+        "--phone",
+        UK,
+        *wild,
+        "--credit",
+        "20",
+        "--created",
+        "2025-03-01",
+        "--tag",
+        "ci",
+    )
+    cli.add(
+        "work-spare",
+        None,
+        "--project",
+        "work",
+        "--phone",
+        UK,
+        *wild,
+        "--credit",
+        "5",
+        "--created",
+        "2025-01-01",
+    )
+    cli.add(
+        LONG,
+        None,
+        "--project",
+        "一个非常长的项目名称用于测试对齐",
+        "--card",
+        "Depay ****9999",
+        "--credit",
+        "12.5",
+        "--created",
+        "2025-02-01",
+        "--tag",
+        "ci",
+    )
     cli.add("home-1", None, "--project", "home", "--phone", US)
     kv = open_vault(cli.home)
 
@@ -60,8 +95,16 @@ def test_list_fits_80_columns_and_wide_shows_everything(stocked: Cli) -> None:
     assert table[-1] == "4 keys: 3 active, 1 standby"
     wide = stocked.ok("list", "--wide").out.splitlines()
     assert wide[0].split()[:9] == [
-        "NAME", "PROJECT", "STATUS", "KEY", "PHONE", "CARD", "CREATED", "CREDIT", "HEALTH",
-    ]  # fmt: skip
+        "NAME",
+        "PROJECT",
+        "STATUS",
+        "KEY",
+        "PHONE",
+        "CARD",
+        "CREATED",
+        "CREDIT",
+        "HEALTH",
+    ]
     assert any(LONG in w for w in wide)
     assert any("WildCard ****1234" in w and UK in w and "2025-03-01" in w for w in wide)
     wider = stocked.ok("list", env={"COLUMNS": "200"}).out.splitlines()
@@ -122,9 +165,13 @@ def test_cards_view_sums_keys_credit_and_spend(stocked: Cli) -> None:
     rows = json.loads(stocked.ok("cards", "--json").out)
     wild = [r for r in rows if r["card"] == "WildCard ****1234"]
     assert wild[0] == {
-        "card": "WildCard ****1234", "project": None, "keys": 2, "active": 1,
-        "credit_usd": 34.0, "spend_usd": 3.5,
-    }  # fmt: skip
+        "card": "WildCard ****1234",
+        "project": None,
+        "keys": 2,
+        "active": 1,
+        "credit_usd": 34.0,
+        "spend_usd": 3.5,
+    }
     assert wild[1]["project"] == "work" and wild[1]["keys"] == 2
     no_card = [r for r in rows if r["card"] is None]
     assert no_card[0]["keys"] == 1 and no_card[0]["credit_usd"] is None

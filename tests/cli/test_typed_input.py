@@ -30,13 +30,21 @@ def test_project_and_entry_names_in_any_script(vault_cli: Cli, tmp_path: Path) -
     (tmp_path / ".keyvault.toml").write_text('project = "工作"\n', encoding="utf-8")
     env = subprocess.run(
         [*_python(), "env", "--format", "json"],
-        capture_output=True, text=True, env=cli.env, cwd=tmp_path, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        cwd=tmp_path,
+        check=False,
+    )
     assert json.loads(env.stdout) == {"OPENAI_API_KEY": key}  # .keyvault.toml names 工作
     listed = subprocess.run(
         [*_python(), "list", "--project", "工作", "--tag", "测试"],
-        capture_output=True, text=True, env=cli.env, cwd=tmp_path, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        cwd=tmp_path,
+        check=False,
+    )
     assert listed.returncode == 0 and "主要-1" in listed.stdout
     # the same name typed decomposed (e + combining accent) is the same name
     cli.add("café", None, "--project", "x")
@@ -159,9 +167,15 @@ def test_default_base_url_flows_to_every_export(vault_cli: Cli, tmp_path: Path) 
         == "https://mine.example.com/v1"
     )  # a key's own base URL wins
     seen = cli.ok(
-        "exec", "--project", "p", "--no-masking", "--",
-        "sh", "-c", 'printf "%s|%s" "$OPENAI_BASE_URL" "$OPENAI_API_KEY"',
-    ).out  # fmt: skip
+        "exec",
+        "--project",
+        "p",
+        "--no-masking",
+        "--",
+        "sh",
+        "-c",
+        'printf "%s|%s" "$OPENAI_BASE_URL" "$OPENAI_API_KEY"',
+    ).out
     assert seen == f"{relay}|{key}"
     assert cli.ok("get", "--project", "p").out == key + "\n"
     dotenv = tmp_path / ".env"
@@ -175,8 +189,12 @@ def test_default_base_url_flows_to_every_export(vault_cli: Cli, tmp_path: Path) 
     (folder / ".keyvault.toml").write_text('project = "p"\n')
     hook = subprocess.run(
         [*_python(), "hook-env", "--shell", "bash"],
-        capture_output=True, text=True, env=cli.env, cwd=folder, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        cwd=folder,
+        check=False,
+    )
     assert hook.returncode == 0 and f"export OPENAI_BASE_URL=$'{relay}'" in hook.stdout
     # the .env files that follow a change of the key get the setting too
     (cli.home / "config.toml").write_text('default_base_url = "https://next.example.com/v1"\n')
