@@ -36,7 +36,11 @@ EMPTY_VAULT = (
 @click.option("--phone", default=None, metavar="PHONE", help="Only keys this phone verified.")
 @click.option("--card", default=None, metavar="TEXT", help="Only keys whose card label has TEXT.")
 @click.option(
-    "--health", type=click.Choice(HEALTH_CHOICES), default=None, help="Only this health verdict."
+    "--health",
+    type=click.Choice(HEALTH_CHOICES),
+    default=None,
+    metavar="VERDICT",
+    help="Only this health verdict: " + ", ".join(HEALTH_CHOICES) + ".",
 )
 @click.option("--sort", type=click.Choice(sorted(SORTS)), default=None, help="Sort order.")
 @click.option("--wide", is_flag=True, help="Every column, however wide.")
