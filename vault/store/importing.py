@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
-from vault.model import validate as v
+from vault.model import typed
 from vault.model.document import Entry, VaultDoc
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
@@ -153,7 +153,7 @@ def _plan(
 def _fields_for(item: Found, options: ImportOptions) -> dict[str, Any]:
     fields = dict(item.fields)
     if not fields.get("project"):
-        folder = v.make_label(item.folder_project, "") if item.folder_project else None
+        folder = typed.make_label(item.folder_project, "") if item.folder_project else None
         project = options.project or folder or options.fallback_project
         fields.pop("project", None)
         if project:
@@ -164,7 +164,7 @@ def _fields_for(item: Found, options: ImportOptions) -> dict[str, Any]:
 def _name_for(item: Found, doc: VaultDoc) -> tuple[str, list[str]]:
     """A valid name no entry has, from the source's; a line saying so when it had to change."""
     suggested = item.name or "imported"
-    valid = v.make_label(suggested, "imported")
+    valid = typed.make_label(suggested, "imported")
     taken = set(doc.names())
     name = valid
     for number in itertools.count(2):

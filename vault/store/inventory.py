@@ -14,6 +14,7 @@ from typing import Any
 
 from vault.errors import DuplicateKey, DuplicateName, InvalidValue, PolicyViolation
 from vault.export.targets import SyncOutcome
+from vault.model import typed
 from vault.model import validate as v
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
 from vault.model.secret import Secret
@@ -29,8 +30,8 @@ Notes = list[str]
 def _checkers(kv: Keyvault, notes: Notes) -> dict[str, Checker]:
     today = kv.clock().date()
     return {
-        "name": v.check_label,
-        "project": lambda s: v.check_label(s, "project"),
+        "name": typed.check_label,
+        "project": lambda s: typed.check_label(s, "project"),
         "provider": lambda s: v.check_name(s.lower(), "provider"),
         "created": lambda s: v.parse_date(s, today=today),
         "phone": v.normalize_phone,
@@ -38,7 +39,7 @@ def _checkers(kv: Keyvault, notes: Notes) -> dict[str, Checker]:
         "credit_usd": v.check_credit,
         "org_id": lambda s: v.check_id(s, "org id"),
         "project_id": lambda s: v.check_id(s, "project id"),
-        "base_url": lambda s: _noted(v.tidy_base_url(s), notes),
+        "base_url": lambda s: _noted(typed.tidy_base_url(s), notes),
         "note": lambda s: v.clean_text(s, "note"),
         "priority": _check_priority,
         "status": _check_status,
@@ -77,7 +78,7 @@ def _check_tags(raw: str | Sequence[str]) -> list[str]:
     for item in items:
         for tag in str(item).split(","):
             if tag.strip():
-                tags.append(v.check_label(tag.strip(), "tag"))
+                tags.append(typed.check_label(tag.strip(), "tag"))
     return sorted(set(tags))
 
 
@@ -133,7 +134,7 @@ def prepare_key(
     and that an admin key is not to be active. Raises InvalidValue or PolicyViolation."""
     warnings: Notes = []
     meta = clean_fields(kv, {"name": name, **fields}, warnings)
-    value, variable = v.key_from_assignment(secret.reveal())
+    value, variable = typed.key_from_assignment(secret.reveal())
     if variable is not None:
         warnings.append(f"took the value of {variable} from the pasted line")
     checked = v.check_key(value, provider=meta.get("provider") or "openai")
