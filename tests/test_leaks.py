@@ -205,8 +205,24 @@ READS: list[tuple[str, ...]] = [
     ("rotate", "--project", "p", "--dry-run"),
     ("rotate", "--project", "p", "--dry-run", "--json"),
     ("exec", "--project", "p", "--", "true"),
+    # the command prints the key; masking keeps it off keyvault's output
+    (
+        "exec",
+        "--project",
+        "p",
+        "--",
+        "sh",
+        "-c",
+        'echo "$OPENAI_API_KEY"; echo "$OPENAI_API_KEY" >&2',
+    ),
+    ("list", "--wide"),
+    ("list", "--sort", "health", "--tag", "x"),
+    ("cards",),
+    ("cards", "--json"),
     ("ci", "gitlab", "--output", "report.env"),
     ("dotenv", ".env"),
+    ("import", ".env", "--dry-run"),
+    ("import", ".env", "--json"),
     ("--help",),
     ("--version",),
 ]
@@ -226,6 +242,9 @@ WRITES: list[tuple[tuple[str, ...], str, dict[str, str]]] = [
         "",
         {"KEYVAULT_PASSPHRASE": PASSPHRASE + " 2", "KEYVAULT_NEW_PASSPHRASE": PASSPHRASE},
     ),
+    (("edit", "canary", "--tag", "x"), "", {}),
+    (("edit", "canary", "--untag", "x"), "", {}),
+    (("phones", "add", "0044 7911 123456"), "", {}),
     (("rm", "third", "--yes"), "", {}),
     (("init",), "", {}),  # refused: the vault exists
 ]
