@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from conftest import Cli
 from test_usage import spend  # noqa: F401 - the fixture: two projects, 40 days of costs
 
 from tests.cli.terminal import in_terminal
+
+pytestmark = pytest.mark.slow  # the fake Administration API and a real terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -72,6 +72,8 @@ def test_a_key_inside_another_is_masked_whole() -> None:
 
 # --- through the CLI ----------------------------------------------------------------------
 
+slow = pytest.mark.slow  # each a real keyvault exec and its command
+
 
 @pytest.fixture
 def project(vault_cli: Cli) -> Cli:
@@ -91,6 +93,7 @@ def kv_exec(cli: Cli, *command: str, **kw: object) -> subprocess.CompletedProces
     )
 
 
+@slow
 def test_both_streams_are_masked_even_when_written_in_pieces(project: Cli) -> None:
     script = (
         'printf "%s" "$OPENAI_API_KEY" | head -c 25; sleep 0.3;'
@@ -103,6 +106,7 @@ def test_both_streams_are_masked_even_when_written_in_pieces(project: Cli) -> No
     assert done.stderr == b"err: " + MASK + b"\n"
 
 
+@slow
 def test_no_masking_gives_the_command_the_terminal(project: Cli) -> None:
     shown = kv_exec(project, "--no-masking", "--", "sh", "-c", 'echo "$OPENAI_API_KEY"')
     assert shown.stdout == KEY + b"\n"
@@ -115,17 +119,20 @@ def test_no_masking_gives_the_command_the_terminal(project: Cli) -> None:
     assert direct.wait() == 0 and "stdout-is-a-terminal" in direct.text
 
 
+@slow
 def test_stdin_reaches_the_command(project: Cli) -> None:
     done = kv_exec(project, "--", "sh", "-c", 'read line; echo "got $line"', input=b"hello\n")
     assert done.returncode == 0 and done.stdout == b"got hello\n"
 
 
+@slow
 def test_a_killing_signal_is_passed_on(project: Cli) -> None:
     done = kv_exec(project, "--", "sh", "-c", "kill -TERM $$")
     assert done.returncode == -signal.SIGTERM
     assert kv_exec(project, "--", "nonexistent-command-xyz").returncode == 127
 
 
+@slow
 def test_sigterm_to_keyvault_reaches_the_command(project: Cli) -> None:
     script = 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.1; done'
     proc = subprocess.Popen(
@@ -140,6 +147,7 @@ def test_sigterm_to_keyvault_reaches_the_command(project: Cli) -> None:
     assert out == b"got-term\n" and proc.returncode == 3
 
 
+@slow
 def test_a_reader_that_leaves_ends_the_command(project: Cli) -> None:
     command = f'{sys.executable} -m vault exec --project work -- sh -c "yes \\$OPENAI_API_KEY"'
     started = time.monotonic()
@@ -154,6 +162,7 @@ def test_a_reader_that_leaves_ends_the_command(project: Cli) -> None:
     assert time.monotonic() - started < 30
 
 
+@slow
 def test_nested_exec_is_still_refused(project: Cli) -> None:
     inner = f"{sys.executable} -m vault exec --project work -- true"
     done = kv_exec(project, "--", "sh", "-c", inner)

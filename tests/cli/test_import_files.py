@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import Cli, make_key
 from tests.rotation_support import open_vault
 
+pytestmark = pytest.mark.slow  # real processes: init, import, list per case
+
 UK, US = "+447911123456", "+14155552671"
 Snapshot = Callable[[Path], dict[str, bytes]]
 

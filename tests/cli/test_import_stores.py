@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import Cli, make_key, require_tool
 
+pytestmark = pytest.mark.slow  # real pass, gpg and sqlite files, then the CLI
+
 UK = "+447911123456"
 
 
@@ -83,7 +85,6 @@ def pass_store() -> Iterator[PassStore]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.slow
 def test_a_pass_subfolder_through_the_real_pass(
     vault_cli: Cli, pass_store: PassStore, tmp_path: Path
 ) -> None:

@@ -14,6 +14,8 @@ from tests.conftest import Cli, make_key
 from tests.rotation_support import open_vault
 from vault.model.health import HealthRecord, HealthStatus
 
+pytestmark = pytest.mark.slow  # a stocked vault through the real CLI per case
+
 UK, US, FR = "+447911123456", "+14155552671", "+33612345678"
 LONG = "a-very-long-name-for-a-key-that-someone-typed-in-full-detail"
 
@@ -196,7 +198,6 @@ def test_spare_phones_are_recorded_and_offered(stocked: Cli) -> None:
     assert bad.code == 2 and "country code" in bad.err
 
 
-@pytest.mark.slow
 def test_list_json_into_head_exits_0_under_pipefail(vault_cli: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = ["name,key,project"] + [f"k{n},{make_key()},bulk" for n in range(400)]
     sheet = tmp_path / "keys.csv"

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import Cli, make_key
 
+pytestmark = pytest.mark.slow  # each case is several real keyvault processes
+
 UK = "+447911123456"
 
 
