@@ -75,7 +75,10 @@ def exec_env(args: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> dict[
             sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             with process_state(env, cwd):
-                code = run([*args, "--", "/usr/bin/env", "-0"])
+                try:
+                    code = run([*args, "--", "/usr/bin/env", "-0"])
+                except SystemExit as done:  # what main() would have exited with
+                    code = done.code if isinstance(done.code, int) else 1
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -62,7 +62,7 @@ def test_switching_projects_in_one_shell_leaves_nothing_of_the_first(vault_cli: 
 def test_exec_drops_a_stale_base_url_from_the_callers_environment(vault_cli: Cli) -> None:
     keys = setup_two_projects(vault_cli)
     stale = {"OPENAI_BASE_URL": "https://relay.example.com/v1", "OPENAI_ORG_ID": "org-side123456"}
-    ran = vault_cli("exec", "--project", "work", "--", "env", env=stale)
+    ran = vault_cli("exec", "--no-masking", "--project", "work", "--", "env", env=stale)
     assert ran.code == 0, ran.err
     child = dict(line.split("=", 1) for line in ran.out.splitlines() if "=" in line)
     assert child["OPENAI_API_KEY"] == keys["work"]

@@ -65,6 +65,10 @@ class PhoneFull(KeyvaultError):
     """raised when a phone already verified its maximum number of keys"""
 
 
+class Cancelled(KeyvaultError):
+    """raised when the user declined a confirmation or gave nothing at a prompt (Ctrl-D)"""
+
+
 class PolicyViolation(KeyvaultError):
     """raised when a change would break an invariant: two active keys, an admin key exported"""
 
@@ -100,6 +104,11 @@ class VaultExists(StorageError):
     """raised when `init` would overwrite an existing vault or identity"""
 
 
+class SourceError(KeyvaultError):
+    """raised when `import` cannot read a source: a missing or unreadable file, a database
+    without one-api's channel table, `pass` or `gpg` failing or not installed"""
+
+
 # --- authentication (exit 3) --------------------------------------------------------------
 
 
@@ -122,6 +131,10 @@ class NoMatchingIdentity(AuthError):
 
 class NoPassphraseSource(AuthError):
     """raised when the vault is locked and there is no way to ask (no terminal, no env vars)"""
+
+
+class NothingTyped(NoPassphraseSource):
+    """raised when a hidden prompt got end-of-file (Ctrl-D) instead of an answer"""
 
 
 class SessionError(AuthError):

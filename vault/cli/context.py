@@ -7,14 +7,14 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from vault.cli.options import OPTIONS_META
-from vault.errors import InvalidValue, NoPassphraseSource
+from vault.cli.options import OPTIONS_META, vault_option
+from vault.errors import Cancelled, InvalidValue, NoPassphraseSource, NothingTyped
 from vault.model.secret import Secret
 from vault.session.identity import read_passphrase_file
 from vault.session.unlock import ask_hidden, terminal_available
@@ -54,7 +54,12 @@ def read_secret_input(prompt: str = "key: ") -> Secret:
         if not data.strip():
             raise InvalidValue("no key on standard input")
         return Secret(data.strip("\r\n\t "))
-    return ask_hidden(prompt)
+    try:
+        return ask_hidden(prompt)
+    except NothingTyped:
+        raise Cancelled(
+            "no key given", hint='paste it at the prompt, or pipe it: printf %s "$KEY" | keyvault …'
+        ) from None
 
 
 def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +72,7 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
         click_ctx = click.get_current_context()
         given = click_ctx.meta.get(OPTIONS_META, {})
         context = Context(
-            vault_home=given.get("vault") or click_ctx.find_root().params.get("vault_home"),
+            vault_home=vault_option(click_ctx),
             project_option=given.get("project"),
             proxy_option=given.get("proxy"),
             warn=warn,
@@ -108,16 +113,26 @@ def print_json_array(items: Iterable[Any]) -> None:
     out.flush()
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    cells = [[safe(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    click.echo("\n".join(lines))
+def print_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    *,
+    width: int | None = None,
+    flexible: Collection[int] = (),
+) -> None:
+    """A table on stdout, hostile characters neutralised; with `width`, the `flexible`
+    columns shrink until it fits (vault/cli/table.py)."""
+    from vault.cli.table import render  # noqa: PLC0415 - unicodedata only for tables
+
+    cells = ([safe(c) for c in row] for row in rows)
+    click.echo(render(headers, cells, width=width, flexible=flexible))
+
+
+def terminal_width() -> int:
+    """Columns to fit: the terminal's (or $COLUMNS), 80 when the output is not a terminal."""
+    import shutil  # noqa: PLC0415
+
+    return shutil.get_terminal_size((80, 24)).columns
 
 
 def warn(message: str) -> None:

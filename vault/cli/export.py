@@ -59,6 +59,9 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
         raise UsageError("--format cannot be combined with --shell or --unset")
     if not fmt:
         shell = shell or shells.detect_shell(os.environ, shells.parent_process_name())
+        if sys.stdout.isatty() and not unset:
+            how = "keyvault env | source" if shell == "fish" else 'eval "$(keyvault env)"'
+            warn(f"these lines are for your shell to run, not to read: {how}")
     if unset:
         click.echo(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"), nl=False)
         return
@@ -81,22 +84,32 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
     is_flag=True,
     help="Start CMD from an empty environment (plus PATH, HOME, LANG, TERM).",
 )
+@click.option(
+    "--no-masking",
+    is_flag=True,
+    help="Let CMD write straight to the terminal; its output is then not searched for keys.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_context
-def exec_cmd(app: Context, pristine: bool, command: tuple[str, ...]) -> None:
+def exec_cmd(app: Context, pristine: bool, no_masking: bool, command: tuple[str, ...]) -> None:
     """Run CMD with the project's active key in its environment (never in argv).
 
-    OPENAI_* variables the key does not use are removed from what CMD inherits.
+    OPENAI_* variables the key does not use are removed from what CMD inherits. The
+    project's keys in CMD's output are replaced by <concealed by keyvault>; CMD then writes
+    to a pipe, not the terminal (no colours): --no-masking gives it the terminal back.
 
     \b
     Example:
       keyvault exec --project work -- python app.py
     """
+    from vault.export.masking import project_secrets  # noqa: PLC0415
     from vault.export.process import exec_with_env  # noqa: PLC0415
 
-    exported = app.exported(app.kv.read())
+    doc = app.kv.read()
+    exported = app.exported(doc)
     inherited = {k: v for k, v in os.environ.items() if k not in exported.unset}
-    exec_with_env(list(command), exported.values, pristine=pristine, environ=inherited)
+    mask = () if no_masking else project_secrets(doc.in_project(exported.entry.project))
+    exec_with_env(list(command), exported.values, pristine=pristine, environ=inherited, mask=mask)
 
 
 @click.command("dotenv")

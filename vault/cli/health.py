@@ -10,7 +10,7 @@ import click
 
 from vault.cli import display
 from vault.cli.context import pass_context, print_json, print_table, safe, warn
-from vault.cli.options import json_option, project_option, proxy_option, utc_option
+from vault.cli.options import entry_names, json_option, project_option, proxy_option, utc_option
 from vault.health.checking import (
     CheckOptions,
     CheckReport,
@@ -29,7 +29,7 @@ ACTIVE_MARK = "*"
 
 
 @click.command("check")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=entry_names)
 @project_option("Check this project's keys.")
 @click.option("--all", "everything", is_flag=True, help="Check every key (the default).")
 @click.option("--deep", is_flag=True, help="Also send a 1-token chat completion (detects credit).")
@@ -92,6 +92,7 @@ def check_cmd(
         concurrency=concurrency,
         max_retry_wait=max_wait if max_wait is not None else health_policy(app.config).max_wait,
         proxy=app.proxy,
+        default_base_url=app.config.default_base_url,
         on_result=progress.tick if progress.shown else None,
         on_wait=progress.waiting if progress.shown else None,
     )

@@ -1,4 +1,4 @@
-"""`keyvault add/list/show/get/edit/rm/phones/log`: the key inventory."""
+"""`keyvault add/show/get/edit/rm`: putting keys in, reading them, changing them."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ import click
 from vault.cli.context import (
     pass_context,
     print_json,
-    print_json_array,
     print_synced,
-    print_table,
     read_secret_input,
     safe,
     warn,
 )
-from vault.cli.options import json_option, project_option, utc_option, utc_wanted
-from vault.errors import UsageError
+from vault.cli.options import entry_names, json_option, project_option, utc_option
+from vault.errors import Cancelled, UsageError
 from vault.model import codec
-from vault.model.clock import human
-from vault.model.document import Entry, Status, iter_entries
-from vault.model.records import Event
+from vault.model.document import Status
 from vault.session.unlock import terminal_available
 from vault.store import inventory
 from vault.store.context import Context
@@ -46,17 +42,18 @@ METADATA_OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def metadata_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    for flag, (dest, help_text) in reversed(METADATA_OPTIONS.items()):
-        command = click.option(flag, dest, default=None, metavar="VALUE", help=help_text)(command)
-    return click.option("--tag", "tags", multiple=True, help="Tag (repeatable).")(command)
+def metadata_options(tag_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for flag, (dest, help_text) in reversed(METADATA_OPTIONS.items()):
+            option = click.option(flag, dest, default=None, metavar="VALUE", help=help_text)
+            command = option(command)
+        return click.option("--tag", "tags", multiple=True, metavar="TAG", help=tag_help)(command)
+
+    return decorate
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in values.items() if v is not None and k in _FIELDS}
-    if values.get("tags"):
-        out["tags"] = list(values["tags"])
-    return out
+    return {k: v for k, v in values.items() if v is not None and k in _FIELDS}
 
 
 _FIELDS = {dest for dest, _ in METADATA_OPTIONS.values()}
@@ -64,7 +61,7 @@ _FIELDS = {dest for dest, _ in METADATA_OPTIONS.values()}
 
 @click.command("add")
 @click.argument("name")
-@metadata_options
+@metadata_options("Tag (repeatable, or comma-separated).")
 @click.option(
     "--activate/--standby",
     default=None,
@@ -83,10 +80,15 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
           --card 'WildCard ****1234' --credit 20
     """
     fields = _given(values)
+    if values["tags"]:
+        fields["tags"] = list(values["tags"])
     if "project" not in fields and app.project is not None:
         fields["project"] = app.project
     if activate is False:
         fields["status"] = Status.STANDBY.value
+    # the vault opens (and the passphrase is retried) and the fields are checked before the
+    # key is asked for: a typo never costs a pasted key
+    inventory.precheck_add(app.kv, app.kv.read(), name, fields)
     secret = read_secret_input()
     added = inventory.add_key(app.kv, name, secret, fields, activate=bool(activate))
     for message in added.warnings:
@@ -97,55 +99,8 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
     print_synced(added.synced)
 
 
-@click.command("list")
-@project_option("Only this project.")
-@click.option("--status", type=STATUSES, default=None, help="Only this status.")
-@utc_option
-@json_option
-@pass_context
-def list_cmd(app: Context, status: str | None, as_json: bool) -> None:
-    """List the keys, masked.
-
-    \b
-    Example:
-      keyvault list --project work --json | jq -r '.[].name'
-    """
-    doc = app.kv.read()
-    doc.require_project(app.project_option)
-    entries = iter_entries(doc, project=app.project_option, status=status)
-    if as_json:
-        print_json_array(codec.entry_json(e) for e in entries)
-        return
-    print_table(
-        ["name", "project", "status", "key", "phone", "created", "credit", "health"],
-        (
-            [
-                e.name,
-                e.project,
-                e.status,
-                e.secret.masked,
-                e.phone,
-                e.created,
-                _money(e.credit_usd),
-                _health(e),
-            ]
-            for e in entries
-        ),
-    )
-
-
-def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
-
-
-def _health(entry: Entry) -> str:
-    if entry.health is None:
-        return "unchecked"
-    return f"{entry.health.status} {human(entry.health.checked_at, utc=utc_wanted())[:10]}"
-
-
 @click.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=entry_names)
 @json_option
 @click.option("--reveal", is_flag=True, help="Include the secret itself.")
 @utc_option
@@ -178,7 +133,7 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
 
 
 @click.command("get")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=entry_names)
 @project_option("The active key of this project (default: .keyvault.toml, then config.toml).")
 @pass_context
 def get_cmd(app: Context, name: str | None) -> None:
@@ -199,8 +154,9 @@ def get_cmd(app: Context, name: str | None) -> None:
 
 
 @click.command("edit")
-@click.argument("name")
-@metadata_options
+@click.argument("name", shell_complete=entry_names)
+@metadata_options("Add a tag (repeatable; '' removes every tag first).")
+@click.option("--untag", "untags", multiple=True, metavar="TAG", help="Remove a tag (repeatable).")
 @click.option("--name", "new_name", default=None, help="Rename the entry.")
 @click.option(
     "--status",
@@ -222,6 +178,9 @@ def edit_cmd(
     new_name: str | None,
     status: str | None,
     new_secret: bool,
+    *,
+    tags: tuple[str, ...],
+    untags: tuple[str, ...],
     **values: Any,
 ) -> None:
     """Change a key's metadata; an empty value ('') clears a field.
@@ -229,21 +188,32 @@ def edit_cmd(
     \b
     Example:
       keyvault edit work-1 --credit 12.5 --note 'recharged 2026-11-20'
+      keyvault edit work-1 --tag ci --untag old
     """
     fields = _given(values)
     if new_name is not None:
         fields["name"] = new_name
     if status is not None:
         fields["status"] = status
+    if "" in tags:
+        fields["tags"] = ""
     app.kv.read().find(name)  # a typo fails before any prompt
     secret = read_secret_input("new key: ") if new_secret else None
-    entry = inventory.edit_key(app.kv, name, fields, secret=secret, on_warning=warn)
+    entry = inventory.edit_key(
+        app.kv,
+        name,
+        fields,
+        secret=secret,
+        add_tags=[t for t in tags if t],
+        remove_tags=untags,
+        on_warning=warn,
+    )
     click.echo(f"updated {safe(entry.name)}")
     print_synced(app.kv.synced)
 
 
 @click.command("rm")
-@click.argument("name")
+@click.argument("name", shell_complete=entry_names)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_context
 def rm_cmd(app: Context, name: str, yes: bool) -> None:
@@ -259,97 +229,8 @@ def rm_cmd(app: Context, name: str, yes: bool) -> None:
     if not yes:
         if not terminal_available():
             raise UsageError(f"removing {name!r} needs confirmation", hint="add --yes")
-        click.confirm(f"remove {name}?", abort=True, err=True)
+        if not click.confirm(f"remove {name}?", err=True):
+            raise Cancelled(f"cancelled: {name!r} was not removed")
     entry = inventory.remove_key(app.kv, name)
     click.echo(f"removed {safe(entry.name)}")
     print_synced(app.kv.synced)
-
-
-@click.command("phones")
-@json_option
-@pass_context
-def phones_cmd(app: Context, as_json: bool) -> None:
-    """Show verification slots per phone (each phone verifies a limited number of keys).
-
-    Removed keys still use their phone's slot: OpenAI counts verifications, not live keys.
-
-    \b
-    Example:
-      keyvault phones
-    """
-    rows = inventory.phones(app.kv.read(), app.config.phone_slots)
-    if as_json:
-        print_json(
-            [
-                {
-                    "phone": r.phone,
-                    "used": r.used,
-                    "slots": r.slots,
-                    "free": r.free,
-                    "over": r.over,
-                    "entries": list(r.entries),
-                    "removed": list(r.removed),
-                    "note": r.note,
-                }
-                for r in rows
-            ]
-        )
-        return
-    print_table(
-        ["phone", "used", "free", "keys"],
-        (
-            [
-                r.phone,
-                f"{r.used}/{r.slots}" + (f" OVER by {r.over}" if r.over else ""),
-                r.free,
-                ", ".join([*r.entries, *(f"{n} (removed)" for n in r.removed)]) or "(spare)",
-            ]
-            for r in rows
-        ),
-    )
-
-
-@click.command("log")
-@click.argument("name", required=False)
-@json_option
-@utc_option
-@pass_context
-def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
-    """Show the vault's history, oldest first (optionally for one entry).
-
-    \b
-    Example:
-      keyvault log work-1
-    """
-    doc = app.kv.read()
-    events = _events_of(doc.history, name)
-    if name is not None and not events:
-        doc.find(name)  # EntryNotFound with "did you mean"
-    if as_json:
-        print_json([codec.event_json(e) for e in events])
-        return
-    print_table(
-        ["at", "action", "name", "detail"],
-        (
-            [
-                human(e.at, utc=utc_wanted()),
-                e.action,
-                e.name,
-                " ".join(f"{k}={v}" for k, v in _detail(e).items() if v is not None),
-            ]
-            for e in events
-        ),
-    )
-
-
-def _detail(event: Event) -> dict[str, object]:
-    shown: dict[str, object] = {"project": event.project} if event.entry else {}
-    return {**shown, **event.detail}
-
-
-def _events_of(history: list[Event], name: str | None) -> list[Event]:
-    """Events naming `name`, plus every event of the entries that bore it (renames)."""
-    if name is None:
-        return history
-    ids = {e.entry for e in history if e.name == name} - {None}
-    return [e for e in history if e.name == name or e.entry in ids]

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from vault import __version__
-from vault.errors import EXIT_USAGE, KeyvaultError
+from vault.cli.options import VAULT_OPTION
+from vault.errors import EXIT_USAGE, KeyvaultError, UsageError
 
 # command name → "module:attribute"; the table is the whole command surface
 COMMANDS = {
@@ -22,13 +23,15 @@ COMMANDS = {
     "passwd": "vault.cli.setup:passwd_cmd",
     "identity": "vault.cli.setup:identity_cmd",
     "add": "vault.cli.inventory:add_cmd",
-    "list": "vault.cli.inventory:list_cmd",
+    "import": "vault.cli.imports:import_cmd",
+    "list": "vault.cli.views:list_cmd",
+    "cards": "vault.cli.views:cards_cmd",
     "show": "vault.cli.inventory:show_cmd",
     "get": "vault.cli.inventory:get_cmd",
     "edit": "vault.cli.inventory:edit_cmd",
     "rm": "vault.cli.inventory:rm_cmd",
-    "phones": "vault.cli.inventory:phones_cmd",
-    "log": "vault.cli.inventory:log_cmd",
+    "phones": "vault.cli.views:phones_cmd",
+    "log": "vault.cli.views:log_cmd",
     "env": "vault.cli.export:env_cmd",
     "exec": "vault.cli.export:exec_cmd",
     "dotenv": "vault.cli.export:dotenv_cmd",
@@ -60,7 +63,42 @@ class LazyGroup(click.Group):
             return None
         module, attribute = target.split(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
+        _accept_vault_option(command)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # `keyvault list --json | head -1`: the reader took what it wanted and left. That
+            # is success (also under `set -o pipefail`); caught here, before click's own
+            # handler turns it into exit 1
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and name not in COMMANDS and not name.startswith("-") and not ctx.resilient_parsing:
+            from vault.model.document import did_you_mean  # noqa: PLC0415 - error path only
+
+            close = did_you_mean(name, sorted(COMMANDS))
+            raise UsageError(
+                f"no such command {name!r}",
+                hint=close if close and close.startswith("did") else "see `keyvault --help`",
+            )
+        return super().resolve_command(ctx, args)
+
+
+def _accept_vault_option(command: click.Command) -> None:
+    """`--vault` after the subcommand too (`keyvault list --vault ~/work-keys`): it feeds the
+    same Context as the global option (vault/cli/context.py: pass_context)."""
+    if not any(p.name == VAULT_OPTION.name for p in command.params):
+        command.params.append(VAULT_OPTION)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_vault_option(sub)
 
 
 def harden_process() -> None:
@@ -94,7 +132,8 @@ def _linux_not_dumpable() -> None:
     "vault_home",
     metavar="PATH",
     envvar="KEYVAULT_HOME",
-    help="Vault folder (default: the platform data folder; env KEYVAULT_HOME).",
+    help="Vault folder (default: the platform data folder; env KEYVAULT_HOME); also accepted"
+    " after the subcommand.",
 )
 @click.version_option(__version__, prog_name="keyvault")
 def cli(vault_home: str | None) -> None:
@@ -120,6 +159,7 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
     one-line message (tests call this in-process; `main` is the process entry point)."""
     try:
         code = cli.main(args=argv, prog_name="keyvault", standalone_mode=False)
+        sys.stdout.flush()  # here, where a reader that left (`| head -1`) can be caught
     except KeyvaultError as exc:
         report(exc)
         return exc.exit_code
@@ -140,9 +180,9 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except BrokenPipeError:
-        # `keyvault list | head`: the reader left; not an error worth a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        # the last buffered output met a reader that left (see LazyGroup.invoke)
+        _silence_stdout()
+        return 0
     except KeyboardInterrupt:
         click.echo("keyvault: error: interrupted", err=True)
         return 130
@@ -153,6 +193,11 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
         return 1
     # commands return an exit code when success is not simply 0 (`check` exits 5)
     return code if isinstance(code, int) else 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the output still buffered is dropped, not an error."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def report(exc: KeyvaultError) -> None:

@@ -8,10 +8,16 @@ reads `ctx.project_option`, the flag as typed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.model.document import VaultDoc
 
 F = TypeVar("F", bound=Callable[..., Any])
 OPTIONS_META = "keyvault.options"
@@ -35,6 +41,7 @@ def project_option(
         default=None,
         expose_value=False,
         callback=_remember("project"),
+        shell_complete=project_names,
         help=help_text,
     )
 
@@ -75,3 +82,65 @@ def utc_wanted() -> bool:
     """Whether this invocation asked for UTC on its human output (`--utc`)."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx is not None and ctx.meta.get(OPTIONS_META, {}).get("utc"))
+
+
+# `--vault` after the subcommand; vault/cli/main.py adds it to every command, hidden (the
+# global option documents it)
+VAULT_OPTION = click.Option(
+    ["--vault"],
+    metavar="PATH",
+    default=None,
+    expose_value=False,
+    hidden=True,
+    callback=_remember("vault"),
+    help="Vault folder (as the global --vault).",
+)
+
+
+def vault_option(ctx: click.Context) -> str | None:
+    """`--vault` as given, after the subcommand or before it (the global option)."""
+    given: str | None = ctx.meta.get(OPTIONS_META, {}).get("vault")
+    return given or ctx.find_root().params.get("vault_home")
+
+
+# --- completion of names --------------------------------------------------------------------
+# Completion runs on every Tab: it must never prompt, never run scrypt, never print. So the
+# vault is opened only through a running session (`keyvault unlock`); locked, or anything at
+# all going wrong, means no names, silently. KEYVAULT_PASSPHRASE is left out on purpose: it
+# would cost a scrypt per Tab.
+
+Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
+
+
+def _unlocked_doc(ctx: click.Context) -> VaultDoc | None:
+    from vault.session.client import Session  # noqa: PLC0415
+    from vault.session.identity import UnlockSettings  # noqa: PLC0415
+    from vault.session.unlock import Unlocker  # noqa: PLC0415
+    from vault.store.config import Paths, resolve_home  # noqa: PLC0415
+    from vault.store.keyvault import Keyvault  # noqa: PLC0415
+
+    home = resolve_home(vault_option(ctx), os.environ)
+    session = Session(home)
+    if session.recipient() is None:  # locked: no names, and no identity file is read
+        return None
+    unlocker = Unlocker(settings=UnlockSettings(), ask=None, session=session)
+    return Keyvault(Paths(home), unlocker).read()
+
+
+def _names(pick: Callable[[VaultDoc], list[str]]) -> Complete:
+    def complete(
+        ctx: click.Context, _param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        try:
+            doc = _unlocked_doc(ctx)
+        except Exception:
+            return []
+        if doc is None:
+            return []
+        return [CompletionItem(n) for n in pick(doc) if n.startswith(incomplete)]
+
+    return complete
+
+
+entry_names = _names(lambda doc: doc.names())
+project_names = _names(lambda doc: [p for p in doc.projects() if p])

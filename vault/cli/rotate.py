@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from vault.cli.context import pass_context, print_json, print_synced, safe, warn
-from vault.cli.options import json_option, project_option, proxy_option, utc_option, utc_wanted
+from vault.cli.options import (
+    entry_names,
+    json_option,
+    project_option,
+    proxy_option,
+    utc_option,
+    utc_wanted,
+)
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
@@ -21,7 +28,14 @@ from vault.store.context import Context
 
 @click.command("rotate")
 @project_option()
-@click.option("--to", "to", metavar="NAME", default=None, help="Switch to this key.")
+@click.option(
+    "--to",
+    "to",
+    metavar="NAME",
+    default=None,
+    shell_complete=entry_names,
+    help="Switch to this key.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 @click.option(
     "--verify",
@@ -85,7 +99,11 @@ def rotate_cmd(
     if no_check and verify is not None:
         raise UsageError("--verify and --no-check do not combine")
     mode = Verify.NONE if no_check else (Verify(verify) if verify else None)
-    checking = CheckOptions(max_retry_wait=VERIFY_MAX_WAIT, proxy=app.proxy)
+    checking = CheckOptions(
+        max_retry_wait=VERIFY_MAX_WAIT,
+        proxy=app.proxy,
+        default_base_url=app.config.default_base_url,
+    )
     rotate_options = RotateOptions(
         to=to,
         dry_run=dry_run,

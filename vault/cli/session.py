@@ -6,6 +6,7 @@ import click
 
 from vault.cli.context import pass_context, print_json, safe, warn
 from vault.cli.options import json_option
+from vault.errors import UsageError, VaultNotFound
 from vault.model.clock import human, iso_epoch
 from vault.session.unlock import Unlocker
 from vault.store.context import Context
@@ -70,6 +71,8 @@ def status_cmd(app: Context, as_json: bool) -> None:
     """
     from vault.session import client as session  # noqa: PLC0415
 
+    if not app.kv.exists():
+        raise VaultNotFound(f"no vault in {app.paths.home}", hint="create one with `keyvault init`")
     info = session.status(vault_home=app.paths.home)
     data = {
         "vault": str(app.paths.home),
@@ -169,20 +172,29 @@ def hook_env_cmd(app: Context, shell: str) -> None:
 def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
     """The project's variables if the vault opens without asking anyone; else None."""
     from vault.errors import KeyvaultError  # noqa: PLC0415
-    from vault.export import exported  # noqa: PLC0415
 
     quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
     try:
-        return exported(Keyvault(app.paths, quiet).read(), project).values
+        return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
     except KeyvaultError as exc:
         warn(f"not exporting project {safe(project)}: {exc.message}")
         return None
 
 
+COMPLETION_INSTALL = {
+    "bash": "keyvault completion bash > ~/.local/share/bash-completion/completions/keyvault",
+    "zsh": 'keyvault completion zsh > "${fpath[1]}/_keyvault"',
+    "fish": "keyvault completion fish > ~/.config/fish/completions/keyvault.fish",
+}
+
+
 @click.command("completion")
-@click.argument("shell", type=click.Choice(HOOK_SHELLS))
-def completion_cmd(shell: str) -> None:
-    """Print the shell completion script.
+@click.argument("shell", type=click.Choice(HOOK_SHELLS), required=False)
+def completion_cmd(shell: str | None) -> None:
+    """Print the shell completion script (commands, options, entry and project names).
+
+    Names complete only while the vault is unlocked (`keyvault unlock`); when it is locked,
+    completion offers no names and never asks for the passphrase.
 
     \b
     Example:
@@ -193,6 +205,11 @@ def completion_cmd(shell: str) -> None:
 
     from vault.cli.main import cli  # noqa: PLC0415
 
+    if shell is None:
+        # on stderr and failing: `eval "$(keyvault completion)"` must not run these lines
+        for name, line in COMPLETION_INSTALL.items():
+            click.echo(f"  {name.ljust(5)} {line}", err=True)
+        raise UsageError("name a shell: bash, zsh or fish (install lines above)")
     completion = get_completion_class(shell)
     if completion is None:  # pragma: no cover - click ships all three
         raise click.UsageError(f"no completion for {shell}")

@@ -26,6 +26,7 @@ def init_cmd(app: Context, work_factor: int | None) -> None:
       keyvault init
       KEYVAULT_HOME=~/work-keys keyvault init
     """
+    app.kv.refuse_overwrite()  # before asking anything
     passphrase = ask_new_passphrase()
     check_new_passphrase(passphrase)
     identity = app.kv.init(passphrase, log_n=work_factor)

@@ -1,12 +1,19 @@
-"""`keyvault usage`: spend per project and per key from the Administration API."""
+"""`keyvault usage`: spend per project, per day and per key from the Administration API."""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import click
 
 from vault.cli.context import pass_context, print_json, print_table, safe
 from vault.cli.options import json_option, project_option, proxy_option
 from vault.store.context import Context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.rotation.usage import UsageReport
 
 BAR_WIDTH = 30
 
@@ -25,7 +32,9 @@ BAR_WIDTH = 30
 @json_option
 @pass_context
 def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None:
-    """Show spend per project and per key from the Administration API (needs an admin key).
+    """Show spend per project, a bar chart per day, and spend per key (needs an admin key).
+
+    Bars are coloured on a terminal unless NO_COLOR is set.
 
     \b
     Example:
@@ -43,9 +52,9 @@ def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None
     click.echo(f"spend {report.start[:10]} .. {report.end[:10]}: ${report.total_usd:,.2f}")
     top = max((p.spend_usd for p in report.projects), default=0.0) or 1.0
     for p in report.projects:
-        label = safe(p.vault_project or p.name or p.project_id)[:24].ljust(24)
-        bar = "█" * max(1, round(BAR_WIDTH * p.spend_usd / top)) if p.spend_usd > 0 else ""
-        click.echo(f"{label} {bar} ${p.spend_usd:,.2f}")
+        label = safe(report.project_label(p.project_id))[:24].ljust(24)
+        click.echo(f"{label} {_bar(p.spend_usd, top)} ${p.spend_usd:,.2f}")
+    _print_days(report)
     if report.keys:
         click.echo("")
         print_table(
@@ -53,7 +62,7 @@ def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None
             (
                 [
                     k.name or k.api_key_id,
-                    k.project_id,
+                    report.project_label(k.project_id),
                     _usd(k.spend_usd),
                     _usd(k.credit_usd),
                     _usd(k.remaining_usd),
@@ -61,6 +70,38 @@ def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None
                 for k in report.keys
             ),
         )
+
+
+def _print_days(report: UsageReport) -> None:
+    if not report.daily:
+        return
+    click.echo("")
+    click.echo("per day (UTC):")
+    top = max(d.spend_usd for d in report.daily) or 1.0
+    for day in report.daily:
+        click.echo(
+            f"{day.day[5:]}  {_bar(day.spend_usd, top).ljust(BAR_WIDTH)} ${day.spend_usd:,.2f}"
+        )
+
+
+def _bar(value: float, top: float, *, pad: bool = False) -> str:
+    """A bar of `█` scaled to `top` (`#` where the terminal cannot show `█`), coloured only
+    on a terminal and never with NO_COLOR (https://no-color.org); `pad` fills it to the full
+    width with spaces so the amounts line up."""
+    block = "█" if _encodes("█") else "#"
+    bar = block * max(1, round(BAR_WIDTH * value / top)) if value > 0 else ""
+    filler = " " * (BAR_WIDTH - len(bar)) if pad else ""
+    if bar and not os.environ.get("NO_COLOR") and sys.stdout.isatty():
+        bar = click.style(bar, fg="green")
+    return bar + filler
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def _usd(value: float | None) -> str:

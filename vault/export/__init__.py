@@ -99,30 +99,37 @@ class Exported(NamedTuple):
         return tuple(n for n in OPENAI_VARIABLES if n not in self.values)
 
 
-def export_values(entry: Entry) -> dict[str, str]:
+def export_values(entry: Entry, *, default_base_url: str | None = None) -> dict[str, str]:
     """The OPENAI_* variables for an entry, leaving out what it does not set (an empty value
-    is left out too: the SDKs would send every request to `OPENAI_BASE_URL=""`). An admin
-    key is never exported."""
+    is left out too: the SDKs would send every request to `OPENAI_BASE_URL=""`). An entry
+    without a base URL gets `default_base_url` (config.toml, for relay users). An admin key
+    is never exported.
+
+    This is the one place that decides what a key exports: env, exec, dotenv, ci, the cd hook
+    and the .env files that follow a rotation all come here."""
     if entry.kind is Kind.ADMIN:
         raise PolicyViolation(f"{entry.name!r} is an admin key and is never exported")
-    optional = zip(
-        OPENAI_VARIABLES[1:], (entry.base_url, entry.org_id, entry.project_id), strict=True
-    )
+    base_url = entry.base_url or default_base_url
+    optional = zip(OPENAI_VARIABLES[1:], (base_url, entry.org_id, entry.project_id), strict=True)
     values = {OPENAI_VARIABLES[0]: entry.secret.reveal()}
     values.update((name, value) for name, value in optional if value)
     return values
 
 
-def exported(doc: VaultDoc, project: str | None) -> Exported:
+def exported(
+    doc: VaultDoc, project: str | None, *, default_base_url: str | None = None
+) -> Exported:
     """The project's active entry and its variables (NoActiveKey when it has none)."""
     entry = doc.active(project)
-    return Exported(entry, export_values(entry))
+    return Exported(entry, export_values(entry, default_base_url=default_base_url))
 
 
-def export_state(doc: VaultDoc, project: str | None) -> dict[str, str] | None:
+def export_state(
+    doc: VaultDoc, project: str | None, *, default_base_url: str | None = None
+) -> dict[str, str] | None:
     """The variables `project` exports now, or None when it exports nothing."""
     try:
-        return exported(doc, project).values
+        return exported(doc, project, default_base_url=default_base_url).values
     except (NoActiveKey, PolicyViolation):
         return None
 

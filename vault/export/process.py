@@ -9,10 +9,11 @@ CMD runs as a child and its exit code is passed on.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, NoReturn
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
@@ -55,18 +56,24 @@ def exec_with_env(
     pristine: bool,
     environ: Mapping[str, str],
     execvpe: Execvpe | None = None,
+    mask: Collection[str] = (),
 ) -> NoReturn:
     """Replace this process with `argv`, its environment built by `child_environment`.
 
     Raises UsageError for an empty argv, PolicyViolation when nested, CommandNotFound
     (exit 127) or CommandNotExecutable (exit 126), as a shell would. Returns never.
     `execvpe` is for tests and Windows; by default os.execvpe on POSIX and a child process
-    whose exit code becomes ours on Windows.
+    whose exit code becomes ours on Windows. With `mask` (the project's keys), CMD runs as a
+    child whose stdout and stderr show `<concealed by keyvault>` instead of any of them.
     """
     if not argv:
         raise UsageError("no command given", hint="keyvault exec -- CMD [ARG...]")
     env = child_environment(values, pristine=pristine, environ=environ)
     run = execvpe or (_run_child if os.name == "nt" else os.execvpe)
+    if mask and execvpe is None:  # the command's output goes through vault/export/masking.py
+        from vault.export.masking import run_masked  # noqa: PLC0415
+
+        run = functools.partial(run_masked, secrets=mask)
     # Anything still buffered would be lost when the process image is replaced.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -46,13 +46,14 @@ def sync(
     known_keys: Collection[str] = (),
     *,
     dry_run: bool = False,
+    default_base_url: str | None = None,
 ) -> list[SyncOutcome]:
     """Bring the registered files of `projects` to what each exports now; a project with no
     active key has its OPENAI_* lines removed. `known_keys` are keys the files may still
     hold from before the change (a removed or replaced key)."""
     outcomes = []
     for project in projects:
-        values = export_state(doc, project)
+        values = export_state(doc, project, default_base_url=default_base_url)
         mine = project_keys(doc, project) | set(known_keys)
         for target in doc.export_targets(project):
             if dry_run:

@@ -51,6 +51,7 @@ class CheckOptions:
     timeout: float = 10.0
     max_retry_wait: float = DEFAULT_MAX_WAIT  # s one key may wait for retries, in all
     proxy: str | None = None  # the invocation's proxy (Context.proxy); None: the environment
+    default_base_url: str | None = None  # config.toml's, for keys stored without a base URL
     transport: Any = None
     admin_transport: Any = None
     on_result: Callable[[HealthResult], None] | None = None
@@ -169,7 +170,7 @@ def probe_entries(
             from vault.health import check  # noqa: PLC0415 - httpx only when something is checked
 
             check(
-                [probe_target_of(e) for e in api],
+                [probe_target_of(e, options.default_base_url) for e in api],
                 deep=options.deep,
                 balance=options.balance,
                 on_result=collect,
@@ -182,9 +183,12 @@ def probe_entries(
     return probed
 
 
-def probe_target_of(entry: Entry) -> ProbeTarget:
-    """The target for an entry, named by its id so results map back even after a rename."""
-    return dataclasses.replace(ProbeTarget.from_entry(entry), name=entry.id)
+def probe_target_of(entry: Entry, default_base_url: str | None = None) -> ProbeTarget:
+    """The target for an entry, named by its id so results map back even after a rename; a
+    key stored without a base URL goes where its exports send it (config's default, else
+    OpenAI)."""
+    base_url = entry.base_url or default_base_url or entry.effective_base_url
+    return dataclasses.replace(ProbeTarget.from_entry(entry), name=entry.id, base_url=base_url)
 
 
 def probe_settings(

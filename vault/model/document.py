@@ -50,6 +50,7 @@ __all__ = [
     "PhoneUsage",
     "Status",
     "VaultDoc",
+    "did_you_mean",
     "refuse_admin",
 ]
 
@@ -98,7 +99,7 @@ class VaultDoc:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        raise EntryNotFound(f"no entry named {name!r}", hint=_did_you_mean(name, self.names()))
+        raise EntryNotFound(f"no entry named {name!r}", hint=did_you_mean(name, self.names()))
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
@@ -138,7 +139,7 @@ class VaultDoc:
         if project is None or any(e.project == project for e in self.entries):
             return
         known = [p for p in self.projects() if p]
-        raise EntryNotFound(f"no project named {project!r}", hint=_did_you_mean(project, known))
+        raise EntryNotFound(f"no project named {project!r}", hint=did_you_mean(project, known))
 
     # --- entries --------------------------------------------------------------------------
 
@@ -332,7 +333,7 @@ class VaultDoc:
         match = next((r for r in self.recipients if r.name == name), None)
         if match is None:
             known = [r.name for r in self.recipients]
-            raise EntryNotFound(f"no recipient named {name!r}", hint=_did_you_mean(name, known))
+            raise EntryNotFound(f"no recipient named {name!r}", hint=did_you_mean(name, known))
         if match.recipient == keep:
             raise PolicyViolation(
                 f"{name!r} is the identity you unlocked with; removing it would lock you out"
@@ -448,7 +449,8 @@ def refuse_admin(entry: Entry) -> None:
         )
 
 
-def _did_you_mean(name: str, known: list[str]) -> str | None:
+def did_you_mean(name: str, known: list[str]) -> str | None:
+    """A hint naming the known names closest to a mistyped one (None when nothing is known)."""
     import difflib  # noqa: PLC0415 - only on the error path
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)

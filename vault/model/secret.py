@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Final
 
 _SHOWN_TAIL: Final = 4
-_KNOWN_PREFIXES: Final = ("sk-svcacct-", "sk-admin-", "sk-proj-", "sk-", "AGE-SECRET-KEY-1")
+# the public head of a key: the masked form shows it, so revealing it reveals nothing
+KNOWN_PREFIXES: Final = ("sk-svcacct-", "sk-admin-", "sk-proj-", "sk-", "AGE-SECRET-KEY-1")
 
 
 def mask(value: str) -> str:
     """Return a display form that identifies a key without revealing it: `sk-…wxyz`."""
     if len(value) < 12:
         return "…" * (len(value) > 0)
-    for prefix in _KNOWN_PREFIXES:
+    for prefix in KNOWN_PREFIXES:
         if value.startswith(prefix):
             return f"{prefix}…{value[-_SHOWN_TAIL:]}"
     return f"…{value[-_SHOWN_TAIL:]}"

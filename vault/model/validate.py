@@ -10,6 +10,7 @@ import datetime as dt
 import ipaddress
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -36,6 +37,10 @@ _KEY_PREFIXES = (  # longest first: `sk-proj-` must win over `sk-`
 _OPENAI_KEY = re.compile(r"sk-[A-Za-z0-9_-]{20,}")
 _OPENAI_MARKER = "T3BlbkFJ"  # base64 of "OpenAI", inside every key OpenAI issues
 _PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+MARKER_WARNING = (
+    f"the key lacks OpenAI's marker {_OPENAI_MARKER} (base64 of 'OpenAI', inside every key"
+    " OpenAI issues): fine for a relay key, check it otherwise"
+)
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,17 @@ def check_key(raw: str, *, provider: str = "openai") -> KeyCheck:
     kind = next(kind for prefix, kind in _KEY_PREFIXES if value.startswith(prefix))
     warnings: tuple[str, ...] = ()
     if _OPENAI_MARKER not in value:
-        warnings = ("the key lacks OpenAI's marker: fine for a relay key, check it otherwise",)
+        warnings = (MARKER_WARNING,)
     return KeyCheck(value, kind, warnings)
 
 
 def normalize_phone(raw: str) -> str:
     """A phone number in E.164 (`+447911123456`); it must carry its country code."""
-    text = raw.strip()
+    text = phone_as_typed(raw)
     if not text.startswith("+"):
         raise InvalidValue(
             f"phone {_show(text)} has no country code: write it as +<country><number>"
+            " or 00<country><number>"
         )
     if any(ch.isalpha() for ch in text):
         # libphonenumber would turn keypad letters into digits and drop "ext. 5" silently
@@ -244,3 +250,18 @@ def _show(text: str, limit: int = 40) -> str:
     """Quote user input for an error message: printable, bounded, one line."""
     shown = _CONTROL.sub("?", text.replace("\n", "?"))
     return repr(shown if len(shown) <= limit else shown[:limit] + "…")
+
+
+# --- input as people type it -------------------------------------------------------------
+# Kept apart from the strict checks above: each takes what a person pastes or types and turns
+# it into what those checks accept, or says what it changed.
+
+
+def phone_as_typed(raw: str) -> str:
+    """Fullwidth characters from a Chinese or Japanese input method (U+FF0B for `+`, say)
+    become ASCII, and the international call prefix `00` becomes `+` (`0044 7911…` is
+    `+44 7911…`)."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    if text.startswith("00"):
+        text = "+" + text[2:].lstrip()
+    return text

@@ -44,6 +44,12 @@ class ProjectSpend:
     vault_project: str | None = None
 
 
+@dataclass(frozen=True)
+class DaySpend:
+    day: str  # the API's day bucket, YYYY-MM-DD in UTC
+    spend_usd: float
+
+
 @dataclass
 class UsageReport:
     days: int
@@ -51,6 +57,14 @@ class UsageReport:
     end: str
     projects: list[ProjectSpend] = field(default_factory=list)
     keys: list[KeySpend] = field(default_factory=list)
+    daily: list[DaySpend] = field(default_factory=list)  # every day of the window, oldest first
+
+    def project_label(self, project_id: str | None) -> str | None:
+        """How people know a project: the vault's name for it, else OpenAI's, else the id."""
+        for p in self.projects:
+            if p.project_id == project_id:
+                return p.vault_project or p.name or project_id
+        return project_id
 
     @property
     def total_usd(self) -> float:
@@ -64,6 +78,7 @@ class UsageReport:
             "total_usd": self.total_usd,
             "projects": [p.__dict__ for p in self.projects],
             "keys": [k.__dict__ for k in self.keys],
+            "daily": [d.__dict__ for d in self.daily],
         }
 
 
@@ -94,7 +109,20 @@ def usage_report(
     report = UsageReport(days, iso(start), iso(end))
     report.projects = _by_project(rows, names, doc)
     report.keys = _by_key(rows, _match_keys(doc, listed))
+    report.daily = _by_day(rows, start, end)
     return report
+
+
+def _by_day(rows: Iterable[CostRow], start: dt.datetime, end: dt.datetime) -> list[DaySpend]:
+    """Spend per UTC day bucket, with the days nothing was spent, so gaps show."""
+    totals: dict[str, float] = defaultdict(float)
+    for row in rows:
+        totals[dt.datetime.fromtimestamp(row.start_time, dt.UTC).date().isoformat()] += (
+            row.amount_usd
+        )
+    first, last = start.astimezone(dt.UTC).date(), end.astimezone(dt.UTC).date()
+    days = [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    return [DaySpend(d.isoformat(), round(totals.get(d.isoformat(), 0.0), 6)) for d in days]
 
 
 def _by_project(

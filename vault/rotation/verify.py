@@ -108,7 +108,7 @@ def verify_in_turn(
 
     try:
         check(
-            _in_turn(entries, verification),
+            _in_turn(entries, verification, options.default_base_url),
             deep=mode is Verify.CHAT,
             on_result=collect,
             in_turn=True,
@@ -119,17 +119,19 @@ def verify_in_turn(
     return verification
 
 
-def _in_turn(entries: Sequence[Entry], verification: Verification) -> Iterator[ProbeTarget]:
+def _in_turn(
+    entries: Sequence[Entry], verification: Verification, default_base_url: str | None
+) -> Iterator[ProbeTarget]:
     """The targets, one at a time: each result is in before the next is drawn (runner's
     `in_turn`), so this can stop at the first pass and skip endpoints that did not answer."""
     silent: set[str] = set()
     for entry in entries:
-        endpoint = entry.effective_base_url
+        endpoint = entry.base_url or default_base_url or entry.effective_base_url
         if endpoint in silent:
             why = f"not tried: {_host(endpoint)} did not answer for an earlier key"
             verification.skipped.append((entry.name, why))
             continue
-        yield probe_target_of(entry)
+        yield probe_target_of(entry, default_base_url)
         result = verification.probed.results.get(entry.id)
         if result is None:  # interrupted
             return

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Protocol
 
-from vault.errors import NoPassphraseSource, VaultNotFound
+from vault.errors import NoPassphraseSource, NothingTyped, VaultNotFound, WrongPassphrase
 from vault.model.secret import Secret
 from vault.session.identity import (
     PassphraseSource,
@@ -27,6 +27,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     # `vault.age` loads cryptography: commands that a session unlocks never import it
     from vault import age
+
+
+PASSPHRASE_TRIES = 3  # as sudo: a typo costs a retype, not the whole command
 
 
 class SessionLike(Protocol):
@@ -99,7 +102,20 @@ class Unlocker:
             return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
         if s.identity_file is not None:
             return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
-        return open_identity(_read_identity_file(paths), self.passphrase())
+        sealed = _read_identity_file(paths)
+        prompt = "passphrase: "
+        tries = PASSPHRASE_TRIES if self._typed() else 1
+        for attempt in range(1, tries):
+            try:
+                return open_identity(sealed, self.passphrase(prompt))
+            except WrongPassphrase:
+                prompt = f"wrong passphrase, try again ({tries - attempt} left): "
+        return open_identity(sealed, self.passphrase(prompt))
+
+    def _typed(self) -> bool:
+        """Whether the passphrase comes from a person at the prompt (who gets more tries)."""
+        s = self.settings
+        return s.passphrase is None and s.passphrase_file is None and self.ask is not None
 
     def passphrase(self, prompt: str = "passphrase: ") -> Secret:
         s = self.settings
@@ -164,4 +180,4 @@ def ask_hidden(prompt: str) -> Secret:
     try:
         return Secret(getpass.getpass(prompt))
     except EOFError:
-        raise NoPassphraseSource("no passphrase given") from None
+        raise NothingTyped("no passphrase given") from None

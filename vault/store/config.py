@@ -66,6 +66,7 @@ class Config(NamedTuple):
     proxy: str | None = None
     scrypt_log_n: int | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    default_base_url: str | None = None  # for keys stored without one (relay users)
     health: Mapping[str, Any] = MappingProxyType({})
     rotation: Mapping[str, Any] = MappingProxyType({})
 
@@ -98,6 +99,10 @@ class Config(NamedTuple):
                 and 0 <= self.lock_timeout <= MAX_LOCK_TIMEOUT,
                 "lock_timeout",
             ),
+            (
+                self.default_base_url is None or _is_base_url(self.default_base_url),
+                "default_base_url",
+            ),
             (isinstance(self.health, Mapping), "health"),
             (isinstance(self.rotation, Mapping), "rotation"),
         )
@@ -125,6 +130,19 @@ def is_proxy_url(value: object) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname)
+
+
+def _is_base_url(value: object) -> bool:
+    """An https base URL (http only on loopback), as `--base-url` takes it, written in full."""
+    if not isinstance(value, str):
+        return False
+    from vault.errors import InvalidValue  # noqa: PLC0415
+    from vault.model.validate import check_base_url  # noqa: PLC0415 - only when it is set
+
+    try:
+        return check_base_url(value) == value
+    except InvalidValue:
+        return False
 
 
 def load_config(path: Path) -> Config:

@@ -183,4 +183,8 @@ class Context:
 
     def exported(self, doc: VaultDoc) -> Exported:
         """What this invocation's project exports."""
-        return exported(doc, self.project)
+        return self.exports_of(doc, self.project)
+
+    def exports_of(self, doc: VaultDoc, project: str | None) -> Exported:
+        """What `project` exports, with this vault's settings (`default_base_url`)."""
+        return exported(doc, project, default_base_url=self.config.default_base_url)

@@ -7,27 +7,31 @@ the vault is touched, so a bad value never reaches the disk.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
+from vault.errors import DuplicateKey, DuplicateName, InvalidValue, PolicyViolation
 from vault.export.targets import SyncOutcome
+from vault.model import typed
 from vault.model import validate as v
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
 from vault.model.secret import Secret
+from vault.model.views import ListQuery, select_entries
 from vault.store.keyvault import Keyvault
 
-# metadata field → the function that checks and normalises a user's text for it
+# metadata field → the function that checks and normalises a user's text for it; a checker
+# may add a line to `notes` when it changed what was typed (a base URL given /v1, say)
 Checker = Callable[[str], Any]
+Notes = list[str]
 
 
-def _checkers(kv: Keyvault) -> dict[str, Checker]:
+def _checkers(kv: Keyvault, notes: Notes) -> dict[str, Checker]:
     today = kv.clock().date()
     return {
-        "name": v.check_name,
-        "project": lambda s: v.check_name(s, "project"),
+        "name": typed.check_label,
+        "project": lambda s: typed.check_label(s, "project"),
         "provider": lambda s: v.check_name(s.lower(), "provider"),
         "created": lambda s: v.parse_date(s, today=today),
         "phone": v.normalize_phone,
@@ -35,12 +39,19 @@ def _checkers(kv: Keyvault) -> dict[str, Checker]:
         "credit_usd": v.check_credit,
         "org_id": lambda s: v.check_id(s, "org id"),
         "project_id": lambda s: v.check_id(s, "project id"),
-        "base_url": v.check_base_url,
+        "base_url": lambda s: _noted(typed.tidy_base_url(s), notes),
         "note": lambda s: v.clean_text(s, "note"),
         "priority": _check_priority,
         "status": _check_status,
         "tags": _check_tags,
     }
+
+
+def _noted(checked: tuple[str, str | None], notes: Notes) -> str:
+    value, note = checked
+    if note:
+        notes.append(note)
+    return value
 
 
 def _check_priority(raw: str | int) -> int:
@@ -61,13 +72,13 @@ def _check_status(raw: str) -> Status:
         raise InvalidValue(f"status {raw[:20]!r} is not one of {choices}") from None
 
 
-def _check_tags(raw: str | list[str]) -> list[str]:
-    items = raw if isinstance(raw, list) else [raw]
+def _check_tags(raw: str | Sequence[str]) -> list[str]:
+    items = [raw] if isinstance(raw, str) else list(raw)
     tags: list[str] = []
     for item in items:
         for tag in str(item).split(","):
             if tag.strip():
-                tags.append(v.check_name(tag.strip(), "tag"))
+                tags.append(typed.check_label(tag.strip(), "tag"))
     return sorted(set(tags))
 
 
@@ -75,9 +86,12 @@ def _check_tags(raw: str | list[str]) -> list[str]:
 _CLEARED_TO = {"provider": "openai"}
 
 
-def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Check every given field; empty strings mean "clear this field"."""
-    checkers = _checkers(kv)
+def clean_fields(
+    kv: Keyvault, raw: Mapping[str, Any], notes: Notes | None = None
+) -> dict[str, Any]:
+    """Check every given field; empty strings mean "clear this field". Lines saying what was
+    changed from the typed text go to `notes`."""
+    checkers = _checkers(kv, notes if notes is not None else [])
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in checkers:
@@ -96,7 +110,17 @@ class Added:
     synced: list[SyncOutcome] = field(default_factory=list)  # .env files that followed
 
 
-def add_key(
+@dataclass
+class NewKey:
+    """A key checked and ready to store (`prepare_key`), and what the checks had to say."""
+
+    entry: Entry
+    activate: bool = False
+    warnings: list[str] = field(default_factory=list)
+    status_given: bool = False  # the caller chose the status: no first-key rule
+
+
+def prepare_key(
     kv: Keyvault,
     name: str,
     secret: Secret,
@@ -104,10 +128,16 @@ def add_key(
     *,
     activate: bool = False,
     rand: Callable[[int], bytes] = os.urandom,
-) -> Added:
-    """Validate and store a new key. The first API key of a project becomes its active key."""
-    meta = clean_fields(kv, {"name": name, **fields})
-    checked = v.check_key(secret.reveal(), provider=meta.get("provider") or "openai")
+) -> NewKey:
+    """Check a new key and its metadata as `add` does, without touching the vault: every
+    field, the key's shape (a pasted `OPENAI_API_KEY=sk-…` line gives its value, and says so),
+    and that an admin key is not to be active. Raises InvalidValue or PolicyViolation."""
+    warnings: Notes = []
+    meta = clean_fields(kv, {"name": name, **fields}, warnings)
+    value, variable = typed.key_from_assignment(secret.reveal())
+    if variable is not None:
+        warnings.append(f"took the value of {variable} from the pasted line")
+    checked = v.check_key(value, provider=meta.get("provider") or "openai")
     kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
     if activate and kind is Kind.ADMIN:
         raise PolicyViolation("an admin key cannot be a project's active key")
@@ -121,18 +151,45 @@ def add_key(
         updated_at=now,
         **meta,
     )
+    return NewKey(entry, activate, [*warnings, *checked.warnings], "status" in meta)
 
-    def change(doc: VaultDoc) -> None:
-        _refuse_duplicate_secret(doc, entry)
-        has_active = any(
-            e.project == entry.project and e.status is Status.ACTIVE for e in doc.entries
-        )
-        if kind is Kind.API and (activate or not has_active) and "status" not in meta:
-            entry.status = Status.ACTIVE
-        doc.add_entry(entry, at=now, phone_slots=kv.config.phone_slots)
 
-    kv.transact(change)
-    return Added(entry, list(checked.warnings), list(kv.synced))
+def store_key(doc: VaultDoc, new: NewKey, *, at: str, phone_slots: int) -> None:
+    """Add a prepared key to the document by the rules of `add`: never a key stored twice,
+    the first API key of a project becomes its active key, then the document's own
+    invariants (unique name, phone slots, no active admin key). `doc` is unchanged when it
+    raises."""
+    entry = new.entry
+    _refuse_duplicate_secret(doc, entry)
+    has_active = any(e.project == entry.project and e.status is Status.ACTIVE for e in doc.entries)
+    first = not has_active and not new.status_given
+    if entry.kind is Kind.API and (new.activate or first):
+        entry.status = Status.ACTIVE
+    doc.add_entry(entry, at=at, phone_slots=phone_slots)
+
+
+def add_key(
+    kv: Keyvault,
+    name: str,
+    secret: Secret,
+    fields: Mapping[str, Any],
+    *,
+    activate: bool = False,
+    rand: Callable[[int], bytes] = os.urandom,
+) -> Added:
+    """Validate and store a new key. The first API key of a project becomes its active key."""
+    new = prepare_key(kv, name, secret, fields, activate=activate, rand=rand)
+    at = new.entry.added_at or kv.now_iso()
+    kv.transact(lambda doc: store_key(doc, new, at=at, phone_slots=kv.config.phone_slots))
+    return Added(new.entry, new.warnings, list(kv.synced))
+
+
+def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, Any]) -> None:
+    """What `add` would refuse before the key is asked for: a bad field or a taken name, so
+    nobody pastes a key only to hear about a typo."""
+    meta = clean_fields(kv, {"name": name, **fields})
+    if meta["name"] in doc.names():
+        raise DuplicateName(f"an entry named {meta['name']!r} already exists")
 
 
 def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
@@ -150,30 +207,47 @@ def edit_key(
     fields: Mapping[str, Any],
     *,
     secret: Secret | None = None,
+    add_tags: Sequence[str] = (),
+    remove_tags: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
 ) -> Entry:
-    """Change metadata (and optionally the secret) of one entry; the key checks' warnings
-    (as `add` gives them: no OpenAI marker, say) go to `on_warning`."""
-    changes = clean_fields(kv, fields)
-    if not changes and secret is None:
+    """Change metadata (and optionally the secret) of one entry; `add_tags`/`remove_tags`
+    change its tags (a tag it does not have is an error: a typo never succeeds silently).
+    The checks' warnings (no OpenAI marker, a base URL given /v1) go to `on_warning`."""
+    notes: Notes = []
+    changes = clean_fields(kv, fields, notes)
+    adding, removing = _check_tags(list(add_tags)), _check_tags(list(remove_tags))
+    if not changes and secret is None and not adding and not removing:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
-    pending_warnings: list[str] = []
 
     def change(doc: VaultDoc) -> Entry:
         entry = doc.find(name)
         key_changes, warnings = _key_changes(entry, changes, secret)
         all_changes = {**changes, **key_changes}
+        if adding or removing:
+            current = changes.get("tags", entry.tags)
+            all_changes["tags"] = _retagged(entry, current, adding, removing)
         if "secret" in all_changes:
             _refuse_duplicate_secret(doc, entry.evolve(secret=all_changes["secret"]))
-        pending_warnings.extend(warnings)
+        notes.extend(warnings)
         return doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
 
     updated = kv.transact(change)
     if on_warning is not None:
-        for message in pending_warnings:
+        for message in notes:
             on_warning(message)
     return updated
+
+
+def _retagged(
+    entry: Entry, current: Sequence[str], adding: list[str], removing: list[str]
+) -> list[str]:
+    missing = [t for t in removing if t not in current]
+    if missing:
+        have = ", ".join(current) or "none"
+        raise InvalidValue(f"{entry.name!r} has no tag {missing[0]!r} (its tags: {have})")
+    return sorted((set(current) | set(adding)) - set(removing))
 
 
 def _key_changes(
@@ -200,12 +274,21 @@ def remove_key(kv: Keyvault, name: str) -> Entry:
     return kv.transact(lambda doc: doc.remove_entry(name, at=now))
 
 
-def add_phone(kv: Keyvault, number: str, *, note: str | None = None) -> None:
-    """Record a spare phone number before it verifies a key, so slot hints offer it."""
+def add_phone(kv: Keyvault, number: str, *, note: str | None = None) -> str:
+    """Record a spare phone number before it verifies a key, so slot hints offer it; returns
+    the number in E.164."""
     phone = v.normalize_phone(number)
     cleaned = v.clean_text(note, "note") if note else None
     now = kv.now_iso()
     kv.transact(lambda doc: doc.add_phone(phone, at=now, note=cleaned))
+    return phone
+
+
+def list_entries(doc: VaultDoc, query: ListQuery) -> list[Entry]:
+    """The entries `list` shows; a phone filter is read as typed (`0044…` is `+44…`)."""
+    if query.phone:
+        query = query._replace(phone=v.normalize_phone(query.phone))
+    return select_entries(doc, query)
 
 
 def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:

@@ -93,12 +93,7 @@ class Keyvault:
     def init(self, passphrase: Secret, *, log_n: int | None = None) -> age.X25519Identity:
         """Create identity.age and an empty vault.age; refuse to overwrite either."""
         ensure_private_dir(self.paths.home)
-        for path in (self.paths.vault, self.paths.identity):
-            if path.exists() or path.is_symlink():
-                raise VaultExists(
-                    f"{path} already exists",
-                    hint="use --vault or KEYVAULT_HOME for a second vault",
-                )
+        self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
 
         now = self.clock()
@@ -114,6 +109,16 @@ class Keyvault:
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
         return identity
+
+    def refuse_overwrite(self) -> None:
+        """VaultExists when this home already holds a vault or an identity (`init` says so
+        before it asks for a passphrase)."""
+        for path in (self.paths.vault, self.paths.identity):
+            if path.exists() or path.is_symlink():
+                raise VaultExists(
+                    f"{path} already exists: this folder already holds a vault",
+                    hint="use --vault or KEYVAULT_HOME for a second vault",
+                )
 
     # --- read -----------------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class Keyvault:
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)
             del sealed  # a large vault's old bytes need not stay in memory through the save
-            before = _ExportSnapshot(doc)
+            before = _ExportSnapshot(doc, self.config.default_base_url)
             result = change(doc)
             doc.generation += 1
             data = self.seal(doc)
@@ -209,11 +214,12 @@ class _ExportSnapshot:
     """What each project with registered .env files exported before a change, to find the
     projects whose files must follow it (nothing at all for a vault without such files)."""
 
-    def __init__(self, doc: VaultDoc) -> None:
+    def __init__(self, doc: VaultDoc, default_base_url: str | None) -> None:
         from vault.export import export_state  # noqa: PLC0415
 
+        self.default_base_url = default_base_url
         projects = {t.project for t in doc.exports}
-        self.state = {p: export_state(doc, p) for p in projects}
+        self.state = {p: export_state(doc, p, default_base_url=default_base_url) for p in projects}
         self.targets = {(t.path, t.project) for t in doc.exports}
         self.keys = {e.secret.reveal() for e in doc.entries if e.project in projects}
 
@@ -227,7 +233,9 @@ class _ExportSnapshot:
         changed = [
             p
             for p in sorted(projects, key=lambda p: p or "")
-            if export_state(doc, p) != self.state.get(p)
+            if export_state(doc, p, default_base_url=self.default_base_url) != self.state.get(p)
             or any(t.project == p and (t.path, p) not in self.targets for t in doc.exports)
         ]
-        return sync(doc, changed, self.keys) if changed else []
+        if not changed:
+            return []
+        return sync(doc, changed, self.keys, default_base_url=self.default_base_url)
