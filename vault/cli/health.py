@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +31,38 @@ proxy_option = click.option(
     " then HTTPS_PROXY/ALL_PROXY.",
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+_SECONDS = click.FloatRange(min=0, max=86400, min_open=True)
+
+
+def deadline_options(command: F) -> F:
+    """`--timeout` (each request) and `--run-timeout` (the whole command's network work)."""
+    command = click.option(
+        "--run-timeout",
+        type=_SECONDS,
+        default=None,
+        metavar="SECONDS",
+        help="Give up on the network after this long in total (default: run_timeout in"
+        " config.toml, else 600).",
+    )(command)
+    return click.option(
+        "--timeout",
+        type=_SECONDS,
+        default=None,
+        metavar="SECONDS",
+        help="Give up on a request whose whole answer takes longer (default: timeout in"
+        " config.toml, else 30).",
+    )(command)
+
+
+def deadlines(app: AppContext, timeout: float | None, run_timeout: float | None) -> CheckOptions:
+    """CheckOptions with the deadlines: each option, else config.toml, else the defaults."""
+    config = app.kv.config
+    return CheckOptions(
+        request_timeout=timeout or config.timeout, run_timeout=run_timeout or config.run_timeout
+    )
+
+
 PROGRESS_MIN = 4  # fewer keys finish before a bar would be worth drawing
 EXIT_INTERRUPTED = 130
 
@@ -50,6 +84,7 @@ EXIT_INTERRUPTED = 130
     help="Requests in flight at once.",
 )
 @proxy_option
+@deadline_options
 @click.option("--rotate", is_flag=True, help="Then rotate every project the policy marks due.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (never the key).")
 @pass_app
@@ -64,6 +99,8 @@ def check_cmd(
     model: str,
     concurrency: int,
     proxy: str | None,
+    timeout: float | None,
+    run_timeout: float | None,
     rotate: bool,
     as_json: bool,
 ) -> int:
@@ -78,7 +115,8 @@ def check_cmd(
       keyvault check --all --rotate --json   # from cron
     """
     entries = select_entries(app.kv.read(), names=names, project=project, everything=everything)
-    options = CheckOptions(
+    options = dataclasses.replace(
+        deadlines(app, timeout, run_timeout),
         deep=deep,
         balance=balance,
         model=model,
@@ -92,7 +130,7 @@ def check_cmd(
     if rotate and not report.interrupted:
         from vault.cli.rotate import print_due, run_due_from_cli  # noqa: PLC0415
 
-        due = run_due_from_cli(app, mint=False)
+        due = run_due_from_cli(app, mint=False, checking=options)
     if as_json:
         checked = [c.to_dict() for c in report.checked]
         print_json({"checked": checked, "rotate": due.to_dict()} if due else checked)

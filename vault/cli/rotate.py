@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from vault.cli.context import AppContext, pass_app, print_json, print_table, safe, warn
-from vault.cli.health import proxy_option
+from vault.cli.health import deadline_options, deadlines, proxy_option
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
@@ -40,6 +41,7 @@ BAR_WIDTH = 30
 )
 @click.option("--finish", is_flag=True, help="Complete interrupted mints and due deletions.")
 @proxy_option
+@deadline_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def rotate_cmd(
@@ -57,6 +59,8 @@ def rotate_cmd(
     grace: float | None,
     finish: bool,
     proxy: str | None,
+    timeout: float | None,
+    run_timeout: float | None,
     as_json: bool,
 ) -> int:
     """Replace a project's active key with its best healthy standby key.
@@ -76,7 +80,7 @@ def rotate_cmd(
         raise UsageError("these options do not combine: " + ", ".join(modes or ["--mint", "--to"]))
     if (due or finish) and project is not None:
         raise UsageError(f"{modes[0]} covers every project; drop --project")
-    checking = CheckOptions(deep=deep, proxy=proxy)
+    checking = dataclasses.replace(deadlines(app, timeout, run_timeout), deep=deep, proxy=proxy)
     rotate_options = RotateOptions(
         to=to, dry_run=dry_run, check=not no_check, retire=retire, check_options=checking
     )
@@ -137,11 +141,15 @@ def _due(
     return minting.run_due(app.kv, rotate_options, mint_options, mint=mint)
 
 
-def run_due_from_cli(app: AppContext, *, mint: bool) -> DueReport:
+def run_due_from_cli(
+    app: AppContext, *, mint: bool, checking: CheckOptions | None = None
+) -> DueReport:
     """For `check --rotate`: the policy on every project, trusting the check just stored."""
     from vault.rotation import mint as minting  # noqa: PLC0415
 
-    return minting.run_due(app.kv, RotateOptions(check=False), MintOptions(), mint=mint)
+    checking = checking or CheckOptions()
+    rotate_options = RotateOptions(check=False, check_options=checking)
+    return minting.run_due(app.kv, rotate_options, MintOptions(check_options=checking), mint=mint)
 
 
 def _mint(
@@ -240,10 +248,18 @@ def print_due(report: DueReport, *, failures_only: bool = False) -> None:
     help="How many days back to count.",
 )
 @click.option("--admin", metavar="NAME", default=None, help="Admin key to ask with.")
+@deadline_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def usage_cmd(
-    app: AppContext, project: str | None, days: int, admin: str | None, as_json: bool
+    app: AppContext,
+    *,
+    project: str | None,
+    days: int,
+    admin: str | None,
+    timeout: float | None,
+    run_timeout: float | None,
+    as_json: bool,
 ) -> None:
     """Show spend per project and per key from the Administration API (needs an admin key).
 
@@ -253,7 +269,15 @@ def usage_cmd(
     """
     from vault.rotation.usage import usage_report  # noqa: PLC0415
 
-    report = usage_report(app.kv, project, days, every_project=project is None, admin=admin)
+    report = usage_report(
+        app.kv,
+        project,
+        days,
+        every_project=project is None,
+        admin=admin,
+        request_timeout=timeout,
+        run_timeout=run_timeout,
+    )
     if as_json:
         print_json(report.to_dict())
         return

@@ -24,7 +24,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import HealthResult, ProbeTarget
@@ -32,7 +32,11 @@ from vault.health.model import Status as Health
 from vault.model.document import Entry, Kind, Status, VaultDoc, entry_event
 from vault.model.secret import Secret
 from vault.rotation.policy import HealthPolicy, health_policy
+from vault.store.config import DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT
 from vault.store.keyvault import Clock, Keyvault
+
+if TYPE_CHECKING:
+    from vault.health.fetch import Limits
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class CheckOptions:
     balance: bool = False
     concurrency: int = 64
     model: str = "gpt-4o-mini"
-    timeout: float = 10.0
+    timeout: float = 10.0  # each network operation (connect, one read, one write)
+    request_timeout: float = DEFAULT_TIMEOUT  # each request in total
+    run_timeout: float | None = DEFAULT_RUN_TIMEOUT  # all of one `probe_entries` call
     max_retry_wait: float = 20.0
     proxy: str | None = None  # `--proxy`; else `proxy` in config.toml; else the environment
     transport: Any = None
@@ -129,9 +135,13 @@ def probe_entries(
 ) -> Probed:
     """Check API keys with the model probe and admin keys against the Administration API.
     Never raises KeyboardInterrupt: it returns what finished with `interrupted` set."""
+    from vault.health.fetch import Limits  # noqa: PLC0415 - httpx only when something is checked
+
     todo = list(entries)
     probed = Probed(secrets={e.id: e.secret for e in todo})
     names = {e.id: e.name for e in todo}
+    # one deadline for everything this call checks, admin keys included
+    limits = Limits.starting_now(options.request_timeout, options.run_timeout)
 
     def collect(result: HealthResult) -> None:
         shown = dataclasses.replace(result, name=names[result.name])
@@ -140,9 +150,10 @@ def probe_entries(
             options.on_result(shown)
 
     try:
-        _probe_api([e for e in todo if e.kind is not Kind.ADMIN], options, proxy, clock, collect)
+        api_keys = [e for e in todo if e.kind is not Kind.ADMIN]
+        _probe_api(api_keys, options, limits, proxy=proxy, clock=clock, collect=collect)
         for entry in (e for e in todo if e.kind is Kind.ADMIN):
-            collect(_ping_admin(entry, options, proxy, clock))
+            collect(_ping_admin(entry, options, limits, proxy, clock))
     except KeyboardInterrupt:
         probed.interrupted = True
     return probed
@@ -151,6 +162,8 @@ def probe_entries(
 def _probe_api(
     entries: list[Entry],
     options: CheckOptions,
+    limits: Limits,
+    *,
     proxy: str | None,
     clock: Clock,
     collect: Callable[[HealthResult], None],
@@ -173,11 +186,12 @@ def _probe_api(
         proxy=proxy,
         clock=clock,
         on_result=collect,
+        limits=limits,
     )
 
 
 def _ping_admin(
-    entry: Entry, options: CheckOptions, proxy: str | None, clock: Clock
+    entry: Entry, options: CheckOptions, limits: Limits, proxy: str | None, clock: Clock
 ) -> HealthResult:
     from vault.health.admin import AdminClient  # noqa: PLC0415
 
@@ -188,6 +202,7 @@ def _ping_admin(
             proxy=proxy,
             transport=options.admin_transport,
             timeout=options.timeout,
+            limits=limits,
         ) as api:
             return api.ping(entry.id, clock)
     except AdminApiError as exc:

@@ -73,7 +73,7 @@ def _require_list(exchange: Exchange, key: str, what: str) -> Exchange:
     return dataclasses.replace(exchange, classification=bad)
 
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -150,7 +150,7 @@ async def _run(session: Session, plan: ProbePlan, checked_at: str) -> HealthResu
 
 async def probe_target(session: Session, plan: ProbePlan) -> HealthResult:
     """Check one target. Never raises: any failure becomes a classified result."""
-    checked_at = _iso(plan.clock())
+    checked_at = iso_time(plan.clock())
     refused = refusal(session.target)
     if refused is not None:
         return _result(session.target, checked_at, refused, "models")

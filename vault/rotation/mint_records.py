@@ -14,6 +14,7 @@ from typing import Any, Final
 from vault.errors import ConfigError, DamagedVault, NoAdminKey
 from vault.health.admin import AdminClient
 from vault.health.checking import CheckOptions
+from vault.health.fetch import Limits
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.rotation.policy import rotation_policy
 from vault.store.keyvault import Keyvault
@@ -30,7 +31,7 @@ class MintOptions:
     grace_hours: float | None = None  # None: policy's grace_hours, else delete at --finish
     retire: bool = False
     check_options: CheckOptions = field(default_factory=CheckOptions)
-    transport: Any = None  # httpx.BaseTransport for the admin client (tests)
+    transport: Any = None  # httpx.AsyncBaseTransport for the admin client (tests)
     rand: Callable[[int], bytes] = os.urandom
 
 
@@ -100,6 +101,9 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
         base_url=admin.effective_base_url,
         proxy=options.check_options.proxy or kv.config.proxy,
         transport=options.transport,
+        limits=Limits.starting_now(
+            options.check_options.request_timeout, options.check_options.run_timeout
+        ),
     )
 
 
