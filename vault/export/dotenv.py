@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,16 +244,12 @@ def git_tracking_warning(path: str | os.PathLike[str], *, git: str = "git") -> s
     Untracked and not ignored (`git check-ignore` exits 1): `git add .` would. None when
     git is absent, the folder is not in a work tree, or the file is safely ignored.
     """
+    from vault.store import git as hardened_git  # noqa: PLC0415 - only `keyvault dotenv`
+
     target = Path(path).absolute()
 
     def run(*args: str) -> int | None:
-        try:
-            done = subprocess.run(
-                [git, *args], cwd=target.parent, capture_output=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.returncode
+        return hardened_git.returncode(target.parent, *args, git=git)
 
     if run("rev-parse", "--is-inside-work-tree") != 0:
         return None

@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import os
 import stat
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -309,14 +308,8 @@ def _when(epoch: object) -> str:
 
 
 def run_git(folder: Path, *args: str, git: str = "git") -> int | None:
-    """A git command's exit code; its config cannot start fsmonitor; None without git."""
-    try:
-        done = subprocess.run(
-            [git, "-C", str(folder), "-c", "core.fsmonitor=false", *args],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.returncode
+    """A git query's exit code through the hardened runner (vault/store/git.py); None
+    without git."""
+    from vault.store import git as hardened_git  # noqa: PLC0415
+
+    return hardened_git.returncode(folder, *args, git=git)
