@@ -144,9 +144,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("keyvault: error: interrupted", err=True)
         sys.exit(130)
     except OSError as exc:
-        # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed
+        # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed;
+        # an error that names a file is about that file, not the output
         reason = (exc.strerror or type(exc).__name__).lower()
-        click.echo(f"keyvault: error: cannot write the output ({reason})", err=True)
+        what = (
+            f"{exc.filename}: {reason}" if exc.filename else f"cannot write the output ({reason})"
+        )
+        click.echo(f"keyvault: error: {what}", err=True)
         sys.exit(1)
     # commands return an exit code when success is not simply 0 (`check` exits 5)
     sys.exit(code if isinstance(code, int) else 0)

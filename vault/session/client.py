@@ -166,11 +166,11 @@ class Session:
         return found if isinstance(found, str) else None
 
     def _ask(self, op: str, body: bytes = b"") -> tuple[dict[str, object], bytes] | None:
-        """The agent's reply, or None: no agent, or an unsafe folder (never raises, so the
-        caller can always fall back to the passphrase)."""
+        """The agent's reply, or None: no agent, or an unsafe or unusable folder (never
+        raises, so the caller can always fall back to the passphrase)."""
         try:
             path = socket_path(self.vault_home, self.runtime_dir)
-        except SessionError:
+        except (SessionError, OSError):
             return None
         return exchange(path, {"op": op}, body)
 
@@ -193,7 +193,8 @@ def socket_path(
     """Where the agent for `vault_home` listens: one socket per vault home.
 
     Returns "" when sessions are unsupported or the folder does not exist yet (and not
-    `create`); connecting to "" simply fails. Raises SessionError when the folder is unsafe.
+    `create`); connecting to "" simply fails. Raises SessionError when the folder is unsafe,
+    or (with `create`) cannot be made.
     """
     if not supported():
         return ""
@@ -225,9 +226,17 @@ def supported() -> bool:
 
 
 def default_runtime_dir() -> str:
-    """$XDG_RUNTIME_DIR/keyvault when that is our private tmpfs, else /tmp/keyvault-<uid>."""
+    """$XDG_RUNTIME_DIR/keyvault when that is our private tmpfs, else /tmp/keyvault-<uid>.
+
+    A stale XDG_RUNTIME_DIR (tmux or screen after logout, `su`, `sudo -E`) names a folder
+    that is gone or someone else's: it is passed over, never an error.
+    """
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if xdg and _is_private(xdg):
+    try:
+        usable = bool(xdg) and _is_private(xdg)
+    except OSError:
+        usable = False
+    if usable:
         return os.path.join(xdg, "keyvault")
     return f"/tmp/keyvault-{os.geteuid()}"  # noqa: S108  # verified private before any use
 
@@ -243,10 +252,15 @@ def _private_folder(folder: str, *, create: bool) -> bool:
         except FileExistsError:
             pass
         except OSError as error:
-            raise SessionError(f"cannot create {folder}: {error.strerror}") from None
+            raise SessionError(
+                f"cannot create the session folder {folder} ({(error.strerror or '').lower()})",
+                hint="unset a stale XDG_RUNTIME_DIR, or set KEYVAULT_PASSPHRASE_FILE instead",
+            ) from None
     try:
         private = _is_private(folder)
-    except FileNotFoundError:
+    except OSError:  # gone, or a path through something that is not a folder
+        if create:
+            raise SessionError(f"cannot use the session folder {folder}") from None
         return False
     if not private:
         raise SessionError(
