@@ -27,7 +27,14 @@ import sys
 from vault.errors import InvalidValue, SessionError
 
 # FRAME, recv_message and send_message moved to vault/wire.py; still reachable from here
-from vault.session.wire import FRAME, exchange, recv_message, refusal, send_message  # noqa: F401
+from vault.session.wire import (  # noqa: F401
+    FRAME,
+    exchange,
+    exchange_reporting,
+    recv_message,
+    refusal,
+    send_message,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -137,11 +144,14 @@ def start(
 class Session:
     """The unlocked session of one vault home, as `vault.store.keyvault.Unlocker` uses it."""
 
-    __slots__ = ("runtime_dir", "vault_home")
+    __slots__ = ("runtime_dir", "unanswered", "vault_home")
 
     def __init__(self, vault_home: StrPath, runtime_dir: StrPath | None = None) -> None:
         self.vault_home = vault_home
         self.runtime_dir = runtime_dir
+        # an agent took our last request but gave no usable answer (busy, stuck, too old):
+        # the unlocker then says so instead of blaming the vault or the command
+        self.unanswered = False
 
     def decrypt(self, sealed: bytes) -> bytes | None:
         """The plaintext of the age file `sealed`, decrypted by the agent with its identity.
@@ -172,7 +182,9 @@ class Session:
             path = socket_path(self.vault_home, self.runtime_dir)
         except (SessionError, OSError):
             return None
-        return exchange(path, {"op": op}, body)
+        reply, connected = exchange_reporting(path, {"op": op}, body)
+        self.unanswered = connected and reply is None
+        return reply
 
 
 def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:

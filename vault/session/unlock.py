@@ -107,19 +107,37 @@ class Unlocker:
         if s.passphrase_file is not None:
             return read_passphrase_file(s.passphrase_file)
         if self.ask is None:
-            if self.session is not None and self.session.recipient() is not None:
-                raise NoPassphraseSource(
-                    "this command needs the passphrase even while unlocked (the session opens"
-                    " the vault but never hands out the identity), and there is no terminal",
-                    hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                    " KEYVAULT_IDENTITY",
-                )
-            raise NoPassphraseSource(
-                "the vault is locked and there is no terminal to ask for the passphrase",
-                hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                " KEYVAULT_IDENTITY for automation",
-            )
+            raise self._cannot_ask()
         return self.ask(prompt)
+
+    def _cannot_ask(self) -> NoPassphraseSource:
+        """Why there is no passphrase, told apart: a session that did not answer, a session
+        that cannot serve this command, or no session at all."""
+        session = self.session
+        running = session is not None and not _unanswered(session) and session.recipient()
+        if session is not None and _unanswered(session):  # recipient() may have timed out too
+            return NoPassphraseSource(
+                "the unlock session did not answer in time (its agent is busy or stuck),"
+                " and there is no terminal to ask for the passphrase",
+                hint="run the command again; if it persists, `keyvault lock` and"
+                " `keyvault unlock` restart the agent",
+            )
+        if running:
+            return NoPassphraseSource(
+                "this command needs the passphrase even while unlocked (the session opens"
+                " the vault but never hands out the identity), and there is no terminal",
+                hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or KEYVAULT_IDENTITY",
+            )
+        return NoPassphraseSource(
+            "the vault is locked and there is no terminal to ask for the passphrase",
+            hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
+            " KEYVAULT_IDENTITY for automation",
+        )
+
+
+def _unanswered(session: SessionLike) -> bool:
+    """Whether the session's agent took our last request and gave no usable answer."""
+    return bool(getattr(session, "unanswered", False))
 
 
 def _read_text(path: os.PathLike[str]) -> str:
