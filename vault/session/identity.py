@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vault.errors import (
+    AgeFormatError,
+    DamagedIdentity,
     InvalidValue,
     KeyvaultError,
     NoMatchingIdentity,
@@ -97,8 +99,16 @@ def seal_identity(
     return age.encrypt(identity_text(identity, now=now), [recipient], rand=rand)
 
 
+# identity.age is not vault.age: its damage is never fixed by restoring vault.age.bak
+RESTORE_IDENTITY_HINT = (
+    "identity.age is damaged, not vault.age: restore identity.age from your own copy, or open"
+    " the vault with an exported identity (KEYVAULT_IDENTITY_FILE)"
+)
+
+
 def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
-    """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3)."""
+    """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3), a damaged
+    file DamagedIdentity (exit 4) naming identity.age."""
     from vault import age  # noqa: PLC0415
 
     try:
@@ -108,7 +118,12 @@ def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
             "wrong passphrase or damaged identity",
             hint="identity.age did not open with that passphrase",
         ) from None
-    return parse_identity_text(plain.decode("utf-8", "replace"), source="identity.age")
+    except AgeFormatError as exc:  # kept as the cause: which part is damaged (no secret in it)
+        raise DamagedIdentity(f"identity.age: {exc.message}", hint=RESTORE_IDENTITY_HINT) from exc
+    try:
+        return parse_identity_text(plain.decode("utf-8", "replace"), source="identity.age")
+    except InvalidValue as exc:
+        raise DamagedIdentity(exc.message, hint=RESTORE_IDENTITY_HINT) from None
 
 
 def check_new_passphrase(passphrase: Secret) -> None:
