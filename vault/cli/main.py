@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         message = exc.format_message()
         usage = getattr(exc, "ctx", None)
-        click.echo(f"keyvault: error: {_house_style(_first_line(message))}", err=True)
+        click.echo(f"keyvault: error: {_house_style(_shown(message))}", err=True)
         if usage is not None:
             click.echo(f"keyvault: hint: see `{usage.command_path} --help`", err=True)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
@@ -157,9 +157,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def report(exc: KeyvaultError) -> None:
-    click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
+    click.echo(f"keyvault: error: {_shown(exc.message)}", err=True)
     if exc.hint:
-        click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
+        click.echo(f"keyvault: hint: {_shown(exc.hint)}", err=True)
+
+
+def _shown(text: Any) -> str:
+    """One line, with anything key-shaped masked: messages quote what the user typed (a
+    name, a project), and a key pasted there must not reach a terminal or a CI log."""
+    from vault.model.validate import hide_secrets  # noqa: PLC0415 - only when reporting
+
+    return hide_secrets(_first_line(text))
 
 
 def _house_style(message: str) -> str:

@@ -1,7 +1,8 @@
 """Checks and normalisation for everything a user types: keys, phones, dates, cards, names.
 
 Each function returns the normalised value or raises `InvalidValue` with a one-line message
-that never contains the secret being checked.
+that never contains the secret being checked. Every metadata field also refuses a secret
+pasted into it (a key, an age identity, a card number): metadata is printed unmasked.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import datetime as dt
 import ipaddress
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 from urllib.parse import urlsplit
 
 from vault.errors import InvalidValue
+from vault.model.secret import mask
 
 
 class KeyKind(StrEnum):
@@ -143,7 +147,8 @@ def _holds_card_number(label: str) -> bool:
 
 def check_card_label(raw: str) -> str:
     """A card label such as `WildCard ****1234`; a full card number is refused."""
-    label = clean_text(raw, "card label", max_len=80)
+    refuse_secret_shapes(raw, "card label", cards=False)  # a card number: its own message
+    label = clean_text(raw, "card label", max_len=80, secrets=False)
     if _holds_card_number(label):
         raise InvalidValue(
             "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
@@ -156,6 +161,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 
 def check_name(raw: str, what: str = "name") -> str:
     """Entry and project names: 1-64 of letters, digits and `._@+-`, not starting with `-`."""
+    refuse_secret_shapes(raw, what)
     if not _NAME.fullmatch(raw):
         raise InvalidValue(
             f"{what} {_show(raw)} must be 1-64 letters, digits or ._@+- and start with a letter"
@@ -178,6 +184,7 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(raw: str) -> str:
     """An https URL (http only for loopback): keys must never cross the network in clear."""
+    refuse_secret_shapes(raw, "base url")
     url = raw.strip().rstrip("/")
     try:
         parts = urlsplit(url)
@@ -211,6 +218,7 @@ _ID_SHAPES = {
 
 
 def check_id(raw: str, what: str) -> str:
+    refuse_secret_shapes(raw, what)
     value = raw.strip()
     if not _ID_SHAPES[what].fullmatch(value):
         prefix = _ID_SHAPES[what].pattern.split("[", 1)[0]
@@ -231,8 +239,11 @@ def check_credit(raw: float | str) -> float:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def clean_text(raw: str, what: str, *, max_len: int = 2000) -> str:
-    """Free text (notes, labels, tags): no control characters except newline and tab."""
+def clean_text(raw: str, what: str, *, max_len: int = 2000, secrets: bool = True) -> str:
+    """Free text (notes, labels, tags): no control characters except newline and tab, and
+    (unless `secrets` is False, for a caller with its own rules) nothing secret-shaped."""
+    if secrets:
+        refuse_secret_shapes(raw, what)
     if _CONTROL.search(raw):
         raise InvalidValue(f"{what} contains control characters")
     if len(raw) > max_len:
@@ -242,5 +253,56 @@ def clean_text(raw: str, what: str, *, max_len: int = 2000) -> str:
 
 def _show(text: str, limit: int = 40) -> str:
     """Quote user input for an error message: printable, bounded, one line."""
-    shown = _CONTROL.sub("?", text.replace("\n", "?"))
+    shown = _CONTROL.sub("?", hide_secrets(text).replace("\n", "?"))
     return repr(shown if len(shown) <= limit else shown[:limit] + "…")
+
+
+# --- secrets pasted where they do not belong ----------------------------------------------
+
+# What a secret looks like in free text: an OpenAI-style key (`sk-` and 20+ key characters, so
+# prose such as "sk-learn" is not one), the marker inside every key OpenAI issues, an age
+# identity. Card numbers are found by _holds_card_number (Luhn) below.
+_KEY_SHAPED: Final = re.compile(
+    r"sk-[A-Za-z0-9_-]{20,}|T3BlbkFJ|(?i:AGE-SECRET-KEY-1[0-9A-Z]{20,})"
+)
+_MIN_PASTED = 16  # shorter fragments of a key are not worth refusing a note over
+PASTED_HINT: Final = (
+    "a value typed on the command line is now in your shell history and was visible to ps:"
+    " delete that history line, and rotate the key if it is a real one"
+)
+
+
+def secret_shape(text: str, *, cards: bool = True) -> str | None:
+    """What secret `text` seems to hold ("an api key", "an age identity", "a card number")."""
+    found = _KEY_SHAPED.search(text)
+    if found:
+        return "an age identity" if found.group(0).upper().startswith("AGE-") else "an api key"
+    return "a card number" if cards and _holds_card_number(text) else None
+
+
+def refuse_secret_shapes(text: str, what: str, *, cards: bool = True) -> None:
+    """Refuse a metadata value that holds a secret: metadata is shown unmasked by `show`,
+    `list` and --json. The message never repeats the value."""
+    kind = secret_shape(text, cards=cards)
+    if kind is not None:
+        raise InvalidValue(
+            f"the {what} looks like it holds {kind}; nothing was saved", hint=PASTED_HINT
+        )
+
+
+def refuse_pasted_secret(fields: Mapping[str, object], secret: str) -> None:
+    """Refuse metadata that holds `secret` itself (a relay key need not look like `sk-…`)."""
+    if len(secret) < _MIN_PASTED:
+        return
+    for name, value in fields.items():
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and secret in t for t in texts):
+            what = name.replace("_", " ")
+            raise InvalidValue(
+                f"the {what} holds the key itself; nothing was saved", hint=PASTED_HINT
+            )
+
+
+def hide_secrets(text: str) -> str:
+    """`text` with anything key-shaped masked: for messages that quote user input."""
+    return _KEY_SHAPED.sub(lambda m: mask(m.group(0)) if len(m.group(0)) > 8 else "…", text)

@@ -105,6 +105,7 @@ def add_key(
     """Validate and store a new key. The first API key of a project becomes its active key."""
     meta = clean_fields(kv, {"name": name, **fields})
     checked = v.check_key(secret.reveal(), provider=meta.get("provider") or "openai")
+    v.refuse_pasted_secret(meta, checked.value)  # a relay key need not look like one
     kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
     if activate and kind is Kind.ADMIN:
         raise PolicyViolation("an admin key cannot be a project's active key")
@@ -156,6 +157,8 @@ def edit_key(
     """Change metadata (and optionally the secret) of one entry; the key checks' warnings
     (as `add` gives them: no OpenAI marker, say) go to `on_warning`."""
     changes = clean_fields(kv, fields)
+    if secret is not None:
+        v.refuse_pasted_secret(changes, secret.reveal().strip())
     if not changes and secret is None:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
