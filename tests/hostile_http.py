@@ -3,7 +3,8 @@
 - `RecordingProxy`: a proxy listener that keeps every byte it receives and forwards nothing,
   so a test can prove that no request (and no Authorization header) ever reached a proxy.
 - `HostileServer`: an HTTP/1.1 server whose every answer is one of `MODES`: a body trickled
-  one byte at a time, headers trickled one byte at a time, a huge body, a gzip bomb.
+  one byte at a time, headers trickled one byte at a time, a huge body, a gzip bomb, or a
+  401 whose message echoes the key it was sent, altered by `echo` (a relay's habit).
 
 Each runs its own asyncio loop in a daemon thread, like tests/fake_proxy.py.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import zlib
 from collections.abc import Awaitable, Callable
@@ -109,16 +111,25 @@ class HostileServer(_LoopServer):
     `size` is the huge body's length, `payload` the gzip bomb."""
 
     def __init__(
-        self, mode: str, *, interval: float = 0.5, size: int = 0, payload: bytes = b""
+        self,
+        mode: str,
+        *,
+        interval: float = 0.5,
+        size: int = 0,
+        payload: bytes = b"",
+        echo: Callable[[str], str] = lambda key: key,
     ) -> None:
         super().__init__()
         self.mode, self.interval, self.size, self.payload = mode, interval, size, payload
+        self.echo = echo
+        self.authorization = ""  # the bearer token of the last request
         self.requests = 0
         self.sent = 0  # body bytes written, all connections together
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
+            self.authorization = _bearer(head)
             length = _content_length(head)
             if length:
                 await reader.readexactly(length)
@@ -166,12 +177,32 @@ async def _gzip_bomb(server: HostileServer, writer: asyncio.StreamWriter) -> Non
     server.sent += len(server.payload)
 
 
+async def _echo_key(server: HostileServer, writer: asyncio.StreamWriter) -> None:
+    message = f"invalid token: {server.echo(server.authorization)} (check your key)"
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
+    head = (
+        "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    await writer.drain()
+
+
 MODES: dict[str, Mode] = {
     "trickle-body": _trickle_body,
     "trickle-headers": _trickle_headers,
     "huge": _huge,
     "gzip-bomb": _gzip_bomb,
+    "echo-key": _echo_key,
 }
+
+
+def _bearer(head: bytes) -> str:
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"authorization":
+            return value.strip().decode("latin-1").removeprefix("Bearer ")
+    return ""
 
 
 def _content_length(head: bytes) -> int:

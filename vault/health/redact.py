@@ -1,8 +1,10 @@
 """Masking of secrets inside text that came back from a server.
 
 Servers and relays echo keys in error messages: OpenAI itself shows a key half-masked, some relays
-echo it whole, one-api strips the `sk-` prefix first. Every message a result keeps passes through
-`mask_text`, with the probe's own key named explicitly (relay keys need not look like `sk-…`).
+echo it whole, one-api strips the `sk-` prefix first, others cut a few characters off either end.
+Every message a result keeps passes through `mask_text`, with the probe's own key named
+explicitly (relay keys need not look like `sk-…`): the key whole keeps its recognisable masked
+form, and any run of FRAGMENT or more of its characters anywhere in the text is masked too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from vault.model.secret import mask
 _SK_SHAPED: Final = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")
 _BEARER: Final = re.compile(r"(?i)(bearer\s+)([^\s\"',;]{8,})")
 _WHITESPACE: Final = re.compile(r"\s+")
+_LAST_WORD: Final = re.compile(r"\S+$")
 _MIN_EXACT: Final = 8
+# 12 characters of a random key are 70 bits: never prose, and too many to leave in a log
+FRAGMENT: Final = 12
+FRAGMENT_MASK: Final = "[masked]"
 MESSAGE_LIMIT: Final = 300
 
 
@@ -31,12 +37,36 @@ def _variants(secret: str) -> list[str]:
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace the given secrets, anything key-shaped and bearer tokens by their masked form."""
-    forms = sorted({f for s in secrets for f in _variants(s)}, key=len, reverse=True)
+    """Replace the given secrets, anything key-shaped and bearer tokens by their masked form,
+    then any remaining fragment of a given secret (FRAGMENT or more of its characters)."""
+    given = [s for s in secrets if s]
+    forms = sorted({f for s in given for f in _variants(s)}, key=len, reverse=True)
     for form in forms:
         text = text.replace(form, mask(form))
     text = _SK_SHAPED.sub(lambda m: mask(m.group(0)), text)
-    return _BEARER.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    text = _BEARER.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    return _mask_fragments(text, given)
+
+
+def _mask_fragments(text: str, secrets: list[str]) -> str:
+    """Every run of `text` made of overlapping FRAGMENT-long pieces of a secret, masked."""
+    pieces = {s[i : i + FRAGMENT] for s in secrets for i in range(len(s) - FRAGMENT + 1)}
+    if not pieces:
+        return text
+    covered = [False] * len(text)
+    for start in range(len(text) - FRAGMENT + 1):
+        if text[start : start + FRAGMENT] in pieces:
+            covered[start : start + FRAGMENT] = [True] * FRAGMENT
+    out, index = [], 0
+    while index < len(text):
+        if not covered[index]:
+            out.append(text[index])
+            index += 1
+            continue
+        while index < len(text) and covered[index]:
+            index += 1
+        out.append(FRAGMENT_MASK)
+    return "".join(out)
 
 
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -46,7 +76,13 @@ def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 def safe_message(text: str | None, secrets: Iterable[str] = ()) -> str | None:
-    """Mask, then clip; masking first so that clipping cannot cut a key into an unmatchable tail."""
+    """Mask, then clip; masking first so that clipping cannot cut a key into an unmatchable tail.
+    Only what could be shown is masked (a relay's 2 MiB error page need not be): the text is
+    flattened, cut at twice the limit, masked, then clipped to the limit."""
     if text is None:
         return None
-    return clip(mask_text(text, secrets)) or None
+    flat = _WHITESPACE.sub(" ", text).strip()
+    if len(flat) > 2 * MESSAGE_LIMIT:
+        # cut between words: a key cut short here could slip under FRAGMENT and every mask
+        flat = _LAST_WORD.sub("", flat[: 2 * MESSAGE_LIMIT]) + " …"
+    return clip(mask_text(flat, secrets)) or None
