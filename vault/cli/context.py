@@ -58,7 +58,8 @@ def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
     if os.environ.get(env_prefix):
         return Secret(os.environ[env_prefix])
     if os.environ.get(f"{env_prefix}_FILE"):
-        return read_passphrase_file(Path(os.environ[f"{env_prefix}_FILE"]).expanduser())
+        path = Path(os.environ[f"{env_prefix}_FILE"]).expanduser()
+        return read_passphrase_file(path, variable=f"{env_prefix}_FILE", warn=warn)
     if not terminal_available():  # name the variables this command reads, not the unlock ones
         raise NoPassphraseSource(
             "no terminal to ask for the new passphrase",
@@ -98,6 +99,7 @@ class AppContext:
             settings=UnlockSettings.from_environ(self.environ),
             ask=ask_hidden if terminal_available() else None,
             session=Session(self.paths.home),
+            warn=warn,
         )
 
     @cached_property

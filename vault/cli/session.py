@@ -34,7 +34,9 @@ def unlock_cmd(app: AppContext, ttl: str, idle: str | None) -> None:
     ttl_seconds = session.parse_duration(ttl)
     idle_seconds = session.parse_duration(idle) if idle else None
     # never extend a session from itself: the passphrase (or an identity) must be given again
-    fresh = Unlocker(settings=app.unlocker.settings, ask=app.unlocker.ask, session=None)
+    fresh = Unlocker(
+        settings=app.unlocker.settings, ask=app.unlocker.ask, session=None, warn=app.unlocker.warn
+    )
     kv = Keyvault(app.paths, fresh)
     kv.read()  # prove the identity opens this vault before caching it
     identity = fresh.identity(app.paths)
@@ -177,7 +179,12 @@ def _unlocked_values(app: AppContext, project: str) -> dict[str, str] | None:
     from vault.errors import KeyvaultError  # noqa: PLC0415
     from vault.store.context import export_values  # noqa: PLC0415
 
-    quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
+    quiet = Unlocker(
+        settings=app.unlocker.settings,
+        ask=None,
+        session=app.unlocker.session,
+        warn=app.unlocker.warn,
+    )
     try:
         entry = Keyvault(app.paths, quiet).read().active(project)
         return export_values(entry)

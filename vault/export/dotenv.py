@@ -162,21 +162,27 @@ def update_dotenv_file(
     assignment (also `export NAME=...`) is replaced in place, later duplicates of it are
     dropped (dotenv parsers let the last one win), missing ones are appended, and managed
     names absent from `values` are removed. A new file is created 0600; an existing file
-    keeps its mode. The write is atomic: on any failure the old file is unchanged and no
-    temporary file is left. A symlink at `path` is refused, never followed.
-    `write` exists so tests can inject a failing disk.
+    keeps its owner's bits and loses every group and other bit (it holds a key): a 0644 file
+    is rewritten 0600, with a warning, even when its lines were already right. The write is
+    atomic: on any failure the old file is unchanged and no temporary file is left. A
+    symlink at `path` is refused, never followed. `write` exists so tests can inject a
+    failing disk.
     """
     target = Path(path)
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
     edit = _edit(old or b"", quoted, set(managed_names) | set(quoted))
-    changed = edit.data != (old or b"")
+    loose = mode is not None and bool(mode & 0o077)
+    changed = edit.data != (old or b"") or loose
     if changed:
-        new_mode = NEW_FILE_MODE if mode is None else mode
+        new_mode = NEW_FILE_MODE if mode is None else mode & 0o700
         write_atomically(target, edit.data, mode=new_mode, write=write)
     warnings: tuple[str, ...] = ()
-    if mode is not None and mode & 0o077:
-        warnings = (f"{target} is readable by other users (mode {mode:04o}); consider chmod 600",)
+    if loose and mode is not None:
+        warnings = (
+            f"{target} was readable by other users (mode {mode:04o}); it is now"
+            f" {mode & 0o700:04o}: whoever could read it may have copied the key it held",
+        )
     return DotenvUpdate(
         target,
         created=old is None and changed,

@@ -15,9 +15,11 @@ from vault.model.secret import Secret
 from vault.session.identity import (
     PassphraseSource,
     UnlockSettings,
+    Warn,
     open_identity,
     parse_identity_text,
     read_passphrase_file,
+    warn_if_readable,
 )
 from vault.store.config import Paths
 from vault.store.files import read_file
@@ -54,10 +56,12 @@ class Unlocker:
         settings: UnlockSettings | None = None,
         ask: PassphraseSource | None = None,
         session: SessionLike | None = None,
+        warn: Warn | None = None,
     ) -> None:
         self.settings = settings if settings is not None else UnlockSettings()
         self.ask = ask
         self.session = session
+        self.warn = warn  # told when a passphrase or identity file is readable by others
         self._cached: age.X25519Identity | None = None
 
     def decrypt(self, paths: Paths, sealed: bytes) -> bytes:
@@ -97,7 +101,9 @@ class Unlocker:
         if s.identity is not None:
             return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
         if s.identity_file is not None:
-            return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
+            text = _read_text(s.identity_file)
+            warn_if_readable(s.identity_file, "KEYVAULT_IDENTITY_FILE", self.warn)
+            return parse_identity_text(text, source=str(s.identity_file))
         return open_identity(_read_identity_file(paths), self.passphrase())
 
     def passphrase(self, prompt: str = "passphrase: ") -> Secret:
@@ -105,7 +111,7 @@ class Unlocker:
         if s.passphrase is not None:
             return s.passphrase
         if s.passphrase_file is not None:
-            return read_passphrase_file(s.passphrase_file)
+            return read_passphrase_file(s.passphrase_file, warn=self.warn)
         if self.ask is None:
             raise self._cannot_ask()
         return self.ask(prompt)
