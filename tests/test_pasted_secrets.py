@@ -112,3 +112,9 @@ def test_hide_secrets_masks_only_key_shapes() -> None:
 
     masked = hide_secrets(f"no entry named '{LONG}' near sk-learn")
     assert LONG not in masked and "sk-learn" in masked and LONG[-4:] in masked
+
+
+def test_a_secret_identity_given_as_a_recipient_is_refused(vault_cli: Cli) -> None:
+    result = vault_cli("recipients", "add", "ci", IDENTITY)
+    assert_refused_quietly(result, IDENTITY)
+    assert "ci" not in vault_cli.ok("recipients", "list").out.split()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,10 +57,14 @@ def deadline_options(command: F) -> F:
 
 
 def deadlines(app: AppContext, timeout: float | None, run_timeout: float | None) -> CheckOptions:
-    """CheckOptions with the deadlines: each option, else config.toml, else the defaults."""
+    """CheckOptions with the deadlines: each option, else config.toml, else the defaults. The
+    run's deadline starts now and covers every step of the command (checks, mints, rotations)."""
     config = app.kv.config
+    run_seconds = run_timeout or config.run_timeout
     return CheckOptions(
-        request_timeout=timeout or config.timeout, run_timeout=run_timeout or config.run_timeout
+        request_timeout=timeout or config.timeout,
+        run_timeout=run_seconds,
+        run_ends=time.monotonic() + run_seconds,
     )
 
 

@@ -50,7 +50,8 @@ class CheckOptions:
     model: str = "gpt-4o-mini"
     timeout: float = 10.0  # each network operation (connect, one read, one write)
     request_timeout: float = DEFAULT_TIMEOUT  # each request in total
-    run_timeout: float | None = DEFAULT_RUN_TIMEOUT  # all of one `probe_entries` call
+    run_timeout: float | None = DEFAULT_RUN_TIMEOUT  # the whole command's network work
+    run_ends: float | None = None  # time.monotonic() when it ends; None: run_timeout from now
     max_retry_wait: float = 20.0
     proxy: str | None = None  # `--proxy`; else `proxy` in config.toml; else the environment
     transport: Any = None
@@ -135,13 +136,10 @@ def probe_entries(
 ) -> Probed:
     """Check API keys with the model probe and admin keys against the Administration API.
     Never raises KeyboardInterrupt: it returns what finished with `interrupted` set."""
-    from vault.health.fetch import Limits  # noqa: PLC0415 - httpx only when something is checked
-
     todo = list(entries)
     probed = Probed(secrets={e.id: e.secret for e in todo})
     names = {e.id: e.name for e in todo}
-    # one deadline for everything this call checks, admin keys included
-    limits = Limits.starting_now(options.request_timeout, options.run_timeout)
+    limits = run_limits(options)  # one deadline for everything checked, admin keys included
 
     def collect(result: HealthResult) -> None:
         shown = dataclasses.replace(result, name=names[result.name])
@@ -157,6 +155,16 @@ def probe_entries(
     except KeyboardInterrupt:
         probed.interrupted = True
     return probed
+
+
+def run_limits(options: CheckOptions) -> Limits:
+    """The time bounds of `options`: each request, and the command's run (its `run_ends`
+    when the caller fixed one for several steps, else `run_timeout` from now)."""
+    from vault.health.fetch import Limits  # noqa: PLC0415 - httpx only when something is checked
+
+    if options.run_ends is not None:
+        return Limits(options.request_timeout, options.run_timeout, options.run_ends)
+    return Limits.starting_now(options.request_timeout, options.run_timeout)
 
 
 def _probe_api(

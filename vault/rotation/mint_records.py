@@ -13,8 +13,7 @@ from typing import Any, Final
 
 from vault.errors import ConfigError, DamagedVault, NoAdminKey
 from vault.health.admin import AdminClient
-from vault.health.checking import CheckOptions
-from vault.health.fetch import Limits
+from vault.health.checking import CheckOptions, run_limits
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.rotation.policy import rotation_policy
 from vault.store.keyvault import Keyvault
@@ -101,9 +100,7 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
         base_url=admin.effective_base_url,
         proxy=options.check_options.proxy or kv.config.proxy,
         transport=options.transport,
-        limits=Limits.starting_now(
-            options.check_options.request_timeout, options.check_options.run_timeout
-        ),
+        limits=run_limits(options.check_options),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from vault import age
 from vault.errors import DuplicateName, EntryNotFound, PolicyViolation
 from vault.model.document import VaultDoc
-from vault.model.validate import check_name
+from vault.model.validate import check_name, refuse_secret_shapes
 from vault.store.keyvault import Keyvault
 
 
@@ -30,6 +30,7 @@ def list_recipients(doc: VaultDoc) -> list[Recipient]:
 def add_recipient(kv: Keyvault, name: str, public_key: str) -> Recipient:
     """Seal the vault to one more `age1…` public key."""
     check_name(name, "recipient name")
+    refuse_secret_shapes(public_key, "recipient", cards=False)  # a secret identity pasted
     parsed = age.X25519Recipient.parse(public_key.strip()).to_string()
     now = kv.now_iso()
 
