@@ -108,7 +108,7 @@ def test_ordinary_values_are_still_accepted(vault_cli: Cli) -> None:
 
 
 def test_hide_secrets_masks_only_key_shapes() -> None:
-    from vault.model.validate import hide_secrets
+    from vault.model.shapes import hide_secrets
 
     masked = hide_secrets(f"no entry named '{LONG}' near sk-learn")
     assert LONG not in masked and "sk-learn" in masked and LONG[-4:] in masked

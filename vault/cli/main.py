@@ -165,7 +165,7 @@ def report(exc: KeyvaultError) -> None:
 def _shown(text: Any) -> str:
     """One line, with anything key-shaped masked: messages quote what the user typed (a
     name, a project), and a key pasted there must not reach a terminal or a CI log."""
-    from vault.model.validate import hide_secrets  # noqa: PLC0415 - only when reporting
+    from vault.model.shapes import hide_secrets  # noqa: PLC0415 - only when reporting
 
     return hide_secrets(_first_line(text))
 

@@ -183,8 +183,9 @@ def _opener(
 def _session_status(app: AppContext) -> Callable[[], object | None] | None:
     try:
         from vault.session import client as session  # noqa: PLC0415
+        from vault.session.runtime import supported  # noqa: PLC0415
     except ImportError:
         return None
-    if not session.supported() or os.name != "posix":
+    if not supported() or os.name != "posix":
         return None
     return functools.partial(session.status, vault_home=app.paths.home)

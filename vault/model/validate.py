@@ -11,14 +11,13 @@ import datetime as dt
 import ipaddress
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
 from urllib.parse import urlsplit
 
 from vault.errors import InvalidValue
-from vault.model.secret import mask
+from vault.model.shapes import hide_secrets, holds_card_number, refuse_secret_shapes
+from vault.model.shapes import luhn_ok as _luhn_ok  # noqa: F401 - tests reach it here
 
 
 class KeyKind(StrEnum):
@@ -113,43 +112,11 @@ def parse_date(raw: str, *, today: dt.date) -> str:
     return day.isoformat()
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-_DIGIT_RUN = re.compile(r"\d+(?:[ -]+\d+)*")
-
-
-def _holds_card_number(label: str) -> bool:
-    """True if consecutive digit groups form a 13-19 digit Luhn-valid number.
-
-    Groups are tried as windows, so a number followed by an expiry or a year
-    (`4111 1111 1111 1111 12/27`) is still found.
-    """
-    for run in _DIGIT_RUN.findall(label):
-        groups = re.split(r"[ -]+", run)
-        for start in range(len(groups)):
-            digits = ""
-            for group in groups[start:]:
-                digits += group
-                if len(digits) > 19:
-                    break
-                if len(digits) >= 13 and _luhn_ok(digits):
-                    return True
-    return False
-
-
 def check_card_label(raw: str) -> str:
     """A card label such as `WildCard ****1234`; a full card number is refused."""
     refuse_secret_shapes(raw, "card label", cards=False)  # a card number: its own message
     label = clean_text(raw, "card label", max_len=80, secrets=False)
-    if _holds_card_number(label):
+    if holds_card_number(label):
         raise InvalidValue(
             "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
         )
@@ -255,54 +222,3 @@ def _show(text: str, limit: int = 40) -> str:
     """Quote user input for an error message: printable, bounded, one line."""
     shown = _CONTROL.sub("?", hide_secrets(text).replace("\n", "?"))
     return repr(shown if len(shown) <= limit else shown[:limit] + "…")
-
-
-# --- secrets pasted where they do not belong ----------------------------------------------
-
-# What a secret looks like in free text: an OpenAI-style key (`sk-` and 20+ key characters, so
-# prose such as "sk-learn" is not one), the marker inside every key OpenAI issues, an age
-# identity. Card numbers are found by _holds_card_number (Luhn) below.
-_KEY_SHAPED: Final = re.compile(
-    r"sk-[A-Za-z0-9_-]{20,}|T3BlbkFJ|(?i:AGE-SECRET-KEY-1[0-9A-Z]{20,})"
-)
-_MIN_PASTED = 16  # shorter fragments of a key are not worth refusing a note over
-PASTED_HINT: Final = (
-    "a value typed on the command line is now in your shell history and was visible to ps:"
-    " delete that history line, and rotate the key if it is a real one"
-)
-
-
-def secret_shape(text: str, *, cards: bool = True) -> str | None:
-    """What secret `text` seems to hold ("an api key", "an age identity", "a card number")."""
-    found = _KEY_SHAPED.search(text)
-    if found:
-        return "an age identity" if found.group(0).upper().startswith("AGE-") else "an api key"
-    return "a card number" if cards and _holds_card_number(text) else None
-
-
-def refuse_secret_shapes(text: str, what: str, *, cards: bool = True) -> None:
-    """Refuse a metadata value that holds a secret: metadata is shown unmasked by `show`,
-    `list` and --json. The message never repeats the value."""
-    kind = secret_shape(text, cards=cards)
-    if kind is not None:
-        raise InvalidValue(
-            f"the {what} looks like it holds {kind}; nothing was saved", hint=PASTED_HINT
-        )
-
-
-def refuse_pasted_secret(fields: Mapping[str, object], secret: str) -> None:
-    """Refuse metadata that holds `secret` itself (a relay key need not look like `sk-…`)."""
-    if len(secret) < _MIN_PASTED:
-        return
-    for name, value in fields.items():
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and secret in t for t in texts):
-            what = name.replace("_", " ")
-            raise InvalidValue(
-                f"the {what} holds the key itself; nothing was saved", hint=PASTED_HINT
-            )
-
-
-def hide_secrets(text: str) -> str:
-    """`text` with anything key-shaped masked: for messages that quote user input."""
-    return _KEY_SHAPED.sub(lambda m: mask(m.group(0)) if len(m.group(0)) > 8 else "…", text)

@@ -15,6 +15,7 @@ from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
 from vault.model import validate as v
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
 from vault.model.secret import Secret
+from vault.model.shapes import refuse_pasted_secret
 from vault.store.keyvault import Keyvault
 
 # metadata field → the function that checks and normalises a user's text for it
@@ -105,7 +106,7 @@ def add_key(
     """Validate and store a new key. The first API key of a project becomes its active key."""
     meta = clean_fields(kv, {"name": name, **fields})
     checked = v.check_key(secret.reveal(), provider=meta.get("provider") or "openai")
-    v.refuse_pasted_secret(meta, checked.value)  # a relay key need not look like one
+    refuse_pasted_secret(meta, checked.value)  # a relay key need not look like one
     kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
     if activate and kind is Kind.ADMIN:
         raise PolicyViolation("an admin key cannot be a project's active key")
@@ -158,7 +159,7 @@ def edit_key(
     (as `add` gives them: no OpenAI marker, say) go to `on_warning`."""
     changes = clean_fields(kv, fields)
     if secret is not None:
-        v.refuse_pasted_secret(changes, secret.reveal().strip())
+        refuse_pasted_secret(changes, secret.reveal().strip())
     if not changes and secret is None:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from vault import age
 from vault.errors import DuplicateName, EntryNotFound, PolicyViolation
 from vault.model.document import VaultDoc
-from vault.model.validate import check_name, refuse_secret_shapes
+from vault.model.shapes import refuse_secret_shapes
+from vault.model.validate import check_name
 from vault.store.keyvault import Keyvault
 
 
