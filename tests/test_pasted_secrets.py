@@ -31,6 +31,11 @@ PASTES: list[tuple[str, list[str], str]] = [
     ("project", ["--project", SHORT], SHORT),
     ("provider", ["--provider", SHORT], SHORT),
     ("identity in a note", ["--note", IDENTITY], IDENTITY),
+    # fields whose own checks used to quote (part of) the value in their error message
+    ("priority", ["--priority", LONG], LONG),
+    ("credit", ["--credit", CARD.replace(" ", "")], CARD),
+    ("created", ["--created", SHORT], SHORT),
+    ("org id", ["--org-id", LONG], LONG),
 ]
 
 
@@ -118,3 +123,9 @@ def test_a_secret_identity_given_as_a_recipient_is_refused(vault_cli: Cli) -> No
     result = vault_cli("recipients", "add", "ci", IDENTITY)
     assert_refused_quietly(result, IDENTITY)
     assert "ci" not in vault_cli.ok("recipients", "list").out.split()
+
+
+def test_a_card_number_given_as_a_phone_is_not_quoted(vault_cli: Cli) -> None:
+    result = vault_cli("add", "k1", "--phone", "+" + CARD, input=make_key())
+    assert result.code == 2
+    assert CARD.replace(" ", "")[:12] not in result.err.replace(" ", "")

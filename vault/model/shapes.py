@@ -92,6 +92,22 @@ def refuse_pasted_secret(fields: Mapping[str, object], secret: str) -> None:
             )
 
 
-def hide_secrets(text: str) -> str:
-    """`text` with anything key-shaped masked: for messages that quote user input."""
-    return _KEY_SHAPED.sub(lambda m: mask(m.group(0)) if len(m.group(0)) > 8 else "…", text)
+def hide_secrets(text: str, *, cards: bool = False) -> str:
+    """`text` with anything key-shaped masked (and, with `cards`, any card number), for
+    messages that quote user input."""
+    text = _KEY_SHAPED.sub(lambda m: mask(m.group(0)) if len(m.group(0)) > 8 else "…", text)
+    if cards:
+        text = _DIGIT_RUN.sub(
+            lambda m: "****" if holds_card_number(m.group(0)) else m.group(0), text
+        )
+    return text
+
+
+def refuse_secrets_in_fields(fields: Mapping[str, object]) -> None:
+    """`refuse_secret_shapes` on every text of a field mapping (a list: each item), before
+    any field's own check can quote it; a phone is not searched for card numbers (an E.164
+    number of 13-15 digits passes Luhn one time in ten)."""
+    for name, value in fields.items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                refuse_secret_shapes(text, name.replace("_", " "), cards=name != "phone")

@@ -220,5 +220,5 @@ def clean_text(raw: str, what: str, *, max_len: int = 2000, secrets: bool = True
 
 def _show(text: str, limit: int = 40) -> str:
     """Quote user input for an error message: printable, bounded, one line."""
-    shown = _CONTROL.sub("?", hide_secrets(text).replace("\n", "?"))
+    shown = _CONTROL.sub("?", hide_secrets(text, cards=True).replace("\n", "?"))
     return repr(shown if len(shown) <= limit else shown[:limit] + "…")

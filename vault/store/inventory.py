@@ -15,7 +15,7 @@ from vault.errors import DuplicateKey, InvalidValue, PolicyViolation
 from vault.model import validate as v
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, entry_event, phone_usage
 from vault.model.secret import Secret
-from vault.model.shapes import refuse_pasted_secret
+from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
 from vault.store.keyvault import Keyvault
 
 # metadata field → the function that checks and normalises a user's text for it
@@ -77,6 +77,7 @@ _CLEARED_TO = {"provider": "openai"}
 def clean_fields(kv: Keyvault, raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check every given field; empty strings mean "clear this field"."""
     checkers = _checkers(kv)
+    refuse_secrets_in_fields(raw)  # before a checker's message can quote a pasted key
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in checkers:
