@@ -42,9 +42,9 @@ def child_environment(
 
     Never what opens the vault (KEYVAULT_PASSPHRASE, KEYVAULT_IDENTITY and their _FILE
     forms): CMD and everything it runs (a test suite's dependencies, say) get the project's
-    key, not a credential for every key in the vault. Nor an inherited OPENAI_* variable
-    that `values` does not set: a stale OPENAI_BASE_URL would send this key to another
-    project's relay.
+    key, not a credential for every key in the vault. Nor an inherited SDK variable
+    (OPENAI_VARIABLES) that `values` does not set: a stale OPENAI_BASE_URL would send this
+    key to another project's relay.
     """
     if environ.get(EXEC_MARKER) == "1":
         raise PolicyViolation(
