@@ -105,9 +105,11 @@ def hide_secrets(text: str, *, cards: bool = False) -> str:
 
 def refuse_secrets_in_fields(fields: Mapping[str, object]) -> None:
     """`refuse_secret_shapes` on every text of a field mapping (a list: each item), before
-    any field's own check can quote it; a phone is not searched for card numbers (an E.164
-    number of 13-15 digits passes Luhn one time in ten)."""
+    any field's own check can quote it. Not searched for card numbers: a phone (an E.164
+    number of 13-15 digits passes Luhn one time in ten) and the card label (its own check
+    says what a label should look like)."""
     for name, value in fields.items():
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str):
-                refuse_secret_shapes(text, name.replace("_", " "), cards=name != "phone")
+                cards = name not in ("phone", "card")
+                refuse_secret_shapes(text, name.replace("_", " "), cards=cards)
