@@ -50,23 +50,37 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
 
 def _mask_fragments(text: str, secrets: list[str]) -> str:
     """Every run of `text` made of overlapping FRAGMENT-long pieces of a secret, masked."""
-    pieces = {s[i : i + FRAGMENT] for s in secrets for i in range(len(s) - FRAGMENT + 1)}
-    if not pieces:
-        return text
-    covered = [False] * len(text)
-    for start in range(len(text) - FRAGMENT + 1):
-        if text[start : start + FRAGMENT] in pieces:
-            covered[start : start + FRAGMENT] = [True] * FRAGMENT
-    out, index = [], 0
-    while index < len(text):
-        if not covered[index]:
-            out.append(text[index])
-            index += 1
+    spans = sorted(span for s in secrets if len(s) >= FRAGMENT for span in _runs_of(text, s))
+    out, done = [], 0
+    for start, end in spans:
+        if end <= done:
             continue
-        while index < len(text) and covered[index]:
-            index += 1
-        out.append(FRAGMENT_MASK)
-    return "".join(out)
+        out += [text[done : max(start, done)], FRAGMENT_MASK]
+        done = end
+    return "".join([*out, text[done:]]) if spans else text
+
+
+def _runs_of(text: str, secret: str) -> list[tuple[int, int]]:
+    """(start, end) of each run of `text` whose every FRAGMENT-long window is in `secret`.
+
+    One C substring search per window: this runs on every message of every key of a check,
+    most of them short (a request id), so no set of the secret's pieces is built."""
+    # a run of FRAGMENT or more holds a whole half-length window at a multiple of the half
+    # length: a few searches rule out the usual message, which holds no piece of the key
+    half = FRAGMENT // 2
+    if not any(text[at : at + half] in secret for at in range(0, len(text) - half + 1, half)):
+        return []
+    runs, start, last = [], 0, len(text) - FRAGMENT
+    while start <= last:
+        if text[start : start + FRAGMENT] not in secret:
+            start += 1
+            continue
+        end = start + FRAGMENT
+        while end < len(text) and text[end - FRAGMENT + 1 : end + 1] in secret:
+            end += 1
+        runs.append((start, end))
+        start = end
+    return runs
 
 
 def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
