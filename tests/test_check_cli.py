@@ -247,32 +247,46 @@ def test_balance_stores_remaining_credit_for_relay_keys(cli: Cli) -> None:
     assert entries["broke"].credit_usd == 0.0
 
 
+@pytest.fixture
+def tls_env(test_ca: Any, tmp_path: Path) -> dict[str, str]:
+    """The CLI trusts the test CA (httpx reads SSL_CERT_FILE): https through a proxy is a
+    CONNECT tunnel; plain http never goes through one (tests/test_security_proxy.py)."""
+    pem = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(pem))
+    return {"SSL_CERT_FILE": str(pem)}
+
+
 def test_proxy_from_config_carries_the_checks(
-    fake_openai: FakeOpenAI, forward_proxy: ForwardProxy, cli: Cli
+    fake_openai_tls: FakeOpenAI, forward_proxy: ForwardProxy, cli: Cli, tls_env: dict[str, str]
 ) -> None:
     write_config(cli.home, f'proxy = "{forward_proxy.url}"\n')
     kv = open_vault(cli.home)
-    add(kv, "k", fake_openai.add_key("ok"), project="p", base_url=fake_openai.base_url)
-    assert cli("check", "k").code == 0
-    assert sum(forward_proxy.forwards.values()) >= 1
+    add(kv, "k", fake_openai_tls.add_key("ok"), project="p", base_url=fake_openai_tls.base_url)
+    assert cli("check", "k", env=tls_env).code == 0
+    assert sum(forward_proxy.connects.values()) >= 1
+    assert not forward_proxy.forwards and not forward_proxy.seen_authorization
 
 
 def test_socks5_proxy_from_the_option_wins_over_config(
-    fake_openai: FakeOpenAI, forward_proxy: ForwardProxy, socks_proxy: ForwardProxy, cli: Cli
+    fake_openai_tls: FakeOpenAI,
+    forward_proxy: ForwardProxy,
+    socks_proxy: ForwardProxy,
+    cli: Cli,
+    tls_env: dict[str, str],
 ) -> None:
     """`--proxy socks5://…` (Clash, v2ray, `ssh -D`) carries the checks; config's proxy waits."""
     write_config(cli.home, f'proxy = "{forward_proxy.url}"\n')
     kv = open_vault(cli.home)
-    key = fake_openai.add_key("ok")
-    add(kv, "k", key, project="p", base_url=fake_openai.base_url)
+    key = fake_openai_tls.add_key("ok")
+    add(kv, "k", key, project="p", base_url=fake_openai_tls.base_url)
     for scheme in ("socks5", "socks5h"):
         url = socks_proxy.url.replace("socks5", scheme, 1)
-        result = cli("check", "k", "--proxy", url, "--json")
+        result = cli("check", "k", "--proxy", url, "--json", env=tls_env)
         assert result.code == 0, result.err
         assert json.loads(result.out)[0]["status"] == "ok"
     assert sum(socks_proxy.connects.values()) >= 2
     assert sum(forward_proxy.forwards.values()) + sum(forward_proxy.connects.values()) == 0
-    assert fake_openai.count(key, "models") == 2
+    assert fake_openai_tls.count(key, "models") == 2
 
 
 @pytest.mark.parametrize(
@@ -293,7 +307,8 @@ def test_a_bad_proxy_is_one_clear_line(bad: str, fake_openai: FakeOpenAI, cli: C
     assert "hunter2" not in config.err and "Traceback" not in config.err
     write_config(cli.home, "")
     environ = cli("check", "k", env={"ALL_PROXY": secret_bad, "HTTPS_PROXY": secret_bad})
-    assert environ.code in (1, 5), environ.err  # refused, or (unused for http) checked
+    # refused, or checked: a plain-http (loopback) target never goes through a proxy
+    assert environ.code in (0, 1, 5), environ.err
     assert "hunter2" not in environ.err and "Traceback" not in environ.err
 
 

@@ -129,7 +129,7 @@ def test_any_value_survives_the_runner(tmp_path: Path, key: str, org: str) -> No
     try:
         github_env(values, ["OPENAI_API_KEY"], github_env_path=env_file, out=out)
     except InvalidValue:
-        assert key.endswith("\r") or org.endswith("\r")
+        assert "\r" in key or "\r" in org  # runners disagree on CR: refused anywhere
         assert env_file.read_bytes() == b""
         assert out.getvalue() == ""
         return

@@ -285,6 +285,7 @@ def test_crlf_files_stay_crlf(tmp_path: Path) -> None:
 def test_unchanged_file_is_not_rewritten(tmp_path: Path) -> None:
     target = tmp_path / ".env"
     target.write_bytes(b"X=1\nOPENAI_API_KEY=same\n")
+    target.chmod(0o600)  # a readable file is rewritten private (test_small_leaks.py)
     inode = target.stat().st_ino
     result = update_dotenv_file(target, {"OPENAI_API_KEY": "same"})
     assert not result.changed
@@ -303,7 +304,7 @@ def test_new_file_is_0600_even_under_umask_000(tmp_path: Path) -> None:
     assert target.read_bytes() == b"OPENAI_API_KEY=k\n"
 
 
-def test_existing_mode_is_kept_and_a_wide_mode_warned(tmp_path: Path) -> None:
+def test_owner_bits_are_kept_and_a_wide_mode_made_private(tmp_path: Path) -> None:
     target = tmp_path / ".env"
     target.write_bytes(b"OPENAI_API_KEY=old\n")
     target.chmod(0o640)
@@ -312,8 +313,11 @@ def test_existing_mode_is_kept_and_a_wide_mode_warned(tmp_path: Path) -> None:
         result = update_dotenv_file(target, {"OPENAI_API_KEY": "new"})
     finally:
         os.umask(old_umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert result.warnings and "0640" in result.warnings[0]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert result.warnings and "(mode 0640); it is now 0600" in result.warnings[0]
+    target.chmod(0o400)  # a read-only file stays read-only for its owner
+    update_dotenv_file(target, {"OPENAI_API_KEY": "newer"})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o400
 
 
 def test_symlink_is_refused_and_its_target_untouched(tmp_path: Path) -> None:

@@ -390,14 +390,17 @@ def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPa
     yield monkeypatch
 
 
-def test_http_proxy_from_environment(
+def test_http_proxy_from_environment_never_carries_plain_http(
     fake_openai: FakeOpenAI, forward_proxy: ForwardProxy, clean_proxy_env: pytest.MonkeyPatch
 ) -> None:
+    """A plain-http (loopback) target goes direct: a proxy would read its Authorization
+    header in clear (tests/test_security_proxy.py proves it through every command)."""
     clean_proxy_env.setenv("HTTP_PROXY", forward_proxy.url)
+    clean_proxy_env.setenv("ALL_PROXY", forward_proxy.url)
     keys = [fake_openai.add_key("ok") for _ in range(3)]
     results = run([target(fake_openai, k, f"k{i}") for i, k in enumerate(keys)])
     assert all(r.ok for r in results)
-    assert sum(forward_proxy.forwards.values()) == 3
+    assert not forward_proxy.forwards and not forward_proxy.seen_authorization
     assert [fake_openai.count(k) for k in keys] == [1, 1, 1]
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -97,18 +98,28 @@ def test_no_check_trusts_stored_results_and_sends_nothing(
     assert sum(fake_openai.stats.by_key.values()) == before
 
 
+@pytest.fixture
+def tls_env(test_ca: Any, tmp_path: Path) -> dict[str, str]:
+    """The CLI trusts the test CA: https goes through a proxy (plain http never does)."""
+    pem = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(pem))
+    return {"SSL_CERT_FILE": str(pem)}
+
+
 def test_network_down_is_not_key_failure_and_changes_nothing(
-    fake_openai: FakeOpenAI, cli: Cli
+    fake_openai_tls: FakeOpenAI, cli: Cli, tls_env: dict[str, str]
 ) -> None:
+    fake_openai = fake_openai_tls
     kv = open_vault(cli.home)
     url = fake_openai.base_url
     add(kv, "side-main", fake_openai.add_key("ok"), project="side", base_url=url, phone=PHONE)
     for i in range(4):
         add(kv, f"side-{i}", fake_openai.add_key("ok"), project="side", base_url=url, card=CARD)
-    assert cli("check", "--project", "side").code == 0  # 5 keys, all ok
+    assert cli("check", "--project", "side", env=tls_env).code == 0  # 5 keys, all ok
     before = files(cli.home)
     for extra in (("--dry-run",), ()):
-        result = cli("rotate", "--project", "side", "--proxy", "http://127.0.0.1:1", *extra)
+        dead_proxy = ("--proxy", "http://127.0.0.1:1")
+        result = cli("rotate", "--project", "side", *dead_proxy, *extra, env=tls_env)
         assert result.code == 1
         lines = result.err.splitlines()
         assert lines[0] == (
@@ -211,10 +222,10 @@ def test_to_checks_a_recharged_key_again(fake_openai: FakeOpenAI, cli: Cli) -> N
 
 
 def test_rotate_to_a_key_whose_network_fails_is_not_called_bad(
-    fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
+    fake_openai_tls: FakeOpenAI, cli: Cli, tls_env: dict[str, str]
 ) -> None:
-    alpha(fake_openai, cli)
-    result = cli("rotate", "--to", "healthy", "--proxy", "http://127.0.0.1:1")
+    alpha(fake_openai_tls, cli)
+    result = cli("rotate", "--to", "healthy", "--proxy", "http://127.0.0.1:1", env=tls_env)
     assert result.code == 1
     assert "the network or the API failed, not the keys" in result.err
     assert "failed its check" not in result.err

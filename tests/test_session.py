@@ -37,9 +37,9 @@ from vault.errors import (
     SessionError,
 )
 from vault.session import client as session
-from vault.session import wire
+from vault.session import runtime, wire
 
-pytestmark = pytest.mark.skipif(not session.supported(), reason="needs unix domain sockets")
+pytestmark = pytest.mark.skipif(not runtime.supported(), reason="needs unix domain sockets")
 pwd = pytest.importorskip("pwd")
 
 OTHER_USER = "kvtest2"
@@ -227,7 +227,7 @@ def test_a_connection_open_across_the_ttl_gets_no_plaintext(
     message = secrets.token_bytes(32)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
-        sock.connect(session.socket_path(vault_home, runtime_dir))
+        sock.connect(runtime.socket_path(vault_home, runtime_dir))
         time.sleep(1.2)  # the agent accepted at once and now waits (up to 2 s) for a request
         try:
             wire.send_message(sock, {"op": "decrypt"}, sealed_to(identity, message))
@@ -293,7 +293,7 @@ def test_start_again_replaces_the_agent(begin: Begin, vault_home: Path, runtime_
 
 
 def test_stale_socket_is_replaced(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
-    path = session.socket_path(vault_home, runtime_dir)
+    path = runtime.socket_path(vault_home, runtime_dir)
     with socket.socket(socket.AF_UNIX) as dead:
         dead.bind(path)  # a crashed agent's socket: nobody listens
     assert no_session(vault_home=vault_home, runtime_dir=runtime_dir)
@@ -350,7 +350,7 @@ def test_garbage_requests_do_not_disturb_the_agent(
 ) -> None:
     identity = make_identity()
     begin(identity, vault_home)
-    path = session.socket_path(vault_home, runtime_dir)
+    path = runtime.socket_path(vault_home, runtime_dir)
     secret_part = identity.removeprefix("AGE-SECRET-KEY-1").encode()
     for request in GARBAGE:
         reply = raw_request(path, request)
@@ -362,7 +362,7 @@ def test_no_request_gets_the_identity(begin: Begin, vault_home: Path, runtime_di
     """The agent decrypts; it never sends its key, whatever is asked (the ssh-agent model)."""
     identity = make_identity()
     begin(identity, vault_home)
-    path = session.socket_path(vault_home, runtime_dir)
+    path = runtime.socket_path(vault_home, runtime_dir)
     secret_part = identity.removeprefix("AGE-SECRET-KEY-1").encode()
     raw_key = age.X25519Identity.parse(identity)._key.private_bytes_raw()
     replies = [
@@ -450,7 +450,7 @@ def test_a_stalled_client_does_not_hold_up_others(
 ) -> None:
     identity = make_identity()
     begin(identity, vault_home)
-    path = session.socket_path(vault_home, runtime_dir)
+    path = runtime.socket_path(vault_home, runtime_dir)
     stalled = []
     for _ in range(3):  # connected, half a request sent, then silence
         sock = socket.socket(socket.AF_UNIX)
@@ -509,7 +509,7 @@ def test_agent_has_no_core_dumps(begin: Begin, vault_home: Path) -> None:
 
 def test_runtime_folder_is_created_private(tmp_path: Path, vault_home: Path) -> None:
     folder = tmp_path / "fresh"
-    path = session.socket_path(vault_home, folder, create=True)
+    path = runtime.socket_path(vault_home, folder, create=True)
     assert Path(path).parent == folder
     assert stat.S_IMODE(folder.lstat().st_mode) == 0o700
     assert Path(path).name.startswith("agent-") and path.endswith(".sock")
@@ -554,11 +554,11 @@ def test_default_folder_follows_xdg_runtime_dir(
     xdg = tmp_path / "xdg"
     xdg.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
-    assert session.default_runtime_dir() == str(xdg / "keyvault")
+    assert runtime.default_runtime_dir() == str(xdg / "keyvault")
     xdg.chmod(0o755)  # not private: not trusted, fall back to our own folder in /tmp
-    assert session.default_runtime_dir() == f"/tmp/keyvault-{os.geteuid()}"
+    assert runtime.default_runtime_dir() == f"/tmp/keyvault-{os.geteuid()}"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert session.default_runtime_dir() == f"/tmp/keyvault-{os.geteuid()}"
+    assert runtime.default_runtime_dir() == f"/tmp/keyvault-{os.geteuid()}"
 
 
 def test_start_refuses_bad_input(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
@@ -665,7 +665,7 @@ def test_another_user_cannot_read_the_secret(
 ) -> None:
     identity = make_identity()
     info = begin(identity, vault_home)
-    path = session.socket_path(vault_home, runtime_dir)
+    path = runtime.socket_path(vault_home, runtime_dir)
     canary = secrets.token_hex(16)
     sealed = sealed_to(identity, canary.encode())
     # tamper as root: a hard link to the socket in a folder anyone may enter, mode 0666,

@@ -150,6 +150,14 @@ class DamagedFile(KeyvaultError):
     exit_code = EXIT_DAMAGED
 
 
+class DamagedIdentity(DamagedFile):
+    """raised when identity.age itself is damaged (it opens no vault, whatever vault.age holds)
+
+    Not an AgeFormatError on purpose: code that names vault.age in an age error must not
+    catch it, and restoring vault.age from its backup would not help.
+    """
+
+
 class AgeFormatError(DamagedFile):
     """raised when bytes are not a well-formed age v1 file (header syntax, MAC, payload)"""
 

@@ -23,6 +23,7 @@ from vault.store.context import Context
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vault.export.targets import SyncOutcome
+    from vault.health.checking import CheckOptions
 
 
 def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
@@ -34,7 +35,8 @@ def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
     if os.environ.get(env_prefix):
         return Secret(os.environ[env_prefix])
     if os.environ.get(f"{env_prefix}_FILE"):
-        return read_passphrase_file(Path(os.environ[f"{env_prefix}_FILE"]).expanduser())
+        path = Path(os.environ[f"{env_prefix}_FILE"]).expanduser()
+        return read_passphrase_file(path, variable=f"{env_prefix}_FILE", warn=warn)
     if not terminal_available():  # name the variables this command reads, not the unlock ones
         raise NoPassphraseSource(
             "no terminal to ask for the new passphrase",
@@ -75,6 +77,8 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
             vault_home=vault_option(click_ctx),
             project_option=given.get("project"),
             proxy_option=given.get("proxy"),
+            timeout_option=given.get("timeout"),
+            run_timeout_option=given.get("run_timeout"),
             warn=warn,
         )
         return command(context, *args, **kwargs)
@@ -147,3 +151,18 @@ def print_synced(outcomes: Iterable[SyncOutcome]) -> None:
             click.echo(f"  {outcome.detail}: {safe(outcome.path)}")
         else:
             warn(f"could not update {safe(outcome.path)}: {safe(outcome.detail)}")
+
+
+def check_options(app: Context, **fields: Any) -> CheckOptions:
+    """How this invocation reaches the network: its proxy, its deadlines (each request, and
+    one for the whole command, started once), and the base URL of keys stored without one."""
+    from vault.health.checking import CheckOptions  # noqa: PLC0415 - only network commands
+
+    settings: dict[str, Any] = {
+        "proxy": app.proxy,
+        "request_timeout": app.request_timeout,
+        "run_timeout": app.run_timeout,
+        "run_ends": app.run_ends,
+        "default_base_url": app.config.default_base_url,
+    }
+    return CheckOptions(**{**settings, **fields})

@@ -82,8 +82,9 @@ def evidence_line(health: Evidence, base_url: str | None = None) -> str:
     if base_url and health.status in _WHERE_MATTERS:
         parts.append(f"base_url {safe(base_url)}")
     line = ", ".join(parts)
-    if health.message:
-        line += f'; server said "{server_text(health.message)}"'
+    if health.message:  # the server's words only when a server answered
+        label = "server said" if health.http_status is not None else "detail"
+        line += f'; {label} "{server_text(health.message)}"'
     return line
 
 

@@ -103,8 +103,9 @@ def exec_cmd(app: Context, pristine: bool, no_masking: bool, command: tuple[str,
       keyvault exec --project work -- python app.py
     """
     from vault.export.masking import project_secrets  # noqa: PLC0415
-    from vault.export.process import exec_with_env  # noqa: PLC0415
+    from vault.export.process import exec_with_env, refuse_nesting  # noqa: PLC0415
 
+    refuse_nesting(os.environ)
     doc = app.kv.read()
     exported = app.exported(doc)
     inherited = {k: v for k, v in os.environ.items() if k not in exported.unset}

@@ -9,10 +9,16 @@ from collections.abc import Callable
 import click
 
 from vault.cli import display
-from vault.cli.context import pass_context, print_json, print_table, safe, warn
-from vault.cli.options import entry_names, json_option, project_option, proxy_option, utc_option
+from vault.cli.context import check_options, pass_context, print_json, print_table, safe, warn
+from vault.cli.options import (
+    deadline_options,
+    entry_names,
+    json_option,
+    project_option,
+    proxy_option,
+    utc_option,
+)
 from vault.health.checking import (
-    CheckOptions,
     CheckReport,
     CreditChange,
     run_checks,
@@ -53,6 +59,7 @@ ACTIVE_MARK = "*"
     " is reported rate_limited with its retry time (default: [health] max_wait, else 20).",
 )
 @proxy_option
+@deadline_options
 @click.option("--rotate", is_flag=True, help="Then rotate every project the policy marks due.")
 @utc_option
 @json_option
@@ -85,14 +92,13 @@ def check_cmd(
     doc.require_project(app.project_option)
     entries = select_entries(doc, names=names, project=app.project_option, everything=everything)
     progress = Progress(len(entries))
-    options = CheckOptions(
+    options = check_options(
+        app,
         deep=deep,
         balance=balance,
         model=model,
         concurrency=concurrency,
         max_retry_wait=max_wait if max_wait is not None else health_policy(app.config).max_wait,
-        proxy=app.proxy,
-        default_base_url=app.config.default_base_url,
         on_result=progress.tick if progress.shown else None,
         on_wait=progress.waiting if progress.shown else None,
     )

@@ -173,7 +173,7 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
     except click.ClickException as exc:
         message = exc.format_message()
         usage = getattr(exc, "ctx", None)
-        click.echo(f"keyvault: error: {_house_style(_first_line(message))}", err=True)
+        click.echo(f"keyvault: error: {_house_style(_shown(message))}", err=True)
         if usage is not None:
             click.echo(f"keyvault: hint: see `{usage.command_path} --help`", err=True)
         return exc.exit_code if exc.exit_code else EXIT_USAGE
@@ -187,9 +187,13 @@ def run(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one exit code 
         click.echo("keyvault: error: interrupted", err=True)
         return 130
     except OSError as exc:
-        # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed
+        # e.g. `keyvault get NAME > /dev/full`: the library raised nothing, the output failed;
+        # an error that names a file is about that file, not the output
         reason = (exc.strerror or type(exc).__name__).lower()
-        click.echo(f"keyvault: error: cannot write the output ({reason})", err=True)
+        what = (
+            f"{exc.filename}: {reason}" if exc.filename else f"cannot write the output ({reason})"
+        )
+        click.echo(f"keyvault: error: {what}", err=True)
         return 1
     # commands return an exit code when success is not simply 0 (`check` exits 5)
     return code if isinstance(code, int) else 0
@@ -201,11 +205,19 @@ def _silence_stdout() -> None:
 
 
 def report(exc: KeyvaultError) -> None:
-    click.echo(f"keyvault: error: {_first_line(exc.message)}", err=True)
+    click.echo(f"keyvault: error: {_shown(exc.message)}", err=True)
     for detail in exc.details:
-        click.echo(f"keyvault:   {_first_line(detail)}", err=True)
+        click.echo(f"keyvault:   {_shown(detail)}", err=True)
     if exc.hint:
-        click.echo(f"keyvault: hint: {_first_line(exc.hint)}", err=True)
+        click.echo(f"keyvault: hint: {_shown(exc.hint)}", err=True)
+
+
+def _shown(text: Any) -> str:
+    """One line, with anything key-shaped masked: messages quote what the user typed (a
+    name, a project), and a key pasted there must not reach a terminal or a CI log."""
+    from vault.model.shapes import hide_secrets  # noqa: PLC0415 - only when reporting
+
+    return hide_secrets(_first_line(text))
 
 
 def _house_style(message: str) -> str:

@@ -65,6 +65,34 @@ proxy_option = click.option(
     " then HTTPS_PROXY/ALL_PROXY.",
 )
 
+_SECONDS = click.FloatRange(min=0, max=86400, min_open=True)
+
+
+def deadline_options(command: F) -> F:
+    """`--timeout` (each request) and `--run-timeout` (the whole command's network work);
+    they feed the Context, which falls back to config.toml, then the defaults."""
+    command = click.option(
+        "--run-timeout",
+        type=_SECONDS,
+        default=None,
+        metavar="SECONDS",
+        expose_value=False,
+        callback=_remember("run_timeout"),
+        help="Give up on the network after this long in total (default: run_timeout in"
+        " config.toml, else 600).",
+    )(command)
+    return click.option(
+        "--timeout",
+        type=_SECONDS,
+        default=None,
+        metavar="SECONDS",
+        expose_value=False,
+        callback=_remember("timeout"),
+        help="Give up on a request whose whole answer takes longer (default: timeout in"
+        " config.toml, else 30).",
+    )(command)
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Machine-readable output (keys masked)."
 )

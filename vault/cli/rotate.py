@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_synced, safe, warn
+from vault.cli.context import check_options, pass_context, print_json, print_synced, safe, warn
 from vault.cli.options import (
+    deadline_options,
     entry_names,
     json_option,
     project_option,
@@ -17,7 +18,6 @@ from vault.cli.options import (
     utc_wanted,
 )
 from vault.errors import UsageError
-from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport
 from vault.rotation.mint_admin import MintOptions
 from vault.rotation.policy import Verify
@@ -59,6 +59,7 @@ from vault.store.context import Context
 )
 @click.option("--finish", is_flag=True, help="Complete interrupted mints and due deletions.")
 @proxy_option
+@deadline_options
 @utc_option
 @json_option
 @pass_context
@@ -99,11 +100,7 @@ def rotate_cmd(
     if no_check and verify is not None:
         raise UsageError("--verify and --no-check do not combine")
     mode = Verify.NONE if no_check else (Verify(verify) if verify else None)
-    checking = CheckOptions(
-        max_retry_wait=VERIFY_MAX_WAIT,
-        proxy=app.proxy,
-        default_base_url=app.config.default_base_url,
-    )
+    checking = check_options(app, max_retry_wait=VERIFY_MAX_WAIT)
     rotate_options = RotateOptions(
         to=to,
         dry_run=dry_run,
@@ -180,11 +177,13 @@ def run_due_from_cli(app: Context, *, mint: bool, checked_deep: bool) -> DueRepo
     `rotate` would (the free probe cannot see exhausted credit)."""
     from vault.rotation import mint as minting  # noqa: PLC0415
 
-    checking = CheckOptions(max_retry_wait=VERIFY_MAX_WAIT, proxy=app.proxy)
+    checking = check_options(app, max_retry_wait=VERIFY_MAX_WAIT)
     options = RotateOptions(
         verify=Verify.NONE if checked_deep else None, utc=utc_wanted(), check_options=checking
     )
-    return minting.run_due(app.kv, options, MintOptions(proxy=app.proxy), mint=mint)
+    return minting.run_due(
+        app.kv, options, MintOptions(proxy=app.proxy, check_options=checking), mint=mint
+    )
 
 
 def _mint(

@@ -14,6 +14,7 @@ from vault.cli.options import json_option
 from vault.errors import (
     AuthError,
     DamagedFile,
+    DamagedIdentity,
     NoPassphraseSource,
     StorageError,
     UsageError,
@@ -140,11 +141,12 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
     Example:
       keyvault doctor
     """
-    opener, why = _opener(app)
+    opener, why, damage = _opener(app)
     checks = Doctor(
         paths=app.paths,
         opener=opener,
         unlock_error=why,
+        identity_damage=damage,
         session_status=_session_status(app),
         environ=app.environ,
         git=run_git,
@@ -163,22 +165,28 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
     return 1 if bad else 0
 
 
-def _opener(app: Context) -> tuple[Callable[[bytes], VaultDoc] | None, str | None]:
-    """Unlock once (session, env or prompt); doctor goes on without the vault if it cannot."""
+def _opener(
+    app: Context,
+) -> tuple[Callable[[bytes], VaultDoc] | None, str | None, str | None]:
+    """Unlock once (session, env or prompt); doctor goes on without the vault if it cannot.
+    Also returns what was found wrong inside identity.age, when opening it found damage."""
     if not app.paths.identity.exists():
-        return None, "no identity.age"
+        return None, "no identity.age", None
     try:
         app.kv.unlocker.recipient(app.paths)  # a session, or the identity (env or prompt)
+    except DamagedIdentity as exc:
+        return None, "identity.age is damaged", exc.message
     except (AuthError, DamagedFile, VaultNotFound, StorageError) as exc:
-        return None, exc.message
-    return app.kv.open, None
+        return None, exc.message, None
+    return app.kv.open, None, None
 
 
 def _session_status(app: Context) -> Callable[[], object | None] | None:
     try:
         from vault.session import client as session  # noqa: PLC0415
+        from vault.session.runtime import supported  # noqa: PLC0415
     except ImportError:
         return None
-    if not session.supported() or os.name != "posix":
+    if not supported() or os.name != "posix":
         return None
     return functools.partial(session.status, vault_home=app.paths.home)

@@ -34,7 +34,9 @@ def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
     ttl_seconds = session.parse_duration(ttl)
     idle_seconds = session.parse_duration(idle) if idle else None
     # never extend a session from itself: the passphrase (or an identity) must be given again
-    fresh = Unlocker(settings=app.unlocker.settings, ask=app.unlocker.ask, session=None)
+    fresh = Unlocker(
+        settings=app.unlocker.settings, ask=app.unlocker.ask, session=None, warn=app.unlocker.warn
+    )
     kv = Keyvault(app.paths, fresh)
     kv.read()  # prove the identity opens this vault before caching it
     identity = fresh.identity(app.paths)
@@ -173,7 +175,12 @@ def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
     """The project's variables if the vault opens without asking anyone; else None."""
     from vault.errors import KeyvaultError  # noqa: PLC0415
 
-    quiet = Unlocker(settings=app.unlocker.settings, ask=None, session=app.unlocker.session)
+    quiet = Unlocker(
+        settings=app.unlocker.settings,
+        ask=None,
+        session=app.unlocker.session,
+        warn=app.unlocker.warn,
+    )
     try:
         return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
     except KeyvaultError as exc:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from vault.cli.context import pass_context, print_json, print_table, safe
-from vault.cli.options import json_option, project_option, proxy_option
+from vault.cli.options import deadline_options, json_option, project_option, proxy_option
 from vault.store.context import Context
 
 TYPE_CHECKING = False
@@ -29,6 +29,7 @@ BAR_WIDTH = 30
 )
 @click.option("--admin", metavar="NAME", default=None, help="Admin key to ask with.")
 @proxy_option
+@deadline_options
 @json_option
 @pass_context
 def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None:
@@ -44,7 +45,14 @@ def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None
 
     project = app.project_option
     report = usage_report(
-        app.kv, project, days, every_project=project is None, admin=admin, proxy=app.proxy
+        app.kv,
+        project,
+        days,
+        every_project=project is None,
+        admin=admin,
+        proxy=app.proxy,
+        request_timeout=app.request_timeout,
+        run_timeout=app.run_timeout,
     )
     if as_json:
         print_json(report.to_dict())

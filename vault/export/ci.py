@@ -118,7 +118,10 @@ def github_env(
     for name in secrets:
         out.writelines(_mask_lines(checked.get(name, "")))
     out.flush()
-    _append(Path(github_env_path), block.encode("utf-8"))
+    target = Path(github_env_path)
+    if _ends_mid_line(target):  # an earlier step's last line lacks its LF: ours must not join it
+        block = "\n" + block
+    _append(target, block.encode("utf-8"))
 
 
 def _check_github_value(name: str, value: str, end: str) -> None:
@@ -127,9 +130,27 @@ def _check_github_value(name: str, value: str, end: str) -> None:
             f"the value of {name} contains the heredoc delimiter; nothing was written",
             hint="run the command again: the delimiter is random",
         )
-    if value.endswith("\r"):
-        # A Windows runner reads CR LF as one line break, so the CR would be lost.
-        raise InvalidValue(f"the value of {name} ends with a carriage return")
+    if "\r" in value:
+        # Runners do not agree on CR: a Windows runner reads CR LF as one line break (the CR
+        # is lost, and a CR before our LF ends the value early), the log masker splits lines
+        # at CR. No OpenAI value holds one, so a CR is refused rather than guessed at.
+        raise InvalidValue(f"the value of {name} contains a carriage return; nothing was written")
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """True when the file exists, is not empty and its last byte is not LF."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False  # absent (created by _append) or unreadable (_append reports it)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return False
+        os.lseek(fd, size - 1, os.SEEK_SET)  # not pread: Windows runners have none
+        return os.read(fd, 1) != b"\n"
+    finally:
+        os.close(fd)
 
 
 def _append(path: Path, data: bytes) -> None:

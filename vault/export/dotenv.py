@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,21 +196,27 @@ def update_dotenv_file(
     assignment (also `export NAME=...`) is replaced in place, later duplicates of it are
     dropped (dotenv parsers let the last one win), missing ones are appended, and managed
     names absent from `values` are removed. A new file is created 0600; an existing file
-    keeps its mode. The write is atomic: on any failure the old file is unchanged and no
-    temporary file is left. A symlink at `path` is refused, never followed.
-    `write` exists so tests can inject a failing disk.
+    keeps its owner's bits and loses every group and other bit (it holds a key): a 0644 file
+    is rewritten 0600, with a warning, even when its lines were already right. The write is
+    atomic: on any failure the old file is unchanged and no temporary file is left. A
+    symlink at `path` is refused, never followed. `write` exists so tests can inject a
+    failing disk.
     """
     target = Path(path)
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
     edit = _edit(old or b"", quoted, set(managed_names) | set(quoted), cleared_mark)
-    changed = edit.data != (old or b"")
+    loose = mode is not None and bool(mode & 0o077)
+    changed = edit.data != (old or b"") or loose
     if changed:
-        new_mode = NEW_FILE_MODE if mode is None else mode
+        new_mode = NEW_FILE_MODE if mode is None else mode & 0o700
         write_atomically(target, edit.data, mode=new_mode, write=write)
     warnings: tuple[str, ...] = ()
-    if mode is not None and mode & 0o077:
-        warnings = (f"{target} is readable by other users (mode {mode:04o}); consider chmod 600",)
+    if loose and mode is not None:
+        warnings = (
+            f"{target} was readable by other users (mode {mode:04o}); it is now"
+            f" {mode & 0o700:04o}: whoever could read it may have copied the key it held",
+        )
     return DotenvUpdate(
         target,
         created=old is None and changed,
@@ -286,16 +291,12 @@ def git_tracking_warning(path: str | os.PathLike[str], *, git: str = "git") -> s
     Untracked and not ignored (`git check-ignore` exits 1): `git add .` would. None when
     git is absent, the folder is not in a work tree, or the file is safely ignored.
     """
+    from vault.store import git as hardened_git  # noqa: PLC0415 - only `keyvault dotenv`
+
     target = Path(path).absolute()
 
     def run(*args: str) -> int | None:
-        try:
-            done = subprocess.run(
-                [git, *args], cwd=target.parent, capture_output=True, timeout=10, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.returncode
+        return hardened_git.returncode(target.parent, *args, git=git)
 
     if run("rev-parse", "--is-inside-work-tree") != 0:
         return None

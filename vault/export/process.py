@@ -17,7 +17,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, NoReturn
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
-from vault.export import check_values
+from vault.export import OPENAI_VARIABLES, check_values
+from vault.security.childenv import without_unlock
 
 # Set in CMD's environment, so that a `keyvault exec` inside it can tell it is nested.
 EXEC_MARKER: Final = "KEYVAULT_EXEC"
@@ -38,15 +39,29 @@ def child_environment(
     environ: Mapping[str, str],
     windows: bool = os.name == "nt",
 ) -> dict[str, str]:
-    """The environment CMD gets: ours (or a pristine minimum) plus `values` plus the marker."""
+    """The environment CMD gets: ours (or a pristine minimum) plus `values` plus the marker.
+
+    Never what opens the vault (KEYVAULT_PASSPHRASE, KEYVAULT_IDENTITY and their _FILE
+    forms): CMD and everything it runs (a test suite's dependencies, say) get the project's
+    key, not a credential for every key in the vault. Nor an inherited SDK variable
+    (OPENAI_VARIABLES) that `values` does not set: a stale OPENAI_BASE_URL would send this
+    key to another project's relay.
+    """
+    refuse_nesting(environ)
+    keep = PRISTINE_KEEP + (PRISTINE_KEEP_WINDOWS if windows else ())
+    base = {k: environ[k] for k in keep if k in environ} if pristine else without_unlock(environ)
+    base = {k: v for k, v in base.items() if k.upper() not in OPENAI_VARIABLES}
+    return base | check_values(values) | {EXEC_MARKER: "1"}
+
+
+def refuse_nesting(environ: Mapping[str, str]) -> None:
+    """PolicyViolation inside a `keyvault exec`: checked before the vault is opened, since
+    the nested one has (by design) nothing that would open it."""
     if environ.get(EXEC_MARKER) == "1":
         raise PolicyViolation(
             "refusing to run keyvault exec inside keyvault exec",
             hint="the variables are already set here; run the command directly",
         )
-    keep = PRISTINE_KEEP + (PRISTINE_KEEP_WINDOWS if windows else ())
-    base = {k: environ[k] for k in keep if k in environ} if pristine else dict(environ)
-    return base | check_values(values) | {EXEC_MARKER: "1"}
 
 
 def exec_with_env(

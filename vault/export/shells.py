@@ -281,6 +281,8 @@ def parent_process_name(pid: int | None = None, *, proc: Path = Path("/proc")) -
     import shutil  # noqa: PLC0415 - only where /proc is missing (macOS, BSD)
     import subprocess  # noqa: PLC0415
 
+    from vault.security.childenv import for_tool  # noqa: PLC0415
+
     ps = shutil.which("ps")
     if ps is None:
         return None
@@ -291,6 +293,7 @@ def parent_process_name(pid: int | None = None, *, proc: Path = Path("/proc")) -
             text=True,
             timeout=2,
             check=False,
+            env=for_tool(os.environ),  # ps needs no passphrase and no key
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,8 +1,11 @@
 """A small client for the OpenAI Administration API (admin keys, `sk-admin-…`).
 
 Only what rotation and `keyvault usage` need: projects, project API keys, service accounts
-(create returns the only copy of the new key's secret) and costs. Synchronous httpx; the
-transport is injectable. Errors become `AdminApiError` with the server's message masked.
+(create returns the only copy of the new key's secret) and costs. Synchronous methods over
+the health checker's bounded exchange (fetch.py: a total deadline per request and per run, a
+body cap before and after decoding, plain http never through a proxy), run on a private
+event loop; the transport (an httpx.AsyncBaseTransport) is injectable. Errors become
+`AdminApiError` with the server's message masked.
 
     with AdminClient(admin_entry.secret, base_url=admin_entry.effective_base_url) as api:
         account = api.create_service_account("proj_abc", "keyvault-work-20260101")
@@ -10,7 +13,8 @@ transport is injectable. Errors become `AdminApiError` with the server's message
 
 from __future__ import annotations
 
-import time
+import asyncio
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +24,8 @@ import httpx
 
 from vault.errors import AdminApiError
 from vault.health.classify import classify
-from vault.health.lanes import refused_proxy
+from vault.health.fetch import Limits, fetch
+from vault.health.lanes import make_client
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
 from vault.health.redact import safe_message
 from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
@@ -29,6 +34,8 @@ from vault.model.secret import Secret
 
 MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
 PAGE_LIMIT: Final = 100
+# a page of 100 keys is ~50 KiB; a month of costs by project and key for 1,000 keys ~5 MiB
+MAX_ADMIN_BODY: Final = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,28 +66,27 @@ class AdminClient:
         secret: Secret,
         *,
         base_url: str = OPENAI_BASE_URL,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         proxy: str | None = None,
         timeout: float = 30.0,
+        limits: Limits | None = None,
     ) -> None:
         self._target = ProbeTarget("admin key", secret, base_url)
         refused = refusal(self._target)
         if refused is not None:
             raise AdminApiError(f"admin api: {refused.message}")
-        with refused_proxy():
-            self._client = httpx.Client(
-                transport=transport,
-                proxy=proxy,
-                timeout=httpx.Timeout(timeout),
-                follow_redirects=False,  # the admin key goes only to its own base url
-                trust_env=True,
-            )
+        self._limits = (limits or Limits()).with_max_body(MAX_ADMIN_BODY)
+        self._client = make_client(connections=1, timeout=timeout, transport=transport, proxy=proxy)
+        self._loop = asyncio.new_event_loop()
 
     def __enter__(self) -> AdminClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._client.close()
+        try:
+            self._loop.run_until_complete(self._client.aclose())
+        finally:
+            self._loop.close()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -92,22 +98,28 @@ class AdminClient:
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
-        started = time.perf_counter()
-        try:
-            response = self._client.request(
-                method, endpoint(self._target.base_url, path), headers=headers, **kw
-            )
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, (secret,)), None, 0
-        latency = round((time.perf_counter() - started) * 1000)
-        verdict = classify(
-            response.status_code, response.headers, response.content, secrets=(secret,)
+        url = endpoint(self._target.base_url, path)
+        exchange = fetch(
+            self._client,
+            method,
+            url,
+            headers=headers,
+            limits=self._limits,
+            params=kw.get("params"),
+            json_body=kw.get("json"),
         )
         try:
-            body = response.json()
-        except ValueError:
+            got = self._loop.run_until_complete(exchange)
+        except httpx.HTTPError as exc:
+            return transport_failure(exc, (secret,)), None, 0
+        if got.failure is not None:
+            return got.failure, None, 0
+        verdict = classify(got.status_code, got.headers, got.body, secrets=(secret,))
+        try:
+            body = json.loads(got.body)
+        except (ValueError, RecursionError):
             body = None
-        return verdict, body, latency
+        return verdict, body, got.latency_ms or 0
 
     def _call(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
         verdict, body, _ = self._send(method, path, **kw)
@@ -117,9 +129,10 @@ class AdminClient:
             return None
         detail = verdict.message or verdict.evidence
         code = f"http {verdict.http_status}" if verdict.http_status else str(verdict.status)
+        hint = _HINTS.get(verdict.error_code or "") or _HINTS.get(verdict.status)
         raise AdminApiError(
             f"admin api: {method} {_shape(path)} failed: {code} {verdict.status} ({detail})",
-            hint=_HINTS.get(verdict.status),
+            hint=hint,
         )
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -199,7 +212,9 @@ class AdminClient:
         )
 
 
-_HINTS: Final = {
+_HINTS: Final[dict[object, str]] = {
+    "deadline": "the server answered too slowly: raise --timeout (or timeout in config.toml)",
+    "run_deadline": "the command ran out of time: raise --run-timeout (or run_timeout)",
     Status.INVALID: "the admin key was revoked or mistyped: add a new one with `keyvault add`",
     Status.FORBIDDEN: "the key lacks admin scopes: use an `sk-admin-…` key with full access",
     Status.RATE_LIMITED: "the admin api is rate limiting: run the command again later",

@@ -24,7 +24,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vault.errors import EXIT_CHECK_FAILED, AdminApiError, UsageError
 from vault.health.model import DEFAULT_MAX_WAIT, HealthResult, ProbeTarget
@@ -36,7 +36,11 @@ from vault.model.health import DEEP_ONLY, HealthRecord
 from vault.model.health import HealthStatus as Health
 from vault.model.records import Action
 from vault.model.secret import Secret
+from vault.store.config import DEFAULT_RUN_TIMEOUT, DEFAULT_TIMEOUT
 from vault.store.keyvault import Keyvault
+
+if TYPE_CHECKING:
+    from vault.health.fetch import Limits
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,10 @@ class CheckOptions:
     balance: bool = False
     concurrency: int = 64
     model: str = "gpt-4o-mini"
-    timeout: float = 10.0
+    timeout: float = 10.0  # each network operation (connect, one read, one write)
+    request_timeout: float = DEFAULT_TIMEOUT  # each request in total
+    run_timeout: float | None = DEFAULT_RUN_TIMEOUT  # the whole command's network work
+    run_ends: float | None = None  # time.monotonic() when it ends; None: run_timeout from now
     max_retry_wait: float = DEFAULT_MAX_WAIT  # s one key may wait for retries, in all
     proxy: str | None = None  # the invocation's proxy (Context.proxy); None: the environment
     default_base_url: str | None = None  # config.toml's, for keys stored without a base URL
@@ -157,6 +164,7 @@ def probe_entries(
     todo = list(entries)
     probed = Probed(secrets={e.id: e.secret for e in todo}, order=[e.id for e in todo])
     names = {e.id: e.name for e in todo}
+    limits = run_limits(options)  # one deadline for everything checked, admin keys included
 
     def collect(result: HealthResult) -> None:
         shown = dataclasses.replace(result, name=names[result.name])
@@ -174,10 +182,10 @@ def probe_entries(
                 deep=options.deep,
                 balance=options.balance,
                 on_result=collect,
-                **probe_settings(options, proxy, clock, names),
+                **probe_settings(options, proxy, clock, names, limits),
             )
         for entry in (e for e in todo if e.kind is Kind.ADMIN):
-            collect(_ping_admin(entry, options, proxy, clock))
+            collect(_ping_admin(entry, options, limits, proxy, clock))
     except KeyboardInterrupt:
         probed.interrupted = True
     return probed
@@ -192,12 +200,17 @@ def probe_target_of(entry: Entry, default_base_url: str | None = None) -> ProbeT
 
 
 def probe_settings(
-    options: CheckOptions, proxy: str | None, clock: Clock, names: Mapping[str, str]
+    options: CheckOptions,
+    proxy: str | None,
+    clock: Clock,
+    names: Mapping[str, str],
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
     """The runner's settings for these options (everything but what to probe): shared by
-    `check` and by rotation's verification, so both honour the same limits."""
+    `check` and by rotation's verification, so both honour the same limits and deadlines."""
     on_wait = options.on_wait
     return {
+        "limits": limits if limits is not None else run_limits(options),
         "model": options.model,
         "concurrency": options.concurrency,
         "timeout": options.timeout,
@@ -209,8 +222,18 @@ def probe_settings(
     }
 
 
+def run_limits(options: CheckOptions) -> Limits:
+    """The time bounds of `options`: each request, and the command's run (its `run_ends`
+    when the caller fixed one for several steps, else `run_timeout` from now)."""
+    from vault.health.fetch import Limits  # noqa: PLC0415 - httpx only when something is checked
+
+    if options.run_ends is not None:
+        return Limits(options.request_timeout, options.run_timeout, options.run_ends)
+    return Limits.starting_now(options.request_timeout, options.run_timeout)
+
+
 def _ping_admin(
-    entry: Entry, options: CheckOptions, proxy: str | None, clock: Clock
+    entry: Entry, options: CheckOptions, limits: Limits, proxy: str | None, clock: Clock
 ) -> HealthResult:
     from vault.health.admin import AdminClient  # noqa: PLC0415
 
@@ -221,6 +244,7 @@ def _ping_admin(
             proxy=proxy,
             transport=options.admin_transport,
             timeout=options.timeout,
+            limits=limits,
         ) as api:
             return api.ping(entry.id, clock)
     except AdminApiError as exc:

@@ -39,7 +39,13 @@ def make_client(
     http2: bool = False,
 ) -> httpx.AsyncClient:
     """One client. `trust_env` keeps HTTPS_PROXY/ALL_PROXY/NO_PROXY working; an explicit `proxy`
-    wins over them. Redirects are never followed: a key goes only to its own base URL."""
+    wins over them. Redirects are never followed: a key goes only to its own base URL.
+
+    Plain `http://` never goes through a proxy (DIRECT_HTTP): the only plain-http targets we
+    accept are loopback relays, and a proxy would receive that request, its Authorization
+    header included, in clear and forward it across the network. https goes through a proxy
+    only as a CONNECT tunnel, which the proxy cannot read.
+    """
     with refused_proxy():
         return httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
@@ -47,10 +53,16 @@ def make_client(
             follow_redirects=False,
             transport=transport,
             proxy=proxy,
+            mounts=DIRECT_HTTP,
             verify=verify,
             trust_env=True,
             http2=http2,
         )
+
+
+# httpx mounts: None means "no proxy, the client's own transport"; more specific than the
+# `all://` of --proxy and ALL_PROXY, and replaces the `http://` of HTTP_PROXY
+DIRECT_HTTP: Final[dict[str, httpx.AsyncBaseTransport | None]] = {"http://": None}
 
 
 @contextlib.contextmanager

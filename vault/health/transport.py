@@ -2,7 +2,8 @@
 
 The key goes only to the target's own base URL: redirects are never followed (a 3xx is
 classified, not obeyed) and plain `http://` is refused unless the host is loopback, where a
-local relay or test server lives.
+local relay or test server lives (and then never through a proxy: lanes.make_client). Each
+attempt is bounded in time and size by `fetch.Limits`; retries stop at the run's deadline.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import ipaddress
 import random
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -20,11 +20,11 @@ import httpx
 
 from vault import __version__
 from vault.health.classify import classify
+from vault.health.fetch import Limits, fetch
 from vault.health.lanes import Lanes
 from vault.health.model import DEFAULT_MAX_WAIT, Classification, ProbeTarget, Status
 from vault.health.redact import safe_message
 
-MAX_BODY: Final = 2 * 1024 * 1024  # a model list is ~20 KiB; a runaway body must not eat memory
 USER_AGENT: Final = f"keyvault/{__version__}"
 
 # (exception class, error_code, worth retrying); first match wins, so subclasses come first
@@ -172,6 +172,7 @@ class Session:
     target: ProbeTarget
     policy: RetryPolicy
     waited: list[float] = field(default_factory=list)  # every wait so far, for the budget
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -198,7 +199,9 @@ class Session:
                 break
             wait = verdict.retry_after_s
             wait = self.policy.backoff(retry) if wait is None else wait
-            if sum(self.waited) + wait > self.policy.max_retry_wait:
+            left = self.limits.run_left()
+            over_budget = sum(self.waited) + wait > self.policy.max_retry_wait
+            if over_budget or (left is not None and wait >= left):
                 break
             waits.append(wait)
             self.waited.append(wait)
@@ -212,25 +215,19 @@ class Session:
     ) -> tuple[Classification, bytes, int | None]:
         headers = request_headers(self.target)
         async with self.lanes.lane() as client:  # held while on the wire, not while sleeping
-            started = time.perf_counter()
             try:
-                async with client.stream(
-                    method, url, params=params, json=json_body, headers=headers
-                ) as response:
-                    body = await _read_capped(response)
+                got = await fetch(
+                    client,
+                    method,
+                    url,
+                    headers=headers,
+                    limits=self.limits,
+                    params=params,
+                    json_body=json_body,
+                )
             except Exception as exc:  # every failure becomes a classified result
                 return transport_failure(exc, self.secrets), b"", None
-            latency = round((time.perf_counter() - started) * 1000)
-        verdict = classify(response.status_code, response.headers, body, secrets=self.secrets)
-        return verdict, body, latency
-
-
-async def _read_capped(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_BODY:
-            break
-    return b"".join(chunks)[:MAX_BODY]
+        if got.failure is not None:
+            return got.failure, b"", None
+        verdict = classify(got.status_code, got.headers, got.body, secrets=self.secrets)
+        return verdict, got.body, got.latency_ms

@@ -1,7 +1,8 @@
 """Checks and normalisation for everything a user types: keys, phones, dates, cards, names.
 
 Each function returns the normalised value or raises `InvalidValue` with a one-line message
-that never contains the secret being checked.
+that never contains the secret being checked. Every metadata field also refuses a secret
+pasted into it (a key, an age identity, a card number): metadata is printed unmasked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from vault.errors import InvalidValue
+from vault.model.shapes import hide_secrets, holds_card_number, refuse_secret_shapes
+from vault.model.shapes import luhn_ok as _luhn_ok  # noqa: F401 - tests reach it here
 
 
 class KeyKind(StrEnum):
@@ -115,42 +118,11 @@ def parse_date(raw: str, *, today: dt.date) -> str:
     return day.isoformat()
 
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-_DIGIT_RUN = re.compile(r"\d+(?:[ -]+\d+)*")
-
-
-def _holds_card_number(label: str) -> bool:
-    """True if consecutive digit groups form a 13-19 digit Luhn-valid number.
-
-    Groups are tried as windows, so a number followed by an expiry or a year
-    (`4111 1111 1111 1111 12/27`) is still found.
-    """
-    for run in _DIGIT_RUN.findall(label):
-        groups = re.split(r"[ -]+", run)
-        for start in range(len(groups)):
-            digits = ""
-            for group in groups[start:]:
-                digits += group
-                if len(digits) > 19:
-                    break
-                if len(digits) >= 13 and _luhn_ok(digits):
-                    return True
-    return False
-
-
 def check_card_label(raw: str) -> str:
     """A card label such as `WildCard ****1234`; a full card number is refused."""
-    label = clean_text(raw, "card label", max_len=80)
-    if _holds_card_number(label):
+    refuse_secret_shapes(raw, "card label", cards=False)  # a card number: its own message
+    label = clean_text(raw, "card label", max_len=80, secrets=False)
+    if holds_card_number(label):
         raise InvalidValue(
             "the card label holds a full card number: keep only a label like 'WildCard ****1234'"
         )
@@ -162,6 +134,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 
 def check_name(raw: str, what: str = "name") -> str:
     """Entry and project names: 1-64 of letters, digits and `._@+-`, not starting with `-`."""
+    refuse_secret_shapes(raw, what)
     if not _NAME.fullmatch(raw):
         raise InvalidValue(
             f"{what} {_show(raw)} must be 1-64 letters, digits or ._@+- and start with a letter"
@@ -184,6 +157,7 @@ def is_loopback(host: str) -> bool:
 
 def check_base_url(raw: str) -> str:
     """An https URL (http only for loopback): keys must never cross the network in clear."""
+    refuse_secret_shapes(raw, "base url")
     url = raw.strip().rstrip("/")
     try:
         parts = urlsplit(url)
@@ -217,6 +191,7 @@ _ID_SHAPES = {
 
 
 def check_id(raw: str, what: str) -> str:
+    refuse_secret_shapes(raw, what)
     value = raw.strip()
     if not _ID_SHAPES[what].fullmatch(value):
         prefix = _ID_SHAPES[what].pattern.split("[", 1)[0]
@@ -237,8 +212,11 @@ def check_credit(raw: float | str) -> float:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def clean_text(raw: str, what: str, *, max_len: int = 2000) -> str:
-    """Free text (notes, labels, tags): no control characters except newline and tab."""
+def clean_text(raw: str, what: str, *, max_len: int = 2000, secrets: bool = True) -> str:
+    """Free text (notes, labels, tags): no control characters except newline and tab, and
+    (unless `secrets` is False, for a caller with its own rules) nothing secret-shaped."""
+    if secrets:
+        refuse_secret_shapes(raw, what)
     if _CONTROL.search(raw):
         raise InvalidValue(f"{what} contains control characters")
     if len(raw) > max_len:
@@ -248,7 +226,7 @@ def clean_text(raw: str, what: str, *, max_len: int = 2000) -> str:
 
 def _show(text: str, limit: int = 40) -> str:
     """Quote user input for an error message: printable, bounded, one line."""
-    shown = _CONTROL.sub("?", text.replace("\n", "?"))
+    shown = _CONTROL.sub("?", hide_secrets(text, cards=True).replace("\n", "?"))
     return repr(shown if len(shown) <= limit else shown[:limit] + "…")
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from vault.errors import ConfigError, NoAdminKey
 from vault.health.admin import AdminClient
-from vault.health.checking import CheckOptions
+from vault.health.checking import CheckOptions, run_limits
 from vault.model.document import Entry, Kind, Status, VaultDoc
 from vault.model.records import MintRecord
 from vault.rotation.policy import Verify, rotation_policy
@@ -28,7 +28,7 @@ class MintOptions:
     verify: Verify | None = None  # how the new key is checked; None: `[rotation] verify`
     check_options: CheckOptions = field(default_factory=CheckOptions)
     proxy: str | None = None  # the invocation's proxy (vault/store/context.py resolves it)
-    transport: Any = None  # httpx.BaseTransport for the admin client (tests)
+    transport: Any = None  # httpx.AsyncBaseTransport for the admin client (tests)
     rand: Callable[[int], bytes] = os.urandom
     # called after each step is saved, with its name: the seam tests use to stop the process
     # there and prove every step resumes (tests/test_mint.py)
@@ -73,6 +73,7 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
         base_url=admin.effective_base_url,
         proxy=options.proxy,
         transport=options.transport,
+        limits=run_limits(options.check_options),
     )
 
 

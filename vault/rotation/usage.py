@@ -17,6 +17,7 @@ from typing import Any
 
 from vault.errors import InvalidValue
 from vault.health.admin import AdminClient, CostRow
+from vault.health.fetch import Limits
 from vault.model.clock import iso, parse_time
 from vault.model.document import Entry, Kind, VaultDoc
 from vault.rotation.mint_admin import admin_entry, project_id_for
@@ -91,16 +92,26 @@ def usage_report(
     admin: str | None = None,
     proxy: str | None = None,
     transport: Any = None,
+    request_timeout: float | None = None,
+    run_timeout: float | None = None,
 ) -> UsageReport:
-    """Spend over the last `days` days, for one vault project or (`every_project`) all."""
+    """Spend over the last `days` days, for one vault project or (`every_project`) all.
+    The deadlines default to `timeout` and `run_timeout` in config.toml."""
     if not 1 <= days <= MAX_DAYS:
         raise InvalidValue(f"days must be between 1 and {MAX_DAYS}")
     doc, end = kv.read(), kv.clock()
     start = end - dt.timedelta(days=days)
     key = admin_entry(doc, project, admin)
     only = None if every_project else [project_id_for(doc, kv, project)]
+    limits = Limits.starting_now(
+        request_timeout or kv.config.timeout, run_timeout or kv.config.run_timeout
+    )
     with AdminClient(
-        key.secret, base_url=key.effective_base_url, proxy=proxy, transport=transport
+        key.secret,
+        base_url=key.effective_base_url,
+        proxy=proxy,
+        transport=transport,
+        limits=limits,
     ) as api:
         rows = api.costs(int(start.timestamp()), int(end.timestamp()), project_ids=only)
         names = {p["id"]: p.get("name") for p in api.list_projects() if "id" in p}

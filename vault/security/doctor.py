@@ -12,14 +12,13 @@ import contextlib
 import datetime as dt
 import os
 import stat
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from vault import age
-from vault.errors import KeyvaultError, SessionError
+from vault.errors import DamagedIdentity, KeyvaultError, SessionError
 from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
@@ -65,6 +64,7 @@ class Doctor:
     paths: Paths
     opener: Opener | None = None  # None: the vault could not be unlocked
     unlock_error: str | None = None
+    identity_damage: str | None = None  # identity.age opened, and was found damaged
     session_status: SessionStatus | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
     euid: int | None = field(default_factory=getattr(os, "geteuid", lambda: None))
@@ -121,6 +121,9 @@ class Doctor:
             why = exc.message.removeprefix("identity.age: ")
             yield Check("identity", Level.FAIL, f"identity.age: {why}", _RESTORE_IDENTITY)
             return
+        if self.identity_damage is not None:
+            yield Check("identity", Level.FAIL, self.identity_damage, _RESTORE_IDENTITY)
+            return
         stanzas = [s for s in header.stanzas if s.type == "scrypt"]
         factor = stanzas[0].args[-1] if stanzas and stanzas[0].args else ""
         if not factor.isdigit() or len(factor) > 3:
@@ -144,6 +147,8 @@ class Doctor:
             self.doc = self.opener(read_file(self.paths.vault))
         except FileNotFoundError:
             yield Check("vault", Level.FAIL, "vault.age is missing", _RESTORE_VAULT)
+        except DamagedIdentity as exc:  # not vault.age's fault: its backup would not help
+            yield Check("identity", Level.FAIL, exc.message, _RESTORE_IDENTITY)
         except KeyvaultError as exc:
             yield Check(
                 "vault", Level.FAIL, f"vault.age does not open: {self._why(exc)}", _RESTORE_VAULT
@@ -247,7 +252,10 @@ class Doctor:
 
 
 _IN_WORK_TREE = ("rev-parse", "--show-toplevel")  # fails outside a work tree and inside .git
-_RESTORE_IDENTITY = "restore identity.age from your own backup; without it the vault cannot open"
+_RESTORE_IDENTITY = (
+    "restore identity.age from your own backup (vault.age.bak would not help); without it the"
+    " vault opens only with an exported identity"
+)
 _RESTORE_VAULT = "copy vault.age.bak over vault.age (after `keyvault doctor` says it opens)"
 
 
@@ -309,14 +317,8 @@ def _when(epoch: object) -> str:
 
 
 def run_git(folder: Path, *args: str, git: str = "git") -> int | None:
-    """A git command's exit code; its config cannot start fsmonitor; None without git."""
-    try:
-        done = subprocess.run(
-            [git, "-C", str(folder), "-c", "core.fsmonitor=false", *args],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.returncode
+    """A git query's exit code through the hardened runner (vault/store/git.py); None
+    without git."""
+    from vault.store import git as hardened_git  # noqa: PLC0415
+
+    return hardened_git.returncode(folder, *args, git=git)

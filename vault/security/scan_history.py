@@ -1,31 +1,29 @@
 """`keyvault scan --git`: every line any commit of the repository added, through the matcher.
 
 Streams `git log -p --all --cc -U0` (merge resolutions included) and keeps the new-file line
-numbers, so a key deleted long ago is still reported at the place it was added. The git
-invocation is hardened against a hostile repository: no external diff, textconv, pager, gpg
-or fsmonitor can run.
+numbers, so a key deleted long ago is still reported at the place it was added. git runs
+through vault/store/git.py, hardened against a hostile repository: no external diff,
+textconv, pager, gpg, fsmonitor, hook or transport (a partial clone's lazy fetch) can run,
+and git never sees the passphrase.
 """
 
 from __future__ import annotations
 
 import codecs
-import os
 import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from vault.errors import StorageError
 from vault.security.scan import Finding, Matcher, ScanReport
+from vault.store import git as hardened_git
 
 MAX_COMMITS = 10_000  # `--git` default bound; enough for years of a project's history
 GIT_TIMEOUT = 300.0  # seconds for the whole history walk
 _HUNK = re.compile(r"(@+) .*?\+(\d+)(?:,\d+)? @+")
 
-# Options that keep a hostile repository's config from running programs (external diff,
-# textconv, gpg for signatures, a pager, fsmonitor) or changing the output we parse.
-_GIT_SAFE = ("-c", "core.fsmonitor=false", "-c", "core.quotePath=false", "--no-pager")
+# The output we parse; the runner adds what keeps a hostile repository from running programs.
 _LOG_ARGS = (
     "log",
     "--all",
@@ -33,8 +31,6 @@ _LOG_ARGS = (
     "--cc",
     "--unified=0",
     "--no-color",
-    "--no-ext-diff",
-    "--no-textconv",
     "--no-show-signature",
     "--no-relative",
     "--src-prefix=a/",
@@ -56,13 +52,12 @@ def scan_git(
     Streams `git log -p`, so memory stays flat; stops at `max_commits` (newest first) and
     fails after `timeout` seconds rather than hang a pre-push hook.
     """
-    argv = [git, "-C", str(repo), *_GIT_SAFE, *_LOG_ARGS, f"--max-count={max_commits + 1}"]
-    env = {**os.environ, "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0"}
+    args = [*_LOG_ARGS, f"--max-count={max_commits + 1}"]
     parser = _DiffParser(matcher)
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryFile() as errors:
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, env=env)
+            proc = hardened_git.stream(repo, *args, stderr=errors, git=git)
         except OSError as exc:
             raise StorageError(f"cannot run git ({exc.strerror or exc})") from None
         with proc:
@@ -132,14 +127,8 @@ def _diff_path(raw: str) -> str | None:
 def git_toplevel(start: Path, git: str = "git") -> Path | None:
     """The work tree holding `start`, or None outside git (or without git)."""
     folder = start if start.is_dir() else start.parent
-    try:
-        done = subprocess.run(
-            [git, "-C", str(folder), *_GIT_SAFE, "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    done = hardened_git.run(folder, "rev-parse", "--show-toplevel", git=git)
+    if done is None:
         return None
     top = done.stdout.decode("utf-8", "replace").strip()
     return Path(top) if done.returncode == 0 and top else None

@@ -43,6 +43,9 @@ from vault.session.wire import MAX_HEADER, peer_uid, recv_message, refused, send
 EXIT_BAD_SETTINGS = 2
 EXIT_NO_SOCKET = 3
 CONNECTION_TIMEOUT = 2.0  # how long a client may stall between two reads or writes
+# how long a client may take to send its whole request: a 256 MiB vault arrives in well under
+# a second here; a client that trickles bytes loses its slot instead of starving the others
+REQUEST_DEADLINE = 5.0
 MAX_CLIENTS = 8  # connections served at once, each on its own thread; more wait to be accepted
 BACKLOG = 128  # connections waiting: a burst of shells opening a large vault must not be refused
 WAKE_INTERVAL = 0.5  # the accept loop notices `lock` (from a client thread) this quickly
@@ -158,7 +161,7 @@ class Agent:
         conn.settimeout(CONNECTION_TIMEOUT)
         if peer_uid(conn) not in (None, os.geteuid()):
             return  # another user: close without a word
-        request, body = recv_message(conn)
+        request, body = recv_message(conn, deadline=time.monotonic() + REQUEST_DEADLINE)
         if self._deadlines.remaining() <= 0 or self._identity is None:
             self.stop()
             send_message(conn, {"error": "expired"})

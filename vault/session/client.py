@@ -14,18 +14,17 @@ subprocess only inside `start`.
 """
 
 # os.path, not pathlib: importing pathlib costs ~5 ms on every command
-# ruff: noqa: PTH100, PTH102, PTH118, PTH120
+# ruff: noqa: PTH100, PTH120
 from __future__ import annotations
 
 # the C module, not `socket`: the wrapper's enums and selectors cost ~2 ms on every command
-import _socket as socket
 import json
 import os
-import stat
 import sys
 
 from vault.errors import InvalidValue, SessionError
-from vault.session.wire import exchange, refusal
+from vault.session.runtime import socket_path, supported
+from vault.session.wire import exchange, exchange_reporting, refusal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,11 +134,14 @@ def start(
 class Session:
     """The unlocked session of one vault home, as `vault.store.keyvault.Unlocker` uses it."""
 
-    __slots__ = ("runtime_dir", "vault_home")
+    __slots__ = ("runtime_dir", "unanswered", "vault_home")
 
     def __init__(self, vault_home: StrPath, runtime_dir: StrPath | None = None) -> None:
         self.vault_home = vault_home
         self.runtime_dir = runtime_dir
+        # an agent took our last request but gave no usable answer (busy, stuck, too old):
+        # the unlocker then says so instead of blaming the vault or the command
+        self.unanswered = False
 
     def decrypt(self, sealed: bytes) -> bytes | None:
         """The plaintext of the age file `sealed`, decrypted by the agent with its identity.
@@ -164,13 +166,15 @@ class Session:
         return found if isinstance(found, str) else None
 
     def _ask(self, op: str, body: bytes = b"") -> tuple[dict[str, object], bytes] | None:
-        """The agent's reply, or None: no agent, or an unsafe folder (never raises, so the
-        caller can always fall back to the passphrase)."""
+        """The agent's reply, or None: no agent, or an unsafe or unusable folder (never
+        raises, so the caller can always fall back to the passphrase)."""
         try:
             path = socket_path(self.vault_home, self.runtime_dir)
-        except SessionError:
+        except (SessionError, OSError):
             return None
-        return exchange(path, {"op": op}, body)
+        reply, connected = exchange_reporting(path, {"op": op}, body)
+        self.unanswered = connected and reply is None
+        return reply
 
 
 def status(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> SessionInfo | None:
@@ -183,84 +187,6 @@ def end(*, vault_home: StrPath, runtime_dir: StrPath | None = None) -> bool:
     """Tell the agent to wipe the identity and exit; True when one was running."""
     reply = exchange(socket_path(vault_home, runtime_dir), {"op": "lock"})
     return bool(reply and reply[0].get("locked") is True)
-
-
-def socket_path(
-    vault_home: StrPath, runtime_dir: StrPath | None = None, *, create: bool = False
-) -> str:
-    """Where the agent for `vault_home` listens: one socket per vault home.
-
-    Returns "" when sessions are unsupported or the folder does not exist yet (and not
-    `create`); connecting to "" simply fails. Raises SessionError when the folder is unsafe.
-    """
-    if not supported():
-        return ""
-    folder = os.fspath(runtime_dir) if runtime_dir is not None else default_runtime_dir()
-    if not _private_folder(folder, create=create):
-        return ""
-    home = os.path.realpath(os.fspath(vault_home)).encode("utf-8", "surrogateescape")
-    return os.path.join(folder, f"agent-{_digest(home)[:16]}.sock")
-
-
-def _digest(data: bytes) -> str:
-    """A name for the vault home's socket (not a security boundary: the folder is private).
-
-    BLAKE2b from CPython's built-in `_blake2`: `hashlib` would load OpenSSL's hashlib (~2 ms)
-    and cryptography's first digest initialises OpenSSL's EVP tables (~0.8 ms), both on the
-    hot path of every command.
-    """
-    try:
-        from _blake2 import blake2b  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - CPython always has it; other interpreters may not
-        from hashlib import blake2b  # noqa: PLC0415
-
-    return blake2b(data, digest_size=16).hexdigest()
-
-
-def supported() -> bool:
-    """True where sessions work: Unix sockets and uids (not Windows)."""
-    return hasattr(socket, "AF_UNIX") and hasattr(os, "geteuid")
-
-
-def default_runtime_dir() -> str:
-    """$XDG_RUNTIME_DIR/keyvault when that is our private tmpfs, else /tmp/keyvault-<uid>."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if xdg and _is_private(xdg):
-        return os.path.join(xdg, "keyvault")
-    return f"/tmp/keyvault-{os.geteuid()}"  # noqa: S108  # verified private before any use
-
-
-def _private_folder(folder: str, *, create: bool) -> bool:
-    """True when `folder` is a real directory of ours that nobody else may enter.
-
-    /tmp is shared: someone may have created our folder first, or left a symlink there.
-    """
-    if create:
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
-        except OSError as error:
-            raise SessionError(f"cannot create {folder}: {error.strerror}") from None
-    try:
-        private = _is_private(folder)
-    except FileNotFoundError:
-        return False
-    if not private:
-        raise SessionError(
-            f"{folder} is not a private folder",
-            hint="it must be a real directory owned by you with mode 0700; remove it",
-        )
-    return True
-
-
-def _is_private(folder: str) -> bool:
-    info = os.lstat(folder)
-    return (
-        stat.S_ISDIR(info.st_mode)
-        and info.st_uid == os.geteuid()
-        and stat.S_IMODE(info.st_mode) & 0o077 == 0
-    )
 
 
 def _is_identity(text: str) -> bool:

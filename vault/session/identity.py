@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from vault.errors import (
+    AgeFormatError,
+    DamagedIdentity,
     InvalidValue,
     KeyvaultError,
     NoMatchingIdentity,
@@ -97,8 +100,16 @@ def seal_identity(
     return age.encrypt(identity_text(identity, now=now), [recipient], rand=rand)
 
 
+# identity.age is not vault.age: its damage is never fixed by restoring vault.age.bak
+RESTORE_IDENTITY_HINT = (
+    "identity.age is damaged, not vault.age: restore identity.age from your own copy, or open"
+    " the vault with an exported identity (KEYVAULT_IDENTITY_FILE)"
+)
+
+
 def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
-    """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3)."""
+    """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3), a damaged
+    file DamagedIdentity (exit 4) naming identity.age."""
     from vault import age  # noqa: PLC0415
 
     try:
@@ -108,7 +119,12 @@ def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
             "wrong passphrase or damaged identity",
             hint="identity.age did not open with that passphrase",
         ) from None
-    return parse_identity_text(plain.decode("utf-8", "replace"), source="identity.age")
+    except AgeFormatError as exc:  # kept as the cause: which part is damaged (no secret in it)
+        raise DamagedIdentity(f"identity.age: {exc.message}", hint=RESTORE_IDENTITY_HINT) from exc
+    try:
+        return parse_identity_text(plain.decode("utf-8", "replace"), source="identity.age")
+    except InvalidValue as exc:
+        raise DamagedIdentity(exc.message, hint=RESTORE_IDENTITY_HINT) from None
 
 
 def check_new_passphrase(passphrase: Secret) -> None:
@@ -119,16 +135,37 @@ def check_new_passphrase(passphrase: Secret) -> None:
         raise InvalidValue("the passphrase must not start or end with spaces or hold a newline")
 
 
-def read_passphrase_file(path: Path) -> Secret:
-    """KEYVAULT_PASSPHRASE_FILE: the first line, without its newline."""
+Warn = Callable[[str], None]
+
+
+def read_passphrase_file(
+    path: Path, *, variable: str = "KEYVAULT_PASSPHRASE_FILE", warn: Warn | None = None
+) -> Secret:
+    """KEYVAULT_PASSPHRASE_FILE (or `variable`): the first line, without its newline. A file
+    others can read is used, with a warning through `warn` (as ssh warns about keys)."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         # the decoder's message quotes a byte of the passphrase: say only what is wrong
-        raise NoPassphraseSource(f"KEYVAULT_PASSPHRASE_FILE {path} is not UTF-8 text") from None
+        raise NoPassphraseSource(f"{variable} {path} is not UTF-8 text") from None
     except OSError as exc:
         reason = (exc.strerror or type(exc).__name__).lower()
-        raise NoPassphraseSource(
-            f"cannot read KEYVAULT_PASSPHRASE_FILE {path} ({reason})"
-        ) from None
+        raise NoPassphraseSource(f"cannot read {variable} {path} ({reason})") from None
+    warn_if_readable(path, variable, warn)
     return Secret(text.splitlines()[0] if text else "")
+
+
+def warn_if_readable(path: Path, variable: str, warn: Warn | None) -> None:
+    """Warn when a file holding a passphrase or an identity is open to group or others:
+    anyone who can read it can open the whole vault. POSIX modes only (not Windows)."""
+    if warn is None or os.name != "posix":
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        warn(
+            f"{variable} {path} is readable by other users (mode {mode:04o}): anyone who can"
+            f" read it can open the vault; run `chmod 600 {path}`"
+        )

@@ -16,9 +16,11 @@ from vault.model.secret import Secret
 from vault.session.identity import (
     PassphraseSource,
     UnlockSettings,
+    Warn,
     open_identity,
     parse_identity_text,
     read_passphrase_file,
+    warn_if_readable,
 )
 from vault.store.config import Paths
 from vault.store.files import read_file
@@ -58,10 +60,12 @@ class Unlocker:
         settings: UnlockSettings | None = None,
         ask: PassphraseSource | None = None,
         session: SessionLike | None = None,
+        warn: Warn | None = None,
     ) -> None:
         self.settings = settings if settings is not None else UnlockSettings()
         self.ask = ask
         self.session = session
+        self.warn = warn  # told when a passphrase or identity file is readable by others
         self._cached: age.X25519Identity | None = None
 
     def decrypt(self, paths: Paths, sealed: bytes) -> bytes:
@@ -101,7 +105,9 @@ class Unlocker:
         if s.identity is not None:
             return parse_identity_text(s.identity.reveal(), source="KEYVAULT_IDENTITY")
         if s.identity_file is not None:
-            return parse_identity_text(_read_text(s.identity_file), source=str(s.identity_file))
+            text = _read_text(s.identity_file)
+            warn_if_readable(s.identity_file, "KEYVAULT_IDENTITY_FILE", self.warn)
+            return parse_identity_text(text, source=str(s.identity_file))
         sealed = _read_identity_file(paths)
         prompt = "passphrase: "
         tries = PASSPHRASE_TRIES if self._typed() else 1
@@ -122,21 +128,39 @@ class Unlocker:
         if s.passphrase is not None:
             return s.passphrase
         if s.passphrase_file is not None:
-            return read_passphrase_file(s.passphrase_file)
+            return read_passphrase_file(s.passphrase_file, warn=self.warn)
         if self.ask is None:
-            if self.session is not None and self.session.recipient() is not None:
-                raise NoPassphraseSource(
-                    "this command needs the passphrase even while unlocked (the session opens"
-                    " the vault but never hands out the identity), and there is no terminal",
-                    hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                    " KEYVAULT_IDENTITY",
-                )
-            raise NoPassphraseSource(
-                "the vault is locked and there is no terminal to ask for the passphrase",
-                hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
-                " KEYVAULT_IDENTITY for automation",
-            )
+            raise self._cannot_ask()
         return self.ask(prompt)
+
+    def _cannot_ask(self) -> NoPassphraseSource:
+        """Why there is no passphrase, told apart: a session that did not answer, a session
+        that cannot serve this command, or no session at all."""
+        session = self.session
+        running = session is not None and not _unanswered(session) and session.recipient()
+        if session is not None and _unanswered(session):  # recipient() may have timed out too
+            return NoPassphraseSource(
+                "the unlock session did not answer in time (its agent is busy or stuck),"
+                " and there is no terminal to ask for the passphrase",
+                hint="run the command again; if it persists, `keyvault lock` and"
+                " `keyvault unlock` restart the agent",
+            )
+        if running:
+            return NoPassphraseSource(
+                "this command needs the passphrase even while unlocked (the session opens"
+                " the vault but never hands out the identity), and there is no terminal",
+                hint="run it in a terminal, or set KEYVAULT_PASSPHRASE_FILE or KEYVAULT_IDENTITY",
+            )
+        return NoPassphraseSource(
+            "the vault is locked and there is no terminal to ask for the passphrase",
+            hint="run `keyvault unlock` in a terminal, or set KEYVAULT_PASSPHRASE_FILE or"
+            " KEYVAULT_IDENTITY for automation",
+        )
+
+
+def _unanswered(session: SessionLike) -> bool:
+    """Whether the session's agent took our last request and gave no usable answer."""
+    return bool(getattr(session, "unanswered", False))
 
 
 def _read_text(path: os.PathLike[str]) -> str:

@@ -43,6 +43,7 @@ CONNECT_TIMEOUT = 2.0  # to reach the agent; a live one has room in its backlog 
 REPLY_TIMEOUT = 15.0
 MAX_HEADER = 4096  # one message's JSON part; an identity is 74 characters
 MAX_BODY = 256 << 20  # one sealed vault or its plaintext: ~450,000 keys
+RECV_CHUNK = 256 << 10  # one read; a reader never holds more than this beyond what arrived
 FRAME = struct.Struct("!II")  # every message: header length, body length, header, body
 # what the agent may report when it cannot open a file: raised by the client as the same class
 REFUSALS: tuple[type[KeyvaultError], ...] = (
@@ -60,21 +61,31 @@ def exchange(
 ) -> tuple[dict[str, object], bytes] | None:
     """The client's side: one request to the agent at `path` and its reply; None when nobody
     (trustworthy) answers, or the reply is malformed."""
+    return exchange_reporting(path, request, body)[0]
+
+
+def exchange_reporting(
+    path: str, request: dict[str, object], body: bytes = b""
+) -> tuple[tuple[dict[str, object], bytes] | None, bool]:
+    """`exchange`, and whether an agent of ours took the connection: (None, True) is an
+    agent that is there but gave no usable answer in time (busy, stuck, or too old)."""
     if not path or len(body) > MAX_BODY:
-        return None
+        return None, False
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     except (OSError, AttributeError):
-        return None
+        return None, False
+    connected = False
     try:
         _connect(sock, path)
         if peer_uid(sock) not in (None, os.geteuid()):
-            return None
+            return None, False
+        connected = True
         sock.settimeout(REPLY_TIMEOUT)  # a large file waits to be read while others are served
         send_message(sock, request, body)
-        return recv_message(sock)
+        return recv_message(sock), True
     except (OSError, ValueError, struct.error):
-        return None
+        return None, connected
     finally:
         sock.close()
 
@@ -103,28 +114,40 @@ def send_message(sock: socket.socket, header: dict[str, object], body: bytes = b
         sock.sendall(body)
 
 
-def recv_message(sock: socket.socket) -> tuple[dict[str, object], bytes]:
+def recv_message(
+    sock: socket.socket, *, deadline: float | None = None
+) -> tuple[dict[str, object], bytes]:
     """The next message; ValueError when it is malformed or over the limits, OSError when
-    the connection fails or closes early."""
-    header_size, body_size = FRAME.unpack(recv_exact(sock, FRAME.size))
+    the connection fails or closes early, TimeoutError when `deadline` (a
+    `time.monotonic()` value) passes first."""
+    header_size, body_size = FRAME.unpack(recv_exact(sock, FRAME.size, deadline))
     if header_size > MAX_HEADER or body_size > MAX_BODY:
         raise ValueError("message over the size limits")
-    header = json.loads(recv_exact(sock, header_size))
+    header = json.loads(recv_exact(sock, header_size, deadline))
     if not isinstance(header, dict):
         raise ValueError("message header is not an object")
-    return header, recv_exact(sock, body_size)
+    return header, recv_exact(sock, body_size, deadline)
 
 
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    """Exactly `size` bytes; ConnectionError when the peer closes first."""
-    buffer = bytearray(size)
-    view, received = memoryview(buffer), 0
+def recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
+    """Exactly `size` bytes; ConnectionError when the peer closes first, TimeoutError at
+    `deadline`. Memory grows with what arrives, never with what the peer announced: a peer
+    that claims 256 MiB and sends one byte a second costs one byte a second."""
+    chunks: list[bytes] = []
+    received = 0
     while received < size:
-        count = sock.recv_into(view[received:])
-        if not count:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the peer took too long to send its message")
+            current = sock.gettimeout()
+            sock.settimeout(left if current is None else min(current, left))
+        chunk = sock.recv(min(size - received, RECV_CHUNK))
+        if not chunk:
             raise ConnectionError("the peer closed the connection early")
-        received += count
-    return bytes(buffer)
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks)
 
 
 def refused(error: KeyvaultError) -> dict[str, object]:

@@ -18,6 +18,11 @@ from vault.errors import ConfigError
 DEFAULT_PHONE_SLOTS = 2  # OpenAI lets one phone number verify two keys
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a change waits for another keyvault to finish its save
 MAX_LOCK_TIMEOUT = 3600.0
+# network deadlines (seconds): one request from first byte sent to last received, and the
+# whole network part of one command; a relay that trickles must not hold a cron job forever
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_RUN_TIMEOUT = 600.0
+MAX_NETWORK_TIMEOUT = 86400.0
 CONFIG_NAME = "config.toml"
 
 
@@ -67,6 +72,8 @@ class Config(NamedTuple):
     scrypt_log_n: int | None = None
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     default_base_url: str | None = None  # for keys stored without one (relay users)
+    timeout: float = DEFAULT_TIMEOUT
+    run_timeout: float = DEFAULT_RUN_TIMEOUT
     health: Mapping[str, Any] = MappingProxyType({})
     rotation: Mapping[str, Any] = MappingProxyType({})
 
@@ -103,6 +110,8 @@ class Config(NamedTuple):
                 self.default_base_url is None or _is_base_url(self.default_base_url),
                 "default_base_url",
             ),
+            (is_network_timeout(self.timeout), "timeout"),
+            (is_network_timeout(self.run_timeout), "run_timeout"),
             (isinstance(self.health, Mapping), "health"),
             (isinstance(self.rotation, Mapping), "rotation"),
         )
@@ -110,6 +119,15 @@ class Config(NamedTuple):
             if not ok:
                 hint = PROXY_HINT if name == "proxy" else None
                 raise ConfigError(f"{source}: bad value for {name}", hint=hint)
+
+
+def is_network_timeout(value: object) -> bool:
+    """A number of seconds above 0 and at most a day (not a bool, which is an int)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 < value <= MAX_NETWORK_TIMEOUT
+    )
 
 
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")

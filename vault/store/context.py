@@ -125,6 +125,8 @@ class Context:
         vault_home: str | None = None,
         project_option: str | None = None,
         proxy_option: str | None = None,
+        timeout_option: float | None = None,
+        run_timeout_option: float | None = None,
         cwd: Path | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Clock = utc_now,
@@ -134,6 +136,8 @@ class Context:
         self.vault_home = vault_home
         self.project_option = project_option
         self.proxy_option = proxy_option
+        self.timeout_option = timeout_option
+        self.run_timeout_option = run_timeout_option
         self.cwd = cwd if cwd is not None else Path.cwd()
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
@@ -162,6 +166,25 @@ class Context:
         environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY)."""
         return self.proxy_option or self.config.proxy
 
+    @property
+    def request_timeout(self) -> float:
+        """Seconds one request may take in all: `--timeout`, else config.toml."""
+        return self.timeout_option or self.config.timeout
+
+    @property
+    def run_timeout(self) -> float:
+        """Seconds all of this command's network work may take: `--run-timeout`, else
+        config.toml."""
+        return self.run_timeout_option or self.config.run_timeout
+
+    @cached_property
+    def run_ends(self) -> float:
+        """When this command's network work must be over (time.monotonic()), fixed the first
+        time anyone asks, so every step of the command shares one deadline."""
+        import time  # noqa: PLC0415
+
+        return time.monotonic() + self.run_timeout
+
     @cached_property
     def unlocker(self) -> Unlocker:
         from vault.session.client import Session  # noqa: PLC0415
@@ -173,6 +196,7 @@ class Context:
             settings=UnlockSettings.from_environ(self.environ),
             ask=ask_hidden if ask else None,
             session=Session(self.paths.home),
+            warn=self.warn,
         )
 
     @cached_property

@@ -18,6 +18,7 @@ from vault.model import typed
 from vault.model import validate as v
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
 from vault.model.secret import Secret
+from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
 from vault.model.views import ListQuery, select_entries
 from vault.store.keyvault import Keyvault
 
@@ -92,6 +93,7 @@ def clean_fields(
     """Check every given field; empty strings mean "clear this field". Lines saying what was
     changed from the typed text go to `notes`."""
     checkers = _checkers(kv, notes if notes is not None else [])
+    refuse_secrets_in_fields(raw)  # before a checker's message can quote a pasted key
     out: dict[str, Any] = {}
     for name, value in raw.items():
         if name not in checkers:
@@ -138,6 +140,7 @@ def prepare_key(
     if variable is not None:
         warnings.append(f"took the value of {variable} from the pasted line")
     checked = v.check_key(value, provider=meta.get("provider") or "openai")
+    refuse_pasted_secret(meta, checked.value)  # a relay key need not look like one
     kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
     if activate and kind is Kind.ADMIN:
         raise PolicyViolation("an admin key cannot be a project's active key")
@@ -216,6 +219,8 @@ def edit_key(
     The checks' warnings (no OpenAI marker, a base URL given /v1) go to `on_warning`."""
     notes: Notes = []
     changes = clean_fields(kv, fields, notes)
+    if secret is not None:
+        refuse_pasted_secret(changes, secret.reveal().strip())
     adding, removing = _check_tags(list(add_tags)), _check_tags(list(remove_tags))
     if not changes and secret is None and not adding and not removing:
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from vault import age
 from vault.model.document import VaultDoc
 from vault.model.records import Recipient
+from vault.model.shapes import refuse_secret_shapes
 from vault.model.validate import check_name
 from vault.store.keyvault import Keyvault
 
@@ -22,6 +23,7 @@ def list_recipients(doc: VaultDoc) -> list[Recipient]:
 def add_recipient(kv: Keyvault, name: str, public_key: str) -> Recipient:
     """Seal the vault to one more `age1…` public key."""
     check_name(name, "recipient name")
+    refuse_secret_shapes(public_key, "recipient", cards=False)  # a secret identity pasted
     parsed = age.X25519Recipient.parse(public_key.strip()).to_string()
     now = kv.now_iso()
     recipient = Recipient(name, parsed, added_at=now)
