@@ -28,6 +28,7 @@ from common import installed_like_env  # noqa: E402
 
 from vault import age  # noqa: E402
 from vault.model.document import Entry, Status, VaultDoc  # noqa: E402
+from vault.model.records import Recipient  # noqa: E402
 from vault.model.secret import Secret  # noqa: E402
 from vault.session.identity import UnlockSettings  # noqa: E402
 from vault.session.unlock import Unlocker  # noqa: E402
@@ -49,9 +50,7 @@ def build(home: Path, count: int) -> age.X25519Identity:
     identity = age.X25519Identity.generate()
     kv = Keyvault(Paths(home), Unlocker(UnlockSettings(identity=Secret(identity.to_string()))))
     home.mkdir(mode=0o700, parents=True)
-    doc = VaultDoc(
-        generation=1, recipients=[{"name": "owner", "recipient": identity.recipient().to_string()}]
-    )
+    doc = VaultDoc(generation=1, recipients=[Recipient("owner", identity.recipient().to_string())])
     for i in range(count):
         doc.entries.append(
             Entry(

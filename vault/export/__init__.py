@@ -14,10 +14,7 @@ everywhere, and the safe file writing that `dotenv` and `ci` share. It imports n
 heavy, so `keyvault env` stays fast.
 """
 
-from __future__ import annotations
-
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -36,8 +33,6 @@ OPENAI_VARIABLES: Final = (
     "OPENAI_PROJECT_ID",
 )
 
-# Portable across every target: POSIX shells, fish, PowerShell, cmd, dotenv parsers, CI files.
-NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _SHOWN_NAME_CHARS: Final = 40
 
@@ -52,7 +47,9 @@ class Unrepresentable(ValueError):
 
 def check_name(name: str) -> str:
     """Return `name` if it can be a variable name in every target, else raise InvalidValue."""
-    if not NAME_PATTERN.fullmatch(name):
+    # `[A-Za-z_][A-Za-z0-9_]*`, portable across every target: POSIX shells, fish, PowerShell,
+    # cmd, dotenv parsers, CI files (str methods: a compiled pattern costs every run ~0.1 ms)
+    if not (name.isascii() and name.isidentifier()):
         shown = name[:_SHOWN_NAME_CHARS]
         raise InvalidValue(
             f"invalid variable name {shown!r}",

@@ -7,8 +7,6 @@ before the first project folder, as JSON; a name missing from it was unset). Pur
 environment and the project's values come in, the statements' content goes out.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping
 from typing import Final, NamedTuple

@@ -7,8 +7,6 @@ policies, rotation, `list` and the docs speak of; docs/health.md is generated fr
 bookkeeping the policies need. Pure data: no network, cheap to import.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType

@@ -6,8 +6,6 @@ not live keys. A merged vault can exceed the limit (two machines each used the l
 that is reported as over-committed, never silently dropped.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, NamedTuple
 
 from vault.errors import PhoneFull
@@ -35,7 +33,7 @@ class PhoneUsage(NamedTuple):
         return max(self.used - self.slots, 0)
 
 
-def phone_usage(doc: VaultDoc, slots: int, *, ignore: Entry | None = None) -> list[PhoneUsage]:
+def phone_usage(doc: "VaultDoc", slots: int, *, ignore: "Entry | None" = None) -> list[PhoneUsage]:
     """Slot usage per phone, fullest first; spare phones (no key yet) included."""
     names: dict[str, list[str]] = {p.number: [] for p in doc.phones}
     for entry in doc.entries:
@@ -57,7 +55,9 @@ def phone_usage(doc: VaultDoc, slots: int, *, ignore: Entry | None = None) -> li
     return sorted(rows, key=lambda r: (-r.used, r.phone))
 
 
-def check_phone_room(doc: VaultDoc, phone: str, slots: int, *, ignore: Entry | None = None) -> None:
+def check_phone_room(
+    doc: "VaultDoc", phone: str, slots: int, *, ignore: "Entry | None" = None
+) -> None:
     """PhoneFull, with the phones that still have room, when `phone` has no free slot."""
     usage = phone_usage(doc, slots, ignore=ignore)
     current = next((u for u in usage if u.phone == phone), None)

@@ -6,8 +6,6 @@ folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyva
 `%LOCALAPPDATA%\\keyvault` on Windows).
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -70,7 +68,7 @@ class Config(NamedTuple):
     rotation: Mapping[str, Any] = MappingProxyType({})
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> "Config":
         known = set(cls._fields)
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -15,8 +15,6 @@ sources in one function):
 This module must stay cheap to import: `keyvault env` runs it on every shell start.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -163,7 +161,7 @@ class Context:
         return self.proxy_option or self.config.proxy
 
     @cached_property
-    def unlocker(self) -> Unlocker:
+    def unlocker(self) -> "Unlocker":
         from vault.session.client import Session  # noqa: PLC0415
         from vault.session.identity import UnlockSettings  # noqa: PLC0415
         from vault.session.unlock import Unlocker, ask_hidden, terminal_available  # noqa: PLC0415
@@ -176,7 +174,7 @@ class Context:
         )
 
     @cached_property
-    def kv(self) -> Keyvault:
+    def kv(self) -> "Keyvault":
         from vault.store.keyvault import Keyvault  # noqa: PLC0415
 
         return Keyvault(self.paths, self.unlocker, clock=self.clock, config=self.config)
