@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -13,12 +12,13 @@ from typing import Any
 
 import click
 
+from vault.cli.everyday import command_context
 from vault.cli.options import OPTIONS_META
+from vault.cli.report import safe, warn
 from vault.errors import InvalidValue, NoPassphraseSource
 from vault.model.secret import Secret
 from vault.session.identity import read_passphrase_file
 from vault.session.unlock import ask_hidden, terminal_available
-from vault.store.context import Context
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,11 +66,10 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         click_ctx = click.get_current_context()
         given = click_ctx.meta.get(OPTIONS_META, {})
-        context = Context(
-            vault_home=given.get("vault") or click_ctx.find_root().params.get("vault_home"),
-            project_option=given.get("project"),
-            proxy_option=given.get("proxy"),
-            warn=warn,
+        context = command_context(
+            given.get("vault") or click_ctx.find_root().params.get("vault_home"),
+            given.get("project"),
+            given.get("proxy"),
         )
         return command(context, *args, **kwargs)
 
@@ -78,15 +77,6 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- output -----------------------------------------------------------------------------
-
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(value: object) -> str:
-    """Display text with control and bidi characters neutralised (hostile metadata)."""
-    if value is None:
-        return "-"
-    return _UNSAFE.sub("?", str(value)).replace("\n", " ")
 
 
 def print_json(data: Any) -> None:
@@ -118,10 +108,6 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
     click.echo("\n".join(lines))
-
-
-def warn(message: str) -> None:
-    click.echo(f"keyvault: warning: {message}", err=True)
 
 
 def print_synced(outcomes: Iterable[SyncOutcome]) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_table, safe, warn
+from vault.cli.context import pass_context, print_json, print_table
 from vault.cli.options import json_option, project_option, proxy_option
+from vault.cli.report import safe, warn
 from vault.health.checking import Checked, CheckOptions, CheckReport, run_checks, select_entries
 from vault.health.model import HealthResult
 from vault.store.context import Context

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_synced, safe, warn
+from vault.cli.context import pass_context, print_json, print_synced
 from vault.cli.options import json_option, project_option, proxy_option
+from vault.cli.report import safe, warn
 from vault.errors import UsageError
 from vault.health.checking import CheckOptions
 from vault.rotation.mint import MintReport

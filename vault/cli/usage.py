@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_table, safe
+from vault.cli.context import pass_context, print_json, print_table
 from vault.cli.options import json_option, project_option, proxy_option
+from vault.cli.report import safe
 from vault.store.context import Context
 
 BAR_WIDTH = 30
