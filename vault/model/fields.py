@@ -106,7 +106,7 @@ def base_url_value(value: str) -> bool:
     if len(value) > 2048:
         return False
     from vault.errors import InvalidValue  # noqa: PLC0415
-    from vault.model.validate import check_base_url  # noqa: PLC0415 - only for relay entries
+    from vault.model.urls import check_base_url  # noqa: PLC0415 - only for relay entries
 
     try:
         return check_base_url(value) == value.strip().rstrip("/")
