@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import Final
 
 from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, UsageError
 from vault.export import OPENAI_VARIABLES, exported
 from vault.store.context import Context, folder_project
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
 # out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`

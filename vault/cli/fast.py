@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from vault.store.context import Context
 
 # click's shell completion: `_KEYVAULT_COMPLETE=bash_complete keyvault …` asks click for words

@@ -14,14 +14,20 @@ everywhere, and the safe file writing that `dotenv` and `ci` share. It imports n
 heavy, so `keyvault env` stays fast.
 """
 
+from __future__ import annotations
+
 import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, NamedTuple
 
 from vault.errors import InvalidValue, NoActiveKey, PolicyViolation, StorageError
 from vault.model.document import Entry, Kind, VaultDoc
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # The variables the official OpenAI SDKs read, in the order we print them. A project exports
 # some of them; the others are unset (env, exec, hook) or removed (.env files), so a key is

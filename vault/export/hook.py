@@ -7,11 +7,17 @@ before the first project folder, as JSON; a name missing from it was unset). Pur
 environment and the project's values come in, the statements' content goes out.
 """
 
+from __future__ import annotations
+
 import json
 from collections.abc import Mapping
-from typing import Final, NamedTuple
 
 from vault.export import OPENAI_VARIABLES
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 CURRENT: Final = "KEYVAULT_HOOK_PROJECT"
 SAVED: Final = "KEYVAULT_HOOK_SAVED"

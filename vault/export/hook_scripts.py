@@ -21,7 +21,10 @@ ones (`KEYVAULT_HOOK_PROJECT`, `KEYVAULT_HOOK_SAVED`) belong to vault/export/hoo
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
 
 SOCKET_VARIABLE: Final = "_KEYVAULT_SOCKET"  # set by `hook-env`, read by the scripts below
 

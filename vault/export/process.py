@@ -12,10 +12,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, NoReturn
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
 from vault.export import check_values
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, NoReturn
 
 # Set in CMD's environment, so that a `keyvault exec` inside it can tell it is nested.
 EXEC_MARKER: Final = "KEYVAULT_EXEC"

@@ -12,14 +12,20 @@ checked against reference tokenizers written from their documented rules.
 - cmd: `set "NAME=..."`, no quoting at all: %, !, ", controls and non-ASCII are refused
 """
 
+from __future__ import annotations
+
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, NamedTuple
 
 from vault.errors import InvalidValue, UsageError
 from vault.export import Unrepresentable, check_names, check_values
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # --- bash and zsh -------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from operator import attrgetter
-from typing import Any, Final
 
 from vault.errors import DamagedVault, UnsupportedFormat
 from vault.model.document import FORMAT, VaultDoc
@@ -26,7 +25,6 @@ from vault.model.fields import (
     ENTRY_RULES,
     OPTIONAL_TEXT,
     TEXT,
-    Check,
     EntryPlan,
     age_recipient_value,
     e164_value,
@@ -52,6 +50,12 @@ from vault.model.records import (
     Recipient,
 )
 from vault.model.secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from vault.model.fields import Check
 
 _MAJOR: Final = 1
 _MAX_GENERATION: Final = 2**53  # integers every JSON reader holds exactly

@@ -14,12 +14,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
 
 from vault.model.clock import is_time
 from vault.model.entry import Kind, Status
 
-Check = Callable[[Any], bool]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    Check = Callable[[Any], bool]
 NONE: Final = type(None)
 
 MAX_CREDIT: Final = 1e9

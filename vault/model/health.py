@@ -7,10 +7,17 @@ policies, rotation, `list` and the docs speak of; docs/health.md is generated fr
 bookkeeping the policies need. Pure data: no network, cheap to import.
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 

@@ -6,10 +6,12 @@ not live keys. A merged vault can exceed the limit (two machines each used the l
 that is reported as over-committed, never silently dropped.
 """
 
-from typing import TYPE_CHECKING, NamedTuple
+from __future__ import annotations
 
 from vault.errors import PhoneFull
+from vault.model.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vault.model.document import VaultDoc
     from vault.model.entry import Entry
@@ -33,7 +35,7 @@ class PhoneUsage(NamedTuple):
         return max(self.used - self.slots, 0)
 
 
-def phone_usage(doc: "VaultDoc", slots: int, *, ignore: "Entry | None" = None) -> list[PhoneUsage]:
+def phone_usage(doc: VaultDoc, slots: int, *, ignore: Entry | None = None) -> list[PhoneUsage]:
     """Slot usage per phone, fullest first; spare phones (no key yet) included."""
     names: dict[str, list[str]] = {p.number: [] for p in doc.phones}
     for entry in doc.entries:
@@ -55,9 +57,7 @@ def phone_usage(doc: "VaultDoc", slots: int, *, ignore: "Entry | None" = None) -
     return sorted(rows, key=lambda r: (-r.used, r.phone))
 
 
-def check_phone_room(
-    doc: "VaultDoc", phone: str, slots: int, *, ignore: "Entry | None" = None
-) -> None:
+def check_phone_room(doc: VaultDoc, phone: str, slots: int, *, ignore: Entry | None = None) -> None:
     """PhoneFull, with the phones that still have room, when `phone` has no free slot."""
     usage = phone_usage(doc, slots, ignore=ignore)
     current = next((u for u in usage if u.phone == phone), None)

@@ -8,12 +8,18 @@ the JSON form is written and read in one place, vault/model/codec.py. docs/forma
 the actions and states from the enums here (tests/test_cli_docs.py keeps them equal).
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
 
 from vault.errors import PolicyViolation
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
@@ -131,7 +137,7 @@ class MintRecord(NamedTuple):
     deleted_at: str | None = None
     extra: Mapping[str, Any] = EMPTY
 
-    def advance(self, state: MintState, **changes: Any) -> "MintRecord":
+    def advance(self, state: MintState, **changes: Any) -> MintRecord:
         """This record in `state`; PolicyViolation for a step the state machine forbids."""
         if state not in MINT_TRANSITIONS[self.state]:
             raise PolicyViolation(f"mint {self.name}: cannot go from {self.state} to {state}")

@@ -5,10 +5,11 @@ identity file, so `age -d -i identity.age vault.age` recovers a vault with the s
 Unlocking = scrypt once (here) + X25519 for the vault (in `vault.store.keyvault`).
 """
 
+from __future__ import annotations
+
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from vault.errors import (
     InvalidValue,
@@ -18,6 +19,7 @@ from vault.errors import (
     WrongPassphrase,
 )
 from vault.model.secret import Secret
+from vault.model.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ class UnlockSettings(NamedTuple):
     passphrase_file: Path | None = None  # KEYVAULT_PASSPHRASE_FILE
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> "UnlockSettings":
+    def from_environ(cls, environ: Mapping[str, str]) -> UnlockSettings:
         def path(name: str) -> Path | None:
             return Path(environ[name]).expanduser() if environ.get(name) else None
 
@@ -57,7 +59,7 @@ class UnlockSettings(NamedTuple):
         )
 
 
-def identity_text(identity: "age.X25519Identity", *, now: "dt.datetime") -> bytes:
+def identity_text(identity: age.X25519Identity, *, now: dt.datetime) -> bytes:
     """The age-keygen file format: comments, then the secret key line."""
     return (
         f"# created: {now.replace(microsecond=0).isoformat()}\n"
@@ -66,7 +68,7 @@ def identity_text(identity: "age.X25519Identity", *, now: "dt.datetime") -> byte
     ).encode()
 
 
-def parse_identity_text(text: str, *, source: str) -> "age.X25519Identity":
+def parse_identity_text(text: str, *, source: str) -> age.X25519Identity:
     """The first `AGE-SECRET-KEY-1…` line of an identity file (comments and blanks skipped)."""
     from vault import age  # noqa: PLC0415
 
@@ -81,11 +83,11 @@ def parse_identity_text(text: str, *, source: str) -> "age.X25519Identity":
 
 
 def seal_identity(
-    identity: "age.X25519Identity",
+    identity: age.X25519Identity,
     passphrase: Secret,
     *,
     log_n: int = SCRYPT_LOG_N,
-    now: "dt.datetime",
+    now: dt.datetime,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """Encrypt the identity under the passphrase (scrypt stanza)."""
@@ -96,7 +98,7 @@ def seal_identity(
     return age.encrypt(identity_text(identity, now=now), [recipient], rand=rand)
 
 
-def open_identity(sealed: bytes, passphrase: Secret) -> "age.X25519Identity":
+def open_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
     """Decrypt `identity.age`; a wrong passphrase raises WrongPassphrase (exit 3)."""
     from vault import age  # noqa: PLC0415
 

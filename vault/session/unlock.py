@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Protocol
 
 from vault.errors import NoPassphraseSource, VaultNotFound
 from vault.model.secret import Secret
@@ -25,18 +24,20 @@ from vault.store.files import read_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Protocol
+
     # `vault.age` loads cryptography: commands that a session unlocks never import it
     from vault import age
 
+    class SessionLike(Protocol):
+        """An unlocked session (`vault.session.client.Session`): decrypts with an identity
+        it keeps. A protocol for the type checker only: importing typing costs ~3 ms."""
 
-class SessionLike(Protocol):
-    """An unlocked session (`vault.session.client.Session`): decrypts with an identity it keeps."""
+        def decrypt(self, sealed: bytes) -> bytes | None:
+            """The plaintext, or None when there is no session to ask."""
 
-    def decrypt(self, sealed: bytes) -> bytes | None:
-        """The plaintext, or None when there is no session to ask."""
-
-    def recipient(self) -> str | None:
-        """The session identity's public key, or None when there is no session."""
+        def recipient(self) -> str | None:
+            """The session identity's public key, or None when there is no session."""
 
 
 class Unlocker:

@@ -6,12 +6,18 @@ folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyva
 `%LOCALAPPDATA%\\keyvault` on Windows).
 """
 
+from __future__ import annotations
+
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from vault.errors import ConfigError
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PHONE_SLOTS = 2  # OpenAI lets one phone number verify two keys
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a change waits for another keyvault to finish its save
@@ -68,7 +74,7 @@ class Config(NamedTuple):
     rotation: Mapping[str, Any] = MappingProxyType({})
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> "Config":
+    def from_mapping(cls, raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> Config:
         known = set(cls._fields)
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -20,9 +20,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 from vault.errors import LockTimeout, StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
