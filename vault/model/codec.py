@@ -64,6 +64,15 @@ _MAX_DIGITS: Final = 30  # no field needs more; int() of 5,000 digits is slow or
 _MAYBE_SURROGATE: Final = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 
 
+def _may_hold_a_surrogate(data: bytes) -> bool:
+    # The pattern can only match where `\u` or the byte ED is; a vault rarely holds either,
+    # and `in` finds them at memchr speed where the pattern costs ~40 instructions a byte
+    # (a fifth of reading a 10,000-key vault).
+    if b"\\u" not in data and b"\xed" not in data:
+        return False
+    return _MAYBE_SURROGATE.search(data) is not None
+
+
 class _Bad(Exception):
     """A field that fails its check: where, and what is wrong (never the value)."""
 
@@ -94,10 +103,9 @@ def dumps(doc: VaultDoc) -> bytes:
 
 def entry_json(entry: Entry, *, reveal: bool = False) -> dict[str, Any]:
     """An entry's JSON form; the secret masked unless `reveal` (the vault file reveals)."""
-    out: dict[str, Any] = {
-        **entry.extra,
-        **dict(zip(_ENTRY_FIELDS, _read_entry(entry), strict=True)),
-    }
+    out: dict[str, Any] = dict(zip(_ENTRY_FIELDS, _read_entry(entry), strict=True))
+    if entry.extra:  # a newer keyvault's fields first, as they came; ours win a clash
+        out = {**entry.extra, **out}
     out["secret"] = entry.secret.reveal() if reveal else entry.secret.masked
     out["kind"] = entry.kind.value
     out["status"] = entry.status.value
@@ -141,7 +149,7 @@ def loads(data: bytes, *, source: str = "vault.age") -> VaultDoc:
         raise DamagedVault(f"{source}: the decrypted document is not a keyvault document")
     check_format(raw.get("format"), source)
     try:
-        if _MAYBE_SURROGATE.search(data):
+        if _may_hold_a_surrogate(data):
             _refuse(raw, "", _lone_surrogate, "is not valid unicode text")
         doc = _document(raw)
         doc.check_invariants()
@@ -301,12 +309,8 @@ _STATUSES: Final[Mapping[str, Status]] = {status.value: status for status in Sta
 def _entry(item: dict[str, Any], path: str) -> Entry:
     """An entry: its shape's plan, then the value checks the shape left (fields.py)."""
     plan = entry_plan(item)
-    if plan is not None:
-        for key, ok in plan.checks:
-            if not ok(item[key]):
-                break
-        else:
-            return _make_entry(item, plan, path)
+    if plan is not None and plan.values_pass(item):
+        return _make_entry(item, plan, path)
     return _checked_entry(item, path)
 
 
@@ -325,7 +329,8 @@ def _checked_entry(item: dict[str, Any], path: str) -> Entry:
 
 
 def _make_entry(item: dict[str, Any], plan: EntryPlan, path: str) -> Entry:
-    values = {key: item[key] for key in plan.known} if plan.extra else dict(item)
+    # the plan's keys, interned: Entry(**values) then matches each by identity
+    values = dict(zip(plan.known, map(item.__getitem__, plan.known), strict=True))
     health = values.pop("health", None)
     return Entry(
         secret=Secret(values.pop("secret")),

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
+from operator import call
 
 from vault.model.clock import is_time
 from vault.model.entry import Kind, Status
@@ -181,16 +183,25 @@ ENTRY_REQUIRED: Final = frozenset({"id", "name", "secret"})
 
 class EntryPlan:
     """What reading an entry of one shape takes: the value checks left once its types are
-    known good, its known fields and the unknown ones (kept in `extra`)."""
+    known good (`checked` keys, `checks` in the same order), its known fields and the
+    unknown ones (kept in `extra`)."""
 
-    __slots__ = ("checks", "extra", "known")
+    __slots__ = ("checked", "checks", "extra", "known")
 
     def __init__(
-        self, checks: tuple[tuple[str, Check], ...], known: tuple[str, ...], extra: tuple[str, ...]
+        self,
+        checks: tuple[tuple[str, Check], ...],
+        known: tuple[str, ...],
+        extra: tuple[str, ...],
     ) -> None:
-        self.checks = checks
+        self.checked = tuple(key for key, _ in checks)
+        self.checks = tuple(check for _, check in checks)
         self.known = known
         self.extra = extra
+
+    def values_pass(self, item: Mapping[str, Any]) -> bool:
+        """Whether every value this shape leaves to check passes (the loop runs in C)."""
+        return all(map(call, self.checks, map(item.__getitem__, self.checked)))
 
 
 Shape = tuple[tuple[str, ...], tuple[type, ...]]
@@ -223,7 +234,10 @@ def _plan(keys: tuple[str, ...], types: tuple[type, ...]) -> EntryPlan | None:
             continue
         if kind not in rule.types:
             return None
-        known.append(key)
+        # interned: JSON's keys are fresh strings, and Entry(**values) matches each keyword
+        # against its parameters by identity first (~7 µs an entry by comparing strings)
+        name = sys.intern(key)
+        known.append(name)
         if kind is not NONE and rule.value is not None:
-            checks.append((key, rule.value))
+            checks.append((name, rule.value))
     return EntryPlan(tuple(checks), tuple(known), tuple(extra))
