@@ -6,6 +6,8 @@ of the machine weighs on each alike), the median wall time and CPU time of
   - `pass show` of one entry (a throwaway gpg key without passphrase, gpg-agent running),
   - the bare interpreter: `python -c pass`, `python -S -c pass` (no site: what the
     interpreter costs before any .pth file of site-packages runs), `python -c "import click"`,
+  - `keyvault env` and `python -c pass` again in a venv holding keyvault as a regular
+    install (this venv's editable-install .pth preloads re, pathlib and enum for everyone),
 and the ratios env/pass and env/python. Then the bash hook's cost per `cd` (with the hook,
 minus the same `cd` loop without it) in a tree without a project file and inside a project,
 and how many keyvault processes the hook started meanwhile.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -29,9 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import installed_like_env
+from common import REPO, installed_like_env
 
 PASSPHRASE = "bench passphrase"
+ENV_ARGS = ["env", "--project", "bench", "--shell", "bash"]
 Command = tuple[list[str], dict[str, str]]
 
 
@@ -50,8 +54,14 @@ def medians(commands: dict[str, Command], runs: int) -> dict[str, tuple[float, f
     for argv, env in commands.values():  # warm the caches (and gpg-agent)
         timed(argv, env)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    order = list(commands)
+    shuffle = random.Random(16).shuffle  # noqa: S311 - an order of runs, not a secret
     for _ in range(runs):
-        for name, (argv, env) in commands.items():
+        # a new order each round: on two cores, whatever follows `pass show` shares them
+        # with gpg-agent finishing its work, and that must not always be the same command
+        shuffle(order)
+        for name in order:
+            argv, env = commands[name]
             samples[name].append(timed(argv, env))
     return {
         name: (
@@ -60,6 +70,32 @@ def medians(commands: dict[str, Command], runs: int) -> dict[str, tuple[float, f
         )
         for name, runs_of in samples.items()
     }
+
+
+def clean_install(tmp: Path) -> tuple[str, str]:
+    """A venv holding keyvault as a regular (non-editable) install and nothing else: its
+    interpreter and console script. A development venv's editable-install finder (a .pth
+    file) imports re, pathlib and enum at every start, which flatters env/python; the daily
+    path needs no dependency, so this venv can run it."""
+    venv = tmp / "clean-venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copytree(REPO / "vault", Path(site) / "vault", ignore=shutil.ignore_patterns("*.pyc"))
+    subprocess.run([str(python), "-m", "compileall", "-q", str(Path(site) / "vault")], check=True)
+    script = venv / "bin" / "keyvault"  # what pip writes for [project.scripts]
+    script.write_text(
+        f"#!{python}\nimport sys\nfrom vault.cli.main import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return str(python), str(script)
 
 
 def keyvault_argv() -> list[str]:
@@ -174,6 +210,11 @@ def report(figures: dict[str, tuple[float, float]], runs: int) -> None:
             print(f"  {label:32s} {wall:7.1f} ms   cpu {cpu:6.1f} ms")
     env, python = figures["env"], figures["python"]
     print(f"env/python = {env[0] / python[0]:.2f}  (cpu {env[1] / python[1]:.2f}; target ≤ 1.60)")
+    bare, alone = figures["python clean"], figures["env clean"]
+    print(
+        f"regular install (a venv with keyvault only, no editable .pth): env {alone[0]:.1f} ms"
+        f" / python {bare[0]:.1f} ms = {alone[0] / bare[0]:.2f} (cpu {alone[1] / bare[1]:.2f})"
+    )
     if "pass" in figures:
         mine = figures["pass"]
         print(f"env/pass   = {env[0] / mine[0]:.2f}  (cpu {env[1] / mine[1]:.2f}; target ≤ 1.00)")
@@ -195,12 +236,16 @@ def main() -> None:
         kv = keyvault_argv()
         try:
             commands: dict[str, Command] = {
-                "env": ([*kv, "env", "--project", "bench", "--shell", "bash"], kv_env),
+                "env": ([*kv, *ENV_ARGS], kv_env),
                 "get": ([*kv, "get", "bench"], kv_env),
                 "python": ([sys.executable, "-c", "pass"], kv_env),
                 "python -S": ([sys.executable, "-S", "-c", "pass"], kv_env),
                 "click": ([sys.executable, "-c", "import click"], kv_env),
             }
+            clean_python, clean_keyvault = clean_install(tmp)
+            clean_env = {k: v for k, v in kv_env.items() if k != "PYTHONPATH"}
+            commands["python clean"] = ([clean_python, "-c", "pass"], clean_env)
+            commands["env clean"] = ([clean_keyvault, *ENV_ARGS], clean_env)
             pass_env = setup_pass(tmp)
             if pass_env:
                 commands["pass"] = (["pass", "show", "bench/key"], pass_env)

@@ -10,6 +10,7 @@ output goes straight to `sys.stdout`.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from vault.store.context import Context, folder_project
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Final, TextIO
 
 # The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
 # out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
@@ -72,7 +73,7 @@ def get(app: Context, name: str | None) -> None:
     doc = app.kv.read()
     entry = doc.find(name) if name else app.exported(doc).entry
     # the bytes as stored: a text layer could translate or strip what a pipe must get
-    out = sys.stdout.buffer
+    out = _stdout().buffer
     out.write(entry.secret.reveal().encode("utf-8") + b"\n")
     out.flush()
 
@@ -120,5 +121,13 @@ def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    out = _stdout()
+    out.write(text)
+    out.flush()
+
+
+def _stdout() -> TextIO:
+    """`sys.stdout`; `keyvault env >&-` leaves none: an output error (main prints it)."""
+    if sys.stdout is None:
+        raise OSError(errno.EBADF, "standard output is closed")
+    return sys.stdout

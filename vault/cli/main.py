@@ -123,8 +123,9 @@ def _leave_now(code: int) -> NoReturn:
     `keyvault env`). Safe on the fast path only: its commands start no thread and register
     nothing to run at exit, and everything they wrote is flushed here first."""
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
     except (OSError, ValueError):
         sys.exit(code)  # let the interpreter report the failed flush as it always does
     os._exit(code)
