@@ -40,7 +40,7 @@ _BASH: Final = r"""_keyvault_find() {
     if [[ -f $dir/.keyvault.toml ]]; then
       _KEYVAULT_FOUND=$dir/.keyvault.toml
       if [[ -O $_KEYVAULT_FOUND ]]; then
-        IFS= read -r -N 4096 text 2>/dev/null <"$_KEYVAULT_FOUND"
+        IFS= read -r -N 4096 text 2>/dev/null <"$_KEYVAULT_FOUND" || :  # EOF is not an error
         _KEYVAULT_FOUND+=$'\n'$text
       fi
       return 0
@@ -84,7 +84,7 @@ _ZSH: Final = r"""_keyvault_find() {
     if [[ -f $dir/.keyvault.toml ]]; then
       _KEYVAULT_FOUND=$dir/.keyvault.toml
       if [[ -O $_KEYVAULT_FOUND ]]; then
-        read -r -u 0 -k 4096 text 2>/dev/null <$_KEYVAULT_FOUND
+        read -r -u 0 -k 4096 text 2>/dev/null <$_KEYVAULT_FOUND || :
         _KEYVAULT_FOUND+=$'\n'$text
       fi
       return 0
@@ -127,7 +127,7 @@ _FISH: Final = r"""function _keyvault_find
             set _KEYVAULT_FOUND "$dir/.keyvault.toml"
             if test -O "$_KEYVAULT_FOUND"
                 set -l text ''
-                read -z -n 4096 text 2>/dev/null <"$_KEYVAULT_FOUND"
+                read -z -n 4096 text 2>/dev/null <"$_KEYVAULT_FOUND"; or true
                 set _KEYVAULT_FOUND "$_KEYVAULT_FOUND"\n"$text"
             end
             return 0
