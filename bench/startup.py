@@ -1,20 +1,29 @@
-"""Hot-path startup: `keyvault env` with an unlocked session against the floor and `pass`.
+"""The daily path: `keyvault env` and `get` against `pass show`, and the hook's cost per `cd`.
 
-Prints, in one run, the median wall time of
-  1. `keyvault env` with an unlocked session (the console script, as users run it),
-  2. the floor: `python -c "import click; from cryptography...aead import ChaCha20Poly1305"`,
-  3. `pass show` for one entry (Debian pass, an unprotected gpg key, a running gpg-agent),
-and the ratios. Targets (issue 6): env ≤ 1.3× the floor and ≤ 100 ms median. For context it
-also prints the bare interpreter start (`python -c pass`), which every Python command pays
-(site-packages `.pth` files can make it most of the total).
+Prints, from one run with the commands interleaved (a, b, c, a, b, c, …, so a busy moment
+of the machine weighs on each alike), the median wall time and CPU time of
+  - `keyvault env` and `keyvault get` with an unlocked session (the console script),
+  - `pass show` of one entry (a throwaway gpg key without passphrase, gpg-agent running),
+  - the bare interpreter: `python -c pass`, `python -S -c pass` (no site: what the
+    interpreter costs before any .pth file of site-packages runs), `python -c "import click"`,
+  - `keyvault env` and `python -c pass` again in a venv holding keyvault as a regular
+    install (this venv's editable-install .pth preloads re, pathlib and enum for everyone),
+and the ratios env/pass and env/python. Then the bash hook's cost per `cd` (with the hook,
+minus the same `cd` loop without it) in a tree without a project file and inside a project,
+and how many keyvault processes the hook started meanwhile.
 
-    python bench/startup.py [--runs 40]
+Targets (issue 16): env/pass ≤ 1.0, env/python ≤ 1.6; the hook ≤ 5 ms per cd and no process
+while the project does not change.
+
+    python bench/startup.py [--runs 40] [--cds 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -23,26 +32,70 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO, installed_like_env
+
 PASSPHRASE = "bench passphrase"
-FLOOR = "import click; from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305"
-
-
+ENV_ARGS = ["env", "--project", "bench", "--shell", "bash"]
 Command = tuple[list[str], dict[str, str]]
 
 
-def median_ms(commands: dict[str, Command], runs: int) -> dict[str, float]:
-    """Median wall time of each command, runs interleaved (a, b, c, a, b, c, …) so that a
-    busy moment of the machine weighs on every command alike, not on whichever ran then."""
-    for argv, env in commands.values():  # warm caches
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of `argv`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def medians(commands: dict[str, Command], runs: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU milliseconds of each command, runs interleaved."""
+    for argv, env in commands.values():  # warm the caches (and gpg-agent)
+        timed(argv, env)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    order = list(commands)
+    shuffle = random.Random(16).shuffle  # noqa: S311 - an order of runs, not a secret
     for _ in range(runs):
-        for name, (argv, env) in commands.items():
-            start = time.perf_counter()
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) * 1000 for name, values in times.items()}
+        # a new order each round: on two cores, whatever follows `pass show` shares them
+        # with gpg-agent finishing its work, and that must not always be the same command
+        shuffle(order)
+        for name in order:
+            argv, env = commands[name]
+            samples[name].append(timed(argv, env))
+    return {
+        name: (
+            statistics.median(s[0] for s in runs_of) * 1000,
+            statistics.median(s[1] for s in runs_of) * 1000,
+        )
+        for name, runs_of in samples.items()
+    }
+
+
+def clean_install(tmp: Path) -> tuple[str, str]:
+    """A venv holding keyvault as a regular (non-editable) install and nothing else: its
+    interpreter and console script. A development venv's editable-install finder (a .pth
+    file) imports re, pathlib and enum at every start, which flatters env/python; the daily
+    path needs no dependency, so this venv can run it."""
+    venv = tmp / "clean-venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copytree(REPO / "vault", Path(site) / "vault", ignore=shutil.ignore_patterns("*.pyc"))
+    subprocess.run([str(python), "-m", "compileall", "-q", str(Path(site) / "vault")], check=True)
+    script = venv / "bin" / "keyvault"  # what pip writes for [project.scripts]
+    script.write_text(
+        f"#!{python}\nimport sys\nfrom vault.cli.main import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return str(python), str(script)
 
 
 def keyvault_argv() -> list[str]:
@@ -54,29 +107,21 @@ def keyvault_argv() -> list[str]:
 
 def setup_vault(tmp: Path) -> dict[str, str]:
     runtime = Path(tempfile.mkdtemp(prefix="kvb-", dir="/tmp"))
-    env = {
-        **os.environ,
-        "KEYVAULT_HOME": str(tmp / "kv"),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "KEYVAULT_PASSPHRASE": PASSPHRASE,
-        "PYTHONPATH": str(REPO),
-    }
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = installed_like_env(
+        {
+            "KEYVAULT_HOME": str(tmp / "kv"),
+            "XDG_RUNTIME_DIR": str(runtime),
+            "KEYVAULT_PASSPHRASE": PASSPHRASE,
+        }
+    )
     for name in ("KEYVAULT_IDENTITY", "KEYVAULT_IDENTITY_FILE", "KEYVAULT_PASSPHRASE_FILE"):
         env.pop(name, None)
     kv = keyvault_argv()
-    subprocess.run(
-        [*kv, "init", "--work-factor", "12"], env=env, check=True, stdout=subprocess.DEVNULL
-    )
+    quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL}
+    subprocess.run([*kv, "init", "--work-factor", "12"], **quiet)
     key = "sk-proj-" + "b" * 74 + "T3Blbk" + "FJ" + "c" * 74
-    subprocess.run(
-        [*kv, "add", "bench", "--project", "bench"],
-        input=key.encode(),
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    subprocess.run([*kv, "unlock", "--ttl", "10m"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*kv, "add", "bench", "--project", "bench"], input=key.encode(), **quiet)
+    subprocess.run([*kv, "unlock", "--ttl", "10m"], **quiet)
     del env["KEYVAULT_PASSPHRASE"]  # from here on only the session opens the vault
     return env
 
@@ -90,15 +135,8 @@ def setup_pass(tmp: Path) -> dict[str, str] | None:
     quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run(
         [
-            "gpg",
-            "--batch",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            "bench <bench@example.invalid>",
-            "default",
-            "default",
-            "never",
+            *("gpg", "--batch", "--passphrase", "", "--quick-gen-key"),
+            *("bench <bench@example.invalid>", "default", "default", "never"),
         ],
         **quiet,
     )
@@ -107,41 +145,125 @@ def setup_pass(tmp: Path) -> dict[str, str] | None:
     return env
 
 
+# --- the hook in bash ---------------------------------------------------------------------
+
+HOOK_LOOP = r"""
+eval "$(keyvault hook bash)"
+cd "$B"; _keyvault_hook  # the first visit (a project folder: keyvault runs once)
+: > "$HOOK_LOG"
+hooked() {
+  local i; for ((i = 0; i < CDS; i++)); do cd "$A"; _keyvault_hook; cd "$B"; _keyvault_hook; done
+}
+bare() { local i; for ((i = 0; i < CDS; i++)); do cd "$A"; :; cd "$B"; :; done; }
+for round in 1 2 3 4 5; do
+  t0=$EPOCHREALTIME; hooked; t1=$EPOCHREALTIME; bare; t2=$EPOCHREALTIME
+  echo "$t0 $t1 $t2"
+done
+echo "calls $(grep -c . "$HOOK_LOG")"
+"""
+
+
+def hook_cost(tmp: Path, kv_env: dict[str, str], where: str, cds: int) -> tuple[float, float, int]:
+    """Median milliseconds per `cd` with the hook and without it, and keyvault's starts."""
+    bash = shutil.which("bash")
+    if bash is None:
+        raise SystemExit("bash is needed for the hook figures")
+    root = tmp / where
+    if where == "project":
+        root.mkdir()
+        (root / ".keyvault.toml").write_text('project = "bench"\n')
+    first, second = root / "src" / "app" / "models", root / "docs" / "guide"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    shim_dir = tmp / f"shim-{where}"
+    shim_dir.mkdir()
+    log = tmp / f"calls-{where}.log"
+    shim = shim_dir / "keyvault"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec {" ".join(keyvault_argv())} "$@"\n')
+    shim.chmod(0o755)
+    env = {**kv_env, "PATH": f"{shim_dir}:{kv_env['PATH']}", "HOOK_LOG": str(log)}
+    env.update(A=str(first), B=str(second), CDS=str(cds))
+    done = subprocess.run(
+        [bash, "--norc", "-c", HOOK_LOOP], env=env, capture_output=True, text=True, check=True
+    )
+    lines = done.stdout.split("\n")
+    rounds = [tuple(map(float, line.split())) for line in lines if line.count(" ") == 2]
+    hooked = statistics.median(t1 - t0 for t0, t1, _ in rounds) / (2 * cds) * 1000
+    bare = statistics.median(t2 - t1 for _, t1, t2 in rounds) / (2 * cds) * 1000
+    calls = int(next(line for line in lines if line.startswith("calls")).split()[1])
+    return hooked, bare, calls
+
+
+def report(figures: dict[str, tuple[float, float]], runs: int) -> None:
+    print(f"runs per command: {runs}, interleaved; median wall and CPU (user+sys) time")
+    labels = {
+        "python -S": "python -S -c pass (no site)",
+        "python": "python -c pass (interpreter)",
+        "click": "python -c 'import click'",
+        "pass": "pass show (gpg-agent)",
+        "env": "keyvault env (session)",
+        "get": "keyvault get (session)",
+    }
+    for name, label in labels.items():
+        if name in figures:
+            wall, cpu = figures[name]
+            print(f"  {label:32s} {wall:7.1f} ms   cpu {cpu:6.1f} ms")
+    env, python = figures["env"], figures["python"]
+    print(f"env/python = {env[0] / python[0]:.2f}  (cpu {env[1] / python[1]:.2f}; target ≤ 1.60)")
+    bare, alone = figures["python clean"], figures["env clean"]
+    print(
+        f"regular install (a venv with keyvault only, no editable .pth): env {alone[0]:.1f} ms"
+        f" / python {bare[0]:.1f} ms = {alone[0] / bare[0]:.2f} (cpu {alone[1] / bare[1]:.2f})"
+    )
+    if "pass" in figures:
+        mine = figures["pass"]
+        print(f"env/pass   = {env[0] / mine[0]:.2f}  (cpu {env[1] / mine[1]:.2f}; target ≤ 1.00)")
+    else:
+        print("env/pass: pass or gpg not installed")
+    site = python[0] - figures["python -S"][0]
+    print(f"site-packages start-up (python minus python -S): {site:.1f} ms of every run")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--cds", type=int, default=500, help="cd pairs per hook round")
     args = parser.parse_args()
+    pass_env: dict[str, str] | None = None
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         kv_env = setup_vault(tmp)
+        kv = keyvault_argv()
         try:
             commands: dict[str, Command] = {
-                "env": ([*keyvault_argv(), "env", "--project", "bench", "--shell", "bash"], kv_env),
-                "floor": ([sys.executable, "-c", FLOOR], kv_env),
+                "env": ([*kv, *ENV_ARGS], kv_env),
+                "get": ([*kv, "get", "bench"], kv_env),
                 "python": ([sys.executable, "-c", "pass"], kv_env),
+                "python -S": ([sys.executable, "-S", "-c", "pass"], kv_env),
+                "click": ([sys.executable, "-c", "import click"], kv_env),
             }
+            clean_python, clean_keyvault = clean_install(tmp)
+            clean_env = {k: v for k, v in kv_env.items() if k != "PYTHONPATH"}
+            commands["python clean"] = ([clean_python, "-c", "pass"], clean_env)
+            commands["env clean"] = ([clean_keyvault, *ENV_ARGS], clean_env)
             pass_env = setup_pass(tmp)
             if pass_env:
                 commands["pass"] = (["pass", "show", "bench/key"], pass_env)
-            medians = median_ms(commands, args.runs)
-            env_ms, floor_ms, pass_ms = medians["env"], medians["floor"], medians.get("pass")
+            figures = medians(commands, args.runs)
+            places = ("plain", "project")
+            hooks = {where: hook_cost(tmp, kv_env, where, args.cds) for where in places}
         finally:
-            subprocess.run(
-                [*keyvault_argv(), "lock"], env=kv_env, stdout=subprocess.DEVNULL, check=False
-            )
-            if "pass_env" in locals() and pass_env:
+            subprocess.run([*kv, "lock"], env=kv_env, stdout=subprocess.DEVNULL, check=False)
+            if pass_env:
                 subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
-    print(f"runs per command: {args.runs} (median wall time)")
-    print(f"python -c pass (interpreter start) {medians['python']:7.1f} ms")
-    print(f"keyvault env (unlocked session)  {env_ms:7.1f} ms")
-    ratio = env_ms / floor_ms
-    print(f"floor (click + ChaCha20Poly1305)  {floor_ms:7.1f} ms   env/floor = {ratio:.2f}", end="")
-    print("  (target ≤ 1.30)")
-    if pass_ms is not None:
-        versus = env_ms / pass_ms
-        print(f"pass show (gpg-agent running)     {pass_ms:7.1f} ms   env/pass  = {versus:.2f}")
-    else:
-        print("pass show: pass or gpg not installed")
+    report(figures, args.runs)
+    print(f"bash hook, per cd (median of 5 rounds of {2 * args.cds} cds; target ≤ 5 ms):")
+    for where, (hooked, bare, calls) in hooks.items():
+        place = "no project file" if where == "plain" else "inside a project"
+        print(
+            f"  {place:17s} {hooked - bare:6.3f} ms hook ({hooked:.3f} with the cd itself)"
+            f"   keyvault started: {calls}"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The canary is the stored key most likely to leak: the project's active key, which the fake
 OpenAI server answers with 401 (error bodies are where keys get echoed). Every command in
-`vault.cli.main.COMMANDS` at run time is run (those without a row below get a generic
+`vault.cli.app.COMMANDS` at run time is run (those without a row below get a generic
 `--help`, bare and `--json` run), with `KEYVAULT_DEBUG=1` set (keyvault has no logging at
 all: `test_keyvault_has_no_logging_to_leak_through`). Then the canary must not be on stdout
 or stderr (except where printing it is the command's purpose), nor in the history, the
@@ -34,7 +34,7 @@ import pytest
 from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, base_env, make_key
 from tests.fake_openai import FakeOpenAI
 from vault import age
-from vault.cli.main import COMMANDS
+from vault.cli.app import COMMANDS
 from vault.model import codec
 from vault.model import codec as document
 from vault.model.secret import Secret

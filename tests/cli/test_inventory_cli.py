@@ -462,7 +462,7 @@ def test_ci_style_unlock_with_an_identity_file_only(vault_cli, tmp_path):
 def _all_commands() -> list[list[str]]:
     import click
 
-    from vault.cli.main import cli  # the command table, to ask each command for --help
+    from vault.cli.app import cli  # the command table, to ask each command for --help
 
     paths: list[list[str]] = []
 

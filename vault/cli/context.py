@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
@@ -13,7 +12,9 @@ from typing import Any
 
 import click
 
+from vault.cli.everyday import command_context
 from vault.cli.options import OPTIONS_META, vault_option
+from vault.cli.report import safe, warn
 from vault.errors import Cancelled, InvalidValue, NoPassphraseSource, NothingTyped
 from vault.model.secret import Secret
 from vault.session.identity import read_passphrase_file
@@ -73,13 +74,12 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         click_ctx = click.get_current_context()
         given = click_ctx.meta.get(OPTIONS_META, {})
-        context = Context(
-            vault_home=vault_option(click_ctx),
-            project_option=given.get("project"),
-            proxy_option=given.get("proxy"),
+        context = command_context(
+            vault_option(click_ctx),
+            given.get("project"),
+            given.get("proxy"),
             timeout_option=given.get("timeout"),
             run_timeout_option=given.get("run_timeout"),
-            warn=warn,
         )
         return command(context, *args, **kwargs)
 
@@ -87,15 +87,6 @@ def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # --- output -----------------------------------------------------------------------------
-
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe(value: object) -> str:
-    """Display text with control and bidi characters neutralised (hostile metadata)."""
-    if value is None:
-        return "-"
-    return _UNSAFE.sub("?", str(value)).replace("\n", " ")
 
 
 def print_json(data: Any) -> None:
@@ -137,10 +128,6 @@ def terminal_width() -> int:
     import shutil  # noqa: PLC0415
 
     return shutil.get_terminal_size((80, 24)).columns
-
-
-def warn(message: str) -> None:
-    click.echo(f"keyvault: warning: {message}", err=True)
 
 
 def print_synced(outcomes: Iterable[SyncOutcome]) -> None:

@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Final, Protocol
 
-from vault.cli.context import safe
 from vault.cli.options import utc_wanted
+from vault.cli.report import safe
 from vault.model.clock import human, parse_time
 from vault.model.entry import CREDIT_RELAY, CREDIT_TYPED, Entry
 from vault.model.health import ADVICE, HealthRecord, HealthStatus

@@ -3,8 +3,8 @@
 Every one of them exports what `Context.exported` says (vault/export/__init__.py): the same
 entry and the same OPENAI_* set, and each clears the OPENAI_* variables the entry does not
 set, so a key never leaves with another project's base URL, organization or project id.
-This is the hot path (`eval "$(keyvault env)"` runs in every new shell): it imports nothing
-from the health checker or httpx.
+`env` and `exec` are only their options here: what they do is in vault/cli/everyday.py,
+which the fast dispatcher (vault/cli/fast.py) runs without click for their everyday forms.
 """
 
 from __future__ import annotations
@@ -15,27 +15,25 @@ from pathlib import Path
 
 import click
 
-from vault.cli.context import pass_context, warn
+from vault.cli import everyday
+from vault.cli.context import pass_context
 from vault.cli.options import project_option
-from vault.errors import UsageError
-from vault.export import OPENAI_VARIABLES
+from vault.cli.report import warn
 from vault.store.context import Context
-
-SHELL_CHOICES = ["bash", "zsh", "sh", "fish", "powershell", "cmd"]
 
 
 @click.command("env")
 @project_option()
 @click.option(
     "--shell",
-    type=click.Choice(SHELL_CHOICES),
+    type=click.Choice(everyday.SHELL_CHOICES),
     default=None,
     help="Shell syntax (default: detected from the parent process, then $SHELL).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["dotenv", "json"]),
+    type=click.Choice(everyday.FORMAT_CHOICES),
     default=None,
     help="Print a .env or JSON document instead of shell statements.",
 )
@@ -53,28 +51,7 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
       keyvault env --shell fish | source              # fish
       keyvault env --shell powershell | Invoke-Expression
     """
-    from vault.export import shells  # noqa: PLC0415
-
-    if fmt and (shell or unset):
-        raise UsageError("--format cannot be combined with --shell or --unset")
-    if not fmt:
-        shell = shell or shells.detect_shell(os.environ, shells.parent_process_name())
-        if sys.stdout.isatty() and not unset:
-            how = "keyvault env | source" if shell == "fish" else 'eval "$(keyvault env)"'
-            warn(f"these lines are for your shell to run, not to read: {how}")
-    if unset:
-        click.echo(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"), nl=False)
-        return
-    exported = app.exported(app.kv.read())
-    if fmt:
-        text = shells.render_format(exported.values, fmt)
-    else:
-        chosen = shell or "bash"
-        text = shells.render_unsets(exported.unset, chosen) + shells.render_exports(
-            exported.values, chosen
-        )
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    everyday.env(app, shell, fmt, unset)
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": True})
@@ -102,15 +79,7 @@ def exec_cmd(app: Context, pristine: bool, no_masking: bool, command: tuple[str,
     Example:
       keyvault exec --project work -- python app.py
     """
-    from vault.export.masking import project_secrets  # noqa: PLC0415
-    from vault.export.process import exec_with_env, refuse_nesting  # noqa: PLC0415
-
-    refuse_nesting(os.environ)
-    doc = app.kv.read()
-    exported = app.exported(doc)
-    inherited = {k: v for k, v in os.environ.items() if k not in exported.unset}
-    mask = () if no_masking else project_secrets(doc.in_project(exported.entry.project))
-    exec_with_env(list(command), exported.values, pristine=pristine, environ=inherited, mask=mask)
+    everyday.exec_(app, pristine, command, masking=not no_masking)
 
 
 @click.command("dotenv")

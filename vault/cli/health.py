@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 
 from vault.cli import display
-from vault.cli.context import check_options, pass_context, print_json, print_table, safe, warn
+from vault.cli.context import check_options, pass_context, print_json, print_table
 from vault.cli.options import (
     deadline_options,
     entry_names,
@@ -18,6 +18,7 @@ from vault.cli.options import (
     proxy_option,
     utc_option,
 )
+from vault.cli.report import safe, warn
 from vault.health.checking import (
     CheckReport,
     CreditChange,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import click
 
-from vault.cli.main import cli
+from vault.cli.app import cli
 
 
 def _walk(command: click.Command, path: list[str]) -> Iterator[tuple[list[str], click.Command]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_synced, print_table, safe, warn
+from vault.cli.context import pass_context, print_json, print_synced, print_table
 from vault.cli.options import json_option, project_option
+from vault.cli.report import safe, warn
 from vault.errors import SourceError
 from vault.store.context import Context
 from vault.store.importing import ImportOptions, ImportPlan, import_keys, read_sources

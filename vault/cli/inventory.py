@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from vault.cli import everyday
 from vault.cli.context import (
     pass_context,
     print_json,
     print_synced,
     read_secret_input,
-    safe,
-    warn,
 )
 from vault.cli.options import entry_names, json_option, project_option, utc_option
+from vault.cli.report import safe, warn
 from vault.errors import Cancelled, UsageError
 from vault.model import codec
 from vault.model.document import Status
@@ -143,14 +142,7 @@ def get_cmd(app: Context, name: str | None) -> None:
     Example:
       curl -H "Authorization: Bearer $(keyvault get --project work)" https://api.openai.com/v1/models
     """
-    if name and app.project_option is not None:
-        raise UsageError("give a NAME or --project, not both")
-    doc = app.kv.read()
-    entry = doc.find(name) if name else app.exported(doc).entry
-    # the bytes as stored: a text layer could translate or strip what a pipe must get
-    out = sys.stdout.buffer
-    out.write(entry.secret.reveal().encode("utf-8") + b"\n")
-    out.flush()
+    everyday.get(app, name)
 
 
 @click.command("edit")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from vault.cli.context import check_options, pass_context, print_json, print_synced, safe, warn
+from vault.cli.context import check_options, pass_context, print_json, print_synced
 from vault.cli.options import (
     deadline_options,
     entry_names,
@@ -17,6 +17,7 @@ from vault.cli.options import (
     utc_option,
     utc_wanted,
 )
+from vault.cli.report import safe, warn
 from vault.errors import UsageError
 from vault.rotation.mint import MintReport
 from vault.rotation.mint_admin import MintOptions

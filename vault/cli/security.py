@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from vault.cli.context import pass_context, print_json, safe, warn
+from vault.cli.context import pass_context, print_json
 from vault.cli.options import json_option
+from vault.cli.report import safe, warn
 from vault.errors import (
     AuthError,
     DamagedFile,

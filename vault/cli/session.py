@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import pass_context, print_json, safe, warn
+from vault.cli import everyday
+from vault.cli.context import pass_context, print_json
 from vault.cli.options import json_option
 from vault.errors import UsageError, VaultNotFound
 from vault.model.clock import human, iso_epoch
@@ -103,89 +104,36 @@ def _local(epoch: float) -> str:
 
 # --- shell integration ----------------------------------------------------------------------
 
-HOOK_SHELLS = ["bash", "zsh", "fish"]
-
-# Each hook runs `keyvault hook-env` only when the directory changed, so a prompt costs nothing.
-HOOKS = {
-    "bash": r"""_keyvault_hook() {
-  local rc=$?
-  if [ "${_KEYVAULT_PWD-}" != "$PWD" ]; then
-    _KEYVAULT_PWD=$PWD
-    eval "$(command keyvault hook-env --shell bash)"
-  fi
-  return $rc
-}
-case ";${PROMPT_COMMAND-};" in
-  *";_keyvault_hook;"*) ;;
-  *) PROMPT_COMMAND="_keyvault_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
-esac
-""",
-    "zsh": r"""_keyvault_hook() {
-  if [[ "${_KEYVAULT_PWD-}" != "$PWD" ]]; then
-    _KEYVAULT_PWD=$PWD
-    eval "$(command keyvault hook-env --shell zsh)"
-  fi
-}
-typeset -ag precmd_functions
-if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
-  precmd_functions=(_keyvault_hook $precmd_functions)
-fi
-""",
-    "fish": r"""function _keyvault_hook --on-variable PWD
-  command keyvault hook-env --shell fish | source
-end
-_keyvault_hook
-""",
-}
-
 
 @click.command("hook")
-@click.argument("shell", type=click.Choice(HOOK_SHELLS))
+@click.argument("shell", type=click.Choice(everyday.HOOK_SHELL_CHOICES))
 def hook_cmd(shell: str) -> None:
     """Print a shell hook that exports a project's key when you enter its folder.
 
     A folder belongs to a project when it (or a parent) has a .keyvault.toml with
-    `project = "NAME"`. The hook works only while the vault is unlocked and never prompts.
+    `project = "NAME"`. Leaving the folder gives you back your own OPENAI_* variables. The
+    hook works only while the vault is unlocked and never prompts. A change of folder costs
+    no process: keyvault runs only when the project file, the vault or the session changed.
 
     \b
     Example (in ~/.bashrc, ~/.zshrc, or ~/.config/fish/config.fish):
       eval "$(keyvault hook bash)"
       keyvault hook fish | source
     """
-    click.echo(HOOKS[shell], nl=False)
+    from vault.export.hook_scripts import HOOK_SCRIPTS  # noqa: PLC0415
+
+    click.echo(HOOK_SCRIPTS[shell], nl=False)
 
 
 @click.command("hook-env", hidden=True)
-@click.option("--shell", type=click.Choice(HOOK_SHELLS), required=True)
+@click.option("--shell", type=click.Choice(everyday.HOOK_SHELL_CHOICES), required=True)
 @pass_context
 def hook_env_cmd(app: Context, shell: str) -> None:
     """Statements for the hook: export on entering a project folder, restore on leaving."""
-    from vault.export.hook import hook_change  # noqa: PLC0415
-    from vault.export.shells import render_exports, render_unsets  # noqa: PLC0415
-    from vault.store.context import folder_project  # noqa: PLC0415
-
-    project = folder_project(app.cwd, warn=warn)
-    values = _unlocked_values(app, project) if project else None
-    change = hook_change(app.environ, project, values)
-    text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
-    click.echo(text, nl=False)
+    everyday.hook_env(app, shell)
 
 
-def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
-    """The project's variables if the vault opens without asking anyone; else None."""
-    from vault.errors import KeyvaultError  # noqa: PLC0415
-
-    quiet = Unlocker(
-        settings=app.unlocker.settings,
-        ask=None,
-        session=app.unlocker.session,
-        warn=app.unlocker.warn,
-    )
-    try:
-        return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
-    except KeyvaultError as exc:
-        warn(f"not exporting project {safe(project)}: {exc.message}")
-        return None
+COMPLETION_SHELLS = ("bash", "zsh", "fish")  # the shells click's completion supports
 
 
 COMPLETION_INSTALL = {
@@ -196,7 +144,7 @@ COMPLETION_INSTALL = {
 
 
 @click.command("completion")
-@click.argument("shell", type=click.Choice(HOOK_SHELLS), required=False)
+@click.argument("shell", type=click.Choice(COMPLETION_SHELLS), required=False)
 def completion_cmd(shell: str | None) -> None:
     """Print the shell completion script (commands, options, entry and project names).
 
@@ -210,7 +158,7 @@ def completion_cmd(shell: str | None) -> None:
     """
     from click.shell_completion import get_completion_class  # noqa: PLC0415
 
-    from vault.cli.main import cli  # noqa: PLC0415
+    from vault.cli.app import cli  # noqa: PLC0415
 
     if shell is None:
         # on stderr and failing: `eval "$(keyvault completion)"` must not run these lines

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vault.cli.context import ask_new_passphrase, pass_context, safe
+from vault.cli.context import ask_new_passphrase, pass_context
+from vault.cli.report import safe
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
 

@@ -7,8 +7,9 @@ import sys
 
 import click
 
-from vault.cli.context import pass_context, print_json, print_table, safe
+from vault.cli.context import pass_context, print_json, print_table
 from vault.cli.options import deadline_options, json_option, project_option, proxy_option
+from vault.cli.report import safe
 from vault.store.context import Context
 
 TYPE_CHECKING = False

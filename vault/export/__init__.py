@@ -17,14 +17,17 @@ heavy, so `keyvault env` stays fast.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, NamedTuple
 
 from vault.errors import InvalidValue, NoActiveKey, PolicyViolation, StorageError
 from vault.model.document import Entry, Kind, VaultDoc
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # The variables the official OpenAI SDKs read, in the order we print them. A project exports
 # some of them; the others are unset (env, exec, hook) or removed (.env files), so a key is
@@ -36,8 +39,6 @@ OPENAI_VARIABLES: Final = (
     "OPENAI_PROJECT_ID",
 )
 
-# Portable across every target: POSIX shells, fish, PowerShell, cmd, dotenv parsers, CI files.
-NAME_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _SHOWN_NAME_CHARS: Final = 40
 
@@ -52,7 +53,9 @@ class Unrepresentable(ValueError):
 
 def check_name(name: str) -> str:
     """Return `name` if it can be a variable name in every target, else raise InvalidValue."""
-    if not NAME_PATTERN.fullmatch(name):
+    # `[A-Za-z_][A-Za-z0-9_]*`, portable across every target: POSIX shells, fish, PowerShell,
+    # cmd, dotenv parsers, CI files (str methods: a compiled pattern costs every run ~0.1 ms)
+    if not (name.isascii() and name.isidentifier()):
         shown = name[:_SHOWN_NAME_CHARS]
         raise InvalidValue(
             f"invalid variable name {shown!r}",

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Final, NamedTuple
 
 from vault.export import OPENAI_VARIABLES
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 CURRENT: Final = "KEYVAULT_HOOK_PROJECT"
 SAVED: Final = "KEYVAULT_HOOK_SAVED"

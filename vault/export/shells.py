@@ -18,10 +18,14 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, NamedTuple
 
 from vault.errors import InvalidValue, UsageError
 from vault.export import Unrepresentable, check_names, check_values
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # --- bash and zsh -------------------------------------------------------------------------
 
@@ -131,26 +135,35 @@ def quote_cmd(value: str) -> str:
 
 # NamedTuple, not a dataclass: dataclasses cost milliseconds at import on the hot path
 class Dialect(NamedTuple):
-    """How one shell sets and removes a variable; templates take {name} and {value}."""
+    """How one shell sets and removes a variable; templates take {name} and {value}.
+
+    `keep` sets a variable of the shell itself, not exported to the programs it starts (the
+    directory hook's own state).
+    """
 
     quote: Callable[[str], str]
     assign: str
     remove: str
+    keep: str
 
 
-_POSIX: Final = Dialect(quote_posix, "export {name}={value};", "unset {name};")
+_POSIX: Final = Dialect(quote_posix, "export {name}={value};", "unset {name};", "{name}={value};")
 
 SHELLS: Final[Mapping[str, Dialect]] = {
     "bash": _POSIX,
     "zsh": _POSIX,
-    "sh": Dialect(quote_sh, "export {name}={value};", "unset {name};"),
-    "fish": Dialect(quote_fish, "set -gx {name} {value};", "set -e {name};"),
+    "sh": Dialect(quote_sh, "export {name}={value};", "unset {name};", "{name}={value};"),
+    "fish": Dialect(
+        quote_fish, "set -gx {name} {value};", "set -e {name};", "set -g {name} {value};"
+    ),
     "powershell": Dialect(
         quote_powershell,
         "$env:{name} = {value}",
         "Remove-Item -LiteralPath Env:{name} -ErrorAction SilentlyContinue",
+        "${name} = {value}",
     ),
-    "cmd": Dialect(quote_cmd, 'set "{name}={value}"', 'set "{name}="'),
+    # cmd has no unexported variables; its `set` is the closest
+    "cmd": Dialect(quote_cmd, 'set "{name}={value}"', 'set "{name}="', 'set "{name}={value}"'),
 }
 
 
@@ -170,8 +183,18 @@ def render_exports(values: Mapping[str, str], shell: str) -> str:
     Raises InvalidValue naming the variable (never the value) when the shell cannot hold it.
     """
     rules = dialect(shell)
+    return _assignments(rules, rules.assign, values, shell)
+
+
+def render_shell_variables(values: Mapping[str, str], shell: str) -> str:
+    """Statements that set variables of the shell itself, not exported (`Dialect.keep`)."""
+    rules = dialect(shell)
+    return _assignments(rules, rules.keep, values, shell)
+
+
+def _assignments(rules: Dialect, template: str, values: Mapping[str, str], shell: str) -> str:
     lines = [
-        rules.assign.format(name=name, value=_quote(rules, shell, name, value))
+        template.format(name=name, value=_quote(rules, shell, name, value))
         for name, value in check_values(values).items()
     ]
     return "".join(line + "\n" for line in lines)

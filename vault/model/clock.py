@@ -8,8 +8,19 @@ the default clock.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import datetime as dt
+else:
+    # CPython's C module: importing `datetime` first runs its whole pure-Python version and
+    # then replaces it with these same types (~1 ms here, on every `keyvault env`, which
+    # checks the vault's times at load). Other interpreters have only `datetime`.
+    try:
+        import _datetime as dt
+    except ImportError:  # pragma: no cover - CPython always has it
+        import datetime as dt
 
 Clock = Callable[[], dt.datetime]
 
@@ -42,8 +53,18 @@ def parse_time(text: object) -> dt.datetime | None:
 
 
 def is_time(text: object) -> bool:
-    """Whether `text` is a stored time (or a date): what the document reader accepts."""
-    return parse_time(text) is not None
+    """Whether `text` is a stored time (or a date): what the document reader accepts.
+
+    `parse_time(text) is not None`, without building the aware datetime: the reader asks
+    this of every time in the vault (40,000 times for a 10,000-key vault).
+    """
+    if not isinstance(text, str) or not text:
+        return False
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def human(moment: dt.datetime | str | None, *, utc: bool = False, seconds: bool = False) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 from vault.errors import (
     DamagedVault,
@@ -41,6 +40,10 @@ from vault.model.records import (
     Phone,
     Recipient,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -426,6 +429,7 @@ class VaultDoc:
 def iter_entries(
     doc: VaultDoc, *, project: str | None = None, status: str | None = None
 ) -> Iterator[Entry]:
+
     for entry in doc.entries:
         if project is not None and entry.project != project:
             continue

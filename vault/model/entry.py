@@ -8,10 +8,13 @@ Unknown fields from a newer keyvault are kept in `extra` and written back.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from vault.model.health import HealthRecord
 from vault.model.secret import Secret
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 

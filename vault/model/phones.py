@@ -8,10 +8,10 @@ that is reported as over-committed, never silently dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 from vault.errors import PhoneFull
+from vault.model.tuples import NamedTuple
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vault.model.document import VaultDoc
     from vault.model.entry import Entry

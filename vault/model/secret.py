@@ -7,7 +7,10 @@ value is only available through `reveal()`, which is easy to grep for.
 
 from __future__ import annotations
 
-from typing import Final
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
 
 _SHOWN_TAIL: Final = 4
 # the public head of a key: the masked form shows it, so revealing it reveals nothing

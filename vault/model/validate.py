@@ -8,17 +8,18 @@ pasted into it (a key, an age identity, a card number): metadata is printed unma
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from vault.errors import InvalidValue
 from vault.model.shapes import hide_secrets, holds_card_number, refuse_secret_shapes
 from vault.model.shapes import luhn_ok as _luhn_ok  # noqa: F401 - tests reach it here
+from vault.model.urls import check_base_url, is_loopback
+
+__all__ = ["check_base_url", "is_loopback"]  # with the checks below: where they used to live
 
 
 class KeyKind(StrEnum):
@@ -141,47 +142,6 @@ def check_name(raw: str, what: str = "name") -> str:
             " or digit"
         )
     return raw
-
-
-_LOOPBACK_NAMES = {"localhost"}
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(raw: str) -> str:
-    """An https URL (http only for loopback): keys must never cross the network in clear."""
-    refuse_secret_shapes(raw, "base url")
-    url = raw.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # an unbalanced `[` in the host
-        raise InvalidValue("base url is not a valid URL") from None
-    # before anything below quotes the URL back: it may hold a password
-    if parts.username or parts.password:
-        raise InvalidValue("base url must not contain a user name or password")
-    if not url.isprintable() or " " in url:
-        raise InvalidValue(f"base url {_show(raw)} contains spaces or control characters")
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidValue(f"base url {_show(raw)} is not an http(s) URL")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise InvalidValue(f"base url {_show(raw)} has a bad port") from None
-    if parts.query or parts.fragment:
-        raise InvalidValue("base url must not have a query or fragment")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise InvalidValue(
-            "base url uses plain http: the key would cross the network unencrypted",
-            hint="use https, or http only for 127.0.0.1/localhost",
-        )
-    return url
 
 
 _ID_SHAPES = {

@@ -7,12 +7,10 @@ Unlocking = scrypt once (here) + X25519 for the vault (in `vault.store.keyvault`
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from vault.errors import (
     AgeFormatError,
@@ -24,9 +22,12 @@ from vault.errors import (
     WrongPassphrase,
 )
 from vault.model.secret import Secret
+from vault.model.tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime as dt
+
     # imported where used: a session-unlocked command never loads cryptography
     from vault import age
 

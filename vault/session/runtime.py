@@ -33,6 +33,23 @@ def socket_path(
     folder = os.fspath(runtime_dir) if runtime_dir is not None else default_runtime_dir()
     if not _private_folder(folder, create=create):
         return ""
+    return _socket_in(folder, vault_home)
+
+
+def watched_socket_path(vault_home: StrPath, runtime_dir: StrPath | None = None) -> str:
+    """Where the agent for `vault_home` listens or would listen, with no check of the folder.
+
+    For the directory hook, whose shell code only tests whether a socket is there to notice
+    `unlock`, `lock` and expiry; every use of the socket goes through `socket_path`. "" when
+    sessions are unsupported.
+    """
+    if not supported():
+        return ""
+    folder = os.fspath(runtime_dir) if runtime_dir is not None else default_runtime_dir()
+    return _socket_in(folder, vault_home)
+
+
+def _socket_in(folder: str, vault_home: StrPath) -> str:
     home = os.path.realpath(os.fspath(vault_home)).encode("utf-8", "surrogateescape")
     return os.path.join(folder, f"agent-{_digest(home)[:16]}.sock")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Protocol
 
 from vault.errors import NoPassphraseSource, NothingTyped, VaultNotFound, WrongPassphrase
 from vault.model.secret import Secret
@@ -25,23 +24,24 @@ from vault.session.identity import (
 from vault.store.config import Paths
 from vault.store.files import read_file
 
+PASSPHRASE_TRIES = 3  # as sudo: a typo costs a retype, not the whole command
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Protocol
+
     # `vault.age` loads cryptography: commands that a session unlocks never import it
     from vault import age
 
+    class SessionLike(Protocol):
+        """An unlocked session (`vault.session.client.Session`): decrypts with an identity
+        it keeps. A protocol for the type checker only: importing typing costs ~3 ms."""
 
-PASSPHRASE_TRIES = 3  # as sudo: a typo costs a retype, not the whole command
+        def decrypt(self, sealed: bytes) -> bytes | None:
+            """The plaintext, or None when there is no session to ask."""
 
-
-class SessionLike(Protocol):
-    """An unlocked session (`vault.session.client.Session`): decrypts with an identity it keeps."""
-
-    def decrypt(self, sealed: bytes) -> bytes | None:
-        """The plaintext, or None when there is no session to ask."""
-
-    def recipient(self) -> str | None:
-        """The session identity's public key, or None when there is no session."""
+        def recipient(self) -> str | None:
+            """The session identity's public key, or None when there is no session."""
 
 
 class Unlocker:

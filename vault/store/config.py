@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from vault.errors import ConfigError
+from vault.model.tuples import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PHONE_SLOTS = 2  # OpenAI lets one phone number verify two keys
 DEFAULT_LOCK_TIMEOUT = 10.0  # seconds a change waits for another keyvault to finish its save

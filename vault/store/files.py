@@ -20,9 +20,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 from vault.errors import LockTimeout, StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -193,23 +196,17 @@ def file_stamp(path: Path) -> tuple[int, int, int] | None:
 @contextlib.contextmanager
 def locked(path: Path, *, timeout: float = 10.0, poll: float = 0.02) -> Iterator[None]:
     """Hold the exclusive advisory lock on `path` (created 0600, never a symlink)."""
-    import portalocker  # noqa: PLC0415 - only writers lock; keeps it off the read path
-
     handle = _open_lock_file(path)
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
-                break
-            except portalocker.LockException:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"the vault is locked by {_holder(path)}",
-                        hint=f"wait for it to finish (the lock is {path}), or raise"
-                        " lock_timeout in config.toml",
-                    ) from None
-                time.sleep(poll)
+        while not _try_lock(handle, path):
+            if time.monotonic() >= deadline:
+                raise LockTimeout(
+                    f"the vault is locked by {_holder(path)}",
+                    hint=f"wait for it to finish (the lock is {path}), or raise"
+                    " lock_timeout in config.toml",
+                )
+            time.sleep(poll)
         _write_holder(handle)
         try:
             yield
@@ -218,9 +215,46 @@ def locked(path: Path, *, timeout: float = 10.0, poll: float = 0.02) -> Iterator
                 handle.seek(0)
                 handle.truncate()
                 handle.flush()
-            portalocker.unlock(handle)
+            _unlock(handle)
     finally:
         handle.close()
+
+
+# POSIX: flock(2) itself, the lock portalocker takes there (so both see each other); on
+# Windows, portalocker's LockFileEx. Importing portalocker costs ~15 ms (it reads its own
+# package metadata), a thirtieth of `add` on a 10,000-key vault. Writers only.
+
+
+def _try_lock(handle: IO[bytes], path: Path) -> bool:
+    """Take the exclusive lock if nobody holds it; False when another process does."""
+    try:
+        import fcntl  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - Windows
+        import portalocker  # noqa: PLC0415
+
+        try:
+            portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
+        except portalocker.LockException:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise StorageError(f"{path.name}: cannot lock ({_reason(exc)})") from None
+    return True
+
+
+def _unlock(handle: IO[bytes]) -> None:
+    try:
+        import fcntl  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - Windows
+        import portalocker  # noqa: PLC0415
+
+        portalocker.unlock(handle)
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _open_lock_file(path: Path) -> IO[bytes]:

@@ -12,7 +12,6 @@ Every change bumps the generation and is sealed to every recipient listed in the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from vault.errors import (
     AgeFormatError,
@@ -46,11 +45,13 @@ from vault.store.files import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     # `vault.age` loads cryptography: commands that a session unlocks never import it
     from vault import age
     from vault.export.targets import SyncOutcome
 
-T = TypeVar("T")
+    T = TypeVar("T")
 
 
 class Keyvault:

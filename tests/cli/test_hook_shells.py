@@ -1,0 +1,229 @@
+"""The directory hook in real bash, zsh and fish: what it exports, and when it starts keyvault.
+
+`keyvault` on the shells' PATH is a shim that logs each call, so every test counts the
+`hook-env` runs: none in folders without a project file, one on entering a project, none
+while moving inside it, one on leaving (the user's own variables come back), one when the
+session starts or ends, one when the project file changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSPHRASE, REPO, Cli, make_key, require_tool
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+class Shell:
+    """Builds one script for `shell` from steps, runs it, returns its `NAME=value` lines."""
+
+    def __init__(self, shell: str, env: dict[str, str], log: Path) -> None:
+        self.shell = shell
+        self.binary = require_tool(shell)
+        self.env = env
+        self.log = log
+        self.lines: list[str] = []
+        fish = shell == "fish"
+        self.lines.append(
+            "keyvault hook fish | source" if fish else f'eval "$(keyvault hook {shell})"'
+        )
+
+    def prompt(self) -> Shell:
+        self.lines.append("emit fish_prompt" if self.shell == "fish" else "_keyvault_hook")
+        return self
+
+    def cd(self, folder: Path | str) -> Shell:
+        self.lines.append(f"cd '{folder}'")
+        return self.prompt()
+
+    def run(self, command: str) -> Shell:
+        self.lines.append(command)
+        return self
+
+    def show(self, label: str, variable: str = "OPENAI_API_KEY") -> Shell:
+        if self.shell == "fish":
+            self.lines.append(
+                f"if set -q {variable}; echo {label}=${variable}; else; echo {label}=unset; end"
+            )
+        else:
+            self.lines.append(f'echo "{label}=${{{variable}-unset}}"')
+        return self
+
+    def calls(self, label: str) -> Shell:
+        """How many times the hook has run `keyvault hook-env` so far."""
+        grep = f"grep -c hook-env '{self.log}'"
+        self.lines.append(
+            f"echo {label}=({grep})" if self.shell == "fish" else f"echo {label}=$({grep})"
+        )
+        return self
+
+    def results(self) -> dict[str, str]:
+        self.log.write_text("")
+        proc = subprocess.run(
+            [self.binary, "-c", "\n".join(self.lines)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+            start_new_session=True,  # no terminal: the hook must never prompt
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-1000:]
+        found = {}
+        # fish's own fish_prompt handlers switch bracketed paste on and off: not ours
+        for line in re.sub(r"\x1b\[\?2004[hl]", "", proc.stdout).splitlines():
+            name, _, value = line.partition("=")
+            found[name] = value
+        return found
+
+
+@pytest.fixture
+def hooked(vault_cli: Cli, tmp_path: Path) -> Iterator[tuple[dict[str, str], Path, dict[str, str]]]:
+    """A vault with projects `demo` and `other`, a project folder, a logging shim; yields the
+    shells' environment (no passphrase: only a session opens the vault), the project folder
+    and the keys."""
+    keys = {"demo": make_key(), "other": make_key()}
+    vault_cli.add("demo-1", keys["demo"], "--project", "demo")
+    vault_cli.add(
+        "other-1", keys["other"], "--project", "other", "--base-url", "https://r.example/v1"
+    )
+    project = tmp_path / "proj"
+    (project / "sub" / "deeper").mkdir(parents=True)
+    (project / ".keyvault.toml").write_text('project = "demo"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    shim = bin_dir / "keyvault"
+    shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{sys.executable}" -m vault "$@"\n')
+    shim.chmod(0o755)
+    env = {k: v for k, v in vault_cli.env.items() if k != "KEYVAULT_PASSPHRASE"}
+    env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHONPATH=str(REPO), HOOK_LOG=str(log))
+    yield env, project, keys
+    vault_cli("lock")
+
+
+def shell_for(shell: str, hooked: tuple[dict[str, str], Path, dict[str, str]]) -> Shell:
+    env, _, _ = hooked
+    return Shell(shell, env, Path(env["HOOK_LOG"]))
+
+
+UNLOCK = f"env KEYVAULT_PASSPHRASE='{PASSPHRASE}' keyvault unlock --ttl 5m >/dev/null"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_no_process_in_folders_without_a_project_file(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], tmp_path: Path, shell: str
+) -> None:
+    plain = tmp_path / "plain" / "a" / "b"
+    plain.mkdir(parents=True)
+    script = shell_for(shell, hooked)
+    for folder in (plain, plain.parent, "/", tmp_path, plain, "/tmp"):
+        script.cd(folder).prompt()
+    got = script.calls("CALLS").show("KEY").results()
+    assert got == {"CALLS": "0", "KEY": "unset"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_enter_move_inside_leave(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    script = shell_for(shell, hooked)
+    script.run("export OPENAI_API_KEY=mine OPENAI_BASE_URL=https://mine.example/v1")
+    if shell == "fish":
+        script.lines[-1] = (
+            "set -gx OPENAI_API_KEY mine; set -gx OPENAI_BASE_URL https://mine.example/v1"
+        )
+    script.cd(project).calls("ENTER").show("IN").show("IN_URL", "OPENAI_BASE_URL")
+    for folder in (project / "sub", project / "sub" / "deeper", project):
+        script.cd(folder).prompt()
+    script.calls("INSIDE")
+    script.cd("/").calls("LEAVE").show("OUT").show("OUT_URL", "OPENAI_BASE_URL")
+    script.cd("/tmp").cd("/").calls("AFTER")
+    got = script.results()
+    assert got["IN"] == keys["demo"] and got["IN_URL"] == "unset"  # the relay of mine: unset
+    assert (got["ENTER"], got["INSIDE"], got["LEAVE"], got["AFTER"]) == ("1", "1", "2", "2")
+    assert got["OUT"] == "mine" and got["OUT_URL"] == "https://mine.example/v1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_session_start_and_end_are_noticed_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], shell: str
+) -> None:
+    _, project, keys = hooked
+    script = shell_for(shell, hooked)
+    script.cd(project / "sub").calls("LOCKED").show("BEFORE")
+    script.prompt().cd(project).calls("STILL")
+    script.run(UNLOCK).prompt().calls("UNLOCKED").show("AFTER")
+    script.prompt().cd(project / "sub").calls("QUIET")
+    script.run("keyvault lock >/dev/null").prompt().calls("ENDED").show("GONE")
+    got = script.results()
+    assert got["BEFORE"] == "unset" and got["AFTER"] == keys["demo"] and got["GONE"] == "unset"
+    counts = (got["LOCKED"], got["STILL"], got["UNLOCKED"], got["QUIET"], got["ENDED"])
+    assert counts == ("1", "1", "2", "2", "3")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_edited_project_file_is_read_at_the_next_change_of_folder(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    script = shell_for(shell, hooked)
+    script.cd(project).show("FIRST")
+    script.run(f"echo 'project = \"other\"' > '{project / '.keyvault.toml'}'")
+    script.cd(project / "sub").show("SECOND").show("URL", "OPENAI_BASE_URL").calls("CALLS")
+    got = script.results()
+    assert got["FIRST"] == keys["demo"] and got["SECOND"] == keys["other"]
+    assert got["URL"] == "https://r.example/v1" and got["CALLS"] == "2"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_symlinked_folder_finds_the_file_python_finds(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, tmp_path: Path, shell: str
+) -> None:
+    """Python walks up the physical folder: through a link into proj/sub, the project file
+    is in proj, which the link's own path never passes."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "link").symlink_to(project / "sub")
+    script = shell_for(shell, hooked)
+    script.cd(elsewhere / "link").show("IN").cd(elsewhere).show("OUT").calls("CALLS")
+    got = script.results()
+    assert got == {"IN": keys["demo"], "OUT": "unset", "CALLS": "2"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_project_file_of_another_user_exports_nothing(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, tmp_path: Path, shell: str
+) -> None:
+    """Python ignores a .keyvault.toml someone else owns (vault/store/context.py); the shell
+    finds it, lets Python decide once, and exports nothing."""
+    vault_cli.ok("unlock", "--ttl", "5m")
+    shared = tmp_path / "shared"
+    (shared / "inner").mkdir(parents=True)
+    planted = shared / ".keyvault.toml"
+    planted.write_text('project = "demo"\n')
+    os.chown(planted, 65534, 65534)
+    script = shell_for(shell, hooked)
+    script.cd(shared).show("KEY").cd(shared / "inner").show("INNER").calls("CALLS")
+    got = script.results()
+    assert got == {"KEY": "unset", "INNER": "unset", "CALLS": "1"}

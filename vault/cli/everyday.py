@@ -1,0 +1,157 @@
+"""What `env`, `get`, `exec` and `hook-env` do once their options are parsed.
+
+Two parsers call these: the click commands (vault/cli/export.py, inventory.py, session.py)
+and the fast dispatcher (vault/cli/fast.py), which runs the everyday forms without importing
+click. Both hand over the same values and both build the `Context` through `command_context`,
+so a change here (or in the library functions these call) applies to both, and
+tests/cli/test_fast_path.py proves they print the same bytes. Nothing here imports click;
+output goes straight to `sys.stdout`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Sequence
+
+from vault.cli.report import safe, warn
+from vault.errors import KeyvaultError, UsageError
+from vault.export import OPENAI_VARIABLES
+from vault.store.context import Context, folder_project
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final, TextIO
+
+# The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
+# out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
+# do not import; tests/cli/test_fast_path.py checks they name the same shells and formats.
+SHELL_CHOICES: Final = ("bash", "zsh", "sh", "fish", "powershell", "cmd")
+FORMAT_CHOICES: Final = ("dotenv", "json")
+HOOK_SHELL_CHOICES: Final = ("bash", "zsh", "fish")
+
+
+def command_context(
+    vault_home: str | None,
+    project_option: str | None = None,
+    proxy_option: str | None = None,
+    *,
+    timeout_option: float | None = None,
+    run_timeout_option: float | None = None,
+) -> Context:
+    """The invocation's Context from `--vault` and the command's options: the one place a
+    Context is built from the command line, for click and the fast path alike."""
+    return Context(
+        vault_home=vault_home,
+        project_option=project_option,
+        proxy_option=proxy_option,
+        timeout_option=timeout_option,
+        run_timeout_option=run_timeout_option,
+        warn=warn,
+    )
+
+
+def env(app: Context, shell: str | None, fmt: str | None, unset: bool) -> None:
+    """`keyvault env`: unset what the project does not set, then export what it does."""
+    from vault.export import shells  # noqa: PLC0415
+
+    if fmt and (shell or unset):
+        raise UsageError("--format cannot be combined with --shell or --unset")
+    if not fmt:
+        shell = shell or shells.detect_shell(os.environ, shells.parent_process_name())
+        if not unset and _stdout().isatty():
+            how = "keyvault env | source" if shell == "fish" else 'eval "$(keyvault env)"'
+            warn(f"these lines are for your shell to run, not to read: {how}")
+    if unset:
+        _write(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"))
+        return
+    chosen = app.exported(app.kv.read())
+    if fmt:
+        text = shells.render_format(chosen.values, fmt)
+    else:
+        shell = shell or "bash"
+        text = shells.render_unsets(chosen.unset, shell) + shells.render_exports(
+            chosen.values, shell
+        )
+    _write(text)
+
+
+def get(app: Context, name: str | None) -> None:
+    """`keyvault get`: a raw key on stdout, by name or a project's active key."""
+    if name and app.project_option is not None:
+        raise UsageError("give a NAME or --project, not both")
+    doc = app.kv.read()
+    entry = doc.find(name) if name else app.exported(doc).entry
+    # the bytes as stored: a text layer could translate or strip what a pipe must get
+    out = _stdout().buffer
+    out.write(entry.secret.reveal().encode("utf-8") + b"\n")
+    out.flush()
+
+
+def exec_(app: Context, pristine: bool, command: Sequence[str], *, masking: bool = True) -> None:
+    """`keyvault exec`: run COMMAND with the project's variables, without the others; with
+    `masking`, the project's keys in its output are replaced (vault/export/masking.py)."""
+    from vault.export.process import exec_with_env, refuse_nesting  # noqa: PLC0415
+
+    refuse_nesting(os.environ)  # before the vault opens: a nested one has nothing to open it
+    doc = app.kv.read()
+    chosen = app.exported(doc)
+    inherited = {k: v for k, v in os.environ.items() if k not in chosen.unset}
+    mask: tuple[str, ...] = ()
+    if masking:
+        from vault.export.masking import project_secrets  # noqa: PLC0415
+
+        mask = tuple(project_secrets(doc.in_project(chosen.entry.project)))
+    exec_with_env(list(command), chosen.values, pristine=pristine, environ=inherited, mask=mask)
+
+
+def hook_env(app: Context, shell: str) -> None:
+    """`keyvault hook-env`: export on entering a project folder, restore on leaving, and
+    tell the hook which socket to watch for the session (vault/export/hook_scripts.py)."""
+    from vault.export.hook import hook_change  # noqa: PLC0415
+    from vault.export.hook_scripts import SOCKET_VARIABLE  # noqa: PLC0415
+    from vault.export.shells import (  # noqa: PLC0415
+        render_exports,
+        render_shell_variables,
+        render_unsets,
+    )
+    from vault.session.runtime import watched_socket_path  # noqa: PLC0415
+
+    project = folder_project(app.cwd, warn=warn)
+    values = _unlocked_values(app, project) if project else None
+    change = hook_change(app.environ, project, values)
+    watch = {SOCKET_VARIABLE: watched_socket_path(app.paths.home)}
+    text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
+    _write(text + render_shell_variables(watch, shell))
+
+
+def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
+    """The project's variables if the vault opens without asking anyone; else None."""
+    from vault.session.unlock import Unlocker  # noqa: PLC0415
+    from vault.store.keyvault import Keyvault  # noqa: PLC0415
+
+    quiet = Unlocker(
+        settings=app.unlocker.settings,
+        ask=None,
+        session=app.unlocker.session,
+        warn=app.unlocker.warn,
+    )
+    try:
+        return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
+    except KeyvaultError as exc:
+        warn(f"not exporting project {safe(project)}: {exc.message}")
+        return None
+
+
+def _write(text: str) -> None:
+    out = _stdout()
+    out.write(text)
+    out.flush()
+
+
+def _stdout() -> TextIO:
+    """`sys.stdout`; `keyvault env >&-` leaves none: an output error (main prints it)."""
+    if sys.stdout is None:
+        raise OSError(errno.EBADF, "standard output is closed")
+    return sys.stdout

@@ -1,0 +1,162 @@
+r"""The shell side of the directory hook (`keyvault hook bash|zsh|fish`).
+
+Before each prompt the hook compares, with shell builtins only, what decides the export:
+- the nearest `.keyvault.toml` above the working folder, searched like Python's
+  `find_project_file` (the physical folder, any regular file), with the first 4 KiB of its
+  text when it is ours (so an edit is noticed; another user's file is read by nobody);
+- `KEYVAULT_HOME` and `KEYVAULT_HOOK_PROJECT` (what the hook exported last);
+- whether the session agent's socket is there (`unlock`, `lock` and expiry); `hook-env`
+  names the socket in `_KEYVAULT_SOCKET`, which the shell keeps unexported.
+It runs `keyvault hook-env` only when one of them changed while a project file was found or a
+project is exported; `hook-env` then decides everything (ownership of the file, the project,
+whether the vault opens without asking) through vault/export/hook.py. In a folder with no
+project file and nothing exported, no process starts at all. Where the working folder goes
+through a symbolic link, bash runs one `pwd -P` (a fork) per change of folder; zsh (`:A`)
+and fish (`builtin pwd -P`) resolve it in the shell.
+
+Every `cd` within one project, or between folders without one, costs a few `stat` calls
+(`python bench/startup.py` prints it). The shell-side names are `_KEYVAULT_*`; the exported
+ones (`KEYVAULT_HOOK_PROJECT`, `KEYVAULT_HOOK_SAVED`) belong to vault/export/hook.py.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+
+SOCKET_VARIABLE: Final = "_KEYVAULT_SOCKET"  # set by `hook-env`, read by the scripts below
+
+_BASH: Final = r"""_keyvault_find() {
+  local dir=$PWD probe=$PWD text=
+  while [[ -n $probe ]]; do
+    if [[ -L $probe ]]; then dir=$(builtin pwd -P); break; fi
+    probe=${probe%/*}
+  done
+  [[ $dir == / ]] && dir=
+  _KEYVAULT_FOUND=
+  while :; do
+    if [[ -f $dir/.keyvault.toml ]]; then
+      _KEYVAULT_FOUND=$dir/.keyvault.toml
+      if [[ -O $_KEYVAULT_FOUND ]]; then
+        IFS= read -r -N 4096 text 2>/dev/null <"$_KEYVAULT_FOUND" || :  # EOF is not an error
+        _KEYVAULT_FOUND+=$'\n'$text
+      fi
+      return 0
+    fi
+    [[ -z $dir ]] && return 0
+    dir=${dir%/*}
+  done
+}
+_keyvault_state() {
+  _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
+}
+_keyvault_hook() {
+  local rc=$?
+  if [[ ${_KEYVAULT_PWD-} != "$PWD" ]]; then
+    _KEYVAULT_PWD=$PWD
+    _keyvault_find
+  fi
+  if [[ -n ${_KEYVAULT_FOUND-} || -n ${KEYVAULT_HOOK_PROJECT-} ]]; then
+    _keyvault_state
+    if [[ $_KEYVAULT_NOW != "${_KEYVAULT_STATE-}" ]]; then
+      eval "$(command keyvault hook-env --shell bash)"
+      _keyvault_state
+      _KEYVAULT_STATE=$_KEYVAULT_NOW
+    fi
+  fi
+  return $rc
+}
+case ";${PROMPT_COMMAND-};" in
+  *";_keyvault_hook;"*) ;;
+  *) PROMPT_COMMAND="_keyvault_hook${PROMPT_COMMAND:+;$PROMPT_COMMAND}" ;;
+esac
+"""
+
+_ZSH: Final = r"""_keyvault_find() {
+  emulate -L zsh
+  local dir=${PWD:A} text=
+  [[ $dir == / ]] && dir=
+  typeset -g _KEYVAULT_FOUND=
+  while :; do
+    if [[ -f $dir/.keyvault.toml ]]; then
+      _KEYVAULT_FOUND=$dir/.keyvault.toml
+      if [[ -O $_KEYVAULT_FOUND ]]; then
+        read -r -u 0 -k 4096 text 2>/dev/null <$_KEYVAULT_FOUND || :
+        _KEYVAULT_FOUND+=$'\n'$text
+      fi
+      return 0
+    fi
+    [[ -z $dir ]] && return 0
+    dir=${dir%/*}
+  done
+}
+_keyvault_state() {
+  emulate -L zsh
+  typeset -g _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
+}
+_keyvault_hook() {
+  if [[ ${_KEYVAULT_PWD-} != "$PWD" ]]; then
+    typeset -g _KEYVAULT_PWD=$PWD
+    _keyvault_find
+  fi
+  if [[ -n ${_KEYVAULT_FOUND-} || -n ${KEYVAULT_HOOK_PROJECT-} ]]; then
+    _keyvault_state
+    if [[ $_KEYVAULT_NOW != "${_KEYVAULT_STATE-}" ]]; then
+      eval "$(command keyvault hook-env --shell zsh)"
+      _keyvault_state
+      typeset -g _KEYVAULT_STATE=$_KEYVAULT_NOW
+    fi
+  fi
+}
+typeset -ag precmd_functions
+if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
+  precmd_functions=(_keyvault_hook $precmd_functions)
+fi
+"""
+
+_FISH: Final = r"""function _keyvault_find
+    set -l dir (builtin pwd -P)
+    test "$dir" = / && set dir ''
+    set -g _KEYVAULT_FOUND ''
+    while true
+        if test -f "$dir/.keyvault.toml"
+            set _KEYVAULT_FOUND "$dir/.keyvault.toml"
+            if test -O "$_KEYVAULT_FOUND"
+                set -l text ''
+                read -z -n 4096 text 2>/dev/null <"$_KEYVAULT_FOUND"; or true
+                set _KEYVAULT_FOUND "$_KEYVAULT_FOUND"\n"$text"
+            end
+            return 0
+        end
+        test -z "$dir" && return 0
+        set dir (string replace -r '/[^/]*$' '' -- "$dir")
+    end
+end
+function _keyvault_state
+    set -g _KEYVAULT_NOW "$_KEYVAULT_FOUND|$KEYVAULT_HOME|$KEYVAULT_HOOK_PROJECT|"
+    if test -n "$_KEYVAULT_SOCKET" && test -S "$_KEYVAULT_SOCKET"
+        set _KEYVAULT_NOW "$_KEYVAULT_NOW"1
+    end
+end
+function _keyvault_hook --on-variable PWD --on-event fish_prompt
+    if test "$_KEYVAULT_PWD" != "$PWD"
+        set -g _KEYVAULT_PWD "$PWD"
+        _keyvault_find
+    end
+    if test -n "$_KEYVAULT_FOUND" || test -n "$KEYVAULT_HOOK_PROJECT"
+        _keyvault_state
+        if test "$_KEYVAULT_NOW" != "$_KEYVAULT_STATE"
+            command keyvault hook-env --shell fish | source
+            _keyvault_state
+            set -g _KEYVAULT_STATE "$_KEYVAULT_NOW"
+        end
+    end
+end
+_keyvault_hook
+"""
+
+HOOK_SCRIPTS: Final = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
