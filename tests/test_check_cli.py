@@ -15,16 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Cli, base_env
-from fake_openai import FakeOpenAI
-from fake_proxy import ForwardProxy
-from rotation_support import actives, add, by_name, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.fake_proxy import ForwardProxy
+from tests.helpers import (
+    Cli,
+    actives,
+    add,
+    by_name,
+    make_cli,
+    open_vault,
+    write_config,
+)
 from vault.health.checking import CheckOptions, merge_results, probe_entries
 from vault.rotation.policy import HealthPolicy
 from vault.store.inventory import edit_key, remove_key
-
-pytest_plugins = ["fake_openai"]
 
 # Every row of the reference error table that a stored key can reach (the "no Authorization
 # header" row cannot: a key is always sent), plus the rate-limit variant that must not retry.
@@ -43,12 +48,6 @@ TABLE: dict[str, tuple[str, dict[str, Any], str, int]] = {
     "server-error": ("server_error", {}, "server_error", 500),
     "healthy": ("ok", {}, "ok", 200),
 }
-
-
-def make_cli(home: Path, runtime: Path) -> Cli:
-    env = base_env(home, runtime)
-    env["KEYVAULT_PASSPHRASE"] = PASSPHRASE
-    return Cli(home, env)
 
 
 @pytest.fixture(scope="module")

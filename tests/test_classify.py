@@ -6,7 +6,10 @@ import json
 from typing import NamedTuple
 
 import pytest
-from fake_openai_responses import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.fake_openai_responses import (
     INVALID_KEY_MSG,
     MISSING_SCOPES_MSG,
     NO_AUTH_MSG,
@@ -16,9 +19,6 @@ from fake_openai_responses import (
     make_key,
     make_relay_key,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from vault.health import (
     HealthResult,
     Status,

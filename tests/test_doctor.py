@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, Cli
+from tests.helpers import CHEAP_LOG_N, Cli
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and owners")
 

@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault.errors import InvalidValue, StorageError
 from vault.export import OPENAI_VARIABLES, Unrepresentable
 from vault.export.dotenv import (

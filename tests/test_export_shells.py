@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import require_tool
+from tests.helpers import require_tool
 from vault.errors import InvalidValue, UsageError
 from vault.export import OPENAI_VARIABLES, openai_values
 from vault.export.shells import (

@@ -9,17 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from fake_openai_responses import make_key
 
+from tests.fake_openai_responses import make_key
 from vault.health import ProbeTarget, Status, check
 from vault.model.secret import Secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fake_openai import FakeOpenAI
-
-pytest_plugins = ["fake_openai"]
+    from tests.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, Cli, make_key
+from tests.helpers import CHEAP_LOG_N, Cli, make_key
 from vault.store.files import FileOps, sweep_temp_files
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX symlinks and modes")

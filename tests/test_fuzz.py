@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault import age
 from vault.errors import KeyvaultError
 from vault.model import codec as document

@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, base_env, make_key
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, make_cli, make_key
 from vault import age
 from vault.cli.main import COMMANDS
 from vault.model import codec as document
@@ -116,8 +116,7 @@ def server() -> Iterator[FakeOpenAI]:
 def template(server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Template:
     """Built once: the canary (answered with 401) active in project p, a healthy spare."""
     root = tmp_path_factory.mktemp("leaks")
-    cli = Cli(root / "kv", base_env(root / "kv", root))
-    cli.env["KEYVAULT_PASSPHRASE"] = PASSPHRASE
+    cli = make_cli(root / "kv", root)
     cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
     key = server.add_key("invalid", key=make_key())
     spare = server.add_key("ok", key=make_key())

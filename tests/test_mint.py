@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli
-from fake_openai import FakeOpenAI
-from rotation_support import Clock, actives, add, by_name, files, open_vault
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import Cli, Clock, actives, add, by_name, files, open_vault
 from vault.export.dotenv import update_dotenv_file
 from vault.export.targets import remember_dotenv
 from vault.model.document import Status, VaultDoc
@@ -20,8 +19,6 @@ from vault.rotation.mint import mint_rotate, run_due
 from vault.rotation.mint_records import CRASH_ENV, CRASH_EXIT, MintOptions, records
 from vault.rotation.rotate import RotateOptions
 from vault.store.keyvault import Keyvault
-
-pytest_plugins = ["fake_openai"]
 
 STEPS = ["intent", "created", "saved", "checked", "switched", "dotenv", "deleted"]
 LIVE = ("created", "switched", "active", "retiring")

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Cli
-from fake_openai import FakeOpenAI
-from rotation_support import NOW, actives, add, by_name, files, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import NOW, Cli, actives, add, by_name, files, open_vault, write_config
 from vault.errors import ConfigError, NoHealthyCandidate
 from vault.export.dotenv import update_dotenv_file
 from vault.export.targets import remember_dotenv
@@ -20,8 +19,6 @@ from vault.model.secret import Secret
 from vault.rotation.policy import RotationPolicy, project_due, rotation_policy
 from vault.rotation.rotate import choose
 from vault.store.config import Config
-
-pytest_plugins = ["fake_openai"]
 
 PHONE = "+447911123456"
 

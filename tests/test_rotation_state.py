@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -19,15 +18,14 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from rotation_support import add, open_vault
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import add, open_vault
 from vault.errors import KeyvaultError
 from vault.health.checking import CheckOptions, run_checks, select_entries
 from vault.model.document import Kind, Status
 from vault.rotation.rotate import RotateOptions, rotate_due, rotate_project
 from vault.store.inventory import edit_key, remove_key
-
-pytest_plugins = ["fake_openai"]
 
 PROJECTS = st.sampled_from(["a", "b", None])
 BEHAVIOURS = st.sampled_from(["ok", "ok", "invalid", "quota", "rate_limited", "region_blocked"])

@@ -26,7 +26,7 @@ from pathlib import Path
 import cryptography
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 from vault import age
 from vault.errors import (
     AgeHeaderError,

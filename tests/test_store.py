@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, make_key
+from tests.helpers import files, make_key, open_vault
 from vault.errors import LockTimeout, StorageError
 from vault.model.secret import Secret
-from vault.session.identity import UnlockSettings
-from vault.session.unlock import Unlocker
-from vault.store.config import Paths
 from vault.store.files import FileOps, locked, write_file_atomic
 from vault.store.inventory import add_key
 from vault.store.keyvault import Keyvault
@@ -31,21 +28,11 @@ from vault.store.keyvault import Keyvault
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process tests")
 
 
-def open_vault(home: Path, ops: FileOps | None = None, **kw: object) -> Keyvault:
-    unlocker = Unlocker(settings=UnlockSettings(passphrase=Secret(PASSPHRASE)))
-    return Keyvault(Paths(home), unlocker, ops=ops or FileOps(), **kw)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def kv(tmp_path: Path) -> Keyvault:
     vault = open_vault(tmp_path / "kv")
-    vault.init(Secret(PASSPHRASE), log_n=CHEAP_LOG_N)
     add_key(vault, "first", Secret(make_key()), {"project": "p"})
     return vault
-
-
-def files(home: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in home.iterdir() if p.name != "vault.lock"}
 
 
 class FailAt(FileOps):
@@ -130,7 +117,6 @@ def test_files_private_under_umask_000(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
         vault = open_vault(tmp_path / "a" / "kv")
-        vault.init(Secret(PASSPHRASE), log_n=CHEAP_LOG_N)
         add_key(vault, "k", Secret(make_key()), {})
     finally:
         os.umask(old)

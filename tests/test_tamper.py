@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, make_key
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, Cli, make_key
 from vault import age
 from vault.errors import (
     EXIT_AUTH,

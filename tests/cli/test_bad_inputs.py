@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, Result, base_env, make_key
+from tests.helpers import CHEAP_LOG_N, Cli, Result, make_cli, make_key
 from vault import age
 
 UK = "+447911123456"
@@ -44,8 +44,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """main+spare fill the UK phone in `work`; home is in `home` on a US phone; adm is admin."""
     root = tmp_path_factory.mktemp("bad-inputs")
     runtime = Path(tempfile.mkdtemp(prefix="kvrt-", dir="/tmp"))
-    env = {**base_env(root / "kv", runtime), "KEYVAULT_PASSPHRASE": PASSPHRASE}
-    cli = Cli(root / "kv", env)
+    cli = make_cli(root / "kv", runtime)
     cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
     keys = {
         "main": cli.add("main", None, "--project", "work", "--phone", UK),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, make_key, require_tool
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, make_key, require_tool
 from vault import age
 
 UK = "+447911123456"
@@ -29,7 +29,7 @@ def assert_absent(text: str, *keys: str) -> None:
         assert len(key) < 40 or key[12:40] not in text  # not even a fragment
 
 
-def open_vault(cli: Cli) -> dict[str, object]:
+def decrypted_document(cli: Cli) -> dict[str, object]:
     """The decrypted document, read with the exported identity (the user's recovery path)."""
     identity = age.X25519Identity.parse(cli.ok("identity", "export").out.strip())
     return json.loads(age.decrypt((cli.home / "vault.age").read_bytes(), [identity]))
@@ -229,7 +229,7 @@ def test_edit_metadata_rename_activate_secret_and_clear(vault_cli):
 
     assert cli.ok("edit", "b2", "--secret", input=new + "\n").out == "updated b2\n"
     assert cli.ok("get", "b2").out == new + "\n"
-    assert kb not in json.dumps(open_vault(cli)["entries"])
+    assert kb not in json.dumps(decrypted_document(cli)["entries"])
     # the old secret is free again: it can be stored under another name
     cli.add("b-old", kb, "--project", "work")
 
@@ -319,7 +319,7 @@ def test_log_is_append_only_and_never_holds_a_secret(vault_cli):
         "status",
         "edit",
     ]
-    doc = open_vault(cli)
+    doc = decrypted_document(cli)
     assert_absent(json.dumps(doc["history"]) + text, *keys)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Cli, base_env, make_key, require_tool
+from tests.helpers import REPO, Cli, base_env, make_key, require_tool
 
 
 @pytest.fixture
