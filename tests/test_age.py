@@ -237,6 +237,7 @@ def test_age_encrypts_to_our_recipient(tmp_path: Path) -> None:
     assert age.decrypt(sealed, [identity]) == b"to us"
 
 
+@pytest.mark.slow
 def test_we_decrypt_age_passphrase_files(tmp_path: Path) -> None:
     """age -p uses its default work factor (18), so this test pays one real scrypt."""
     need_age()
@@ -380,7 +381,7 @@ def test_work_factor_above_the_cap_fails_before_any_scrypt(work_factor: bytes) -
     started = time.perf_counter()
     with pytest.raises(WorkFactorTooHigh, match="above the limit of 22"):
         age.decrypt(crafted, [age.ScryptIdentity(PASSPHRASE)])
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 1.0  # scrypt at log2 N = 23 alone takes seconds
 
 
 def test_identity_cap_is_configurable() -> None:

@@ -75,6 +75,7 @@ def table_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         yield {"result": result, "keys": keys, "doc": kv.read(), "cli": cli}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*TABLE, "wrong-org"])
 def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], name: str) -> None:
     expected, http = (TABLE[name][2], TABLE[name][3]) if name in TABLE else ("forbidden", 401)
@@ -147,6 +148,7 @@ def test_selection_names_project_all(fake_openai: FakeOpenAI, cli: Cli) -> None:
     assert "no entry named 'nope'" in missing.err
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     fast = {f"fast{i}": fake_openai.add_key("ok") for i in range(3)}
@@ -173,7 +175,7 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
         while sum(fake_openai.count(k, "models") for k in fast.values()) < 3:
             assert time.monotonic() < deadline, "the server never answered the fast keys"
             time.sleep(0.02)
-        time.sleep(0.3)  # let the client take in the answers it already has
+        time.sleep(1.0)  # let the client take in the answers it has (the slow key takes 30 s)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -187,6 +189,7 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
     assert out.count(" ok ") == 3  # the finished rows are still shown
 
 
+@pytest.mark.slow
 def test_disable_after_hard_failures_and_enable_when_it_passes(
     fake_openai: FakeOpenAI, cli: Cli
 ) -> None:
@@ -265,6 +268,7 @@ def test_socks5_proxy_from_the_option_wins_over_config(
     assert fake_openai.count(key, "models") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "bad",
     ["garbage", "ftp://127.0.0.1:21", "http://", "http://127.0.0.1:99999", "socks4://127.0.0.1:1"],

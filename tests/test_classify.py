@@ -377,6 +377,7 @@ header_names = st.sampled_from(
 header_maps = st.dictionaries(header_names | st.text(max_size=20), st.text(max_size=40), max_size=6)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(
     status=st.none() | st.integers(min_value=-5, max_value=1000),

@@ -42,6 +42,7 @@ def git(folder: Path, *args: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_healthy_vault_is_all_good(cli: Cli) -> None:
     cli.ok("init", "--work-factor", "18")  # the default cost: the only way to get no warning
     identity = cli.ok("identity", "export").out.strip()

@@ -134,6 +134,7 @@ def assert_exported(env: dict[bytes, bytes], values: dict[str, str]) -> None:
 # --- bash, zsh, sh, fish: property tests in the real shells --------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_every_value_round_trips_in_the_real_shell(runner: str, tmp_path: Path) -> None:
     shell, argv = RUNNERS[runner]
@@ -278,6 +279,7 @@ def powershell_run(script: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(values=variable_sets)
 def test_powershell_round_trips_through_the_reference_tokenizer(values: dict[str, str]) -> None:

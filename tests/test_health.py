@@ -337,6 +337,7 @@ def test_base_url_without_v1(fake_openai: FakeOpenAI) -> None:
 # --- concurrency ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("keys", "concurrency"), [(60, 8), (200, 64)])
 def test_concurrency_bound(fake_openai_factory: Factory, keys: int, concurrency: int) -> None:
     server = fake_openai_factory(latency=0.05)

@@ -7,7 +7,7 @@ import sys
 
 from tests.helpers import REPO
 
-TARGETS = ["vault", "tests", "bench"]
+TARGETS = ["vault", "tests", "bench", "tools"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -73,6 +73,7 @@ def assert_settled(server: FakeOpenAI, doc: VaultDoc, env_file: Path) -> None:
     assert all(r["state"] in (*LIVE, "deleted", "abandoned") for r in records(doc))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_a_kill_at_any_step_is_resumed_by_finish(
     step: str, fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
@@ -93,6 +94,7 @@ def test_a_kill_at_any_step_is_resumed_by_finish(
     assert cli("check", actives(doc, "work")[0]).code == 0  # the key really works
 
 
+@pytest.mark.slow
 def test_resume_with_mint_again_reuses_the_saved_key(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
@@ -111,6 +113,7 @@ def test_resume_with_mint_again_reuses_the_saved_key(
     assert_settled(fake_openai, open_vault(cli.home).read(), env_file)
 
 
+@pytest.mark.slow
 def test_a_minted_key_that_fails_its_check_is_not_activated(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
@@ -167,6 +170,7 @@ def test_grace_period_delays_the_deletion(fake_openai: FakeOpenAI, tmp_path: Pat
     assert events.count("delete-service-account") == 1
 
 
+@pytest.mark.slow
 def test_mint_dry_run_and_missing_prerequisites(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:

@@ -100,6 +100,7 @@ def test_cooldown_keeps_a_rate_limited_key_out(fake_openai: FakeOpenAI, cli: Cli
     assert fake_openai.stats.by_path["models"] - requests_before == 1
 
 
+@pytest.mark.slow
 def test_to_switches_to_the_named_key(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     url = fake_openai.base_url
@@ -129,6 +130,7 @@ def test_to_switches_to_the_named_key(fake_openai: FakeOpenAI, cli: Cli) -> None
     assert actives(doc, None) == []
 
 
+@pytest.mark.slow
 def test_dry_run_leaves_every_file_byte_identical(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:

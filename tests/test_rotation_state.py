@@ -114,6 +114,7 @@ class RotationMachine(RuleBasedStateMachine):
         assert max(Counter(e.project for e in active).values(), default=0) <= 1
 
 
+@pytest.mark.slow
 def test_rotation_state_machine(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     RotationMachine.server = fake_openai
     RotationMachine.root = tmp_path

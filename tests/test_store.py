@@ -173,6 +173,7 @@ def _adder(home: Path, worker: int, count: int) -> None:
         add_key(vault, f"w{worker}-{i}", Secret(make_key()), {"project": f"p{worker}"})
 
 
+@pytest.mark.slow
 def test_eight_processes_adding_concurrently_lose_nothing(kv: Keyvault) -> None:
     workers, each = 8, 25
     pids = []
@@ -204,6 +205,7 @@ def _save_forever(home: Path) -> None:
         add_key(vault, f"k{os.getpid()}-{i}", Secret(make_key()), {})
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_during_saves_never_damages_the_vault(kv: Keyvault) -> None:
     rng = random.Random(1234)
     kills = 0

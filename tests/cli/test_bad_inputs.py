@@ -174,6 +174,7 @@ def _stdin(kind: str | None, shared: Shared) -> tuple[str | None, list[str]]:
     return text, [key] if kind in built else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
 def test_bad_input_is_refused_cleanly(case, shared, snapshot):
     label, argv, stdin, code, words = case
@@ -323,6 +324,7 @@ DAMAGE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", DAMAGE, ids=[row[0] for row in DAMAGE])
 def test_damaged_vault_is_reported_and_never_rewritten(case, shared, tmp_path, snapshot):
     label, damage, code, words = case
