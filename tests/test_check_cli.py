@@ -91,6 +91,7 @@ def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], nam
     assert (stored["last_ok_at"] is not None) == (expected == "ok")
 
 
+@pytest.mark.slow
 def test_a_bad_key_makes_check_exit_5_and_no_key_is_printed(table_run: dict[str, Any]) -> None:
     result = table_run["result"]
     assert result.code == 5, result.err

@@ -139,6 +139,7 @@ def test_a_locked_vault_skips_what_needs_the_key(vault_cli: Cli) -> None:
     assert code == 1
 
 
+@pytest.mark.slow
 def test_vault_files_in_a_git_work_tree(vault_cli: Cli) -> None:
     top = vault_cli.home.parent
     git(top, "init", "-q")
@@ -164,6 +165,7 @@ def test_vault_files_in_a_git_work_tree(vault_cli: Cli) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_dotenv_files_the_vault_wrote(vault_cli: Cli, tmp_path: Path) -> None:
     vault_cli.add("k", None, "--project", "web")
     project = tmp_path / "project"
@@ -188,6 +190,7 @@ def test_dotenv_files_the_vault_wrote(vault_cli: Cli, tmp_path: Path) -> None:
     assert ("dotenv", "ok") in [(c["area"], c["level"]) for c in checks]
 
 
+@pytest.mark.slow
 def test_a_running_session_is_reported(vault_cli: Cli) -> None:
     vault_cli.ok("unlock", "--ttl", "10m")
     try:

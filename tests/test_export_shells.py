@@ -333,6 +333,7 @@ def cmd_run_set(line: str, env: dict[str, str], *, delayed: bool) -> None:
     env[name] = value
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(value=values_text, delayed=st.booleans())
 @example(value=' "', delayed=False)  # once a flake: the refusal text holds ' "' itself

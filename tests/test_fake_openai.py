@@ -31,6 +31,7 @@ def client(sdk: Any, server: FakeOpenAI, key: str, retries: int = 0) -> Any:
     return sdk.OpenAI(api_key=key, base_url=server.base_url, max_retries=retries)
 
 
+@pytest.mark.slow
 def test_official_sdk_reads_answers(sdk: Any, fake_openai: FakeOpenAI) -> None:
     ok = fake_openai.add_key("ok")
     models = client(sdk, fake_openai, ok).models.list()

@@ -448,6 +448,7 @@ def limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
 
 
+@pytest.mark.slow
 def test_io_failures_never_leak(
     canary: Canary, snapshot: Callable[[Path], dict[str, bytes]]
 ) -> None:
@@ -466,6 +467,7 @@ def test_io_failures_never_leak(
     assert not (canary.project / "big.env").exists()
 
 
+@pytest.mark.slow
 def test_crashes_with_a_traceback_never_print_the_key(canary: Canary) -> None:
     """Unexpected exceptions: output to a full device after the key is decrypted, and a
     vault file that is a folder. Python tracebacks show source lines and messages only."""
@@ -555,7 +557,7 @@ def test_no_secret_in_any_argv_while_commands_run(canary: Canary) -> None:
         start_new_session=True,
     )
     try:
-        # wait for keyvault to exec `sleep` (a fixed pause lost this race on a loaded machine)
+        # wait for keyvault to exec `sleep` (a fixed pause can lose this race on a loaded machine)
         cmdline = Path(f"/proc/{child.pid}/cmdline")
         deadline = time.monotonic() + 20
         while not cmdline.read_bytes().startswith(b"sleep\0"):

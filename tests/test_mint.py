@@ -133,6 +133,7 @@ def test_a_minted_key_that_fails_its_check_is_not_activated(
     assert by_name(doc)[actives(doc, "work")[0]].id == pending["entry"]
 
 
+@pytest.mark.slow
 def test_a_removed_minted_key_gets_its_account_deleted(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:

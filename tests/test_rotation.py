@@ -27,6 +27,7 @@ def history(doc: VaultDoc, action: str) -> list[dict[str, object]]:
     return [e for e in doc.history if e["action"] == action]
 
 
+@pytest.mark.slow
 def test_check_rotate_applies_each_policy_trigger(fake_openai: FakeOpenAI, cli: Cli) -> None:
     write_config(
         cli.home,

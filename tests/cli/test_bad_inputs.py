@@ -187,6 +187,7 @@ def test_bad_input_is_refused_cleanly(case, shared, snapshot):
     assert snapshot(shared.cli.home) == before, f"{label} changed the vault"
 
 
+@pytest.mark.slow
 def test_phone_full_hint_names_the_phone_with_room(shared, snapshot):
     before = snapshot(shared.cli.home)
     result = shared.cli("add", "x", "--phone", UK, input=make_key())
