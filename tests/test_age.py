@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import agevectors
-from tests.helpers import require_tool
+from tests.helpers import Cli, require_tool
 from vault import age
 from vault.age.bech32 import bech32_encode
 from vault.errors import (
@@ -123,6 +123,24 @@ def test_cctv_post_quantum_vector_is_refused(name: str) -> None:
     with pytest.raises(AgeHeaderError if expected else NoMatchingIdentity) as refused:
         age.decrypt(vector.data, classic_identities(vector))
     assert expected is None or expected in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "message"),
+    [
+        ("armor_x25519", 4, "vault.age: header: not an age file"),
+        ("hybrid", 3, "this identity cannot open vault.age"),
+    ],
+)
+def test_cli_refuses_an_unsupported_vault_file_in_one_line(
+    vault_cli: Cli, name: str, code: int, message: str
+) -> None:
+    """What a user sees when vault.age is an armored or post-quantum file: one error line."""
+    (vault_cli.home / "vault.age").write_bytes(VECTORS[name].data)
+    result = vault_cli("list")
+    assert (result.code, result.out) == (code, "")
+    assert result.err.splitlines()[0] == f"keyvault: error: {message}"
+    assert "Traceback" not in result.err
 
 
 def test_cctv_vectors_are_all_accounted_for() -> None:
