@@ -162,15 +162,21 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
         project="p",
         base_url=fake_openai.base_url,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vault", "check", "--all"],
-        env=cli.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    # Ctrl-C as at a terminal: a suite started in the background (`pytest &` from a script)
+    # ignores SIGINT, and the child would inherit that and never see the one sent below
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vault", "check", "--all"],
+            env=cli.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         deadline = time.monotonic() + 20
         while sum(fake_openai.count(k, "models") for k in fast.values()) < 3:
