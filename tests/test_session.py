@@ -723,7 +723,7 @@ print(json.dumps(found))
 
 @pytest.mark.xdist_group("kvtest2")
 def test_agent_is_not_dumpable_even_for_its_own_user(
-    agents: list[int], tmp_path: Path, request: pytest.FixtureRequest
+    agents: list[int], tmp_path: Path, runtime_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     """Another process of the *same* (non-root) user cannot read the agent's memory either.
 
@@ -749,7 +749,8 @@ def test_agent_is_not_dumpable_even_for_its_own_user(
     else:
         done = subprocess.run(
             [sys.executable, "-c", PROBE],
-            input=json.dumps([identity, str(tmp_path / "home"), str(tmp_path / "run")]),
+            # runtime_dir: a short path, as a unix socket's must be (tmp_path under xdist is not)
+            input=json.dumps([identity, str(tmp_path / "home"), str(runtime_dir)]),
             env={**os.environ, "PYTHONPATH": str(REPO)},
             capture_output=True,
             text=True,
