@@ -69,8 +69,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=None, help="default: the library's")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from fake_openai_responses import make_key
+    sys.path.insert(0, str(REPO))
+    from tests.fake_openai_responses import make_key
 
     keys = [make_key(i) for i in range(args.keys)]
     proc, base_url = start_server(args.keys, args.latency)

@@ -1,17 +1,16 @@
-"""Loader for the C2SP CCTV age test vectors (shared/reference/age-testdata).
+"""Loader for the C2SP CCTV age test vectors kept in tests/vectors/age/.
 
 Each vector file is `key: value` lines, a blank line, then the age file (zlib-compressed when
-`compressed: zlib`). See the README.md in the vector folder.
+`compressed: zlib`). See the README.md in the vector folder for where they come from.
 """
 
 from __future__ import annotations
 
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors" / "age"
 KNOWN_KEYS = frozenset(
     {"expect", "payload", "file key", "identity", "passphrase", "armored", "compressed", "comment"}
 )
@@ -33,15 +32,7 @@ class Vector:
     data: bytes
 
 
-def vectors_dir() -> Path:
-    """`KEYVAULT_AGE_TESTDATA`, else the shared reference folder beside the repository."""
-    configured = os.environ.get("KEYVAULT_AGE_TESTDATA")
-    if configured:
-        return Path(configured)
-    return REPO_ROOT.parent / "shared" / "reference" / "age-testdata"
-
-
-def vector_names(folder: Path) -> list[str]:
+def vector_names(folder: Path = VECTOR_DIR) -> list[str]:
     return sorted(
         path.name
         for path in folder.iterdir()
@@ -77,13 +68,22 @@ def load(path: Path) -> Vector:
     )
 
 
-def skip_reason(vector: Vector) -> str | None:
-    """Why this implementation does not run the vector, or None when it must pass it."""
+def unsupported(vector: Vector) -> str | None:
+    """What keyvault does not implement that this vector needs, or None when it must pass it.
+
+    keyvault reads binary age files with X25519 and scrypt stanzas only; an unsupported
+    vector is still run, to prove it is refused cleanly (tests/test_age.py).
+    """
     if vector.unknown_keys:
-        return f"unknown vector keys {list(vector.unknown_keys)}"
+        raise ValueError(f"{vector.name}: unknown vector keys {list(vector.unknown_keys)}")
     if vector.armored:
-        return "ascii armor is not supported: keyvault reads and writes binary age files only"
-    post_quantum = any(i.startswith("AGE-SECRET-KEY-PQ-") for i in vector.identities)
-    if post_quantum or b"\n-> mlkem768x25519 " in vector.data:
-        return "post-quantum (mlkem768x25519) stanzas are not supported"
+        return "armor"
+    if is_post_quantum(vector):
+        return "post-quantum"
     return None
+
+
+def is_post_quantum(vector: Vector) -> bool:
+    """Uses ML-KEM-768 + X25519 hybrid identities or stanzas, which keyvault does not have."""
+    pq_identity = any(i.startswith("AGE-SECRET-KEY-PQ-") for i in vector.identities)
+    return pq_identity or b"\n-> mlkem768x25519 " in vector.data

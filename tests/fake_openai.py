@@ -7,7 +7,7 @@ per key and per path, and records the most requests it ever had in flight at onc
 
 As pytest fixtures: `fake_openai`, `fake_openai_factory`, `fake_openai_tls` (HTTPS with a
 trustme CA), `test_ca`, `client_ssl_context`, `forward_proxy` — enable with
-`pytest_plugins = ["fake_openai"]` (tests/ is on sys.path).
+`pytest_plugins = ["tests.fake_openai"]` (tests/conftest.py does).
 By hand: `python -m tests.fake_openai --latency 0.1 --keys 1000` prints the base URL; keys are
 `make_key(0..N-1)`.
 """
@@ -33,42 +33,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-try:
-    from fake_openai_admin import AdminAPI
-    from fake_openai_responses import (
-        BEHAVIOURS,
-        RELAY_ERRORS,
-        Canned,
-        KeySpec,
-        chat_body,
-        error_body,
-        invalid_key,
-        make_key,
-        make_relay_key,
-        mismatched_org,
-        models_body,
-        no_auth,
-        ratelimit_headers,
-        request_id,
-    )
-except ModuleNotFoundError:  # run as `python -m tests.fake_openai` from the repository root
-    from tests.fake_openai_admin import AdminAPI
-    from tests.fake_openai_responses import (
-        BEHAVIOURS,
-        RELAY_ERRORS,
-        Canned,
-        KeySpec,
-        chat_body,
-        error_body,
-        invalid_key,
-        make_key,
-        make_relay_key,
-        mismatched_org,
-        models_body,
-        no_auth,
-        ratelimit_headers,
-        request_id,
-    )
+from tests.fake_openai_admin import AdminAPI
+from tests.fake_openai_responses import (
+    BEHAVIOURS,
+    RELAY_ERRORS,
+    Canned,
+    KeySpec,
+    chat_body,
+    error_body,
+    invalid_key,
+    make_key,
+    make_relay_key,
+    mismatched_org,
+    models_body,
+    no_auth,
+    ratelimit_headers,
+    request_id,
+)
 
 __all__ = ["RELAY_ERRORS", "FakeOpenAI", "KeySpec", "Request", "make_key", "make_relay_key"]
 
@@ -471,7 +452,7 @@ def fake_openai_tls(test_ca: Any) -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def forward_proxy() -> Iterator[Any]:
-    from fake_proxy import ForwardProxy
+    from tests.fake_proxy import ForwardProxy
 
     with ForwardProxy() as proxy:
         yield proxy
@@ -479,7 +460,7 @@ def forward_proxy() -> Iterator[Any]:
 
 @pytest.fixture
 def socks_proxy() -> Iterator[Any]:
-    from fake_proxy import Socks5Proxy
+    from tests.fake_proxy import Socks5Proxy
 
     with Socks5Proxy() as proxy:
         yield proxy

@@ -16,29 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-try:
-    from fake_openai_responses import (
-        Canned,
-        admin_redacted,
-        error_body,
-        invalid_key,
-        make_key,
-        missing_scopes,
-        no_auth,
-    )
-except ModuleNotFoundError:  # run as `python -m tests.fake_openai`
-    from tests.fake_openai_responses import (
-        Canned,
-        admin_redacted,
-        error_body,
-        invalid_key,
-        make_key,
-        missing_scopes,
-        no_auth,
-    )
+from tests.fake_openai_responses import (
+    Canned,
+    admin_redacted,
+    error_body,
+    invalid_key,
+    make_key,
+    missing_scopes,
+    no_auth,
+)
 
 if TYPE_CHECKING:
-    from fake_openai import FakeOpenAI, Request
+    from tests.fake_openai import FakeOpenAI, Request
 
 DAY = 86_400
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cli, make_key
 
+from tests.helpers import Cli, make_key
 from vault.session import runtime
 
 pytestmark = [

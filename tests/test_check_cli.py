@@ -15,17 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Cli, base_env
-from fake_openai import FakeOpenAI
-from fake_proxy import ForwardProxy
-from rotation_support import actives, add, by_name, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.fake_proxy import ForwardProxy
+from tests.helpers import (
+    Cli,
+    actives,
+    add,
+    by_name,
+    make_cli,
+    open_vault,
+    write_config,
+)
 from vault.health.checking import CheckOptions, merge_results, probe_entries
 from vault.health.policy import HealthPolicy
 from vault.model import codec
 from vault.store.inventory import edit_key, remove_key
-
-pytest_plugins = ["fake_openai"]
 
 # Every row of the reference error table that a stored key can reach (the "no Authorization
 # header" row cannot: a key is always sent), plus the rate-limit variant that must not retry.
@@ -44,12 +49,6 @@ TABLE: dict[str, tuple[str, dict[str, Any], str, int]] = {
     "server-error": ("server_error", {}, "server_error", 500),
     "healthy": ("ok", {}, "ok", 200),
 }
-
-
-def make_cli(home: Path, runtime: Path) -> Cli:
-    env = base_env(home, runtime)
-    env["KEYVAULT_PASSPHRASE"] = PASSPHRASE
-    return Cli(home, env)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +76,7 @@ def table_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         yield {"result": result, "keys": keys, "doc": kv.read(), "cli": cli}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*TABLE, "wrong-org"])
 def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], name: str) -> None:
     expected, http = (TABLE[name][2], TABLE[name][3]) if name in TABLE else ("forbidden", 401)
@@ -93,6 +93,7 @@ def test_every_error_row_is_classified_and_stored(table_run: dict[str, Any], nam
     assert (stored["last_ok_at"] is not None) == (expected == "ok")
 
 
+@pytest.mark.slow
 def test_a_bad_key_makes_check_exit_5_and_no_key_is_printed(table_run: dict[str, Any]) -> None:
     result = table_run["result"]
     assert result.code == 5, result.err
@@ -157,6 +158,7 @@ def test_selection_names_project_all(fake_openai: FakeOpenAI, cli: Cli) -> None:
     assert "no entry named 'nope'" in missing.err
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     fast = {f"fast{i}": fake_openai.add_key("ok") for i in range(3)}
@@ -169,21 +171,27 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
         project="p",
         base_url=fake_openai.base_url,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vault", "check", "--all"],
-        env=cli.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    # Ctrl-C as at a terminal: a suite started in the background (`pytest &` from a script)
+    # ignores SIGINT, and the child would inherit that and never see the one sent below
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vault", "check", "--all"],
+            env=cli.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         deadline = time.monotonic() + 20
         while sum(fake_openai.count(k, "models") for k in fast.values()) < 3:
             assert time.monotonic() < deadline, "the server never answered the fast keys"
             time.sleep(0.02)
-        time.sleep(0.3)  # let the client take in the answers it already has
+        time.sleep(1.0)  # let the client take in the answers it has (the slow key takes 30 s)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -197,6 +205,7 @@ def test_ctrl_c_keeps_the_finished_results(fake_openai: FakeOpenAI, cli: Cli) ->
     assert out.count(" ok ") == 3  # the finished rows are still shown
 
 
+@pytest.mark.slow
 def test_disable_after_hard_failures_and_enable_when_it_passes(
     fake_openai: FakeOpenAI, cli: Cli
 ) -> None:
@@ -289,6 +298,7 @@ def test_socks5_proxy_from_the_option_wins_over_config(
     assert fake_openai_tls.count(key, "models") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "bad",
     ["garbage", "ftp://127.0.0.1:21", "http://", "http://127.0.0.1:99999", "socks4://127.0.0.1:1"],

@@ -17,13 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Cli, base_env
-from fake_openai import FakeOpenAI
-from rotation_support import add, by_name, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import PASSPHRASE, Cli, add, base_env, by_name, open_vault, write_config
 from vault.model.health import ADVICE
-
-pytest_plugins = ["fake_openai"]
 
 
 @pytest.fixture(scope="module")

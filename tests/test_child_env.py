@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, Cli
+
+from tests.helpers import PASSPHRASE, Cli
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="exec replaces the process on POSIX")
 

@@ -6,7 +6,10 @@ import json
 from typing import NamedTuple
 
 import pytest
-from fake_openai_responses import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.fake_openai_responses import (
     INVALID_KEY_MSG,
     MISSING_SCOPES_MSG,
     NO_AUTH_MSG,
@@ -16,9 +19,6 @@ from fake_openai_responses import (
     make_key,
     make_relay_key,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from vault.health import (
     HealthResult,
     Status,
@@ -382,6 +382,7 @@ header_names = st.sampled_from(
 header_maps = st.dictionaries(header_names | st.text(max_size=20), st.text(max_size=40), max_size=6)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(
     status=st.none() | st.integers(min_value=-5, max_value=1000),

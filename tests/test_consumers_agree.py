@@ -29,9 +29,9 @@ import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from inprocess import Ran, exec_env, run_cli
 
-from tests.conftest import make_key
+from tests.helpers import make_key
+from tests.inprocess import Ran, exec_env, run_cli
 from vault import age
 from vault.export import OPENAI_VARIABLES, export_state
 from vault.model.secret import Secret

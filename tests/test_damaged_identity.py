@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Cli
 
+from tests.helpers import Cli
 from vault import age
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, Cli
+from tests.helpers import CHEAP_LOG_N, Cli
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and owners")
 
@@ -42,6 +42,7 @@ def git(folder: Path, *args: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_a_healthy_vault_is_all_good(cli: Cli) -> None:
     cli.ok("init", "--work-factor", "18")  # the default cost: the only way to get no warning
     identity = cli.ok("identity", "export").out.strip()
@@ -138,6 +139,7 @@ def test_a_locked_vault_skips_what_needs_the_key(vault_cli: Cli) -> None:
     assert code == 1
 
 
+@pytest.mark.slow
 def test_vault_files_in_a_git_work_tree(vault_cli: Cli) -> None:
     top = vault_cli.home.parent
     git(top, "init", "-q")
@@ -163,6 +165,7 @@ def test_vault_files_in_a_git_work_tree(vault_cli: Cli) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_dotenv_files_the_vault_wrote(vault_cli: Cli, tmp_path: Path) -> None:
     vault_cli.add("k", None, "--project", "web")
     project = tmp_path / "project"
@@ -187,6 +190,7 @@ def test_dotenv_files_the_vault_wrote(vault_cli: Cli, tmp_path: Path) -> None:
     assert ("dotenv", "ok") in [(c["area"], c["level"]) for c in checks]
 
 
+@pytest.mark.slow
 def test_a_running_session_is_reported(vault_cli: Cli) -> None:
     vault_cli.ok("unlock", "--ttl", "10m")
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_key, require_tool
+from tests.helpers import make_key, require_tool
 from vault import age
 from vault.errors import DamagedVault, UnsupportedFormat
 from vault.model import codec as document

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault.errors import InvalidValue, PolicyViolation, UsageError
 from vault.export.ci import (
     GITLAB_DOTENV_MAX_BYTES,

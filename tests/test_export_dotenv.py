@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault.errors import InvalidValue, StorageError
 from vault.export import OPENAI_VARIABLES, Unrepresentable
 from vault.export.dotenv import (
@@ -165,6 +165,7 @@ values_text = st.lists(
 ).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(value=values_text)
 def test_every_written_value_reads_back_the_same_in_all_three_parsers(value: str) -> None:
@@ -251,6 +252,7 @@ def test_update_replaces_in_place_and_keeps_everything_else(tmp_path: Path) -> N
     assert parsed["CERT"] == "-----BEGIN\nOPENAI_API_KEY=not-a-line-of-ours\n-----END"
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, make_key
+from tests.helpers import REPO, make_key
 from vault.errors import PolicyViolation, UsageError
 from vault.export.process import EXEC_MARKER, child_environment, exec_with_env
 

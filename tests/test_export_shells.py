@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import require_tool
+from tests.helpers import make_key, require_tool
 from vault.errors import InvalidValue, PolicyViolation, UsageError
 from vault.export import OPENAI_VARIABLES, export_values
 from vault.export.shells import (
@@ -136,6 +136,7 @@ def assert_exported(env: dict[bytes, bytes], values: dict[str, str]) -> None:
 # --- bash, zsh, sh, fish: property tests in the real shells --------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", list(RUNNERS))
 def test_every_value_round_trips_in_the_real_shell(runner: str, tmp_path: Path) -> None:
     shell, argv = RUNNERS[runner]
@@ -280,6 +281,7 @@ def powershell_run(script: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(values=variable_sets)
 def test_powershell_round_trips_through_the_reference_tokenizer(values: dict[str, str]) -> None:
@@ -333,14 +335,22 @@ def cmd_run_set(line: str, env: dict[str, str], *, delayed: bool) -> None:
     env[name] = value
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(value=values_text, delayed=st.booleans())
+@example(value=' "', delayed=False)  # once a flake: the refusal text holds ' "' itself
 def test_cmd_round_trips_or_refuses(value: str, delayed: bool) -> None:
     try:
         script = render_exports({"OPENAI_API_KEY": value}, "cmd")
     except InvalidValue as err:
-        assert re.search(r'[%!"]|[^\t\x20-\x7e]', value)
-        assert value not in str(err) or len(value) <= 1
+        culprit = re.search(r'[%!"]|[^\t\x20-\x7e]', value)
+        assert culprit
+        # The value is not echoed: the message is the one its first refused character gets
+        # alone. (`value not in message` would fail for a value like ' "', which the fixed
+        # text 'it contains ", which …' happens to hold.)
+        with pytest.raises(InvalidValue) as alone:
+            render_exports({"OPENAI_API_KEY": culprit[0]}, "cmd")
+        assert str(err) == str(alone.value)
         return
     env = {"PATH": "C:\\Windows", "USERNAME": "me"}
     for line in script.removesuffix("\n").split("\n"):
@@ -356,8 +366,10 @@ def test_cmd_refusals_are_needed() -> None:
     cmd_run_set('set "A=x!PATH!y"', env, delayed=True)
     assert env["A"] == "xC:\\Windowsy"
     for bad in ("a%b", "a!b", 'a"b', "a\nb", "a\rb", "é"):
-        with pytest.raises(InvalidValue, match="cannot be written for cmd"):
-            render_exports({"OPENAI_API_KEY": bad}, "cmd")
+        secret = make_key() + bad
+        with pytest.raises(InvalidValue, match="cannot be written for cmd") as refused:
+            render_exports({"OPENAI_API_KEY": secret}, "cmd")
+        assert secret not in str(refused.value) and secret[8:40] not in str(refused.value)
     assert quote_cmd("a&b|c<d>e^f(g)") == "a&b|c<d>e^f(g)"
     assert render_unsets(["OPENAI_API_KEY"], "cmd") == 'set "OPENAI_API_KEY="\n'
 

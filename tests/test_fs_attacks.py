@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, Cli, make_key
+from tests.helpers import CHEAP_LOG_N, Cli, make_key
 from vault.store.files import FileOps, sweep_temp_files
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX symlinks and modes")
@@ -66,6 +66,7 @@ def test_a_dangling_lock_symlink_creates_nothing(keyed: Cli, tmp_path: Path) -> 
     assert not planted.exists() and not planted.is_symlink()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vault.age", "identity.age"])
 def test_a_symlinked_vault_file_is_not_read(keyed: Cli, tmp_path: Path, name: str) -> None:
     real = keyed.home / name
@@ -141,6 +142,7 @@ def test_a_symlinked_home_is_refused_by_init(cli: Cli, tmp_path: Path) -> None:
 # --- umask 000 ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_umask_000_still_gives_private_files(cli: Cli, tmp_path: Path) -> None:
     def run(*args: str, env: dict[str, str], input: str = "") -> None:
         proc = subprocess.run(
@@ -209,6 +211,7 @@ def fill(folder: Path) -> None:
     assert caught.value.errno == errno.ENOSPC
 
 
+@pytest.mark.slow
 def test_a_full_disk_leaves_the_old_vault(cli: Cli, small_tmpfs: Path, snapshot: Snapshot) -> None:
     home = small_tmpfs / "kv"
     env = {"KEYVAULT_HOME": str(home)}

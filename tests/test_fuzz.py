@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault import age
 from vault.errors import KeyvaultError
 from vault.model import codec as document
@@ -73,6 +73,7 @@ def only_keyvault_errors(action: Any, *args: Any) -> Any:
 # --- age ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @fuzz_settings("age_random_bytes")
 @given(st.one_of(st.binary(max_size=600), st.binary(max_size=200).map(lambda b: VAULT[:40] + b)))
 def test_age_random_bytes(data: bytes) -> None:
@@ -90,6 +91,7 @@ _STANZA = st.builds(
 )
 
 
+@pytest.mark.slow
 @fuzz_settings("age_header_grammar")
 @given(
     st.lists(_STANZA, max_size=4),
@@ -126,6 +128,7 @@ _EDITS = st.lists(
 )
 
 
+@pytest.mark.slow
 @fuzz_settings("age_mutated_vault")
 @given(_EDITS)
 def test_age_mutated_vault(edits: list[tuple[int, int, int]]) -> None:
@@ -148,6 +151,7 @@ def test_age_mutated_identity(edits: list[tuple[int, int, int]]) -> None:
 # --- the JSON document --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @fuzz_settings("document_random_bytes")
 @given(
     st.one_of(st.binary(max_size=300), st.binary(max_size=100).map(lambda b: PLAINTEXT[:60] + b))
@@ -183,6 +187,7 @@ _FIELDS = [
 ]
 
 
+@pytest.mark.slow
 @fuzz_settings("document_random_json")
 @given(
     st.dictionaries(
@@ -199,6 +204,7 @@ def test_document_random_json(raw: dict[str, Any], fmt: str | None) -> None:
     only_keyvault_errors(document.loads, json.dumps(raw).encode())
 
 
+@pytest.mark.slow
 @fuzz_settings("document_hostile_entries")
 @given(st.lists(st.dictionaries(st.sampled_from(_FIELDS), _JSON, max_size=8), max_size=4))
 def test_document_hostile_entries(entries: list[dict[str, Any]]) -> None:

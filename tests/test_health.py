@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from fake_openai_responses import make_key, make_relay_key
 
+from tests.fake_openai_responses import make_key, make_relay_key
 from vault.errors import InvalidValue
 from vault.health import HealthResult, ProbeTarget, Status, check, check_targets, exit_code
 from vault.health.lanes import _split
@@ -23,10 +23,9 @@ from vault.health.transport import is_loopback
 from vault.model.secret import Secret
 
 if TYPE_CHECKING:
-    from fake_openai import FakeOpenAI
-    from fake_proxy import ForwardProxy
+    from tests.fake_openai import FakeOpenAI
+    from tests.fake_proxy import ForwardProxy
 
-pytest_plugins = ["fake_openai"]
 Factory = Callable[..., "FakeOpenAI"]
 
 S = Status
@@ -338,6 +337,7 @@ def test_base_url_without_v1(fake_openai: FakeOpenAI) -> None:
 # --- concurrency ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("keys", "concurrency"), [(60, 8), (200, 64)])
 def test_concurrency_bound(fake_openai_factory: Factory, keys: int, concurrency: int) -> None:
     server = fake_openai_factory(latency=0.05)

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from inprocess import Ran, run_cli
 
+from tests.inprocess import Ran, run_cli
 from vault import age
 
 IDENTITY = age.X25519Identity.generate()

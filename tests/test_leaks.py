@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, base_env, make_key
 from tests.fake_openai import FakeOpenAI
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, Result, make_cli, make_key
 from vault import age
 from vault.cli.app import COMMANDS
 from vault.model import codec
@@ -117,8 +117,7 @@ def server() -> Iterator[FakeOpenAI]:
 def template(server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Template:
     """Built once: the canary (answered with 401) active in project p, a healthy spare."""
     root = tmp_path_factory.mktemp("leaks")
-    cli = Cli(root / "kv", base_env(root / "kv", root))
-    cli.env["KEYVAULT_PASSPHRASE"] = PASSPHRASE
+    cli = make_cli(root / "kv", root)
     cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
     key = server.add_key("invalid", key=make_key())
     spare = server.add_key("ok", key=make_key())
@@ -250,6 +249,7 @@ WRITES: list[tuple[tuple[str, ...], str, dict[str, str]]] = [
 ]
 
 
+@pytest.mark.slow
 def test_every_command_keeps_the_canary_out_of_its_output(canary: Canary) -> None:
     reads = list(zip(READS, canary.run_many(READS), strict=True))
     purpose_args = [args for args, _ in PURPOSE]
@@ -311,6 +311,7 @@ def assert_nothing_at_rest(c: Canary) -> None:
 # --- forced failures in every layer -------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_input_never_echoes_the_key(canary: Canary) -> None:
     key = canary.key
     cases = [
@@ -351,6 +352,7 @@ FAILING_READS: list[tuple[str, ...]] = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("layer", "env", "code"),
     [
@@ -380,6 +382,7 @@ def test_unlock_failures_never_echo_a_secret(
         assert canary.key[10:30] not in result.err
 
 
+@pytest.mark.slow
 def test_a_damaged_vault_never_leaks(canary: Canary) -> None:
     vault = canary.cli.home / "vault.age"
     data = bytearray(vault.read_bytes())
@@ -392,6 +395,7 @@ def test_a_damaged_vault_never_leaks(canary: Canary) -> None:
         assert_no_leak(canary, args, result)
 
 
+@pytest.mark.slow
 def test_a_hostile_document_never_leaks_or_escapes(canary: Canary) -> None:
     """A vault sealed by a teammate: malformed fields and terminal escapes in metadata."""
     identity = age.X25519Identity.parse(canary.identity)
@@ -421,6 +425,7 @@ def test_a_hostile_document_never_leaks_or_escapes(canary: Canary) -> None:
         assert_no_leak(canary, args, result)
 
 
+@pytest.mark.slow
 def test_a_malicious_relay_cannot_extract_or_inject(canary: Canary, server: FakeOpenAI) -> None:
     """A relay that echoes the key with terminal escapes in its errors, and one that
     redirects to a host of its choosing: `check` shows neither the key nor the escapes,
@@ -464,6 +469,7 @@ def limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
 
 
+@pytest.mark.slow
 def test_io_failures_never_leak(
     canary: Canary, snapshot: Callable[[Path], dict[str, bytes]]
 ) -> None:
@@ -482,6 +488,7 @@ def test_io_failures_never_leak(
     assert not (canary.project / "big.env").exists()
 
 
+@pytest.mark.slow
 def test_crashes_with_a_traceback_never_print_the_key(canary: Canary) -> None:
     """Unexpected exceptions: output to a full device after the key is decrypted, and a
     vault file that is a folder. Python tracebacks show source lines and messages only."""
@@ -574,6 +581,7 @@ def assert_argv_clean(c: Canary) -> None:
             assert value.encode() not in cmdline, f"{what} in argv of pid {pid}"
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_argv_while_commands_run(canary: Canary) -> None:
     child = subprocess.Popen(
         [sys.executable, "-m", "vault", "exec", "--project", "p", "--", "sleep", "3"],
@@ -582,8 +590,12 @@ def test_no_secret_in_any_argv_while_commands_run(canary: Canary) -> None:
         start_new_session=True,
     )
     try:
-        time.sleep(1.0)  # keyvault has started sleep by now (its child: exec masks output)
-        assert child.poll() is None
+        # wait for the command to start under keyvault (exec masks output: keyvault stays
+        # as its parent); a fixed pause can lose this race on a loaded machine
+        deadline = time.monotonic() + 20
+        while not _child_named(child.pid, b"sleep"):
+            assert child.poll() is None and time.monotonic() < deadline, "sleep did not start"
+            time.sleep(0.01)
         assert_argv_clean(canary)
         (command,) = children_of(child.pid)
         environ = Path(f"/proc/{command}/environ").read_bytes()
@@ -596,7 +608,10 @@ def test_no_secret_in_any_argv_while_commands_run(canary: Canary) -> None:
     agents = [pid for pid, line in all_cmdlines().items() if b"vault.session.agent" in line]
     assert agents
     for pid in agents:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except PermissionError:
+            continue  # not root: an agent is not dumpable, so not even its own user reads it
         assert PASSPHRASE.encode() not in environ and canary.identity.encode() not in environ
 
 
@@ -616,6 +631,7 @@ def test_harden_process_disables_core_dumps() -> None:
     assert done.stdout.split(None, 1) == ["0", "(0, 0)\n"]
 
 
+@pytest.mark.slow
 def test_lock_timeout_and_the_waiting_process(canary: Canary) -> None:
     """Hold vault.lock; writers wait (`lock_timeout`, 4 s here) and fail with exit 1, leaking
     nothing. Meanwhile the waiting keyvault process is checked: no core dumps, no secret in
@@ -666,3 +682,17 @@ def test_lock_timeout_and_the_waiting_process(canary: Canary) -> None:
         assert b"the vault is locked by" in err
         assert_no_leak(canary, ("locked",), Result(1, out.decode(), err.decode()))
     assert_nothing_at_rest(canary)
+
+
+def _child_named(parent: int, name: bytes) -> bool:
+    """Whether a child process of `parent` runs the program `name`."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+            if int(fields[1]) == parent and (stat.parent / "cmdline").read_bytes().startswith(
+                name + b"\0"
+            ):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
-TARGETS = ["vault", "tests", "bench"]
+TARGETS = ["vault", "tests", "bench", "tools"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli, Result
-from fake_openai import FakeOpenAI
-from rotation_support import Clock, actives, add, by_name, files, open_vault
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import Cli, Clock, Result, actives, add, by_name, files, open_vault
 from vault.export.dotenv import update_dotenv_file
 from vault.model.document import Status, VaultDoc
 from vault.rotation.mint import mint_rotate, run_due
@@ -22,8 +21,6 @@ from vault.rotation.mint_admin import MintOptions
 from vault.rotation.rotate import RotateOptions
 from vault.store.inventory import remember_dotenv
 from vault.store.keyvault import Keyvault
-
-pytest_plugins = ["fake_openai"]
 
 STEPS = ["intent", "created", "saved", "checked", "switched", "deleted"]
 CRASH_EXIT = 86
@@ -110,6 +107,7 @@ def assert_settled(server: FakeOpenAI, doc: VaultDoc, env_file: Path) -> None:
     assert all(r.state in (*LIVE, "deleted", "abandoned") for r in doc.mints)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", STEPS)
 def test_a_kill_at_any_step_is_resumed_by_finish(
     step: str, fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
@@ -130,6 +128,7 @@ def test_a_kill_at_any_step_is_resumed_by_finish(
     assert cli("check", actives(doc, "work")[0]).code == 0  # the key really works
 
 
+@pytest.mark.slow
 def test_resume_with_mint_again_reuses_the_saved_key(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
@@ -148,6 +147,7 @@ def test_resume_with_mint_again_reuses_the_saved_key(
     assert_settled(fake_openai, open_vault(cli.home).read(), env_file)
 
 
+@pytest.mark.slow
 def test_a_minted_key_that_fails_its_check_is_not_activated(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
@@ -167,6 +167,7 @@ def test_a_minted_key_that_fails_its_check_is_not_activated(
     assert by_name(doc)[actives(doc, "work")[0]].id == pending.entry
 
 
+@pytest.mark.slow
 def test_a_removed_minted_key_gets_its_account_deleted(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:
@@ -204,6 +205,7 @@ def test_grace_period_delays_the_deletion(fake_openai: FakeOpenAI, tmp_path: Pat
     assert events.count("delete-service-account") == 1
 
 
+@pytest.mark.slow
 def test_mint_dry_run_and_missing_prerequisites(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:

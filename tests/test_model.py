@@ -12,7 +12,7 @@ import itertools
 
 import pytest
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault.errors import (
     DamagedVault,
     DuplicateName,

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import dotenv
-from conftest import Cli, make_key
+
+from tests.helpers import Cli, make_key
 
 KEYVAULT = f"{shlex.quote(sys.executable)} -m vault"
 PHONE = "+447911123456"
@@ -139,8 +140,7 @@ def test_every_change_of_the_active_key_reaches_the_dotenv_file(
 def test_a_new_secret_is_an_unchecked_key(vault_cli: Cli, tmp_path: Path) -> None:
     setup_two_projects(vault_cli)
     home = vault_cli.home
-    from rotation_support import open_vault
-
+    from tests.helpers import open_vault
     from vault.model.health import HealthRecord, HealthStatus
 
     kv = open_vault(home)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Cli, Result, make_key
+
+from tests.helpers import Cli, Result, make_key
 
 CARD = "4111 1111 1111 1111"  # the standard Visa test number (Luhn-valid)
 # legacy-length keys fit a name, a tag or a project (64 characters at most)

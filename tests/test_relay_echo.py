@@ -11,8 +11,9 @@ import string
 from collections.abc import Callable
 
 import pytest
-from conftest import Cli
-from hostile_http import HostileServer
+
+from tests.helpers import Cli
+from tests.hostile_http import HostileServer
 
 # a relay key that looks nothing like `sk-…`, so only the key itself can find its echoes
 RELAY_KEY = "rk_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(45))

@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Cli
-from fake_openai import FakeOpenAI
-from rotation_support import NOW, actives, add, by_name, files, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import NOW, Cli, actives, add, by_name, files, open_vault, write_config
 from vault.errors import ConfigError
 from vault.export.dotenv import update_dotenv_file
 from vault.model import codec
@@ -23,8 +22,6 @@ from vault.rotation.policy import RotationPolicy, Verify, project_due, rotation_
 from vault.store.config import Config
 from vault.store.inventory import remember_dotenv
 
-pytest_plugins = ["fake_openai"]
-
 PHONE = "+447911123456"
 
 
@@ -32,6 +29,7 @@ def history(doc: VaultDoc, action: str) -> list[dict[str, object]]:
     return [codec.event_json(e) for e in doc.history if e.action == action]
 
 
+@pytest.mark.slow
 def test_check_rotate_applies_each_policy_trigger(fake_openai: FakeOpenAI, cli: Cli) -> None:
     write_config(
         cli.home,
@@ -105,6 +103,7 @@ def test_cooldown_keeps_a_rate_limited_key_out(fake_openai: FakeOpenAI, cli: Cli
     assert fake_openai.stats.by_path["models"] - requests_before == 1
 
 
+@pytest.mark.slow
 def test_to_switches_to_the_named_key(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     url = fake_openai.base_url
@@ -134,6 +133,7 @@ def test_to_switches_to_the_named_key(fake_openai: FakeOpenAI, cli: Cli) -> None
     assert actives(doc, None) == []
 
 
+@pytest.mark.slow
 def test_dry_run_leaves_every_file_byte_identical(
     fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
 ) -> None:

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -21,8 +20,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from rotation_support import add, open_vault
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import add, open_vault
 from vault.errors import KeyvaultError, NetworkUnavailable
 from vault.health.checking import CheckOptions, run_checks, select_entries
 from vault.model.document import Kind, Status
@@ -30,8 +30,6 @@ from vault.rotation.candidates import rank
 from vault.rotation.policy import Verify, rotation_policy
 from vault.rotation.rotate import RotateOptions, rotate_due, rotate_project
 from vault.store.inventory import edit_key, remove_key
-
-pytest_plugins = ["fake_openai"]
 
 PROJECTS = st.sampled_from(["a", "b", None])
 BEHAVIOURS = st.sampled_from(["ok", "ok", "invalid", "quota", "rate_limited", "region_blocked"])
@@ -147,6 +145,7 @@ class RotationMachine(RuleBasedStateMachine):
         assert max(Counter(e.project for e in active).values(), default=0) <= 1
 
 
+@pytest.mark.slow
 def test_rotation_state_machine(fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     RotationMachine.server = fake_openai
     RotationMachine.root = tmp_path

@@ -12,13 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Cli
-from fake_openai import FakeOpenAI
-from rotation_support import Clock, actives, add, by_name, files, open_vault, write_config
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import Cli, Clock, actives, add, by_name, files, open_vault, write_config
 from vault.health.checking import CheckOptions, run_checks, select_entries
-
-pytest_plugins = ["fake_openai"]
 
 PHONE = "+447911123456"
 CARD = "WildCard ****1234"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Cli, make_key
+from tests.helpers import REPO, Cli, make_key
 from vault.model.secret import Secret
 from vault.security.scan import (
     ALLOW_PRAGMA,

@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Cli, Result, make_key
-from fake_openai import FakeOpenAI
-from hostile_http import HostileServer, RecordingProxy, gzip_bomb
-from rotation_support import add, open_vault, write_config
 
-pytest_plugins = ["fake_openai"]
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import Cli, Result, add, make_key, open_vault, write_config
+from tests.hostile_http import HostileServer, RecordingProxy, gzip_bomb
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 

@@ -12,8 +12,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, REPO, Cli, make_key
 
+from tests.helpers import PASSPHRASE, REPO, Cli, make_key
 from vault.errors import InvalidValue
 from vault.export.ci import github_env
 
@@ -88,7 +88,7 @@ def test_ci_github_refuses_any_carriage_return(tmp_path: Path, value_tail: str) 
 def test_ci_github_never_joins_an_earlier_unfinished_line(tmp_path: Path, earlier: str) -> None:
     """An earlier step wrote a last line without its LF: our heredoc starts on a line of its
     own, so the key is not parsed as an invalid line (which the runner prints)."""
-    from test_export_ci import raw_text, runner_parse
+    from tests.test_export_ci import raw_text, runner_parse
 
     env_file = tmp_path / "github_env"
     env_file.write_bytes(earlier.encode())

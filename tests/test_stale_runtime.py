@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Cli, make_key, require_tool
+
+from tests.helpers import REPO, Cli, make_key, require_tool
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sessions are POSIX only")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, make_key
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, Cli, make_key
 from vault import age
 from vault.errors import (
     EXIT_AUTH,
@@ -128,6 +128,7 @@ def vault_flip_classes(data: bytes, index: int) -> tuple[type[KeyvaultError], ..
     return (AgePayloadError,)
 
 
+@pytest.mark.slow
 def test_every_byte_flip_of_vault_age_is_refused(sample: Sample, tmp_path: Path) -> None:
     read = vault_reader(sample, tmp_path)
     cases = flips(sample.vault)
@@ -164,6 +165,7 @@ def identity_flip_classes(data: bytes, index: int) -> tuple[type[KeyvaultError],
     return vault_flip_classes(data, index)
 
 
+@pytest.mark.slow
 def test_every_byte_flip_of_identity_age_is_refused(sample: Sample) -> None:
     passphrase = Secret(PASSPHRASE)
     for index, mask, bad in flips(sample.identity):
@@ -206,6 +208,7 @@ def damaged_samples(data: bytes, seed: int) -> list[bytes]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["vault.age", "identity.age"])
 def test_damaged_files_through_the_cli(
     target: str, sample: Sample, cli: Cli, tmp_path: Path
@@ -247,7 +250,7 @@ def test_a_raised_work_factor_fails_fast(sample: Sample, factor: bytes) -> None:
     started = time.perf_counter()
     with pytest.raises(DamagedIdentity) as caught:  # named as identity.age's damage
         open_identity(crafted, Secret(PASSPHRASE))
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 1.0  # scrypt at log2 N = 23 alone takes seconds
     assert isinstance(caught.value.__cause__, WorkFactorTooHigh)
     assert caught.value.exit_code == EXIT_DAMAGED
     assert len(str(caught.value)) < 120  # 5000 digits are not echoed back

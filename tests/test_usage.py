@@ -7,14 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Cli
-from fake_openai import FakeOpenAI
-from rotation_support import add, by_name, open_vault
 
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import Cli, add, by_name, open_vault
 from vault.rotation.mint import mint_rotate
 from vault.rotation.mint_admin import MintOptions
-
-pytest_plugins = ["fake_openai"]
 
 DAY = 86_400
 

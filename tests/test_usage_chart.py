@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-from conftest import Cli
-from test_usage import spend  # noqa: F401 - the fixture: two projects, 40 days of costs
 
 from tests.cli.terminal import in_terminal
+from tests.helpers import Cli
+from tests.test_usage import spend  # noqa: F401 - the fixture: two projects, 40 days of costs
 
 pytestmark = pytest.mark.slow  # the fake Administration API and a real terminal
 

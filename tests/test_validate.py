@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from tests.conftest import make_key
+from tests.helpers import make_key
 from vault.errors import InvalidValue, UsageError
 from vault.model import validate as v
 from vault.model.validate import KeyKind

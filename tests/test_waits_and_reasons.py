@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fake_openai import FakeOpenAI
 
+from tests.fake_openai import FakeOpenAI
 from vault.errors import ConfigError
 from vault.health import HealthResult, ProbeTarget, Status, check
 from vault.health.policy import health_policy
@@ -17,8 +17,6 @@ from vault.model.clock import ago, short_time
 from vault.model.secret import Secret
 from vault.rotation.policy import Verify, rotation_policy
 from vault.store.config import Config
-
-pytest_plugins = ["fake_openai"]
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, Result, base_env, make_key
+from tests.helpers import CHEAP_LOG_N, Cli, Result, make_cli, make_key
 from vault import age
 
 UK = "+447911123456"
@@ -44,8 +44,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """main+spare fill the UK phone in `work`; home is in `home` on a US phone; adm is admin."""
     root = tmp_path_factory.mktemp("bad-inputs")
     runtime = Path(tempfile.mkdtemp(prefix="kvrt-", dir="/tmp"))
-    env = {**base_env(root / "kv", runtime), "KEYVAULT_PASSPHRASE": PASSPHRASE}
-    cli = Cli(root / "kv", env)
+    cli = make_cli(root / "kv", runtime)
     cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
     keys = {
         "main": cli.add("main", None, "--project", "work", "--phone", UK),
@@ -175,6 +174,7 @@ def _stdin(kind: str | None, shared: Shared) -> tuple[str | None, list[str]]:
     return text, [key] if kind in built else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
 def test_bad_input_is_refused_cleanly(case, shared, snapshot):
     label, argv, stdin, code, words = case
@@ -187,6 +187,7 @@ def test_bad_input_is_refused_cleanly(case, shared, snapshot):
     assert snapshot(shared.cli.home) == before, f"{label} changed the vault"
 
 
+@pytest.mark.slow
 def test_phone_full_hint_names_the_phone_with_room(shared, snapshot):
     before = snapshot(shared.cli.home)
     result = shared.cli("add", "x", "--phone", UK, input=make_key())
@@ -324,6 +325,7 @@ DAMAGE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", DAMAGE, ids=[row[0] for row in DAMAGE])
 def test_damaged_vault_is_reported_and_never_rewritten(case, shared, tmp_path, snapshot):
     label, damage, code, words = case

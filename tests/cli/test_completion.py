@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, REPO, Cli, make_key, require_tool
+from tests.helpers import CHEAP_LOG_N, REPO, Cli, make_key, require_tool
 
 pytestmark = pytest.mark.slow  # real shells, each completion a real keyvault process
 

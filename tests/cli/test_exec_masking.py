@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.cli.terminal import in_terminal
-from tests.conftest import Cli, make_key
+from tests.helpers import Cli, make_key
 from vault.export.masking import MASK, StreamMasker
 
 KEY = make_key().encode()

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO, Cli, make_key
+from tests.helpers import REPO, Cli, make_key
 from vault.cli import everyday, fast
 from vault.cli.app import cli
 from vault.export.hook_scripts import HOOK_SCRIPTS
@@ -262,7 +262,7 @@ class Scene:
 def scene_and_runner(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Scene, Runner]]:
-    from tests.conftest import CHEAP_LOG_N, PASSPHRASE, base_env
+    from tests.helpers import CHEAP_LOG_N, PASSPHRASE, base_env
 
     tmp = tmp_path_factory.mktemp("drift")
     runtime = Path(tempfile.mkdtemp(prefix="kvfp-", dir="/tmp"))  # a short socket path

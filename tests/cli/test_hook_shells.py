@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSPHRASE, REPO, Cli, make_key, require_tool
+from tests.helpers import PASSPHRASE, REPO, Cli, make_key, require_tool
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -105,7 +105,11 @@ def hooked(vault_cli: Cli, tmp_path: Path) -> Iterator[tuple[dict[str, str], Pat
     shim.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{sys.executable}" -m vault "$@"\n')
     shim.chmod(0o755)
     env = {k: v for k, v in vault_cli.env.items() if k != "KEYVAULT_PASSPHRASE"}
+    passphrase = tmp_path / "passphrase"  # read by UNLOCK: never in a script's argv
+    passphrase.write_text(PASSPHRASE)
+    passphrase.chmod(0o600)
     env.update(PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHONPATH=str(REPO), HOOK_LOG=str(log))
+    env.update(TEST_PASSPHRASE_FILE=str(passphrase))
     yield env, project, keys
     vault_cli("lock")
 
@@ -115,7 +119,7 @@ def shell_for(shell: str, hooked: tuple[dict[str, str], Path, dict[str, str]]) -
     return Shell(shell, env, Path(env["HOOK_LOG"]))
 
 
-UNLOCK = f"env KEYVAULT_PASSPHRASE='{PASSPHRASE}' keyvault unlock --ttl 5m >/dev/null"
+UNLOCK = 'env KEYVAULT_PASSPHRASE_FILE="$TEST_PASSPHRASE_FILE" keyvault unlock --ttl 5m >/dev/null'
 
 
 @pytest.mark.slow

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, make_key
-from tests.rotation_support import open_vault
+from tests.helpers import Cli, make_key, open_vault
 
 pytestmark = pytest.mark.slow  # real processes: init, import, list per case
 

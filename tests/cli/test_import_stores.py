@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, make_key, require_tool
+from tests.helpers import Cli, make_key, require_tool
 
 pytestmark = pytest.mark.slow  # real pass, gpg and sqlite files, then the CLI
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, make_key, require_tool
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, REPO, Cli, make_key, require_tool
 from vault import age
 
 UK = "+447911123456"
@@ -29,7 +29,7 @@ def assert_absent(text: str, *keys: str) -> None:
         assert len(key) < 40 or key[12:40] not in text  # not even a fragment
 
 
-def open_vault(cli: Cli) -> dict[str, object]:
+def decrypted_document(cli: Cli) -> dict[str, object]:
     """The decrypted document, read with the exported identity (the user's recovery path)."""
     identity = age.X25519Identity.parse(cli.ok("identity", "export").out.strip())
     return json.loads(age.decrypt((cli.home / "vault.age").read_bytes(), [identity]))
@@ -47,6 +47,7 @@ def test_init_creates_a_private_vault(cli):
     assert cli.ok("phones", "--json").out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_add_list_phones_get_show(vault_cli, snapshot):
     cli = vault_cli
     k1, k2, k3, kh = make_key(), make_key(), make_key(), make_key()
@@ -199,6 +200,7 @@ def test_add_list_phones_get_show(vault_cli, snapshot):
     assert_absent(everything, k1, k2, kh)
 
 
+@pytest.mark.slow
 def test_edit_metadata_rename_activate_secret_and_clear(vault_cli):
     cli = vault_cli
     ka, kb, kc, new = make_key(), make_key(), make_key(), make_key()
@@ -245,7 +247,7 @@ def test_edit_metadata_rename_activate_secret_and_clear(vault_cli):
 
     assert cli.ok("edit", "b2", "--secret", input=new + "\n").out == "updated b2\n"
     assert cli.ok("get", "b2").out == new + "\n"
-    assert kb not in json.dumps(open_vault(cli)["entries"])
+    assert kb not in json.dumps(decrypted_document(cli)["entries"])
     # the old secret is free again: it can be stored under another name
     cli.add("b-old", kb, "--project", "work")
 
@@ -258,6 +260,7 @@ def test_edit_metadata_rename_activate_secret_and_clear(vault_cli):
     assert ["secret"] in [h.get("fields") for h in by_name]
 
 
+@pytest.mark.slow
 def test_rm_needs_yes_without_a_terminal(vault_cli, snapshot):
     cli = vault_cli
     key = cli.add("gone")
@@ -277,6 +280,7 @@ def test_rm_needs_yes_without_a_terminal(vault_cli, snapshot):
     assert_absent(refused.err, key)
 
 
+@pytest.mark.slow
 def test_passwd_old_then_new(vault_cli, snapshot):
     cli = vault_cli
     key = cli.add("k")
@@ -308,6 +312,7 @@ def test_passwd_old_then_new(vault_cli, snapshot):
     assert cli.ok("get", "k", env={"KEYVAULT_PASSPHRASE": new}).out == key + "\n"
 
 
+@pytest.mark.slow
 def test_log_is_append_only_and_never_holds_a_secret(vault_cli):
     cli = vault_cli
     keys = [make_key(), make_key(), make_key()]
@@ -335,10 +340,11 @@ def test_log_is_append_only_and_never_holds_a_secret(vault_cli):
         "status",
         "edit",
     ]
-    doc = open_vault(cli)
+    doc = decrypted_document(cli)
     assert_absent(json.dumps(doc["history"]) + text, *keys)
 
 
+@pytest.mark.slow
 def test_relay_keys_warn_and_other_providers_skip_the_shape_check(vault_cli):
     cli = vault_cli
     relay = make_key("sk-", 32, marker=False)
@@ -391,6 +397,7 @@ def test_admin_keys_are_stored_but_never_active(vault_cli, snapshot):
     assert json.loads(cli.ok("show", "adm", "--json").out)["kind"] == "admin"
 
 
+@pytest.mark.slow
 def test_phone_slots_come_from_config_toml(vault_cli, snapshot):
     cli = vault_cli
     (cli.home / "config.toml").write_text("phone_slots = 3\n")
@@ -501,6 +508,7 @@ def test_top_level_help_lists_every_command(cli):
     assert cli.ok("-h").out == result.out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     _all_commands(),
@@ -524,6 +532,7 @@ def test_bare_keyvault_prints_help_and_succeeds(cli):
     assert "Commands:" in result.out
 
 
+@pytest.mark.slow
 def test_lock_timeout_comes_from_config(vault_cli, snapshot):
     """`lock_timeout` in config.toml bounds how long a change waits for another writer."""
     import portalocker

@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from tests.cli.table_width import display_width
-from tests.conftest import Cli, make_key
-from tests.rotation_support import open_vault
+from tests.helpers import Cli, make_key, open_vault
 from vault.model.health import HealthRecord, HealthStatus
 
 pytestmark = pytest.mark.slow  # a stocked vault through the real CLI per case

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.cli.terminal import in_terminal
-from tests.conftest import PASSPHRASE, Cli, make_key
+from tests.helpers import PASSPHRASE, Cli, make_key
 
 pytestmark = pytest.mark.slow  # each case waits for a real process on a terminal
 

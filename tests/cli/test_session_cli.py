@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Cli, base_env, make_key, require_tool
+from tests.helpers import REPO, Cli, base_env, make_key, require_tool
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def locked_cli(vault_cli: Cli) -> Iterator[Cli]:
     vault_cli("lock")
 
 
+@pytest.mark.slow
 def test_unlock_then_env_without_prompt_then_lock(locked_cli: Cli, vault_cli: Cli) -> None:
     denied = locked_cli("env", "--project", "demo", "--shell", "bash")
     assert denied.code == 3
@@ -45,6 +46,7 @@ def test_unlock_then_env_without_prompt_then_lock(locked_cli: Cli, vault_cli: Cl
     assert "unlock" in again.err
 
 
+@pytest.mark.slow
 def test_session_expires_after_ttl(locked_cli: Cli, vault_cli: Cli) -> None:
     vault_cli.ok("unlock", "--ttl", "2s")
     locked_cli.ok("get", "main")
@@ -132,6 +134,7 @@ HOOK_SCRIPTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shell", sorted(HOOK_SCRIPTS))
 def test_hook_exports_in_project_folder_and_unsets_on_leaving(
     locked_cli: Cli, vault_cli: Cli, tmp_path: Path, shell: str
@@ -171,6 +174,7 @@ def test_hook_exports_in_project_folder_and_unsets_on_leaving(
 # --- the identity stays in the agent ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_commands_that_need_the_identity_itself_ask_again(locked_cli: Cli, vault_cli: Cli) -> None:
     """A session opens the vault but never gives its key out: `identity export` and `passwd`
     need the passphrase (or KEYVAULT_IDENTITY) even while unlocked."""
@@ -186,6 +190,7 @@ def test_commands_that_need_the_identity_itself_ask_again(locked_cli: Cli, vault
     assert vault_cli.ok("identity", "export").out.startswith("AGE-SECRET-KEY-1")
 
 
+@pytest.mark.slow
 def test_session_knows_its_own_recipient(locked_cli: Cli, vault_cli: Cli) -> None:
     """`recipients rm` refuses the identity that unlocked, also when that is the session's."""
     vault_cli.ok("unlock", "--ttl", "10m")
@@ -197,6 +202,7 @@ def test_session_knows_its_own_recipient(locked_cli: Cli, vault_cli: Cli) -> Non
     assert "ci" not in locked_cli.ok("recipients", "list").out.split()
 
 
+@pytest.mark.slow
 def test_scan_names_leaked_identities_with_a_session(
     locked_cli: Cli, vault_cli: Cli, tmp_path: Path
 ) -> None:
@@ -217,6 +223,7 @@ def test_scan_names_leaked_identities_with_a_session(
 HEAVY = ("cryptography", "httpx", "vault.age", "vault.health", "vault.health.admin", "phonenumbers")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cli, make_key
+from tests.helpers import Cli, make_key
 
 pytestmark = pytest.mark.slow  # each case is several real keyvault processes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CHEAP_LOG_N, PASSPHRASE, Cli, base_env, make_key
+from tests.helpers import CHEAP_LOG_N, PASSPHRASE, Cli, base_env, make_key
 
 Snapshot = Callable[[Path], dict[str, bytes]]
 
