@@ -127,7 +127,10 @@ class VaultDoc:
             )
         others = sorted(e.project for e in self.entries if e.status is Status.ACTIVE and e.project)
         hint = "add one with `keyvault add NAME`"
-        if others:
+        close = did_you_mean(project, others) if project else None
+        if close and close.startswith("did you mean"):  # a typo of a project that exports
+            hint = close
+        elif others:
             hint = (
                 f"projects with an active key: {', '.join(others)}; choose one with --project,"
                 " a .keyvault.toml, or default_project in config.toml"
