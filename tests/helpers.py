@@ -83,6 +83,7 @@ class Cli:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 60,
+        cwd: Path | None = None,
     ) -> Result:
         merged = {**self.env, **(env or {})}
         proc = subprocess.run(
@@ -91,6 +92,7 @@ class Cli:
             capture_output=True,
             text=True,
             env=merged,
+            cwd=cwd,
             timeout=timeout,
             start_new_session=True,  # no controlling terminal: prompts must fail, not hang
             check=False,
