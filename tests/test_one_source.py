@@ -169,3 +169,22 @@ def test_a_removed_key_still_uses_its_phone_slot(vault_cli: Cli) -> None:
     assert f"phone {PHONE} already verified 2 keys (limit 2): a, b (removed)" in refused.err
     hint = refused.err.splitlines()[1]
     assert PHONE not in hint and OTHER_PHONE in hint
+
+
+def test_doctor_finds_a_dotenv_file_that_fell_behind(vault_cli: Cli, tmp_path: Path) -> None:
+    """A crash between the vault's save and the file's leaves the file with the old key (it is
+    written after the save, under the same lock): doctor says so and how to fix it."""
+    keys = setup_two_projects(vault_cli)
+    newer = vault_cli.add("work-2", None, "--project", "work")
+    env_file = tmp_path / ".env"
+    vault_cli.ok("dotenv", str(env_file), "--project", "work")
+    assert "does not hold" not in vault_cli("doctor").out
+    vault_cli.ok("edit", "work-2", "--status", "active")
+    env_file.write_text(f"OPENAI_API_KEY={keys['work']}\n")  # as if the process died in between
+    env_file.chmod(0o600)
+    report = vault_cli("doctor")
+    assert f"{env_file} does not hold the active key of project work" in report.out
+    assert f"fix: keyvault dotenv {env_file} --project work" in report.out
+    vault_cli.ok("dotenv", str(env_file), "--project", "work")
+    assert dotenv.dotenv_values(env_file)["OPENAI_API_KEY"] == newer
+    assert "does not hold" not in vault_cli("doctor").out

@@ -151,6 +151,7 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
         session_status=_session_status(app),
         environ=app.environ,
         git=run_git,
+        default_base_url=_default_base_url(app),
     ).run()
     bad = needs_fixing(checks)
     if as_json:
@@ -191,3 +192,13 @@ def _session_status(app: Context) -> Callable[[], object | None] | None:
     if not supported() or os.name != "posix":
         return None
     return functools.partial(session.status, vault_home=app.paths.home)
+
+
+def _default_base_url(app: Context) -> str | None:
+    """config.toml's default base URL; doctor goes on (and reports) when the file is bad."""
+    from vault.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        return app.config.default_base_url
+    except ConfigError:
+        return None

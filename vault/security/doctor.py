@@ -70,6 +70,7 @@ class Doctor:
     euid: int | None = field(default_factory=getattr(os, "geteuid", lambda: None))
     git: Git | None = None
     doc: VaultDoc | None = None
+    default_base_url: str | None = None  # config.toml's, as exports use it
 
     def run(self) -> list[Check]:
         if not self.paths.home.is_dir():
@@ -236,9 +237,37 @@ class Doctor:
             )
             if self.git is not None and self.git(path.parent, *_IN_WORK_TREE) == 0:
                 problems += _git_exposure(self.git, path, ".env file", Level.WARN)
+            problems += self._stale(path)
         if problems or not targets:
             return problems
         return [Check("dotenv", Level.OK, f"{len(targets)} .env file(s) written by keyvault: ok")]
+
+    def _stale(self, path: Path) -> list[Check]:
+        """A registered file that does not hold what its project exports (a crash between the
+        vault's save and the file's, or a hand edit): say so, and how to bring it back."""
+        from vault.export import export_state  # noqa: PLC0415
+        from vault.export.dotenv import read_assignment  # noqa: PLC0415
+
+        target = (
+            next((t for t in self.doc.exports if t.path == str(path)), None) if self.doc else None
+        )
+        if self.doc is None or target is None:
+            return []
+        try:
+            held = read_assignment(path.read_bytes(), "OPENAI_API_KEY")
+        except OSError:
+            return []
+        values = export_state(self.doc, target.project, default_base_url=self.default_base_url)
+        wanted = values.get("OPENAI_API_KEY") if values else None
+        if held == wanted:
+            return []
+        project = f"project {target.project}" if target.project else "the default project"
+        flag = f" --project {target.project}" if target.project else ""
+        if wanted is None:
+            message = f"{path} still holds a key, but {project} has no active key"
+        else:
+            message = f"{path} does not hold the active key of {project}"
+        return [Check("dotenv", Level.WARN, message, f"keyvault dotenv {path}{flag}")]
 
     def check_unlock_files(self) -> Iterator[Check]:
         for variable in UNLOCK_FILES:
