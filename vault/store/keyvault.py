@@ -7,10 +7,13 @@
     kv.transact(lambda doc: doc.add(...)) # lock → read → change → seal → atomic save
 
 Every change bumps the generation and is sealed to every recipient listed in the document.
+Every read checks the document against this machine's trust pin (vault/store/trust.py):
+a vault.age not written by a member, or older than one seen here, is refused.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from vault.errors import (
@@ -42,6 +45,7 @@ from vault.store.files import (
     sweep_temp_files,
     write_file_atomic,
 )
+from vault.store.trust import Trust
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +70,8 @@ class Keyvault:
         ops: FileOps = REAL_OPS,
         lock_timeout: float | None = None,
         config: Config | None = None,
+        trust: Trust | None = None,
+        rand: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.paths = paths
         self.unlocker = unlocker
@@ -74,6 +80,8 @@ class Keyvault:
         self.synced: list[SyncOutcome] = []  # the .env files the last change brought along
         self._lock_timeout = lock_timeout
         self._config = config
+        self.trust = trust if trust is not None else Trust(paths.home)
+        self.rand = rand  # team secrets (vault/model/team.py)
 
     @property
     def config(self) -> Config:
@@ -106,9 +114,11 @@ class Keyvault:
         owner = Recipient("owner", identity.recipient().to_string(), added_at=at)
         doc = VaultDoc(generation=1, recipients=[owner])
         doc.record(Event(at, Action.INIT))
+        doc.ensure_team(at=at, rand=self.rand)
         with locked(self.paths.lock, timeout=self.lock_timeout):
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
+        self.trust.remember(doc)
         return identity
 
     def refuse_overwrite(self) -> None:
@@ -127,11 +137,15 @@ class Keyvault:
         return self.paths.vault.exists()
 
     def read(self) -> VaultDoc:
-        """Decrypt the vault without locking (saves are atomic replaces)."""
-        sealed = self._read_vault_bytes()
-        return self.open(sealed)
+        """Decrypt the vault without locking (saves are atomic replaces), and refuse it unless
+        this machine trusts it (vault/store/trust.py)."""
+        doc = self.open(self._read_vault_bytes())
+        self.trust.accept(doc)
+        return doc
 
     def open(self, sealed: bytes) -> VaultDoc:
+        """Decrypt and parse sealed bytes: no trust check (`doctor` opens the backup with it,
+        the merge the versions git gives it)."""
         try:
             plain = self.unlocker.decrypt(self.paths, sealed)
         except AgeFormatError as exc:
@@ -172,8 +186,10 @@ class Keyvault:
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)
             del sealed  # a large vault's old bytes need not stay in memory through the save
+            pin = self.trust.check(doc)
             before = _ExportSnapshot(doc, self.config.default_base_url)
             result = change(doc)
+            doc.ensure_team(at=self.now_iso(), rand=self.rand)
             doc.generation += 1
             data = self.seal(doc)
             if file_stamp(self.paths.vault) != stamp:
@@ -184,6 +200,7 @@ class Keyvault:
             write_file_atomic(self.paths.vault, data, backup=self.paths.backup, ops=self.ops)
             if not backup_previous:
                 write_file_atomic(self.paths.backup, data, ops=self.ops)
+            self.trust.remember(doc, pin)
             self.synced = before.sync(doc)
         return result
 
