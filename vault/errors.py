@@ -141,6 +141,11 @@ class WrongPassphrase(AuthError):
     """
 
 
+class NotARecipient(WrongPassphrase):
+    """raised when the identity opened fine but vault.age is not sealed to it (another
+    vault's file, or a team vault this member was removed from or not yet added to)"""
+
+
 class NoMatchingIdentity(AuthError):
     """raised when none of the given identities or passphrases unwraps an age file's key"""
 

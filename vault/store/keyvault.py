@@ -21,9 +21,9 @@ from vault.errors import (
     ConcurrentModification,
     DamagedVault,
     NoMatchingIdentity,
+    NotARecipient,
     VaultExists,
     VaultNotFound,
-    WrongPassphrase,
 )
 from vault.model import codec
 from vault.model.clock import Clock, iso, utc_now
@@ -151,7 +151,7 @@ class Keyvault:
         except AgeFormatError as exc:
             raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=exc.hint) from None
         except NoMatchingIdentity:
-            raise WrongPassphrase(
+            raise NotARecipient(
                 "this identity cannot open vault.age",
                 hint="the vault was sealed to other recipients; check KEYVAULT_IDENTITY",
             ) from None
@@ -203,6 +203,11 @@ class Keyvault:
             self.trust.remember(doc, pin)
             self.synced = before.sync(doc)
         return result
+
+    def follow_exports(self, before: VaultDoc, after: VaultDoc) -> list[SyncOutcome]:
+        """Registered .env files after a change that came from elsewhere (`sync`); call it
+        under the lock, as `transact` does."""
+        return _ExportSnapshot(before, self.config.default_base_url).sync(after)
 
     def seal(self, doc: VaultDoc) -> bytes:
         from vault import age  # noqa: PLC0415
