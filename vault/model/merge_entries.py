@@ -80,8 +80,8 @@ def merge_entries(base: list[Entry], a: Side, b: Side, *, at: str) -> EntryMerge
 
 
 def _added(a: Side, b: Side, entry_id: str) -> str:
-    entry = a.entries.get(entry_id) or b.entries[entry_id]
-    return entry.added_at or ""
+    sides = (a.entries.get(entry_id), b.entries.get(entry_id))
+    return min((e.added_at or "") for e in sides if e is not None)
 
 
 def _one(old: Entry | None, a: Side, b: Side, entry_id: str, out: EntryMerge) -> Entry | None:

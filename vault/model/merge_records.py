@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 
+from vault.model.entry import Entry
 from vault.model.records import MINT_TRANSITIONS, ExportTarget, MintRecord, MintState, Phone
 from vault.model.records import Recipient as Member
 from vault.model.secret import Secret
@@ -60,6 +61,8 @@ def _plain(value: Any) -> Any:
         return value.reveal()
     if isinstance(value, Mapping):
         return dict(value)
+    if isinstance(value, Entry):
+        return {name: getattr(value, name) for name in Entry.__slots__}
     raise TypeError(type(value).__name__)
 
 
@@ -121,7 +124,7 @@ def merge_members(
     keys = ordered_union(
         [r.recipient for r in base],
         [*mine, *theirs],
-        lambda k: ((mine.get(k) or theirs[k]).added_at or "", k),
+        lambda k: (min((r.added_at or "") for r in (mine.get(k), theirs.get(k)) if r), k),
     )
     merged, conflicts = [], []
     for key in keys:

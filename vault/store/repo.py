@@ -21,7 +21,7 @@ from vault.store.files import write_file_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
+    from subprocess import CompletedProcess  # only git.py starts processes
     from typing import Final
 
 VAULT: Final = "vault.age"
@@ -79,7 +79,7 @@ class VaultRepo:
         timeout: float = hardened_git.GIT_TIMEOUT,
         check: bool = True,
         folder: Path | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
+    ) -> CompletedProcess[bytes]:
         done = hardened_git.run(
             folder or self.home,
             *args,
@@ -100,7 +100,7 @@ class VaultRepo:
         return self.run(*args, **kwargs).stdout.decode("utf-8", "replace").strip()  # type: ignore[arg-type]
 
     @staticmethod
-    def why(done: subprocess.CompletedProcess[bytes]) -> str:
+    def why(done: CompletedProcess[bytes]) -> str:
         """git's first meaningful line, without credentials a remote URL may carry."""
         lines = [ln.strip() for ln in done.stderr.decode("utf-8", "replace").splitlines()]
         useful = [ln for ln in lines if ln and not ln.startswith("hint:")]
