@@ -23,7 +23,8 @@ from vault.errors import (
 )
 from vault.model.document import VaultDoc
 from vault.security import scan, scan_history
-from vault.security.doctor import Doctor, needs_fixing, run_git
+from vault.security.checks import needs_fixing
+from vault.security.doctor import Doctor, run_git
 from vault.store.context import Context
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
@@ -151,6 +152,8 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
         session_status=_session_status(app),
         environ=app.environ,
         git=run_git,
+        trust=app.kv.trust,
+        phone_slots=app.config.phone_slots,
     ).run()
     bad = needs_fixing(checks)
     if as_json:
