@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 REMOTE: Final = "origin"
 PUSH_ATTEMPTS: Final = 3  # someone pushed between our fetch and our push: fetch and merge again
-FALLBACK_AUTHOR: Final = ("-c", "user.name=keyvault", "-c", "user.email=keyvault@localhost")
+FALLBACK_AUTHOR: Final = ("user.name=keyvault", "user.email=keyvault@localhost")
 
 
 class SyncReport:
@@ -148,14 +148,15 @@ def _commit_local(
     previous = _doc_at(kv, repo, "HEAD") if VAULT in changed else None
     repo.run("add", "--", *changed)
     generation = f"generation {before.generation}" if before is not None else "setup"
-    repo.run(*_author(repo), "commit", "-q", "-m", f"keyvault: {generation}", "--", *changed)
+    message = f"keyvault: {generation}"
+    repo.run("commit", "-q", "-m", message, "--", *changed, config=author(repo))
     if before is not None and VAULT in changed:
         report.committed = describe_changes(previous, before) or ["vault.age re-sealed"]
     else:
         report.committed = [f"updated {', '.join(changed)}"]
 
 
-def _author(repo: VaultRepo) -> tuple[str, ...]:
+def author(repo: VaultRepo) -> tuple[str, ...]:
     """Commits need an author; a server running sync from cron may have none configured."""
     known = repo.run("config", "--get", "user.email", check=False).returncode == 0
     return () if known else FALLBACK_AUTHOR
@@ -198,7 +199,7 @@ def _merge_commit(
         merged_doc = merged.doc
     message = f"keyvault: merge {report.upstream}"
     commit = repo.text(
-        *_author(repo), "commit-tree", tree, "-p", head, "-p", upstream, "-m", message
+        "commit-tree", tree, "-p", head, "-p", upstream, "-m", message, config=author(repo)
     )
     return commit, merged_doc
 
@@ -244,7 +245,7 @@ def _install(
     if oid != (repo.blob_id(head) if head else None):
         data = repo.blob(oid)
         if verify and merged is None:
-            kv.trust.check(kv.open(data))  # ForgedVault, RolledBack: nothing changes
+            kv.trust.check(_open_incoming(kv, data))  # ForgedVault, RolledBack: no change
         previous = read_file(kv.paths.vault) if kv.paths.vault.exists() else None
         write_file_atomic(kv.paths.vault, data, backup=kv.paths.backup, ops=kv.ops)
         repo.run("update-index", "--add", "--cacheinfo", f"100644,{oid},{VAULT}")
@@ -257,6 +258,17 @@ def _install(
             raise
         return
     repo.run("reset", "-q", "--merge", commit)
+
+
+def _open_incoming(kv: Keyvault, data: bytes) -> VaultDoc:
+    try:
+        return kv.open(data)
+    except NotARecipient:
+        raise MergeRefused(
+            "the incoming vault.age is not sealed to your identity: a member removed you from"
+            " the team",
+            hint="nothing changed here; ask a member if that is a mistake",
+        ) from None
 
 
 # --- pushing ------------------------------------------------------------------------------

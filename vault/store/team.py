@@ -16,7 +16,7 @@ from vault.store.config import ensure_private_dir
 from vault.store.files import locked, write_file_atomic
 from vault.store.keyvault import Keyvault
 from vault.store.repo import NETWORK_TIMEOUT, SHARED, VaultRepo
-from vault.store.sync import FALLBACK_AUTHOR, REMOTE
+from vault.store.sync import REMOTE, author
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,9 +35,7 @@ def team_init(
         kv.transact(lambda _doc: None)
     repo.init()
     repo.run("add", "--", *SHARED)
-    known = repo.run("config", "--get", "user.email", check=False).returncode == 0
-    author = () if known else FALLBACK_AUTHOR
-    repo.run(*author, "commit", "-q", "-m", "keyvault: team vault", "--", *SHARED)
+    repo.run("commit", "-q", "-m", "keyvault: team vault", "--", *SHARED, config=author(repo))
     if remote is None:
         return False
     repo.run("remote", "add", REMOTE, remote)
