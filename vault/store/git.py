@@ -30,8 +30,9 @@ environment, no GIT_* variable of the caller's but the ones that choose ssh, ask
 commit author (a GIT_DIR or GIT_INDEX_FILE left by a hook would point us elsewhere), and
 `merge.keyvault.driver` set on the command line so no config can choose the program that
 merges vault.age (it is `exit 1`: `sync` merges vault.age itself, in process, with the
-identity it holds; vault/store/repo.py). The user's own credential helper and ssh settings
-stay: this is their repository, and that is how they reach its remote.
+identity it holds; vault/store/repo.py). The user's own credential helper, askpass and ssh
+settings (core.sshCommand, GIT_SSH_COMMAND) stay: this is their repository, that is how they
+reach its remote, and a clone never brings a config (only a local program can write one).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Profile(NamedTuple):
 
     name: str
     subcommands: frozenset[str]
-    diff_subcommands: frozenset[str]  # get --no-ext-diff --no-textconv
+    guards: Mapping[str, tuple[str, ...]]  # options added right after a subcommand
     overrides: tuple[str, ...]
     env_set: Mapping[str, str]
 
@@ -117,7 +118,10 @@ class Profile(NamedTuple):
         return kept | dict(self.env_set)
 
 
-READ_ONLY: Final = Profile("read-only", SUBCOMMANDS, DIFF_SUBCOMMANDS, OVERRIDES, ENV_SET)
+_NO_DIFF_PROGRAMS: Final = ("--no-ext-diff", "--no-textconv")
+READ_ONLY: Final = Profile(
+    "read-only", SUBCOMMANDS, dict.fromkeys(DIFF_SUBCOMMANDS, _NO_DIFF_PROGRAMS), OVERRIDES, ENV_SET
+)
 
 # the vault's own repository (vault/store/repo.py); each subcommand reviewed for what it runs
 VAULT_SUBCOMMANDS: Final = frozenset(
@@ -143,6 +147,7 @@ VAULT_OVERRIDES: Final = (
     "maintenance.auto=false",
     "core.quotePath=false",
     "diff.external=",
+    "core.alternateRefsCommand=",
     # `sync` resolves vault.age itself (vault/store/repo.py): a conflict is what it wants
     "merge.keyvault.driver=exit 1",
     "merge.keyvault.name=resolved by keyvault sync",
@@ -169,10 +174,19 @@ VAULT_ENV_KEPT: Final = frozenset(
         "GIT_COMMITTER_EMAIL",
     }
 )
+# The program git starts for a local-path remote comes from remote.*.uploadpack and
+# .receivepack, and for those git takes the FIRST value it finds: a `-c` cannot override one
+# in .git/config. The command-line options can (for ssh, they name the server's program).
+VAULT_GUARDS: Final = {
+    "log": _NO_DIFF_PROGRAMS,
+    "diff": _NO_DIFF_PROGRAMS,
+    "fetch": ("--upload-pack=git-upload-pack",),
+    "clone": ("--upload-pack=git-upload-pack",),
+    "push": ("--receive-pack=git-receive-pack",),
+}
 VAULT_REPO: Final = Profile(
-    "vault repository", VAULT_SUBCOMMANDS, frozenset({"log", "diff"}), VAULT_OVERRIDES,
-    VAULT_ENV_SET,
-)  # fmt: skip
+    "vault repository", VAULT_SUBCOMMANDS, VAULT_GUARDS, VAULT_OVERRIDES, VAULT_ENV_SET
+)
 
 
 def git_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -197,7 +211,7 @@ def git_argv(
         raise ValueError("the read-only git profile takes no extra settings")
     settings = (*profile.overrides, *config)
     overrides = [item for setting in settings for item in ("-c", setting)]
-    guards = ["--no-ext-diff", "--no-textconv"] if args[0] in profile.diff_subcommands else []
+    guards = profile.guards.get(args[0], ())
     return [git, "-C", str(folder), *overrides, "--no-pager", args[0], *guards, *args[1:]]
 
 

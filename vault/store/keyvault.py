@@ -30,6 +30,7 @@ from vault.model.clock import Clock, iso, utc_now
 from vault.model.document import VaultDoc
 from vault.model.records import Action, Event, Recipient
 from vault.model.secret import Secret
+from vault.model.team import new_team
 from vault.session.identity import (
     SCRYPT_LOG_N,
     seal_identity,
@@ -112,9 +113,8 @@ class Keyvault:
         )
         at = iso(now)
         owner = Recipient("owner", identity.recipient().to_string(), added_at=at)
-        doc = VaultDoc(generation=1, recipients=[owner])
-        doc.record(Event(at, Action.INIT))
-        doc.ensure_team(at=at, rand=self.rand)
+        doc = VaultDoc(generation=1, recipients=[owner], team=new_team(at=at, rand=self.rand))
+        doc.record(Event(at, Action.INIT))  # the team record is part of the new vault
         with locked(self.paths.lock, timeout=self.lock_timeout):
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
