@@ -50,6 +50,8 @@ def _project_step(doc: VaultDoc, project: str | None) -> str:
     try:
         admin_entry(doc, project, None)
     except NoAdminKey:
+        if any(e.kind is Kind.ADMIN and e.status is not Status.RETIRED for e in doc.entries):
+            return f"keyvault rotate{flag} --mint --admin ADMIN_NAME   (several admin keys fit)"
         return (
             f"make a new key at platform.openai.com, then `keyvault add NAME{flag} --activate`"
             " and revoke the old ones there"

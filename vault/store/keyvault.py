@@ -100,8 +100,11 @@ class Keyvault:
 
     # --- create ---------------------------------------------------------------------------
 
-    def init(self, passphrase: Secret, *, log_n: int | None = None) -> age.X25519Identity:
-        """Create identity.age and an empty vault.age; refuse to overwrite either."""
+    def init(
+        self, passphrase: Secret, *, log_n: int | None = None, owner: str = "owner"
+    ) -> age.X25519Identity:
+        """Create identity.age and an empty vault.age; refuse to overwrite either. `owner`
+        names the first recipient (a team vault lists its members by name)."""
         ensure_private_dir(self.paths.home)
         self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
@@ -112,8 +115,8 @@ class Keyvault:
             identity, passphrase, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=now
         )
         at = iso(now)
-        owner = Recipient("owner", identity.recipient().to_string(), added_at=at)
-        doc = VaultDoc(generation=1, recipients=[owner], team=new_team(at=at, rand=self.rand))
+        first = Recipient(owner, identity.recipient().to_string(), added_at=at)
+        doc = VaultDoc(generation=1, recipients=[first], team=new_team(at=at, rand=self.rand))
         doc.record(Event(at, Action.INIT))  # the team record is part of the new vault
         with locked(self.paths.lock, timeout=self.lock_timeout):
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
