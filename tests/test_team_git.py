@@ -256,3 +256,35 @@ def test_sync_outside_a_team_vault_says_how_to_make_one(tmp_path: Path, runtime_
     result = solo("sync")
     assert result.code == 1 and "not a team vault" in result.err
     assert "keyvault team init" in result.err
+
+
+def test_a_machine_that_missed_the_removal_still_refuses_the_removed_members_forgery(
+    team: tuple[Member, Member, Path], tmp_path: Path, runtime_dir: Path
+) -> None:
+    """carol last synced before bob was removed, so she pins a secret bob knows; the version
+    that removed him is in what she fetches, and bob's forgery lacks its secret."""
+    alice, bob, bare = team
+    carol = Member(tmp_path, "carol", runtime_dir)
+    joined = carol.ok("clone", str(bare), "--work-factor", "10")
+    carol_key = next(w for w in joined.out.split() if w.startswith("age1"))
+    alice.ok("recipients", "add", "carol", carol_key)
+    alice.add("main-1", "--project", "work", "--activate")
+    alice.ok("sync")
+    carol.ok("sync")
+    bob.ok("sync")
+    old_copy = (bob.home / "vault.age").read_bytes()
+    alice.ok("recipients", "rm", "bob")
+    alice.ok("sync")  # carol does not sync now
+
+    bob_identity = bob.keyvault().unlocker.identity(bob.keyvault().paths)
+    plain = json.loads(codec.dumps(codec.loads(age.decrypt(old_copy, [bob_identity]))))
+    plain["entries"][0]["base_url"] = "https://attacker.example/v1"
+    plain["generation"] += 100
+    plain["recipients"] = [r for r in plain["recipients"] if r["name"] != "bob"]
+    keys = [age.X25519Recipient.parse(r["recipient"]) for r in plain["recipients"]]
+    _push_file(bob, age.encrypt(json.dumps(plain).encode(), keys), "after the removal")
+
+    refused = carol("sync")
+    assert refused.code == 4, refused.err
+    assert "lacks the team secret of an earlier version" in refused.err
+    assert "attacker" not in json.dumps([e.base_url for e in carol.doc().entries])

@@ -165,6 +165,24 @@ class VaultRepo:
         lines = out.decode("utf-8", "surrogateescape").splitlines()  # `XY path`: no strip()
         return [line[3:] for line in lines if line[3:] in paths]
 
+    # --- merging (`sync`): git computes the tree, keyvault merges vault.age ---------------
+
+    def merge_tree(self, ours: str, theirs: str) -> tuple[str, dict[str, dict[int, str]]]:
+        """The merged tree of two commits (nothing in the work tree or index changes) and,
+        per conflicted path, its stages (1 base, 2 ours, 3 theirs) by object id."""
+        done = self.run("merge-tree", "--write-tree", "-z", ours, theirs, check=False)
+        if done.returncode not in (0, 1):
+            raise GitError(f"git merge-tree failed: {self.why(done)}")
+        return parse_merge_tree(done.stdout)
+
+    def replace_in_tree(self, tree: str, path: str, oid: str) -> str:
+        """`tree` with the top-level file `path` set to the blob `oid`."""
+        listing = self.run("ls-tree", "-z", tree).stdout.decode("utf-8", "surrogateescape")
+        entries = [e for e in listing.split("\0") if e and e.partition("\t")[2] != path]
+        entries.append(f"100644 blob {oid}\t{path}")
+        body = ("\0".join(entries) + "\0").encode("utf-8", "surrogateescape")
+        return self.run("mktree", "-z", stdin=body).stdout.decode().strip()
+
     # --- setting up ------------------------------------------------------------------------
 
     def init(self, branch: str = "main") -> None:
@@ -233,3 +251,17 @@ def _with_lines(path: Path, content: str) -> bytes:
     ours = content.splitlines()
     rest = [line for line in old if line not in ours]
     return "\n".join([*ours, *rest]).strip("\n").encode() + b"\n"
+
+
+def parse_merge_tree(out: bytes) -> tuple[str, dict[str, dict[int, str]]]:
+    """`merge-tree --write-tree -z`: the tree, then `mode oid stage\\tpath` per conflicted
+    stage, an empty field, then messages."""
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    stages: dict[str, dict[int, str]] = {}
+    for field in fields[1:]:
+        if not field:
+            break
+        info, _, path = field.partition("\t")
+        _mode, oid, stage = info.split(" ")
+        stages.setdefault(path, {})[int(stage)] = oid
+    return fields[0], stages

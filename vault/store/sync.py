@@ -15,14 +15,23 @@ nothing changes.
 
 from __future__ import annotations
 
-from vault.errors import GitError, KeyvaultError, MergeRefused, NotARecipient, SyncPending
+from vault.errors import (
+    ForgedVault,
+    GitError,
+    KeyvaultError,
+    MergeRefused,
+    NotARecipient,
+    SyncPending,
+)
 from vault.model.changes import describe_changes
 from vault.model.document import VaultDoc
 from vault.model.merge_records import Conflict
+from vault.model.team import chain_digests, secret_digest
 from vault.store.files import locked, read_file, write_file_atomic
 from vault.store.keyvault import Keyvault
 from vault.store.merging import merge_sealed
 from vault.store.repo import NETWORK_TIMEOUT, VAULT, VaultRepo
+from vault.store.trust import FORGED_HINT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
     from vault.export.targets import SyncOutcome
 
 REMOTE: Final = "origin"
+LINEAGE_DEPTH: Final = 100  # incoming versions checked for each other's team secrets
 PUSH_ATTEMPTS: Final = 3  # someone pushed between our fetch and our push: fetch and merge again
 FALLBACK_AUTHOR: Final = ("user.name=keyvault", "user.email=keyvault@localhost")
 
@@ -112,6 +122,8 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
         head = repo.head()
         if upstream is None or head == upstream or (head and repo.is_ancestor(upstream, head)):
             return
+        if report.member:
+            _check_lineage(kv, repo, head, upstream)
         if head is None or repo.is_ancestor(head, upstream):
             _install(kv, repo, upstream, head, verify=report.member)
         else:
@@ -122,6 +134,28 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
             report.incoming += describe_changes(before, after)
             if before is not None:
                 report.synced = kv.follow_exports(before, after)
+
+
+def _check_lineage(kv: Keyvault, repo: VaultRepo, head: str | None, upstream: str) -> None:
+    """Every version that came in holds the team secret of every version before it (chains
+    only grow). So a machine that missed a member's removal still refuses a forgery the
+    removed member pushed after it: the forgery lacks the secret the removal added."""
+    incoming = _doc_at(kv, repo, upstream)
+    if incoming is None or incoming.team is None:
+        return
+    held = set(chain_digests(incoming.team))
+    since = [f"^{head}"] if head else []
+    revisions = repo.text("rev-list", f"--max-count={LINEAGE_DEPTH}", upstream, *since, "--", VAULT)
+    for revision in revisions.split()[1:]:
+        version = _doc_at(kv, repo, revision)
+        team = version.team if version is not None else None
+        if team is not None and secret_digest(team.current.key) not in held:
+            raise ForgedVault(
+                f"the incoming vault.age was not written by a member: it lacks the team"
+                f" secret of an earlier version ({revision[:12]}), as a member removed"
+                " since would write it",
+                hint=FORGED_HINT,
+            )
 
 
 def _read_member(kv: Keyvault, report: SyncReport) -> VaultDoc | None:
@@ -176,10 +210,7 @@ def _merge_commit(
     kv: Keyvault, repo: VaultRepo, head: str, upstream: str, report: SyncReport, *, at: str
 ) -> tuple[str, VaultDoc | None]:
     """A merge commit of `head` and `upstream` (nothing in the work tree changes yet)."""
-    done = repo.run("merge-tree", "--write-tree", "-z", head, upstream, check=False)
-    if done.returncode not in (0, 1):
-        raise GitError(f"git merge-tree failed: {repo.why(done)}")
-    tree, stages = _parse_merge_tree(done.stdout)
+    tree, stages = repo.merge_tree(head, upstream)
     others = sorted({path for path in stages if path != VAULT})
     if others:
         raise GitError(
@@ -194,7 +225,7 @@ def _merge_commit(
         base = repo.blob(side[1]) if 1 in side else None
         sealed, merged = merge_sealed(kv, base, repo.blob(side[2]), repo.blob(side[3]), at=at)
         oid = repo.run("hash-object", "-w", "--stdin", stdin=sealed).stdout.decode().strip()
-        tree = _replace_in_tree(repo, tree, VAULT, oid)
+        tree = repo.replace_in_tree(tree, VAULT, oid)
         report.conflicts = merged.conflicts
         merged_doc = merged.doc
     message = f"keyvault: merge {report.upstream}"
@@ -202,30 +233,6 @@ def _merge_commit(
         "commit-tree", tree, "-p", head, "-p", upstream, "-m", message, config=author(repo)
     )
     return commit, merged_doc
-
-
-def _parse_merge_tree(out: bytes) -> tuple[str, dict[str, dict[int, str]]]:
-    """`merge-tree --write-tree -z`: the tree, then `mode oid stage\\tpath` per conflicted
-    stage, an empty field, then messages."""
-    fields = out.decode("utf-8", "surrogateescape").split("\0")
-    stages: dict[str, dict[int, str]] = {}
-    for field in fields[1:]:
-        if not field:
-            break
-        info, _, path = field.partition("\t")
-        _mode, oid, stage = info.split(" ")
-        stages.setdefault(path, {})[int(stage)] = oid
-    return fields[0], stages
-
-
-def _replace_in_tree(repo: VaultRepo, tree: str, path: str, oid: str) -> str:
-    listing = repo.run("ls-tree", "-z", tree).stdout.decode("utf-8", "surrogateescape")
-    entries = [e for e in listing.split("\0") if e and e.partition("\t")[2] != path]
-    entries.append(f"100644 blob {oid}\t{path}")
-    made = repo.run(
-        "mktree", "-z", stdin=("\0".join(entries) + "\0").encode("utf-8", "surrogateescape")
-    )
-    return made.stdout.decode().strip()
 
 
 def _install(
