@@ -84,7 +84,7 @@ def clone_cmd(app: Context, url: str, work_factor: int | None) -> None:
 @click.option("--offline", is_flag=True, help="Only commit this machine's changes; no network.")
 @pass_context
 def sync_cmd(app: Context, offline: bool) -> None:
-    """Share changes: commit them, fetch, merge (never a manual conflict), push.
+    """Share changes: commit them, fetch, merge vault.age (no manual conflict), push.
 
     Never prompts without a terminal: from cron, unlock with KEYVAULT_IDENTITY_FILE or
     KEYVAULT_PASSPHRASE_FILE. Exits 1 when the remote could not be reached (your changes are
