@@ -83,10 +83,12 @@ class Cli:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 60,
+        cwd: Path | None = None,
     ) -> Result:
         merged = {**self.env, **(env or {})}
         proc = subprocess.run(
             [sys.executable, "-m", "vault", *args],
+            cwd=cwd,
             input=input if input is not None else "",
             capture_output=True,
             text=True,
