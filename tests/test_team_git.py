@@ -9,6 +9,8 @@ public keys, and an old version pushed again, are refused; identity.age never le
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -288,3 +290,46 @@ def test_a_machine_that_missed_the_removal_still_refuses_the_removed_members_for
     assert refused.code == 4, refused.err
     assert "lacks the team secret of an earlier version" in refused.err
     assert "attacker" not in json.dumps([e.base_url for e in carol.doc().entries])
+
+
+def test_a_push_that_loses_the_race_fetches_merges_and_pushes_again(
+    team: tuple[Member, Member, Path], tmp_path: Path
+) -> None:
+    """bob pushes between alice's fetch and alice's push: a git on alice's PATH pushes bob's
+    waiting commit just before alice's first push."""
+    alice, bob, _ = team
+    bob.add("bob-was-faster")
+    bob.git("commit", "-qam", "bob")
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    marker = tmp_path / "raced"
+    real = shutil.which("git")
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" push "*) if [ ! -e {marker} ]; then touch {marker};'
+        f" {real} -C {bob.home} push -q origin main; fi;; esac\n"
+        f'exec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    alice.add("alice-key")
+    result = alice("sync", env={"PATH": f"{wrapper.parent}:{os.environ['PATH']}"})
+    assert result.code == 0, result.err
+    assert marker.exists() and "+ bob-was-faster" in result.out
+    assert {"alice-key", "bob-was-faster"} <= {e.name for e in bob.doc().entries} | {
+        e.name for e in alice.doc().entries
+    }
+    bob.ok("sync")
+    assert alice.document() == bob.document()
+
+
+def test_a_push_that_deletes_vault_age_is_refused(team: tuple[Member, Member, Path]) -> None:
+    alice, bob, _ = team
+    bob.git("rm", "-q", "vault.age")
+    bob.git("commit", "-qm", "gone")
+    bob.git("push", "-q", "origin", "main")
+    fast_forward = alice("sync")
+    assert fast_forward.code == 1 and "holds no vault.age" in fast_forward.err
+    alice.add("mine")
+    merging = alice("sync")
+    assert merging.code == 1 and "deletes vault.age" in merging.err
+    assert "mine" in {e.name for e in alice.doc().entries}

@@ -11,7 +11,9 @@ core.askPass, gpg.program (log.showSignature). Every git call goes through `run`
 - give git an environment without KEYVAULT_* and OPENAI_* (a program git runs must not see
   the passphrase or a key) and without the variables that name programs (GIT_SSH_COMMAND,
   GIT_EXTERNAL_DIFF, GIT_ASKPASS, GIT_CONFIG_PARAMETERS …);
-- override the settings above on the command line, which wins over every config file;
+- override the settings above on the command line, which wins over every config file (but
+  for remote.*.uploadpack/receivepack, where git takes the first value: here no transport
+  runs at all, and the vault profile below passes --upload-pack/--receive-pack instead);
 - forbid every transport (GIT_ALLOW_PROTOCOL empty overrides protocol.*.allow in any config,
   and GIT_NO_LAZY_FETCH for git >= 2.44), so no fetch, ssh or remote helper can start;
 - add --no-ext-diff and --no-textconv to the commands that print diffs, and --no-pager;

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 REMOTE: Final = "origin"
 LINEAGE_DEPTH: Final = 100  # incoming versions checked for each other's team secrets
 PUSH_ATTEMPTS: Final = 3  # someone pushed between our fetch and our push: fetch and merge again
+RACE_WORDS: Final = ("(fetch first)", "(non-fast-forward)")  # git push's words for that race
 FALLBACK_AUTHOR: Final = ("user.name=keyvault", "user.email=keyvault@localhost")
 
 
@@ -222,6 +223,11 @@ def _merge_commit(
         if not report.member:
             raise MergeRefused("you changed vault.age without being able to open it")
         side = stages[VAULT]
+        if 2 not in side or 3 not in side:
+            raise MergeRefused(
+                "one side deletes vault.age: refusing to merge that",
+                hint=f"restore it in {report.upstream} (git revert), then sync again",
+            )
         base = repo.blob(side[1]) if 1 in side else None
         sealed, merged = merge_sealed(kv, base, repo.blob(side[2]), repo.blob(side[3]), at=at)
         oid = repo.run("hash-object", "-w", "--stdin", stdin=sealed).stdout.decode().strip()
@@ -310,8 +316,8 @@ def _push(repo: VaultRepo, report: SyncReport) -> bool:
         report.pushed = True
         return True
     why = repo.why(done)
-    if any(word in why for word in ("rejected", "fetch first", "non-fast-forward")):
-        return False
+    if any(word in done.stderr.decode("utf-8", "replace") for word in RACE_WORDS):
+        return False  # someone pushed after our fetch: fetch, merge and push again
     raise SyncPending(
         f"could not push to {report.remote} ({why}): your changes are committed here",
         details=tuple(_summary(report)),
