@@ -57,6 +57,7 @@ class SyncReport:
         self.conflicts: list[Conflict] = []
         self.pushed = False
         self.member = True  # False: this identity cannot open the vault yet (a new clone)
+        self.unreachable = ""  # why the last fetch failed
         self.synced: list[SyncOutcome] = []
 
     @property
@@ -79,7 +80,9 @@ def sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool = False) -> Sy
         if not reached or _push(repo, report) or attempt == PUSH_ATTEMPTS - 1:
             break
     if not offline and not report.pushed and _ahead(repo, report):
-        why = "no remote named origin" if not has_remote else f"{report.upstream} not reached"
+        why = "no remote named origin"
+        if has_remote:
+            why = f"{report.remote} not reached ({report.unreachable or 'push failed'})"
         raise SyncPending(
             f"{why}: your changes are committed here and go out with the next sync",
             hint=None if has_remote else "add one: git -C HOME remote add origin URL",
@@ -104,6 +107,7 @@ def _refuse_states(repo: VaultRepo) -> None:
 
 def _fetch(repo: VaultRepo, report: SyncReport) -> bool:
     done = repo.run("fetch", "-q", report.remote, timeout=NETWORK_TIMEOUT, check=False)
+    report.unreachable = repo.why(done) if done.returncode != 0 else ""
     return done.returncode == 0
 
 
@@ -232,7 +236,7 @@ def _merge_commit(
         sealed, merged = merge_sealed(kv, base, repo.blob(side[2]), repo.blob(side[3]), at=at)
         oid = repo.run("hash-object", "-w", "--stdin", stdin=sealed).stdout.decode().strip()
         tree = repo.replace_in_tree(tree, VAULT, oid)
-        report.conflicts = merged.conflicts
+        report.conflicts += merged.conflicts
         merged_doc = merged.doc
     message = f"keyvault: merge {report.upstream}"
     commit = repo.text(
