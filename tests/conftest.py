@@ -5,6 +5,7 @@ The helpers these fixtures build on live in tests/helpers.py; import them from t
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -16,6 +17,10 @@ from tests.helpers import CHEAP_LOG_N, Cli, files, make_cli
 
 # the fake OpenAI server's fixtures (fake_openai, fake_openai_tls, forward_proxy, …)
 pytest_plugins = ["tests.fake_openai"]
+
+# Trust pins (vault/store/trust.py) go to $XDG_STATE_HOME: one folder per test process, never
+# the user's own ~/.local/state. Subprocesses inherit it (tests/helpers.py: base_env).
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="kvstate-")
 
 
 @pytest.fixture

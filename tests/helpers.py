@@ -111,7 +111,7 @@ class Cli:
 
 
 def base_env(home: Path, runtime: Path) -> dict[str, str]:
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "HOME")
+    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "HOME", "XDG_STATE_HOME")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update(
         KEYVAULT_HOME=str(home),

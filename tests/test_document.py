@@ -252,7 +252,11 @@ def test_unknown_top_level_keys_survive_a_save_through_the_store(tmp_path):
     saved = json.loads(age.decrypt((home / "vault.age").read_bytes(), [identity]))
     assert saved["future"] == {"nested": [1, 2, 3]}
     assert saved["generation"] == 4
-    assert saved["history"] == [{"at": "2026-11-30T00:00:00Z", "action": "touch"}]
+    touch, first_team = saved["history"]
+    assert touch == {"at": "2026-11-30T00:00:00Z", "action": "touch"}
+    # a vault written before team records gets one at its first save (issue 15)
+    assert first_team["action"] == "team-secret"
+    assert first_team["secret"] == saved["team"]["secrets"][0]["id"]
 
 
 # --- golden vaults ------------------------------------------------------------------------

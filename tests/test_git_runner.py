@@ -1,4 +1,5 @@
-"""Issue 13 item 2: a hostile repository runs no program, and git never sees a secret.
+"""Issue 13 item 2: a hostile repository runs no program, and git never sees a secret;
+issue 15: the same for `keyvault sync` in the vault's own repository (the VAULT_REPO profile).
 
 Real git, a real `.git/config` that names a marker script for every setting that makes git
 run a program (and hooks, and a partial clone whose lazy fetch would start ssh), exercised
@@ -193,7 +194,7 @@ def test_only_reviewed_subcommands_run() -> None:
     from vault.store import git as hardened_git
 
     with pytest.raises(ValueError, match="not a reviewed subcommand"):
-        hardened_git.git_argv(Path(), ["commit", "-m", "x"])
+        hardened_git.git_argv(Path(), ["commit", "-m", "x"])  # the read-only profile
     with pytest.raises(ValueError, match="not a reviewed subcommand"):
         hardened_git.git_argv(Path(), [])
 
@@ -218,3 +219,99 @@ def test_every_child_process_starts_in_a_reviewed_place() -> None:
         if starting.search(path.read_text(encoding="utf-8"))
     }
     assert found == REVIEWED_CHILD_PROCESSES
+
+
+# --- the vault's own repository (issue 15: `keyvault sync`, VAULT_REPO profile) -------------
+
+# what a local .git/config (or a pushed .gitattributes) could make `sync` run; the user's
+# transport settings (core.sshCommand, credential.helper, askpass) stay theirs on purpose
+VAULT_PROGRAM_SETTINGS = (
+    "core.fsmonitor",
+    "core.pager",
+    "core.editor",
+    "sequence.editor",
+    "pager.log",
+    "diff.external",
+    "diff.keyvault.textconv",
+    "merge.keyvault.driver",
+    "filter.evil.clean",
+    "filter.evil.smudge",
+    "filter.evil.process",
+    "gpg.program",
+    "remote.origin.uploadpack",
+    "remote.origin.receivepack",
+    "core.alternateRefsCommand",
+)
+VAULT_HOOKS = (
+    "pre-commit", "commit-msg", "post-commit", "post-merge", "pre-push", "post-checkout",
+    "reference-transaction", "post-index-change", "post-rewrite", "pre-merge-commit",
+)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sync_runs_no_program_a_vault_repository_names(tmp_path: Path, runtime_dir: Path) -> None:
+    from tests.team import bare_repository, found_team
+
+    alice, bob = found_team(tmp_path, runtime_dir, bare_repository(tmp_path))
+    script, marker = marker_script(tmp_path)
+    (bob.home / ".gitattributes").write_text("* filter=evil diff=evil\n")  # pushed by a member
+    bob.git("commit", "-qam", "attributes")
+    bob.add("from-bob")
+    bob.ok("sync")
+    hooks = tmp_path / "evil-hooks"
+    hooks.mkdir()
+    for name in VAULT_HOOKS:
+        (hooks / name).symlink_to(script)
+    for setting in VAULT_PROGRAM_SETTINGS:
+        alice.git("config", setting, str(script))
+    alice.git("config", "core.hooksPath", str(hooks))
+    alice.git("config", "commit.gpgSign", "true")
+    alice.add("from-alice")
+    merged = alice("sync", env={"OPENAI_API_KEY": "sk-" + "x" * 40})
+    assert merged.code == 0, merged.err
+    assert "+ from-bob" in merged.out and "out: pushed" in merged.out
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.mark.slow
+def test_sync_gives_git_no_secret(tmp_path: Path, runtime_dir: Path) -> None:
+    from tests.team import bare_repository, found_team
+
+    alice, bob = found_team(tmp_path, runtime_dir, bare_repository(tmp_path))
+    log = tmp_path / "git-calls.txt"
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    real = shutil.which("git")
+    (wrapper_dir / "git").write_text(
+        f'#!/bin/sh\n{{ echo "argv: $*"; env; echo ---; }} >> {log}\nexec {real} "$@"\n'
+    )
+    (wrapper_dir / "git").chmod(0o755)
+    bob.add("b")
+    bob.ok("sync")
+    alice.add("a")
+    env = {
+        "PATH": f"{wrapper_dir}{os.pathsep}{os.environ['PATH']}",
+        "OPENAI_API_KEY": "sk-" + "y" * 40,
+        "GIT_DIR": str(tmp_path / "elsewhere"),  # a hook's leftover must not redirect us
+        "GIT_CONFIG_PARAMETERS": "'merge.keyvault.driver'='touch /tmp/x'",
+    }
+    assert alice("sync", env=env).code == 0
+    calls = [c for c in log.read_text().split("---\n") if c.strip()]
+    assert any("argv: " in c and " push " in c for c in calls)
+    for call in calls:
+        assert "KEYVAULT_" not in call and "OPENAI_" not in call
+        assert "GIT_DIR=" not in call and "GIT_CONFIG_PARAMETERS" not in call
+        assert "GIT_ALLOW_PROTOCOL=file:ssh:https\n" in call and "GIT_TERMINAL_PROMPT=0" in call
+        assert f"core.hooksPath={os.devnull}" in call and "merge.keyvault.driver=exit 1" in call
+
+
+def test_the_vault_profile_is_explicit() -> None:
+    from vault.store import git as hardened_git
+
+    with pytest.raises(ValueError, match="not a reviewed subcommand"):
+        hardened_git.git_argv(Path(), ["gc"], profile=hardened_git.VAULT_REPO)
+    with pytest.raises(ValueError, match="takes no extra settings"):
+        hardened_git.git_argv(Path(), ["log"], config=["core.pager=less"])
+    argv = hardened_git.git_argv(Path(), ["commit", "-m", "x"], profile=hardened_git.VAULT_REPO)
+    assert "merge.keyvault.driver=exit 1" in argv and "commit.gpgSign=false" in argv
+    assert hardened_git.READ_ONLY.environment({})["GIT_ALLOW_PROTOCOL"] == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ NAME = "main"
 AT = "2026-11-30T12:00:00Z"
 BIG_INT = "\0BIGINT\0"  # placeholders: JSON text that json.dumps cannot write itself
 HUGE_FLOAT = "\0E999\0"
+TEAM_KEY = "A" * 42 + "E="  # canonical base64 of 32 bytes
 
 
 def sound() -> dict[str, Any]:
@@ -96,6 +98,10 @@ def sound() -> dict[str, Any]:
                 "past": [{"entry": "00000000000000a9", "name": "gone", "removed_at": AT}],
             }
         ],
+        "team": {
+            "vault_id": "00000000000000c1",
+            "secrets": [{"id": "00000000000000d1", "key": TEAM_KEY, "added_at": AT}],
+        },
     }
 
 
@@ -122,9 +128,14 @@ def environment(home: Path) -> dict[str, str]:
     }
 
 
-def plant(home: Path, doc: Any) -> None:
+def plant(home: Path, doc: Any, *, forget_pin: bool = True) -> None:
+    """`doc` as this home's vault.age. The machine forgets its trust pin first (each
+    document is a new vault to it): this suite is about reading documents, not about trust
+    (except where `forget_pin` is False)."""
     (home / "vault.age").write_bytes(age.encrypt(encode(doc), [IDENTITY.recipient()]))
     (home / "vault.age.bak").unlink(missing_ok=True)
+    if forget_pin:
+        shutil.rmtree(home.parent / ".local" / "state" / "keyvault", ignore_errors=True)
 
 
 READS = (
@@ -237,6 +248,27 @@ CASES = {
     ),
     "no recipients": (at("recipients", []), "the vault lists no recipients"),
     "a bidi override in a project": (at("entries[1].project", "work\u202e"), "entries[1].project"),
+    # issue 15: the team record
+    "a team that is no object": (at("team", ["x"]), "team is not an object"),
+    "a vault id that is not hex": (at("team.vault_id", "../x"), "team.vault_id is not 16 hex"),
+    "a team without secrets": (at("team.secrets", []), "team.secrets is not a list of 1"),
+    "a team secret that is no object": (at("team.secrets[0]", "k"), "team.secrets[0] is not"),
+    "a team secret of 31 bytes": (
+        at("team.secrets[0].key", "A" * 40 + "E=="),
+        "team.secrets[0].key is not a base64 team secret",
+    ),
+    "a team secret that is not base64": (
+        at("team.secrets[0].key", "!" * 43 + "="),
+        "team.secrets[0].key is not a base64",
+    ),
+    "a team secret id that is not hex": (
+        at("team.secrets[0].id", "zz"),
+        "team.secrets[0].id is not 16 hex",
+    ),
+    "two team secrets with one id": (
+        at("team.secrets", [{"id": "00000000000000d1", "key": TEAM_KEY}] * 2),
+        "team.secrets holds two secrets with one id",
+    ),
 }
 
 
@@ -271,6 +303,23 @@ def test_a_forged_export_path_is_never_written(home: Path, tmp_path: Path) -> No
     assert ran.code == 1, ran.err  # rotated, but a registered file could not follow
     assert "holds no OPENAI_API_KEY keyvault wrote" in ran.err
     assert victim.read_text() == "echo hello\n"
+
+
+def test_a_document_without_the_pinned_team_secret_is_refused(home: Path) -> None:
+    """Once this machine pinned the team secret, a sound document without it (written with
+    only the public key) is refused by every command, and nothing is printed on stdout."""
+    run_everything(home, sound())  # pins the team record
+    for forged in (
+        {k: v for k, v in sound().items() if k != "team"},
+        at("team.secrets[0].key", "B" * 42 + "E="),
+        at("team.vault_id", "00000000000000c2"),
+    ):
+        plant(home, forged, forget_pin=False)
+        for args in READS:
+            ran = run_cli(args, env=environment(home), cwd=home)
+            check_clean(args, ran)
+            assert ran.code == 4 and ran.out == "", (args, ran.err)
+            assert "not written by a member" in ran.err or "another vault" in ran.err
 
 
 # --- the generated suite ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 
 import pytest
 
@@ -385,11 +386,13 @@ def test_recipients_are_unique_and_the_last_one_stays():
     with pytest.raises(DuplicateName, match="already recipient 'alice'"):
         doc.add_recipient(Recipient("bob", alice.recipient), at=AT)
     with pytest.raises(PolicyViolation, match="lock you out"):
-        doc.remove_recipient("owner", at=AT, keep=OWNER.recipient)
-    assert doc.remove_recipient("alice", at=AT) == alice
+        doc.remove_recipient("owner", at=AT, keep=OWNER.recipient, rand=os.urandom)
+    assert doc.remove_recipient("alice", at=AT, rand=os.urandom) == alice
     with pytest.raises(PolicyViolation, match="at least one recipient"):
-        doc.remove_recipient("owner", at=AT)
-    assert actions(doc) == ["recipient-add", "recipient-rm"]
+        doc.remove_recipient("owner", at=AT, rand=os.urandom)
+    # removing a recipient rotates the team secret (this document had none yet: its first)
+    assert actions(doc) == ["recipient-add", "recipient-rm", "team-secret"]
+    assert doc.team is not None and len(doc.team.secrets) == 1
 
 
 # --- mint records -------------------------------------------------------------------------

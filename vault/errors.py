@@ -104,6 +104,22 @@ class VaultExists(StorageError):
     """raised when `init` would overwrite an existing vault or identity"""
 
 
+class GitError(StorageError):
+    """raised when git fails in the vault's own repository (`init --git`, `clone`, `sync`), or
+    the repository is in a state keyvault will not touch (a merge or rebase in progress,
+    identity.age tracked)"""
+
+
+class SyncPending(GitError):
+    """raised when `sync` committed locally but could not reach the remote: nothing is lost,
+    the push happens at the next sync"""
+
+
+class MergeRefused(KeyvaultError):
+    """raised when two versions of a vault cannot be merged: two different vaults, a forged or
+    rolled-back side, or a file keyvault cannot open"""
+
+
 class SourceError(KeyvaultError):
     """raised when `import` cannot read a source: a missing or unreadable file, a database
     without one-api's channel table, `pass` or `gpg` failing or not installed"""
@@ -123,6 +139,11 @@ class WrongPassphrase(AuthError):
 
     Deliberately vague: age cannot tell a wrong passphrase from a damaged scrypt stanza.
     """
+
+
+class NotARecipient(WrongPassphrase):
+    """raised when the identity opened fine but vault.age is not sealed to it (another
+    vault's file, or a team vault this member was removed from or not yet added to)"""
 
 
 class NoMatchingIdentity(AuthError):
@@ -172,6 +193,24 @@ class UnsupportedFormat(DamagedFile):
 
 class DamagedVault(DamagedFile):
     """raised when the decrypted document is not a valid keyvault document"""
+
+
+class NotTrusted(DamagedFile):
+    """base of the authenticity refusals (vault/store/trust.py): the file decrypts and parses,
+    but this machine has reason not to believe it; exit 4"""
+
+
+class ForgedVault(NotTrusted):
+    """raised when vault.age lacks the team secret this machine pinned: it was written by
+    someone holding only public keys, or by a member removed since"""
+
+
+class ForeignVault(NotTrusted):
+    """raised when vault.age belongs to another vault (its team id is not the pinned one)"""
+
+
+class RolledBack(NotTrusted):
+    """raised when vault.age is older (a lower generation) than one this machine accepted"""
 
 
 class AgeHeaderError(AgeFormatError):

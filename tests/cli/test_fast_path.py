@@ -413,6 +413,9 @@ ALLOWED_VAULT = {
     "vault.model.phones",
     "vault.model.records",
     "vault.model.secret",
+    # issue 15: every open checks the team secret against this machine's pin (_blake2 only)
+    "vault.model.team",
+    "vault.store.trust",
     "vault.model.tuples",
     "vault.model.urls",
     "vault.session",

@@ -48,6 +48,12 @@ COMMANDS = {
     "usage": "vault.cli.usage:usage_cmd",
     "scan": "vault.cli.security:scan_cmd",
     "doctor": "vault.cli.security:doctor_cmd",
+    "team": "vault.cli.team:team_cmd",
+    "clone": "vault.cli.team:clone_cmd",
+    "sync": "vault.cli.team:sync_cmd",
+    "trust": "vault.cli.team:trust_cmd",
+    "merge-driver": "vault.cli.team:merge_driver_cmd",
+    "textconv": "vault.cli.team:textconv_cmd",
 }
 
 

@@ -138,7 +138,8 @@ def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
         warn=app.unlocker.warn,
     )
     try:
-        return app.exports_of(Keyvault(app.paths, quiet).read(), project).values
+        kv = Keyvault(app.paths, quiet, trust=app.kv.trust)
+        return app.exports_of(kv.read(), project).values
     except KeyvaultError as exc:
         warn(f"not exporting project {safe(project)}: {exc.message}")
         return None

@@ -6,6 +6,7 @@ import click
 
 from vault.cli.context import pass_context, print_json, print_table
 from vault.cli.options import json_option
+from vault.cli.report import safe
 from vault.store import recipients as lib
 from vault.store.context import Context
 
@@ -51,23 +52,38 @@ def recipients_add(app: Context, name: str, public_key: str) -> None:
     """
     added = lib.add_recipient(app.kv, name, public_key)
     click.echo(f"added recipient {added.name} ({added.recipient})")
+    if (app.paths.home / ".git").exists():
+        click.echo("share it with the team: keyvault sync")
 
 
 @recipients_cmd.command("rm")
 @click.argument("name")
 @pass_context
 def recipients_rm(app: Context, name: str) -> None:
-    """Re-encrypt the vault (and its backup) without a recipient.
+    """Remove a member: re-encrypt the vault (and its backup) without them.
 
-    Keys the removed identity could already read are not revoked by this: rotate them.
+    The team secret is rotated, so nothing they write is accepted any more. Keys they could
+    already read are not revoked by this: the keys and what to run for each are printed.
 
     \b
     Example:
       keyvault recipients rm old-ci
     """
-    removed = lib.remove_recipient(app.kv, name)
-    click.echo(f"removed recipient {removed.name}; the vault was re-encrypted without it")
-    click.echo("keyvault: hint: rotate keys it could read before", err=True)
+    from vault.rotation.members import remove_member  # noqa: PLC0415
+
+    exposed = remove_member(app.kv, name)
+    click.echo(f"removed {safe(exposed.member.name)}; the vault was re-encrypted without them")
+    click.echo("the team secret was rotated: a vault they write is refused from now on")
+    if exposed.keys:
+        click.echo(f"they could read {len(exposed.keys)} key(s):")
+        for entry in exposed.keys:
+            where = f" ({safe(entry.project)})" if entry.project else ""
+            click.echo(f"  {safe(entry.name)}{where} {entry.secret.masked} {entry.status.value}")
+        click.echo("replace them:")
+        for step in exposed.steps:
+            click.echo(f"  {safe(step)}")
+    if (app.paths.home / ".git").exists():
+        click.echo("then share the removal: keyvault sync")
 
 
 @recipients_cmd.command("new-ci")

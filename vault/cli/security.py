@@ -23,7 +23,8 @@ from vault.errors import (
 )
 from vault.model.document import VaultDoc
 from vault.security import scan, scan_history
-from vault.security.doctor import Doctor, needs_fixing, run_git
+from vault.security.checks import needs_fixing
+from vault.security.doctor import Doctor, run_git
 from vault.store.context import Context
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
@@ -152,6 +153,8 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
         environ=app.environ,
         git=run_git,
         default_base_url=_default_base_url(app),
+        trust=app.kv.trust,
+        phone_slots=app.config.phone_slots,
     ).run()
     bad = needs_fixing(checks)
     if as_json:

@@ -6,6 +6,8 @@ import click
 
 from vault.cli.context import ask_new_passphrase, pass_context
 from vault.cli.report import safe
+from vault.errors import UsageError
+from vault.model.validate import check_name
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
 
@@ -18,22 +20,46 @@ from vault.store.context import Context
     metavar="LOG2N",
     help="scrypt cost for the passphrase (default 18, ~0.5 s).",
 )
+@click.option(
+    "--name",
+    "owner",
+    metavar="NAME",
+    default="owner",
+    help="Your name as a member (default: owner); teammates see it in `recipients list`.",
+)
+@click.option("--git", "as_team", is_flag=True, help="Make it a team vault (a git repository).")
+@click.option(
+    "--remote", metavar="URL", default=None, help="With --git: an empty repository to push to."
+)
 @pass_context
-def init_cmd(app: Context, work_factor: int | None) -> None:
+def init_cmd(
+    app: Context, work_factor: int | None, owner: str, as_team: bool, remote: str | None
+) -> None:
     """Create a new identity and an empty vault (the passphrase is asked twice).
 
     \b
     Example:
       keyvault init
       KEYVAULT_HOME=~/work-keys keyvault init
+      keyvault init --name alice --git --remote git@github.com:acme/keys.git
     """
+    if remote is not None and not as_team:
+        raise UsageError("--remote needs --git")
+    check_name(owner, "member name")
     app.kv.refuse_overwrite()  # before asking anything
     passphrase = ask_new_passphrase()
     check_new_passphrase(passphrase)
-    identity = app.kv.init(passphrase, log_n=work_factor)
+    identity = app.kv.init(passphrase, log_n=work_factor, owner=owner)
     click.echo(f"created {app.paths.vault}")
     click.echo(f"your public key: {identity.recipient().to_string()}")
     click.echo("recover without keyvault: age -d -i identity.age vault.age")
+    if as_team:
+        from vault.store.repo import VaultRepo  # noqa: PLC0415
+        from vault.store.team import team_init  # noqa: PLC0415
+
+        pushed = team_init(app.kv, VaultRepo(app.paths.home), remote=remote, new_vault=True)
+        click.echo("a team vault: " + (f"pushed to {safe(remote)}" if pushed else "no remote yet"))
+        click.echo("teammates join with: keyvault clone URL")
 
 
 @click.command("passwd")

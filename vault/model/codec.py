@@ -49,8 +49,11 @@ from vault.model.records import (
     PastKey,
     Phone,
     Recipient,
+    Team,
+    TeamSecret,
 )
 from vault.model.secret import Secret
+from vault.model.team import team_key_value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -99,6 +102,8 @@ def dumps(doc: VaultDoc) -> bytes:
         body["service_accounts"] = [_with_extra(r._asdict()) for r in doc.mints]
     if doc.phones:
         body["phones"] = [_phone_json(p) for p in doc.phones]
+    if doc.team is not None:
+        body["team"] = team_json(doc.team)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -131,6 +136,13 @@ def event_json(event: Event) -> dict[str, Any]:
     else:
         out.update({k: v for k, v in (("name", event.name), ("project", event.project)) if v})
     return {**out, **{k: v for k, v in event.detail.items() if k not in out}}
+
+
+def team_json(team: Team) -> dict[str, Any]:
+    """The team record as stored (it holds the secrets: only ever inside vault.age)."""
+    out = _with_extra(team._asdict())
+    out["secrets"] = [_with_extra(s._asdict()) for s in team.secrets]
+    return out
 
 
 def _phone_json(phone: Phone) -> dict[str, Any]:
@@ -227,6 +239,7 @@ _KNOWN: Final = frozenset(
         "exports",
         "service_accounts",
         "phones",
+        "team",
     }
 )
 
@@ -243,6 +256,7 @@ def _document(raw: dict[str, Any]) -> VaultDoc:
         exports=_dedupe_exports(_list(raw, "exports", _export)),
         mints=_list(raw, "service_accounts", _mint),
         phones=_list(raw, "phones", _phone),
+        team=_team(raw["team"], "team") if "team" in raw else None,
         extra={k: v for k, v in raw.items() if k not in _KNOWN},
     )
 
@@ -477,6 +491,41 @@ def _phone(item: dict[str, Any], path: str) -> Phone:
         _field(item, path, "note", _optional(_text(2000, lines=True)), "is not text"),
         tuple(keys),
         _rest(item, Phone._fields),
+    )
+
+
+_team_key = whole_check(TEXT, team_key_value)
+_MAX_TEAM_SECRETS: Final = 10_000  # one per member removal or merge that removed one
+
+
+def _team(item: Any, path: str) -> Team:
+    if type(item) is not dict:
+        raise _Bad(path, "is not an object")
+    raw = item.get("secrets")
+    if type(raw) is not list or not 0 < len(raw) <= _MAX_TEAM_SECRETS:
+        raise _Bad(f"{path}.secrets", "is not a list of 1 to 10,000 secrets")
+    secrets = []
+    for index, secret in enumerate(raw):
+        where = f"{path}.secrets[{index}]"
+        if type(secret) is not dict:
+            raise _Bad(where, "is not an object")
+        secrets.append(_team_secret(secret, where))
+    ids = [s.id for s in secrets]
+    if len(set(ids)) != len(ids):
+        raise _Bad(f"{path}.secrets", "holds two secrets with one id")
+    return Team(
+        _field(item, path, "vault_id", _hex_id, "is not 16 hex digits"),
+        tuple(secrets),
+        _rest(item, Team._fields),
+    )
+
+
+def _team_secret(item: dict[str, Any], path: str) -> TeamSecret:
+    return TeamSecret(
+        _field(item, path, "id", _hex_id, "is not 16 hex digits"),
+        _field(item, path, "key", _team_key, "is not a base64 team secret of 32 bytes"),
+        _field(item, path, "added_at", _optional_time, "is not a time"),
+        _rest(item, TeamSecret._fields),
     )
 
 

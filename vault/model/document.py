@@ -9,7 +9,8 @@ no caller can change state without the history saying so. Invariants kept here:
   limit, which `phones` and `doctor` then flag;
 - a file is an export target of one project at a time;
 - a key whose secret changes loses the old key's health;
-- `history` is only ever appended to; mint records move only along `MINT_TRANSITIONS`.
+- `history` is only ever appended to; mint records move only along `MINT_TRANSITIONS`;
+- the team secret chain only grows, and removing a recipient adds a secret it never saw.
 The JSON form and the load-time checks live in vault/model/codec.py.
 """
 
@@ -39,7 +40,9 @@ from vault.model.records import (
     PastKey,
     Phone,
     Recipient,
+    Team,
 )
+from vault.model.team import Rand, new_team, with_fresh_secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,7 +64,8 @@ FORMAT = "keyvault/1"
 
 
 class VaultDoc:
-    """The decrypted document: recipients, entries, history, export targets, mints, phones."""
+    """The decrypted document: recipients, entries, history, export targets, mints, phones,
+    and the team record that proves a member wrote it."""
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class VaultDoc:
         exports: list[ExportTarget] | None = None,
         mints: list[MintRecord] | None = None,
         phones: list[Phone] | None = None,
+        team: Team | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.generation = generation
@@ -82,9 +87,12 @@ class VaultDoc:
         self.exports = exports if exports is not None else []
         self.mints = mints if mints is not None else []
         self.phones = phones if phones is not None else []
+        self.team = team  # None only in vaults written before keyvault had one
         self.extra = extra if extra is not None else {}  # unknown top-level keys, kept as-is
 
-    _FIELDS = ("generation", "recipients", "entries", "history", "exports", "mints", "phones")
+    _FIELDS = (
+        "generation", "recipients", "entries", "history", "exports", "mints", "phones", "team",
+    )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VaultDoc):
@@ -334,8 +342,11 @@ class VaultDoc:
         detail = {"recipient": recipient.recipient}
         self.record(Event(at, Action.RECIPIENT_ADD, name=recipient.name, detail=detail))
 
-    def remove_recipient(self, name: str, *, at: str, keep: str | None = None) -> Recipient:
-        """Remove one recipient; `keep` is the public key that must stay (the caller's)."""
+    def remove_recipient(
+        self, name: str, *, at: str, rand: Rand, keep: str | None = None
+    ) -> Recipient:
+        """Remove one recipient and rotate the team secret (the removed one knows the old
+        secrets, never the new one); `keep` is the public key that must stay (the caller's)."""
         match = next((r for r in self.recipients if r.name == name), None)
         if match is None:
             known = [r.name for r in self.recipients]
@@ -349,7 +360,31 @@ class VaultDoc:
         self.recipients.remove(match)
         detail = {"recipient": match.recipient}
         self.record(Event(at, Action.RECIPIENT_RM, name=name, detail=detail))
+        self.rotate_team_secret(at=at, rand=rand, reason=f"recipient {name} removed")
         return match
+
+    # --- the team secret (vault/model/team.py) ----------------------------------------------
+
+    def ensure_team(self, *, at: str, rand: Rand) -> bool:
+        """Give a vault written before team records its first one; True when it was added."""
+        if self.team is not None:
+            return False
+        self.team = new_team(at=at, rand=rand)
+        self._team_event(at, "first save with a team record")
+        return True
+
+    def rotate_team_secret(self, *, at: str, rand: Rand, reason: str) -> None:
+        """Append a fresh team secret: from now on only readers of this version know it."""
+        if self.team is None:
+            self.ensure_team(at=at, rand=rand)
+            return
+        self.team = with_fresh_secret(self.team, at=at, rand=rand)
+        self._team_event(at, reason)
+
+    def _team_event(self, at: str, reason: str) -> None:
+        if self.team is not None:
+            detail = {"secret": self.team.current.id, "reason": reason}
+            self.record(Event(at, Action.TEAM_ROTATED, detail=detail))
 
     # --- mint records ---------------------------------------------------------------------
 

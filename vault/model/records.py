@@ -1,5 +1,5 @@
 """The typed records of the vault document besides entries: history events, export targets,
-recipients, mint records and phones.
+recipients, mint records, phones and the team secret.
 
 Each is an immutable NamedTuple (cheap to import on the `keyvault env` path, unlike
 dataclasses); `extra` keeps the fields a newer keyvault wrote, so an older one loses nothing.
@@ -47,6 +47,8 @@ class Action(StrEnum):
     MINT_ABANDONED = "mint-abandoned"  # an interrupted mint was cleaned up
     MINT_ORPHANED = "mint-orphaned"  # a minted key was removed before it became active
     DELETE_SERVICE_ACCOUNT = "delete-service-account"  # a replaced minted account was deleted
+    TEAM_ROTATED = "team-secret"  # a new team secret: first save, a member removed, or a merge
+    MERGE = "merge"  # two versions were merged (`conflicts` says what was resolved and how)
 
 
 class Event(NamedTuple):
@@ -161,3 +163,29 @@ class Phone(NamedTuple):
     note: str | None = None
     past: tuple[PastKey, ...] = ()
     extra: Mapping[str, Any] = EMPTY
+
+
+class TeamSecret(NamedTuple):
+    """One team secret: 32 random bytes (base64) that only members can read. A vault.age is
+    accepted only when its chain holds the secret this machine pinned (vault/store/trust.py)."""
+
+    id: str  # 16 hex digits
+    key: str  # base64 of 32 random bytes; never shown, logged or written outside vault.age
+    added_at: str | None = None
+    extra: Mapping[str, Any] = EMPTY
+
+    def __repr__(self) -> str:  # a traceback or a debug print never shows the key
+        return f"TeamSecret(id={self.id!r}, added_at={self.added_at!r})"
+
+
+class Team(NamedTuple):
+    """What proves a vault.age was written by a member: the vault's id and its chain of
+    secrets, oldest first; the last one is current (docs/security.md, docs/format.md)."""
+
+    vault_id: str  # 16 hex digits, fixed when the team record is created
+    secrets: tuple[TeamSecret, ...]
+    extra: Mapping[str, Any] = EMPTY
+
+    @property
+    def current(self) -> TeamSecret:
+        return self.secrets[-1]

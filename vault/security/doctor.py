@@ -13,8 +13,7 @@ import datetime as dt
 import os
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault import age
@@ -22,34 +21,19 @@ from vault.errors import DamagedIdentity, KeyvaultError, SessionError
 from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
+from vault.security.checks import Check, Level
+from vault.security.team_checks import phone_checks, trust_checks
 from vault.store.config import Paths
 from vault.store.files import read_file
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.store.trust import Trust
+
 RECOMMENDED_LOG_N = 18  # the default of `keyvault init`: ~0.5 s per guess here
 VAULT_FILES = ("identity.age", "vault.age", "vault.age.bak", "vault.lock", "config.toml")
+TEAM_SHARED = ("vault.age",)  # tracked on purpose in a team vault (vault/store/repo.py)
 UNLOCK_FILES = ("KEYVAULT_IDENTITY_FILE", "KEYVAULT_PASSPHRASE_FILE")
-
-
-class Level(StrEnum):
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Check:
-    area: str
-    level: Level
-    message: str
-    fix: str | None = None
-
-    def to_dict(self) -> dict[str, str | None]:
-        return {**asdict(self), "level": str(self.level)}
-
-
-def needs_fixing(checks: list[Check]) -> bool:
-    return any(c.level in (Level.WARN, Level.FAIL) for c in checks)
 
 
 Opener = Callable[[bytes], VaultDoc]  # decrypts a sealed vault with the unlocked identity
@@ -69,6 +53,8 @@ class Doctor:
     environ: Mapping[str, str] = field(default_factory=dict)
     euid: int | None = field(default_factory=getattr(os, "geteuid", lambda: None))
     git: Git | None = None
+    trust: Trust | None = None
+    phone_slots: int = 2
     doc: VaultDoc | None = None
     default_base_url: str | None = None  # config.toml's, as exports use it
 
@@ -81,6 +67,8 @@ class Doctor:
             self.check_files,
             self.check_work_factor,
             self.check_vault,
+            self.check_trust,
+            self.check_phones,
             self.check_backup,
             self.check_session,
             self.check_git,
@@ -215,11 +203,24 @@ class Doctor:
         if self.git is None or self.git(self.paths.home, *_IN_WORK_TREE) != 0:
             return [Check("git", Level.OK, "the vault home is not inside a git work tree")]
         git, problems = self.git, list[Check]()
+        team = (self.paths.home / ".git").exists() and _is_team_repo(self.paths.home)
         for name in VAULT_FILES:
             path = self.paths.home / name
-            if path.exists():
+            if path.exists() and not (team and name in TEAM_SHARED):
                 problems += _git_exposure(git, path, "vault file", Level.FAIL)
-        return problems or [Check("git", Level.OK, "vault files are ignored by git")]
+        if problems:
+            return problems
+        if team:
+            return [Check("git", Level.OK, "a team vault: only vault.age is shared")]
+        return [Check("git", Level.OK, "vault files are ignored by git")]
+
+    def check_trust(self) -> list[Check]:
+        if self.doc is None or self.trust is None:
+            return []
+        return trust_checks(self.doc, self.trust)
+
+    def check_phones(self) -> list[Check]:
+        return phone_checks(self.doc, self.phone_slots) if self.doc is not None else []
 
     def check_dotenv(self) -> list[Check]:
         if self.doc is None:
@@ -337,6 +338,14 @@ def _git_exposure(git: Git, path: Path, what: str, tracked_level: Level) -> Iter
             f"{what} {path} is not ignored by git",
             f"add {name} to {folder}/.gitignore so `git add .` cannot commit it",
         )
+
+
+def _is_team_repo(home: Path) -> bool:
+    """A team vault's repository: its .gitattributes hands vault.age to keyvault."""
+    try:
+        return "merge=keyvault" in (home / ".gitattributes").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _when(epoch: object) -> str:

@@ -245,8 +245,15 @@ class Context:
     @cached_property
     def kv(self) -> Keyvault:
         from vault.store.keyvault import Keyvault  # noqa: PLC0415
+        from vault.store.trust import Trust  # noqa: PLC0415
 
-        return Keyvault(self.paths, self.unlocker, clock=self.clock, config=self.config)
+        return Keyvault(
+            self.paths,
+            self.unlocker,
+            clock=self.clock,
+            config=self.config,
+            trust=Trust(self.paths.home, self.environ),
+        )
 
     def exported(self, doc: VaultDoc) -> Exported:
         """What this invocation's project exports."""

@@ -11,7 +11,9 @@ core.askPass, gpg.program (log.showSignature). Every git call goes through `run`
 - give git an environment without KEYVAULT_* and OPENAI_* (a program git runs must not see
   the passphrase or a key) and without the variables that name programs (GIT_SSH_COMMAND,
   GIT_EXTERNAL_DIFF, GIT_ASKPASS, GIT_CONFIG_PARAMETERS …);
-- override the settings above on the command line, which wins over every config file;
+- override the settings above on the command line, which wins over every config file (but
+  for remote.*.uploadpack/receivepack, where git takes the first value: here no transport
+  runs at all, and the vault profile below passes --upload-pack/--receive-pack instead);
 - forbid every transport (GIT_ALLOW_PROTOCOL empty overrides protocol.*.allow in any config,
   and GIT_NO_LAZY_FETCH for git >= 2.44), so no fetch, ssh or remote helper can start;
 - add --no-ext-diff and --no-textconv to the commands that print diffs, and --no-pager;
@@ -20,6 +22,19 @@ core.askPass, gpg.program (log.showSignature). Every git call goes through `run`
   tree), which none of these do. Adding a subcommand means reviewing it against this list.
 
 safe.directory is left alone: git refuses a repository owned by someone else, and so do we.
+
+A second, explicit profile, `VAULT_REPO`, runs git in the vault's own repository (a shared
+team vault: `init --git`, `clone`, `sync`; vault/store/repo.py). It writes (add, commit,
+update-ref, reset) and reaches the remote (fetch, push, clone over ssh, https or a local
+path: GIT_ALLOW_PROTOCOL allows exactly those), and it keeps every other guard: no hooks,
+no fsmonitor, no pager, no editor, no signing program, no KEYVAULT_* or OPENAI_* in git's
+environment, no GIT_* variable of the caller's but the ones that choose ssh, askpass and the
+commit author (a GIT_DIR or GIT_INDEX_FILE left by a hook would point us elsewhere), and
+`merge.keyvault.driver` set on the command line so no config can choose the program that
+merges vault.age (it is `exit 1`: `sync` merges vault.age itself, in process, with the
+identity it holds; vault/store/repo.py). The user's own credential helper, askpass and ssh
+settings (core.sshCommand, GIT_SSH_COMMAND) stay: this is their repository, that is how they
+reach its remote, and a clone never brings a config (only a local program can write one).
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, NamedTuple
 
 from vault.security.childenv import for_tool
 
@@ -79,38 +94,148 @@ ENV_DROPPED: Final = frozenset(
 )
 
 
-def git_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every git call gets (see the module docstring)."""
-    base = for_tool(os.environ if environ is None else environ)
-    kept = {
-        k: v
-        for k, v in base.items()
-        if k.upper() not in ENV_DROPPED and not k.upper().startswith("GIT_CONFIG_")
+class Profile(NamedTuple):
+    """What one kind of git call may do: its subcommands, `-c` overrides and environment."""
+
+    name: str
+    subcommands: frozenset[str]
+    guards: Mapping[str, tuple[str, ...]]  # options added right after a subcommand
+    overrides: tuple[str, ...]
+    env_set: Mapping[str, str]
+
+    def environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        base = for_tool(os.environ if environ is None else environ)
+        if self is READ_ONLY:
+            kept = {
+                k: v
+                for k, v in base.items()
+                if k.upper() not in ENV_DROPPED and not k.upper().startswith("GIT_CONFIG_")
+            }
+        else:
+            kept = {
+                k: v
+                for k, v in base.items()
+                if not k.upper().startswith("GIT_") or k.upper() in VAULT_ENV_KEPT
+            }
+        return kept | dict(self.env_set)
+
+
+_NO_DIFF_PROGRAMS: Final = ("--no-ext-diff", "--no-textconv")
+READ_ONLY: Final = Profile(
+    "read-only", SUBCOMMANDS, dict.fromkeys(DIFF_SUBCOMMANDS, _NO_DIFF_PROGRAMS), OVERRIDES, ENV_SET
+)
+
+# the vault's own repository (vault/store/repo.py); each subcommand reviewed for what it runs
+VAULT_SUBCOMMANDS: Final = frozenset(
+    {
+        *("init", "clone", "config", "remote", "fetch", "push"),
+        *("rev-parse", "rev-list", "symbolic-ref", "merge-base", "ls-files", "ls-tree"),
+        *("status", "cat-file", "log", "diff"),
+        *("add", "commit", "update-index", "hash-object", "mktree", "merge-tree"),
+        *("commit-tree", "update-ref", "reset", "checkout"),
     }
-    return kept | ENV_SET
+)
+VAULT_OVERRIDES: Final = (
+    "core.fsmonitor=false",
+    f"core.hooksPath={os.devnull}",
+    "core.pager=cat",
+    "core.editor=:",
+    "sequence.editor=:",
+    "log.showSignature=false",
+    "commit.gpgSign=false",
+    "submodule.recurse=false",
+    "safe.bareRepository=explicit",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "core.quotePath=false",
+    "diff.external=",
+    "core.alternateRefsCommand=",
+    # `sync` resolves vault.age itself (vault/store/repo.py): a conflict is what it wants
+    "merge.keyvault.driver=exit 1",
+    "merge.keyvault.name=resolved by keyvault sync",
+)
+VAULT_ENV_SET: Final = {
+    "GIT_ALLOW_PROTOCOL": "file:ssh:https",  # beats protocol.*.allow in any config
+    "GIT_NO_LAZY_FETCH": "1",
+    "GIT_TERMINAL_PROMPT": "0",  # cron: fail, never wait for a password nobody types
+    "GIT_PAGER": "cat",
+    "PAGER": "cat",
+    "GIT_EDITOR": ":",
+    "GIT_MERGE_AUTOEDIT": "no",
+}
+# the caller's GIT_* variables that choose how to reach the remote and who commits
+VAULT_ENV_KEPT: Final = frozenset(
+    {
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_ASKPASS",
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+    }
+)
+# The program git starts for a local-path remote comes from remote.*.uploadpack and
+# .receivepack, and for those git takes the FIRST value it finds: a `-c` cannot override one
+# in .git/config. The command-line options can (for ssh, they name the server's program).
+VAULT_GUARDS: Final = {
+    "log": _NO_DIFF_PROGRAMS,
+    "diff": _NO_DIFF_PROGRAMS,
+    "fetch": ("--upload-pack=git-upload-pack",),
+    "clone": ("--upload-pack=git-upload-pack",),
+    "push": ("--receive-pack=git-receive-pack",),
+}
+VAULT_REPO: Final = Profile(
+    "vault repository", VAULT_SUBCOMMANDS, VAULT_GUARDS, VAULT_OVERRIDES, VAULT_ENV_SET
+)
 
 
-def git_argv(folder: Path, args: Sequence[str], *, git: str = "git") -> list[str]:
+def git_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment every read-only git call gets (see the module docstring)."""
+    return READ_ONLY.environment(environ)
+
+
+def git_argv(
+    folder: Path,
+    args: Sequence[str],
+    *,
+    git: str = "git",
+    profile: Profile = READ_ONLY,
+    config: Sequence[str] = (),
+) -> list[str]:
     """`git -C folder -c … --no-pager SUBCOMMAND [diff guards] ARGS`; ValueError for a
-    subcommand not reviewed (SUBCOMMANDS)."""
-    if not args or args[0] not in SUBCOMMANDS:
+    subcommand the profile has not reviewed. `config` adds `-c` settings after the
+    profile's (the vault profile only: the read-only one takes none)."""
+    if not args or args[0] not in profile.subcommands:
         raise ValueError(f"git {args[0] if args else ''}: not a reviewed subcommand")
-    overrides = [item for setting in OVERRIDES for item in ("-c", setting)]
-    guards = ["--no-ext-diff", "--no-textconv"] if args[0] in DIFF_SUBCOMMANDS else []
+    if config and profile is READ_ONLY:
+        raise ValueError("the read-only git profile takes no extra settings")
+    settings = (*profile.overrides, *config)
+    overrides = [item for setting in settings for item in ("-c", setting)]
+    guards = profile.guards.get(args[0], ())
     return [git, "-C", str(folder), *overrides, "--no-pager", args[0], *guards, *args[1:]]
 
 
 def run(
-    folder: Path, *args: str, git: str = "git", timeout: float = GIT_TIMEOUT
+    folder: Path,
+    *args: str,
+    git: str = "git",
+    timeout: float = GIT_TIMEOUT,
+    profile: Profile = READ_ONLY,
+    config: Sequence[str] = (),
+    stdin: bytes | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes] | None:
-    """Run a git query in `folder` and capture its output; None when git cannot run (not
+    """Run git in `folder` and capture its output; None when git cannot run (not
     installed, timed out)."""
     try:
         return subprocess.run(
-            git_argv(folder, args, git=git),
+            git_argv(folder, args, git=git, profile=profile, config=config),
             capture_output=True,
-            stdin=subprocess.DEVNULL,
-            env=git_environment(),
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            env=profile.environment(environ),
             timeout=timeout,
             check=False,
         )

@@ -7,10 +7,13 @@
     kv.transact(lambda doc: doc.add(...)) # lock → read → change → seal → atomic save
 
 Every change bumps the generation and is sealed to every recipient listed in the document.
+Every read checks the document against this machine's trust pin (vault/store/trust.py):
+a vault.age not written by a member, or older than one seen here, is refused.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from vault.errors import (
@@ -18,15 +21,16 @@ from vault.errors import (
     ConcurrentModification,
     DamagedVault,
     NoMatchingIdentity,
+    NotARecipient,
     VaultExists,
     VaultNotFound,
-    WrongPassphrase,
 )
 from vault.model import codec
 from vault.model.clock import Clock, iso, utc_now
 from vault.model.document import VaultDoc
 from vault.model.records import Action, Event, Recipient
 from vault.model.secret import Secret
+from vault.model.team import new_team
 from vault.session.identity import (
     SCRYPT_LOG_N,
     seal_identity,
@@ -42,6 +46,7 @@ from vault.store.files import (
     sweep_temp_files,
     write_file_atomic,
 )
+from vault.store.trust import Trust
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +71,8 @@ class Keyvault:
         ops: FileOps = REAL_OPS,
         lock_timeout: float | None = None,
         config: Config | None = None,
+        trust: Trust | None = None,
+        rand: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.paths = paths
         self.unlocker = unlocker
@@ -74,6 +81,8 @@ class Keyvault:
         self.synced: list[SyncOutcome] = []  # the .env files the last change brought along
         self._lock_timeout = lock_timeout
         self._config = config
+        self.trust = trust if trust is not None else Trust(paths.home)
+        self.rand = rand  # team secrets (vault/model/team.py)
 
     @property
     def config(self) -> Config:
@@ -91,8 +100,11 @@ class Keyvault:
 
     # --- create ---------------------------------------------------------------------------
 
-    def init(self, passphrase: Secret, *, log_n: int | None = None) -> age.X25519Identity:
-        """Create identity.age and an empty vault.age; refuse to overwrite either."""
+    def init(
+        self, passphrase: Secret, *, log_n: int | None = None, owner: str = "owner"
+    ) -> age.X25519Identity:
+        """Create identity.age and an empty vault.age; refuse to overwrite either. `owner`
+        names the first recipient (a team vault lists its members by name)."""
         ensure_private_dir(self.paths.home)
         self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
@@ -103,12 +115,13 @@ class Keyvault:
             identity, passphrase, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=now
         )
         at = iso(now)
-        owner = Recipient("owner", identity.recipient().to_string(), added_at=at)
-        doc = VaultDoc(generation=1, recipients=[owner])
-        doc.record(Event(at, Action.INIT))
+        first = Recipient(owner, identity.recipient().to_string(), added_at=at)
+        doc = VaultDoc(generation=1, recipients=[first], team=new_team(at=at, rand=self.rand))
+        doc.record(Event(at, Action.INIT))  # the team record is part of the new vault
         with locked(self.paths.lock, timeout=self.lock_timeout):
             write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
+        self.trust.remember(doc)
         return identity
 
     def refuse_overwrite(self) -> None:
@@ -127,17 +140,21 @@ class Keyvault:
         return self.paths.vault.exists()
 
     def read(self) -> VaultDoc:
-        """Decrypt the vault without locking (saves are atomic replaces)."""
-        sealed = self._read_vault_bytes()
-        return self.open(sealed)
+        """Decrypt the vault without locking (saves are atomic replaces), and refuse it unless
+        this machine trusts it (vault/store/trust.py)."""
+        doc = self.open(self._read_vault_bytes())
+        self.trust.accept(doc)
+        return doc
 
     def open(self, sealed: bytes) -> VaultDoc:
+        """Decrypt and parse sealed bytes: no trust check (`doctor` opens the backup with it,
+        the merge the versions git gives it)."""
         try:
             plain = self.unlocker.decrypt(self.paths, sealed)
         except AgeFormatError as exc:
             raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=exc.hint) from None
         except NoMatchingIdentity:
-            raise WrongPassphrase(
+            raise NotARecipient(
                 "this identity cannot open vault.age",
                 hint="the vault was sealed to other recipients; check KEYVAULT_IDENTITY",
             ) from None
@@ -172,8 +189,10 @@ class Keyvault:
             stamp = file_stamp(self.paths.vault)
             doc = self.open(sealed)
             del sealed  # a large vault's old bytes need not stay in memory through the save
+            pin = self.trust.check(doc)
             before = _ExportSnapshot(doc, self.config.default_base_url)
             result = change(doc)
+            doc.ensure_team(at=self.now_iso(), rand=self.rand)
             doc.generation += 1
             data = self.seal(doc)
             if file_stamp(self.paths.vault) != stamp:
@@ -184,8 +203,14 @@ class Keyvault:
             write_file_atomic(self.paths.vault, data, backup=self.paths.backup, ops=self.ops)
             if not backup_previous:
                 write_file_atomic(self.paths.backup, data, ops=self.ops)
+            self.trust.remember(doc, pin)
             self.synced = before.sync(doc)
         return result
+
+    def follow_exports(self, before: VaultDoc, after: VaultDoc) -> list[SyncOutcome]:
+        """Registered .env files after a change that came from elsewhere (`sync`); call it
+        under the lock, as `transact` does."""
+        return _ExportSnapshot(before, self.config.default_base_url).sync(after)
 
     def seal(self, doc: VaultDoc) -> bytes:
         from vault import age  # noqa: PLC0415

@@ -36,7 +36,8 @@ def remove_recipient(kv: Keyvault, name: str) -> Recipient:
     mine = kv.unlocker.recipient(kv.paths)
     now = kv.now_iso()
     return kv.transact(
-        lambda doc: doc.remove_recipient(name, at=now, keep=mine), backup_previous=False
+        lambda doc: doc.remove_recipient(name, at=now, keep=mine, rand=kv.rand),
+        backup_previous=False,
     )
 
 

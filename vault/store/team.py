@@ -1,0 +1,95 @@
+"""Making a team vault and joining one: `keyvault team init`, `init --git`, `clone`.
+
+A team vault is a vault home that is also a git repository (vault/store/repo.py): the first
+machine turns its home into one and pushes it; everyone else clones it, makes their own
+identity, and waits for a member to add their public key (docs/team.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vault.errors import GitError, VaultExists
+from vault.model.secret import Secret
+from vault.session.identity import SCRYPT_LOG_N, seal_identity
+from vault.store.config import ensure_private_dir
+from vault.store.files import locked, write_file_atomic
+from vault.store.keyvault import Keyvault
+from vault.store.repo import NETWORK_TIMEOUT, SHARED, VaultRepo
+from vault.store.sync import REMOTE, author
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault import age
+
+
+def team_init(
+    kv: Keyvault, repo: VaultRepo, *, remote: str | None = None, new_vault: bool = False
+) -> bool:
+    """Turn an existing vault home into a team vault's repository (and push it to `remote`,
+    an empty repository); True when it was pushed. `new_vault`: just made by `init`, so it
+    has its team record (no second unlock)."""
+    if repo.is_repository():
+        raise GitError(f"{repo.home} is already a git repository", hint="keyvault sync")
+    if not new_vault and kv.read().team is None:  # a vault from before team records
+        kv.transact(lambda _doc: None)
+    repo.init()
+    repo.run("add", "--", *SHARED)
+    repo.run("commit", "-q", "-m", "keyvault: team vault", "--", *SHARED, config=author(repo))
+    if remote is None:
+        return False
+    repo.run("remote", "add", REMOTE, remote)
+    branch = repo.branch()
+    repo.run("fetch", "-q", REMOTE, timeout=NETWORK_TIMEOUT)
+    if repo.resolve(f"refs/remotes/{REMOTE}/{branch}") is not None:
+        raise GitError(
+            f"{remote} already holds a vault on {branch}",
+            hint="join it instead: keyvault clone URL --vault NEW_FOLDER",
+        )
+    repo.run("push", "-q", "-u", REMOTE, f"HEAD:refs/heads/{branch}", timeout=NETWORK_TIMEOUT)
+    return True
+
+
+def refuse_clone_into(home: Path) -> None:
+    """VaultExists unless `home` is missing or an empty folder."""
+    if home.exists() and (not home.is_dir() or any(home.iterdir())):
+        raise VaultExists(
+            f"{home} is not empty", hint="clone into a new folder: keyvault --vault PATH clone URL"
+        )
+
+
+def clone(url: str, home: Path, *, git: str = "git") -> VaultRepo:
+    """Clone a team vault into `home` (which must not hold a vault yet)."""
+    refuse_clone_into(home)
+    ensure_private_dir(home.parent)
+    repo = VaultRepo(home, git=git)
+    parent = VaultRepo(home.parent, git=git)
+    parent.run("clone", "-q", "--no-checkout", "--", url, str(home), timeout=NETWORK_TIMEOUT)
+    home.chmod(0o700)
+    if repo.head() is None:
+        raise GitError(
+            f"{url} is empty: there is no vault to join yet",
+            hint="on the first machine: keyvault team init --remote URL",
+        )
+    repo.install()
+    repo.run("reset", "-q", "--hard", "HEAD")  # nobody reads this home yet: git may write it
+    repo.install()  # the shared files as this keyvault writes them (the next sync commits)
+    if not (home / "vault.age").exists():
+        raise GitError(f"{url} holds no vault.age: it is not a team vault")
+    return repo
+
+
+def create_identity(
+    kv: Keyvault, passphrase: Secret, *, log_n: int | None = None
+) -> age.X25519Identity:
+    """A new identity.age for this machine's member (the vault itself came with the clone)."""
+    from vault import age  # noqa: PLC0415
+
+    if kv.paths.identity.exists():
+        raise VaultExists(f"{kv.paths.identity} already exists")
+    identity = age.X25519Identity.generate()
+    cost = log_n or kv.config.scrypt_log_n or SCRYPT_LOG_N
+    sealed = seal_identity(identity, passphrase, log_n=cost, now=kv.clock())
+    with locked(kv.paths.lock, timeout=kv.lock_timeout):
+        write_file_atomic(kv.paths.identity, sealed, ops=kv.ops)
+    return identity
