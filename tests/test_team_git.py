@@ -333,3 +333,31 @@ def test_a_push_that_deletes_vault_age_is_refused(team: tuple[Member, Member, Pa
     merging = alice("sync")
     assert merging.code == 1 and "deletes vault.age" in merging.err
     assert "mine" in {e.name for e in alice.doc().entries}
+
+
+def test_clone_finds_the_vault_when_the_remote_head_names_another_branch(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """`git init --bare` on a server points HEAD at master; alice pushes main. A clone of an
+    empty repository fails, leaves nothing behind, and works once the vault is there."""
+    bare = tmp_path / "server.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "master", str(bare)], check=True)
+    alice, bob = Member(tmp_path, "alice", runtime_dir), Member(tmp_path, "bob", runtime_dir)
+
+    empty = bob("clone", str(bare), "--work-factor", "10")
+    assert empty.code != 0 and "is empty: there is no vault to join yet" in empty.err
+    assert not bob.home.exists(), "a failed clone leaves no folder that blocks the retry"
+
+    alice.ok("init", "--work-factor", "10", "--git", "--remote", str(bare))
+    alice.add("main-1", "--project", "work", "--activate")
+    alice.ok("sync")
+    joined = bob.ok("clone", str(bare), "--work-factor", "10")
+    bob.public_key = next(w for w in joined.out.split() if w.startswith("age1"))
+    assert bob.git("symbolic-ref", "--short", "HEAD").out.strip() == "main"
+    alice.ok("recipients", "add", "bob", bob.public_key)
+    alice.ok("sync")
+    assert "+ main-1 (work)" in bob.ok("sync").out
+    bob.add("bob-1", "--project", "work")
+    bob.ok("sync")
+    alice.ok("sync")
+    assert alice.document() == bob.document()

@@ -7,6 +7,7 @@ identity, and waits for a member to add their public key (docs/team.md).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from vault.errors import GitError, VaultExists
@@ -59,24 +60,70 @@ def refuse_clone_into(home: Path) -> None:
 
 
 def clone(url: str, home: Path, *, git: str = "git") -> VaultRepo:
-    """Clone a team vault into `home` (which must not hold a vault yet)."""
+    """Clone a team vault into `home` (which must not hold a vault yet). On failure `home`
+    is as it was: missing, or an empty folder (so the same command can be run again)."""
     refuse_clone_into(home)
+    existed = home.exists()
     ensure_private_dir(home.parent)
+    try:
+        return _clone(url, home, git)
+    except BaseException:
+        if home.is_dir():
+            _empty(home, remove=not existed)
+        raise
+
+
+def _clone(url: str, home: Path, git: str) -> VaultRepo:
     repo = VaultRepo(home, git=git)
     parent = VaultRepo(home.parent, git=git)
     parent.run("clone", "-q", "--no-checkout", "--", url, str(home), timeout=NETWORK_TIMEOUT)
     home.chmod(0o700)
     if repo.head() is None:
-        raise GitError(
-            f"{url} is empty: there is no vault to join yet",
-            hint="on the first machine: keyvault team init --remote URL",
-        )
+        _check_out_vault_branch(repo, url)
     repo.install()
     repo.run("reset", "-q", "--hard", "HEAD")  # nobody reads this home yet: git may write it
     repo.install()  # the shared files as this keyvault writes them (the next sync commits)
     if not (home / "vault.age").exists():
         raise GitError(f"{url} holds no vault.age: it is not a team vault")
     return repo
+
+
+def _check_out_vault_branch(repo: VaultRepo, url: str) -> None:
+    """The remote's HEAD names a branch it does not have (a bare repository made with
+    `git init --bare` points at `master`, the vault was pushed to `main`): take the branch
+    that holds vault.age, if exactly one does (or main/master among several)."""
+    refs = repo.text("rev-parse", "--symbolic-full-name", f"--remotes={REMOTE}").split()
+    prefix = f"refs/remotes/{REMOTE}/"
+    names = [ref.removeprefix(prefix) for ref in refs if ref.startswith(prefix)]
+    holding = sorted(name for name in names if name != "HEAD" and repo.blob_id(prefix + name))
+    if not holding:
+        raise GitError(
+            f"{url} is empty: there is no vault to join yet",
+            hint="on the first machine: keyvault team init --remote URL",
+        )
+    preferred = [name for name in ("main", "master") if name in holding]
+    if len(holding) > 1 and not preferred:
+        raise GitError(
+            f"{url} holds a vault on several branches ({', '.join(holding)}) and none is main",
+            hint="clone the one you want with git, or make it the remote's default branch",
+        )
+    branch = (preferred or holding)[0]
+    repo.run("update-ref", f"refs/heads/{branch}", prefix + branch)
+    repo.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
+    repo.run("config", f"branch.{branch}.remote", REMOTE)
+    repo.run("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
+
+
+def _empty(folder: Path, *, remove: bool) -> None:
+    """Undo a failed clone: what it wrote goes (the folder itself too when it made it)."""
+    if remove:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def create_identity(
