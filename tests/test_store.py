@@ -243,3 +243,56 @@ def test_write_file_atomic_creates_0600_and_cleans_up_on_failure(tmp_path: Path)
         write_file_atomic(target, b"two", ops=FailAt("fsync", errno.EIO))
     assert target.read_bytes() == b"one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.env"]
+
+
+class CountingOpen:
+    """Counts how often `kv` decrypts and parses vault.age."""
+
+    def __init__(self, kv: Keyvault) -> None:
+        self.calls = 0
+        self.real = kv.open
+
+        def counted(sealed: bytes) -> object:
+            self.calls += 1
+            return self.real(sealed)
+
+        kv.open = counted  # type: ignore[method-assign,assignment]
+
+
+def test_a_reusable_read_spares_the_change_a_second_decrypt(kv: Keyvault) -> None:
+    opened = CountingOpen(kv)
+    kv.read(reusable=True)
+    add_key(kv, "second", Secret(make_key()), {"project": "p"})
+    assert opened.calls == 1
+    assert {e.name for e in kv.read().entries} == {"first", "second"}
+    add_key(kv, "third", Secret(make_key()), {"project": "p"})  # a plain read() is not reused
+    assert opened.calls == 3
+
+
+def test_a_reusable_read_is_not_reused_after_another_writer_saved(kv: Keyvault) -> None:
+    """Between `add`'s pre-check and its save another process added a key: the change starts
+    from the file as it is now, so that key is not lost."""
+    opened = CountingOpen(kv)
+    kv.read(reusable=True)
+    other = open_vault(kv.paths.home)
+    add_key(other, "theirs", Secret(make_key()), {"project": "p"})
+    add_key(kv, "mine", Secret(make_key()), {"project": "p"})
+    assert opened.calls == 2
+    assert {e.name for e in kv.read().entries} == {"first", "theirs", "mine"}
+
+
+def test_a_failed_change_is_not_reused(kv: Keyvault) -> None:
+    before = files(kv.paths.home)
+    doc = kv.read(reusable=True)
+
+    def half_done(d: object) -> None:
+        doc.entries[0].note = "half done"
+        raise RuntimeError("the change failed")
+
+    with pytest.raises(RuntimeError):
+        kv.transact(half_done)
+    assert files(kv.paths.home) == before
+    opened = CountingOpen(kv)
+    kv.transact(lambda d: None)
+    assert opened.calls == 1, "the half-changed document must not be saved"
+    assert kv.read().entries[0].note is None

@@ -87,7 +87,7 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
         fields["status"] = Status.STANDBY.value
     # the vault opens (and the passphrase is retried) and the fields are checked before the
     # key is asked for: a typo never costs a pasted key
-    inventory.precheck_add(app.kv, app.kv.read(), name, fields)
+    inventory.precheck_add(app.kv, app.kv.read(reusable=True), name, fields)
     secret = read_secret_input()
     added = inventory.add_key(app.kv, name, secret, fields, activate=bool(activate))
     for message in added.warnings:
@@ -189,7 +189,7 @@ def edit_cmd(
         fields["status"] = status
     if "" in tags:
         fields["tags"] = ""
-    app.kv.read().find(name)  # a typo fails before any prompt
+    app.kv.read(reusable=True).find(name)  # a typo fails before any prompt
     secret = read_secret_input("new key: ") if new_secret else None
     entry = inventory.edit_key(
         app.kv,
@@ -217,7 +217,7 @@ def rm_cmd(app: Context, name: str, yes: bool) -> None:
     Example:
       keyvault rm old-key --yes
     """
-    app.kv.read().find(name)
+    app.kv.read(reusable=True).find(name)
     if not yes:
         if not terminal_available():
             raise UsageError(f"removing {name!r} needs confirmation", hint="add --yes")
