@@ -58,7 +58,7 @@ def usage_cmd(app: Context, days: int, admin: str | None, as_json: bool) -> None
     if as_json:
         print_json(report.to_dict())
         return
-    click.echo(f"spend {report.start[:10]} .. {report.end[:10]}: ${report.total_usd:,.2f}")
+    click.echo(f"spend {report.start[:10]} .. {report.end[:10]} UTC: ${report.total_usd:,.2f}")
     top = max((p.spend_usd for p in report.projects), default=0.0) or 1.0
     for p in report.projects:
         label = safe(report.project_label(p.project_id))[:24].ljust(24)

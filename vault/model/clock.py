@@ -36,6 +36,13 @@ def iso(moment: dt.datetime) -> str:
     return aware.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def local_date(moment: dt.datetime) -> dt.date:
+    """The day `moment` falls on where the user is (`created` defaults to it: a key added at
+    02:00 in Shanghai was created that day, not the day before in UTC)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return aware.astimezone().date()
+
+
 def iso_epoch(epoch: float) -> str:
     """Seconds since the epoch, in the stored form."""
     return iso(dt.datetime.fromtimestamp(epoch, dt.UTC))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from vault.errors import KeyvaultError, NoHealthyCandidate
 from vault.export.targets import SyncOutcome
 from vault.health.checking import Probed, interrupts_deferred, probe_entries
-from vault.model.clock import iso
+from vault.model.clock import iso, local_date
 from vault.model.document import Entry, VaultDoc
 from vault.model.records import OPEN_MINT_STATES, Action, MintRecord, MintState
 from vault.rotation.mint_admin import (
@@ -81,7 +81,8 @@ def _create(kv: Keyvault, rid: str, options: MintOptions) -> None:
     with admin_client(admin, kv, options) as api:
         account = api.create_service_account(record.project_id, record.name)
     options.after_step("created")
-    now = kv.now_iso()
+    moment = kv.clock()
+    now = iso(moment)
     entry_id = options.rand(8).hex()
 
     def change(doc: VaultDoc) -> None:
@@ -91,7 +92,7 @@ def _create(kv: Keyvault, rid: str, options: MintOptions) -> None:
             name=_free_name(doc, rec),
             secret=account.secret,
             project=rec.project,
-            created=now[:10],
+            created=local_date(moment).isoformat(),
             project_id=rec.project_id,
             base_url=admin.base_url,
             tags=["minted"],

@@ -16,6 +16,7 @@ from vault.errors import DuplicateKey, DuplicateName, InvalidValue, PolicyViolat
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model import validate as v
+from vault.model.clock import iso, local_date
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
 from vault.model.secret import Secret
 from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
@@ -29,7 +30,7 @@ Notes = list[str]
 
 
 def _checkers(kv: Keyvault, notes: Notes) -> dict[str, Checker]:
-    today = kv.clock().date()
+    today = local_date(kv.clock())  # a date typed is a day where the user is
     return {
         "name": typed.check_label,
         "project": lambda s: typed.check_label(s, "project"),
@@ -144,8 +145,9 @@ def prepare_key(
     kind = Kind.ADMIN if checked.kind is v.KeyKind.ADMIN else Kind.API
     if activate and kind is Kind.ADMIN:
         raise PolicyViolation("an admin key cannot be a project's active key")
-    now = kv.now_iso()
-    meta.setdefault("created", now[:10])
+    moment = kv.clock()
+    now = iso(moment)
+    meta.setdefault("created", local_date(moment).isoformat())
     entry = Entry(
         id=rand(8).hex(),
         secret=Secret(checked.value),
