@@ -339,7 +339,19 @@ BEHAVIOURS: Final[dict[str, tuple[frozenset[str], bool, Any]]] = {
         ),
     ),
     "redirect": (ALL, False, lambda spec, model: Canned(302, b"", {"location": spec.location})),
+    # an HTML page in front of the API (status and title from the spec): Cloudflare's block
+    # page ("Attention Required! | Cloudflare", 403), a proxy's or captive portal's login
+    "page": (ALL, False, lambda spec, model: html_page(spec.status, spec.message)),
 }
+
+
+def html_page(status: int, title: str) -> Canned:
+    """A page as a CDN, a firewall or a captive portal sends it: HTML, never the API's JSON."""
+    body = f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
+    body += "<p>Ray ID: 8e5f0c1d2b3a4f67</p></body></html>"
+    headers = {"content-type": "text/html; charset=UTF-8", "server": "cloudflare"}
+    return Canned(status, body.encode(), headers | {"cf-ray": "8e5f0c1d2b3a4f67-LHR"})
+
 
 # Relay answers seen in the wild: name -> (http status, error.type, error.code, message).
 RELAY_ERRORS: Final[dict[str, tuple[int, str, str | None, str]]] = {

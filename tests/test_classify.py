@@ -213,7 +213,8 @@ def test_error_as_plain_string_and_unknown_error_at_200() -> None:
         (408, b"", S.SERVER_ERROR, True),
         (409, b"", S.SERVER_ERROR, True),
         (402, b"{}", S.QUOTA_EXHAUSTED, False),
-        (403, b"Forbidden", S.FORBIDDEN, False),
+        (403, b'{"message": "Forbidden"}', S.FORBIDDEN, False),
+        (403, b"Forbidden", S.UNEXPECTED, False),  # nginx's text page: not the API's verdict
         (404, b"{}", S.UNEXPECTED, False),
         (400, b"{}", S.UNEXPECTED, False),
         (418, b"teapot", S.UNEXPECTED, False),
@@ -225,6 +226,35 @@ def test_http_status_fallbacks(
 ) -> None:
     got = classify(status, {}, payload)
     assert (got.status, got.retryable) == (verdict, retryable)
+
+
+PAGES = {
+    "cloudflare block": (403, b"<html><head><title>Attention Required! | Cloudflare</title>"),
+    "cloudflare challenge": (403, b"<!DOCTYPE html><html><title>Just a moment...</title>"),
+    "proxy login": (401, b"<html><head><title>401 Authorization Required</title></head>"),
+    "captive portal": (402, b"<html><title>Payment Required: buy Wi-Fi access</title></html>"),
+    "empty 401": (401, b""),
+    "plain text": (403, b"Forbidden"),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_in_front_of_the_api_is_never_a_verdict_on_the_key(page: str) -> None:
+    """401/402/403 blame the key only in an API's JSON: an HTML or text page comes from a CDN,
+    a firewall, a proxy or a captive portal, and says nothing about the key."""
+    status, payload = PAGES[page]
+    got = classify(status, {"content-type": "text/html"}, payload)
+    assert (got.status, got.retryable) == (S.UNEXPECTED, False)
+    assert got.evidence == f"http {status} with a non-json body, not an api verdict"
+    assert got.http_status == status
+
+
+def test_the_same_statuses_in_json_still_blame_the_key() -> None:
+    assert classify(401, {}, b'{"success": false, "message": "token not found"}').status is (
+        S.INVALID
+    )
+    assert classify(402, {}, b"{}").status is S.QUOTA_EXHAUSTED
+    assert classify(403, {}, b'{"error": {"message": "nope"}}').status is S.FORBIDDEN
 
 
 def test_html_title_becomes_the_message() -> None:
