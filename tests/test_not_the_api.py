@@ -5,12 +5,19 @@ the fake server on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import Cli, actives, add, by_name, open_vault, write_config
+from tests.helpers import Cli, actives, add, by_name, make_key, open_vault, write_config
+from tests.hostile_http import HostileServer
+from vault.health import HealthResult, ProbeTarget, Status, check
+from vault.model.secret import Secret
+
+S = Status
 
 CLOUDFLARE = "Attention Required! | Cloudflare"
 
@@ -47,3 +54,68 @@ def test_a_cdn_block_page_neither_rotates_nor_disables(fake_openai: FakeOpenAI, 
     assert spare.health.consecutive_failures == 0
     assert cli("rotate", "--due").code == 0  # and a later cron run agrees: nothing is due
     assert actives(open_vault(cli.home).read(), "work") == ["main"]
+
+
+# --- bodies that arrive broken ---------------------------------------------------------------
+
+MODELS = json.dumps({"object": "list", "data": [{"id": "gpt-4o-mini"}] * 20}).encode()
+
+
+def _answer(status: int, body: bytes, *headers: str) -> bytes:
+    """A raw HTTP/1.1 answer without a length: its body ends where the connection closes."""
+    head = [f"HTTP/1.1 {status} X", "content-type: application/json", *headers]
+    return ("\r\n".join([*head, "connection: close", "", ""])).encode() + body
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
+
+
+def _check(url: str) -> HealthResult:
+    target = ProbeTarget("k", Secret(make_key()), url + "/v1")
+    [result] = check([target], sleep=_no_sleep, rand=lambda: 0.0)
+    return result
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_a_compressed_body_cut_short_is_a_network_error(status: int) -> None:
+    """The connection drops in the middle of a gzip body that has no length: HTTP sees a
+    complete answer, only the gzip stream knows it stopped early. That is the network's
+    failure (retried), not a strange answer and never a bad key."""
+    whole = gzip.compress(MODELS)
+    cut = _answer(status, whole[: len(whole) // 2], "content-encoding: gzip")
+    with HostileServer("raw", payload=cut) as relay:
+        result = _check(relay.url)
+    assert (result.status, result.error_code) == (S.NETWORK_ERROR, "truncated_body")
+    assert result.attempts == 3  # retried like a chunked body cut short
+    assert result.evidence == "answer cut short"
+
+
+def test_a_corrupt_compressed_body_is_not_a_client_bug() -> None:
+    """A body that is not the gzip it claims is the server's fault: `unexpected` with the
+    encoding named, not keyvault's "client error"."""
+    bad = _answer(200, b"\x1f\x8b\x08\x00garbage that is not deflate", "content-encoding: gzip")
+    with HostileServer("raw", payload=bad) as relay:
+        result = _check(relay.url)
+    assert (result.status, result.error_code) == (S.UNEXPECTED, "encoding")
+    assert result.evidence == "answer in a corrupt encoding (gzip)"
+
+
+def test_whole_compressed_and_empty_bodies_still_pass() -> None:
+    """The end-marker check must not fail what is whole: gzip, zlib and raw deflate bodies,
+    and an empty body that carries a Content-Encoding anyway."""
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    bodies = {
+        "gzip": gzip.compress(MODELS),
+        "deflate": zlib.compress(MODELS),
+        "raw deflate": raw.compress(MODELS) + raw.flush(),
+    }
+    for name, body in bodies.items():
+        coding = "gzip" if name == "gzip" else "deflate"
+        answer = _answer(200, body, f"content-encoding: {coding}")
+        with HostileServer("raw", payload=answer) as relay:
+            assert _check(relay.url).status is S.OK, name
+    empty = _answer(401, b"", "content-encoding: gzip")
+    with HostileServer("raw", payload=empty) as relay:
+        result = _check(relay.url)
+    assert (result.status, result.error_code) == (S.UNEXPECTED, None)  # an empty 401: no verdict
