@@ -289,6 +289,27 @@ def test_retry_after_headers() -> None:
     assert parse_retry_after({"retry-after-ms": "-5"}) is None
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "99999999"},  # three years, from a relay
+        {"retry-after-ms": "999999999999"},
+        {"retry-after": "Fri, 01 Jan 2100 00:00:00 GMT", "date": "Wed, 21 Oct 2015 07:28:00 GMT"},
+    ],
+)
+def test_an_absurd_retry_after_is_taken_as_a_day(headers: dict[str, str]) -> None:
+    """No limit of the API lasts longer than a day; a longer wait is a relay's nonsense that
+    would bench the key (rotation honours the server's wait) for years."""
+    assert parse_retry_after(headers) == 86400.0
+
+
+def test_an_absurd_wait_in_the_message_is_taken_as_a_day() -> None:
+    got = classify(
+        429, {}, body("Rate limit reached. Please try again in 99999h.", "requests", None)
+    )
+    assert (got.status, got.retry_hint_s, got.wait_hint_s) == (S.RATE_LIMITED, 86400.0, 86400.0)
+
+
 def test_rate_limit_message_hint_is_reported_not_obeyed() -> None:
     got = classify(429, {}, body(RATE_MSG, "requests", "rate_limit_exceeded"))
     assert got.retry_after_s is None

@@ -5,6 +5,7 @@ the fake server on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import zlib
@@ -119,3 +120,32 @@ def test_whole_compressed_and_empty_bodies_still_pass() -> None:
     with HostileServer("raw", payload=empty) as relay:
         result = _check(relay.url)
     assert (result.status, result.error_code) == (S.UNEXPECTED, None)  # an empty 401: no verdict
+
+
+# --- waits no server means ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_relay_asking_for_years_benches_the_key_for_a_day(
+    fake_openai: FakeOpenAI, cli: Cli
+) -> None:
+    """`Retry-After: 99999999` (three years) is reported and honoured as one day: the retry
+    time shows its date (it is not today's), and rotation leaves the key out until then,
+    not until 2029."""
+    kv = open_vault(cli.home)
+    url = fake_openai.base_url
+    add(kv, "main", fake_openai.add_key("ok"), project="work", base_url=url, activate=True)
+    slow = fake_openai.add_key("rate_limited", retry_after="99999999")
+    add(kv, "spare", slow, project="work", base_url=url)
+    result = cli("check", "spare", "--json", "--utc")
+    assert result.code == 5, result.err
+    [checked] = json.loads(result.out)
+    assert checked["retry_after_s"] == 86400.0
+    checked_at = dt.datetime.fromisoformat(checked["checked_at"])
+    retry_at = dt.datetime.fromisoformat(checked["retry_at"])
+    assert dt.timedelta(hours=23) < retry_at - checked_at <= dt.timedelta(days=1)
+    tomorrow = f"retry after {retry_at:%Y-%m-%d %H:%M:%S}Z"
+    assert tomorrow in result.err, result.err
+    dry = cli("rotate", "--project", "work", "--dry-run", "--utc")
+    assert dry.code == 1
+    assert f"spare: cooling down until {retry_at:%Y-%m-%d %H:%M}Z" in dry.err, dry.err
