@@ -8,6 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import signal
+import subprocess
+import sys
+import time
 import zlib
 
 import pytest
@@ -17,6 +21,8 @@ from tests.helpers import Cli, actives, add, by_name, make_key, open_vault, writ
 from tests.hostile_http import HostileServer
 from vault.health import HealthResult, ProbeTarget, Status, check
 from vault.model.secret import Secret
+from vault.rotation.candidates import rank
+from vault.rotation.policy import RotationPolicy, Verify
 
 S = Status
 
@@ -149,3 +155,56 @@ def test_a_relay_asking_for_years_benches_the_key_for_a_day(
     dry = cli("rotate", "--project", "work", "--dry-run", "--utc")
     assert dry.code == 1
     assert f"spare: cooling down until {retry_at:%Y-%m-%d %H:%M}Z" in dry.err, dry.err
+
+
+# --- Ctrl-C keeps what was paid for ---------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_rotation_keeps_the_verdicts_it_paid_for(
+    fake_openai: FakeOpenAI, cli: Cli
+) -> None:
+    """The first candidate's chat probe says it has no credit; the second hangs; Ctrl-C.
+    Nothing switches, but the paid-for verdict is stored, so the next rotation does not pay
+    again to learn it."""
+    kv = open_vault(cli.home)
+    url = fake_openai.base_url
+    add(kv, "main", fake_openai.add_key("ok"), project="work", base_url=url, activate=True)
+    broke = fake_openai.add_key("quota")
+    add(kv, "broke", broke, project="work", base_url=url, priority=5)
+    add(kv, "stuck", fake_openai.add_key("slow", slow_s=30), project="work", base_url=url)
+    # Ctrl-C as at a terminal: a suite started in the background ignores SIGINT, and the
+    # child would inherit that (see test_check_cli.test_ctrl_c_keeps_the_finished_results)
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vault", "rotate", "--project", "work"],
+            env=cli.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    try:
+        deadline = time.monotonic() + 20
+        while fake_openai.stats.by_path["models"] < 2:  # broke's two probes, then stuck's
+            assert time.monotonic() < deadline, "the rotation never reached the second key"
+            time.sleep(0.02)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    doc = open_vault(cli.home).read()
+    assert actives(doc, "work") == ["main"]
+    entries = by_name(doc)
+    stored = entries["broke"].health
+    assert stored is not None and stored.status == "quota_exhausted" and stored.probe == "chat"
+    assert entries["stuck"].health is None
+    ranked = rank(doc, "work", RotationPolicy(), dt.datetime.now(dt.UTC), verify=Verify.CHAT)
+    assert [e.name for e in ranked.tryable] == ["stuck"]  # the next rotation skips broke
+    assert fake_openai.count(broke, "chat") == 1

@@ -119,6 +119,10 @@ class _Plan:
     verification: Verification
     failure: KeyvaultError | None = None
 
+    @property
+    def interrupted(self) -> bool:
+        return self.verification.probed.interrupted
+
 
 def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOptions) -> _Plan:
     """Rank and verify (network, outside the lock); raise only what must save nothing."""
@@ -131,9 +135,7 @@ def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOpt
         ranked = rank(doc, project, policy, now, verify=mode, utc=options.utc)
         todo, reasons = ranked.tryable, ranked.reasons
     verification = verify_in_turn(todo, mode, options.check_options, clock=kv.clock)
-    if verification.probed.interrupted:
-        raise KeyboardInterrupt
-    if verification.chosen is not None:
+    if verification.probed.interrupted or verification.chosen is not None:
         return _Plan(verification)
     if verification.unreachable:
         raise verification.unreachable_error(where(project))
@@ -168,6 +170,9 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     doc = kv.read()
     doc.require_project(project)
     plan = _decide(kv, doc, project, options)
+    if plan.interrupted:
+        _keep_results(kv, plan.verification.probed, dry_run=options.dry_run)
+        raise KeyboardInterrupt
     if plan.failure is not None and not plan.verification.probed.results:
         raise plan.failure  # nothing was checked: nothing to save
     if options.dry_run:  # the same change on the copy just read, never saved
@@ -189,6 +194,17 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
         raise failure[0]
     rotation.dotenv = list(kv.synced)
     return rotation
+
+
+def _keep_results(kv: Keyvault, probed: Probed, *, dry_run: bool) -> None:
+    """A Ctrl-C during verification switches nothing, but keeps the verdicts that came in:
+    they were paid for (a chat completion each), and the next rotation should not pay again
+    to learn that a key has no credit."""
+    if dry_run or not probed.results:
+        return
+    policy, now = health_policy(kv.config), kv.now_iso()
+    with interrupts_deferred():
+        kv.transact(lambda doc: merge_results(doc, probed, policy, now))
 
 
 def _apply(
