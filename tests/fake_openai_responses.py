@@ -244,6 +244,12 @@ def _too_large(model: str) -> Canned:
     return Canned(429, error_body(msg, "tokens", "rate_limit_exceeded"), ratelimit_headers(9999, 0))
 
 
+def model_not_found(model: str) -> Canned:
+    """The API's answer to a model that does not exist or that this key may not use."""
+    msg = f"The model `{model}` does not exist or you do not have access to it."
+    return Canned(404, error_body(msg, "invalid_request_error", "model_not_found"))
+
+
 def _static(status: int, message: str, etype: str | None, code: str | None) -> Any:
     return lambda spec, model: Canned(status, error_body(message, etype, code))
 
@@ -291,18 +297,7 @@ BEHAVIOURS: Final[dict[str, tuple[frozenset[str], bool, Any]]] = {
     "quota_old": (CHAT, False, _static(429, QUOTA_MSG, "insufficient_quota", None)),
     "rate_limited": (ALL, True, _rate_limited),
     "too_large": (CHAT, False, lambda spec, model: _too_large(model)),
-    "model_not_found": (
-        CHAT,
-        False,
-        lambda spec, model: Canned(
-            404,
-            error_body(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error",
-                "model_not_found",
-            ),
-        ),
-    ),
+    "model_not_found": (CHAT, False, lambda spec, model: model_not_found(model)),
     "server_error": (
         ALL,
         True,

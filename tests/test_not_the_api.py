@@ -208,3 +208,33 @@ def test_ctrl_c_during_rotation_keeps_the_verdicts_it_paid_for(
     ranked = rank(doc, "work", RotationPolicy(), dt.datetime.now(dt.UTC), verify=Verify.CHAT)
     assert [e.name for e in ranked.tryable] == ["stuck"]  # the next rotation skips broke
     assert fake_openai.count(broke, "chat") == 1
+
+
+# --- a relay that serves other models -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rotation_checks_with_the_model_the_relay_serves(fake_openai: FakeOpenAI, cli: Cli) -> None:
+    """A relay serving only deepseek-chat answers 404 model_not_found to the chat check's
+    gpt-4o-mini: the keys are fine, the model is wrong. Rotation says so and how to change
+    it; with `[rotation] model` it verifies with that model and switches."""
+    kv = open_vault(cli.home)
+    url = fake_openai.base_url
+    served = ("deepseek-chat",)
+    add(kv, "main", fake_openai.add_key("ok", models=served), project="r", base_url=url)
+    spare = fake_openai.add_key("ok", models=served)
+    add(kv, "spare", spare, project="r", base_url=url)
+    refused = cli("rotate", "--project", "r")
+    assert refused.code == 1
+    assert "spare: model_unavailable (chat probe: code=model_not_found)" in refused.err
+    assert "the check asked for gpt-4o-mini: set `model` under [rotation]" in refused.err
+    to = cli("rotate", "--project", "r", "--to", "spare")
+    assert to.code == 1 and "set `model` under [rotation]" in to.err, to.err
+    write_config(cli.home, '[rotation.projects.r]\nmodel = "deepseek-chat"\n')
+    result = cli("rotate", "--project", "r")
+    assert result.code == 0, result.err
+    assert actives(open_vault(cli.home).read(), "r") == ["spare"]
+    assert json.loads(fake_openai.stats.last[spare].body)["model"] == "deepseek-chat"
+    write_config(cli.home, '[rotation]\nmodel = "two words"\n')
+    bad = cli("rotate", "--project", "r", "--dry-run")
+    assert bad.code == 1 and "rotation.model must be a model name" in bad.err, bad.err

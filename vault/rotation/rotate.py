@@ -25,7 +25,8 @@ from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
 from vault.health.policy import health_policy
 from vault.model.document import Entry, Status, VaultDoc, refuse_admin
-from vault.rotation.candidates import nothing_qualifies, rank, rank_key, where
+from vault.model.health import HealthStatus
+from vault.rotation.candidates import model_tip, nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
     ANY_PROJECT,
     Verify,
@@ -134,12 +135,17 @@ def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOpt
     else:
         ranked = rank(doc, project, policy, now, verify=mode, utc=options.utc)
         todo, reasons = ranked.tryable, ranked.reasons
-    verification = verify_in_turn(todo, mode, options.check_options, clock=kv.clock)
+    checks = options.check_options
+    if policy.model is not None:
+        checks = replace(checks, model=policy.model)
+    verification = verify_in_turn(todo, mode, checks, clock=kv.clock)
     if verification.probed.interrupted or verification.chosen is not None:
         return _Plan(verification)
     if verification.unreachable:
         raise verification.unreachable_error(where(project))
-    failure = _failure(kv, doc, project, options, reasons=reasons, verification=verification)
+    failure = _failure(
+        kv, doc, project, options, reasons=reasons, verification=verification, model=checks.model
+    )
     return _Plan(verification, failure)
 
 
@@ -151,17 +157,20 @@ def _failure(
     *,
     reasons: list[tuple[str, str]],
     verification: Verification,
+    model: str,
 ) -> NoHealthyCandidate:
     """Why no key was chosen: the named key's verdict, or one reason per key in rank order."""
     if options.to is not None:
         result = next(iter(verification.probed.results.values()))
+        hint = "add --no-check to switch to it anyway"
+        if result.status is HealthStatus.MODEL_UNAVAILABLE:
+            hint = f"{model_tip(model)}; or {hint}"
         return NoHealthyCandidate(
-            f"{options.to!r} failed its check: {failure_reason(result)}",
-            hint="add --no-check to switch to it anyway",
+            f"{options.to!r} failed its check: {failure_reason(result)}", hint=hint
         )
     entries = {e.name: e for e in doc.entries}
     every = sorted([*reasons, *verification.skipped], key=lambda r: rank_key(entries[r[0]]))
-    return nothing_qualifies(doc, project, every, kv.config.phone_slots)
+    return nothing_qualifies(doc, project, every, kv.config.phone_slots, model=model)
 
 
 def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) -> Rotation:
