@@ -249,6 +249,24 @@ def test_a_page_in_front_of_the_api_is_never_a_verdict_on_the_key(page: str) -> 
     assert got.http_status == status
 
 
+@pytest.mark.parametrize(
+    ("status", "payload"),
+    [
+        (500, body("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error", None)),
+        (502, body("upstream said", "insufficient_quota", "insufficient_quota")),
+        (503, json.dumps({"success": False, "message": "余额不足"}).encode()),
+    ],
+)
+def test_a_server_error_that_blames_a_key_is_still_a_server_error(
+    status: int, payload: bytes
+) -> None:
+    """A relay that fails (5xx) while passing on its upstream's words about a key speaks of
+    its own channel's key, not of this one: retried, and never a hard verdict."""
+    got = classify(status, {}, payload)
+    assert (got.status, got.retryable) == (S.SERVER_ERROR, True)
+    assert got.evidence.startswith(f"http {status}, although ")
+
+
 def test_the_same_statuses_in_json_still_blame_the_key() -> None:
     assert classify(401, {}, b'{"success": false, "message": "token not found"}').status is (
         S.INVALID

@@ -246,6 +246,14 @@ def _by_http(status_code: int, body: _Body) -> tuple[Status, str]:
     return status, f"http {status_code}{hint}"
 
 
+def _server_failed(status_code: int, status: Status, evidence: str) -> tuple[Status, str]:
+    """A 5xx says the server failed. A body that blames a key as well is a relay passing on
+    what its upstream said about the relay's own key (its channel), not about this one."""
+    if 500 <= status_code < 600 and status in HARD_FAILURES:
+        return S.SERVER_ERROR, f"http {status_code}, although {evidence}"
+    return status, evidence
+
+
 def _redirect(location: str | None) -> str:
     """Where a redirect pointed, without query or credentials (either could carry a secret)."""
     if not location:
@@ -281,7 +289,7 @@ def classify(
         )
     parsed = _read_body(status_code, body)
     decided = (_by_fields(parsed) if parsed.has_error else None) or _by_http(status_code, parsed)
-    status, evidence = decided
+    status, evidence = _server_failed(status_code, *decided)
     message = safe_message(parsed.message, secrets)
     lowered_message = (message or "").lower()
     retryable = status in RETRYABLE and not any(p in lowered_message for p in NO_RETRY_PHRASES)
