@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
+from vault.errors import KeyvaultError, NetworkUnavailable, NoHealthyCandidate, UsageError
 from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
 from vault.health.policy import health_policy
 from vault.model.document import Entry, Status, VaultDoc, refuse_admin
-from vault.model.health import HealthStatus
+from vault.model.health import NOT_THE_KEY, HealthStatus
 from vault.rotation.candidates import model_tip, nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
     ANY_PROJECT,
@@ -256,6 +256,12 @@ def rotate_in(
         raise UsageError("rotate_in switches to a named key")
     new = named(doc, project, options.to)
     status = health_status(new)
+    if status in NOT_THE_KEY and options.verify is not Verify.NONE:
+        raise NetworkUnavailable(
+            f"could not check {options.to!r} ({status}): the network or the API failed, not"
+            " the key; nothing switched",
+            hint="`keyvault rotate --finish` checks it again and switches",
+        )
     if status != "ok" and options.verify is not Verify.NONE:
         raise NoHealthyCandidate(
             f"{options.to!r} failed its check ({status})", hint="add --no-check to switch anyway"
