@@ -45,6 +45,7 @@ from tests.fake_openai_responses import (
     make_key,
     make_relay_key,
     mismatched_org,
+    model_not_found,
     models_body,
     no_auth,
     ratelimit_headers,
@@ -280,6 +281,8 @@ class FakeOpenAI:
         if endpoint == "models":
             return Canned(200, models_body(spec.models))
         if endpoint == "chat":
+            if model not in spec.models:  # as the API answers a model this key may not use
+                return model_not_found(model)
             return chat_ok(request, model)
         if not self.relay:
             msg = SESSION_KEY_MSG.format(path=request.path.removeprefix("/v1"))

@@ -244,6 +244,12 @@ def _too_large(model: str) -> Canned:
     return Canned(429, error_body(msg, "tokens", "rate_limit_exceeded"), ratelimit_headers(9999, 0))
 
 
+def model_not_found(model: str) -> Canned:
+    """The API's answer to a model that does not exist or that this key may not use."""
+    msg = f"The model `{model}` does not exist or you do not have access to it."
+    return Canned(404, error_body(msg, "invalid_request_error", "model_not_found"))
+
+
 def _static(status: int, message: str, etype: str | None, code: str | None) -> Any:
     return lambda spec, model: Canned(status, error_body(message, etype, code))
 
@@ -291,18 +297,7 @@ BEHAVIOURS: Final[dict[str, tuple[frozenset[str], bool, Any]]] = {
     "quota_old": (CHAT, False, _static(429, QUOTA_MSG, "insufficient_quota", None)),
     "rate_limited": (ALL, True, _rate_limited),
     "too_large": (CHAT, False, lambda spec, model: _too_large(model)),
-    "model_not_found": (
-        CHAT,
-        False,
-        lambda spec, model: Canned(
-            404,
-            error_body(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error",
-                "model_not_found",
-            ),
-        ),
-    ),
+    "model_not_found": (CHAT, False, lambda spec, model: model_not_found(model)),
     "server_error": (
         ALL,
         True,
@@ -339,7 +334,19 @@ BEHAVIOURS: Final[dict[str, tuple[frozenset[str], bool, Any]]] = {
         ),
     ),
     "redirect": (ALL, False, lambda spec, model: Canned(302, b"", {"location": spec.location})),
+    # an HTML page in front of the API (status and title from the spec): Cloudflare's block
+    # page ("Attention Required! | Cloudflare", 403), a proxy's or captive portal's login
+    "page": (ALL, False, lambda spec, model: html_page(spec.status, spec.message)),
 }
+
+
+def html_page(status: int, title: str) -> Canned:
+    """A page as a CDN, a firewall or a captive portal sends it: HTML, never the API's JSON."""
+    body = f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
+    body += "<p>Ray ID: 8e5f0c1d2b3a4f67</p></body></html>"
+    headers = {"content-type": "text/html; charset=UTF-8", "server": "cloudflare"}
+    return Canned(status, body.encode(), headers | {"cf-ray": "8e5f0c1d2b3a4f67-LHR"})
+
 
 # Relay answers seen in the wild: name -> (http status, error.type, error.code, message).
 RELAY_ERRORS: Final[dict[str, tuple[int, str, str | None, str]]] = {

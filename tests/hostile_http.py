@@ -4,7 +4,8 @@
   so a test can prove that no request (and no Authorization header) ever reached a proxy.
 - `HostileServer`: an HTTP/1.1 server whose every answer is one of `MODES`: a body trickled
   one byte at a time, headers trickled one byte at a time, a huge body, a gzip bomb, or a
-  401 whose message echoes the key it was sent, altered by `echo` (a relay's habit).
+  401 whose message echoes the key it was sent, altered by `echo` (a relay's habit), or
+  `payload` as the raw answer followed by a close.
 
 Each runs its own asyncio loop in a daemon thread, like tests/fake_proxy.py.
 """
@@ -188,7 +189,17 @@ async def _echo_key(server: HostileServer, writer: asyncio.StreamWriter) -> None
     await writer.drain()
 
 
+async def _raw(server: HostileServer, writer: asyncio.StreamWriter) -> None:
+    """`payload` as the whole answer, then the connection closes: a body without a length
+    (HTTP/1.0 style) ends there, so a cut one looks complete to HTTP's own framing."""
+    writer.write(server.payload)
+    await writer.drain()
+    writer.close()
+    raise ConnectionResetError  # ends this connection's loop in _LoopServer._accept
+
+
 MODES: dict[str, Mode] = {
+    "raw": _raw,
     "trickle-body": _trickle_body,
     "trickle-headers": _trickle_headers,
     "huge": _huge,

@@ -213,7 +213,8 @@ def test_error_as_plain_string_and_unknown_error_at_200() -> None:
         (408, b"", S.SERVER_ERROR, True),
         (409, b"", S.SERVER_ERROR, True),
         (402, b"{}", S.QUOTA_EXHAUSTED, False),
-        (403, b"Forbidden", S.FORBIDDEN, False),
+        (403, b'{"message": "Forbidden"}', S.FORBIDDEN, False),
+        (403, b"Forbidden", S.UNEXPECTED, False),  # nginx's text page: not the API's verdict
         (404, b"{}", S.UNEXPECTED, False),
         (400, b"{}", S.UNEXPECTED, False),
         (418, b"teapot", S.UNEXPECTED, False),
@@ -225,6 +226,53 @@ def test_http_status_fallbacks(
 ) -> None:
     got = classify(status, {}, payload)
     assert (got.status, got.retryable) == (verdict, retryable)
+
+
+PAGES = {
+    "cloudflare block": (403, b"<html><head><title>Attention Required! | Cloudflare</title>"),
+    "cloudflare challenge": (403, b"<!DOCTYPE html><html><title>Just a moment...</title>"),
+    "proxy login": (401, b"<html><head><title>401 Authorization Required</title></head>"),
+    "captive portal": (402, b"<html><title>Payment Required: buy Wi-Fi access</title></html>"),
+    "empty 401": (401, b""),
+    "plain text": (403, b"Forbidden"),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_page_in_front_of_the_api_is_never_a_verdict_on_the_key(page: str) -> None:
+    """401/402/403 blame the key only in an API's JSON: an HTML or text page comes from a CDN,
+    a firewall, a proxy or a captive portal, and says nothing about the key."""
+    status, payload = PAGES[page]
+    got = classify(status, {"content-type": "text/html"}, payload)
+    assert (got.status, got.retryable) == (S.UNEXPECTED, False)
+    assert got.evidence == f"http {status} with a non-json body, not an api verdict"
+    assert got.http_status == status
+
+
+@pytest.mark.parametrize(
+    ("status", "payload"),
+    [
+        (500, body("Incorrect API key provided: sk-abc***xyz.", "invalid_request_error", None)),
+        (502, body("upstream said", "insufficient_quota", "insufficient_quota")),
+        (503, json.dumps({"success": False, "message": "余额不足"}).encode()),
+    ],
+)
+def test_a_server_error_that_blames_a_key_is_still_a_server_error(
+    status: int, payload: bytes
+) -> None:
+    """A relay that fails (5xx) while passing on its upstream's words about a key speaks of
+    its own channel's key, not of this one: retried, and never a hard verdict."""
+    got = classify(status, {}, payload)
+    assert (got.status, got.retryable) == (S.SERVER_ERROR, True)
+    assert got.evidence.startswith(f"http {status}, although ")
+
+
+def test_the_same_statuses_in_json_still_blame_the_key() -> None:
+    assert classify(401, {}, b'{"success": false, "message": "token not found"}').status is (
+        S.INVALID
+    )
+    assert classify(402, {}, b"{}").status is S.QUOTA_EXHAUSTED
+    assert classify(403, {}, b'{"error": {"message": "nope"}}').status is S.FORBIDDEN
 
 
 def test_html_title_becomes_the_message() -> None:
@@ -257,6 +305,27 @@ def test_retry_after_headers() -> None:
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}) is None
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({"retry-after-ms": "-5"}) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "99999999"},  # three years, from a relay
+        {"retry-after-ms": "999999999999"},
+        {"retry-after": "Fri, 01 Jan 2100 00:00:00 GMT", "date": "Wed, 21 Oct 2015 07:28:00 GMT"},
+    ],
+)
+def test_an_absurd_retry_after_is_taken_as_a_day(headers: dict[str, str]) -> None:
+    """No limit of the API lasts longer than a day; a longer wait is a relay's nonsense that
+    would bench the key (rotation honours the server's wait) for years."""
+    assert parse_retry_after(headers) == 86400.0
+
+
+def test_an_absurd_wait_in_the_message_is_taken_as_a_day() -> None:
+    got = classify(
+        429, {}, body("Rate limit reached. Please try again in 99999h.", "requests", None)
+    )
+    assert (got.status, got.retry_hint_s, got.wait_hint_s) == (S.RATE_LIMITED, 86400.0, 86400.0)
 
 
 def test_rate_limit_message_hint_is_reported_not_obeyed() -> None:

@@ -340,7 +340,9 @@ def test_base_url_without_v1(fake_openai: FakeOpenAI) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(("keys", "concurrency"), [(60, 8), (200, 64)])
 def test_concurrency_bound(fake_openai_factory: Factory, keys: int, concurrency: int) -> None:
-    server = fake_openai_factory(latency=0.05)
+    # 0.2 s per answer: long enough for a loaded machine (the full suite on 2 shared cores)
+    # to open every lane before the first answers free one; at 0.05 s the peak was 61 of 64
+    server = fake_openai_factory(latency=0.2)
     targets = [target(server, server.add_key("ok"), f"k{i}") for i in range(keys)]
     seen: list[str] = []
     results = run(targets, concurrency=concurrency, on_result=lambda r: seen.append(r.name))

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import Cli, Clock, Result, actives, add, by_name, files, open_vault
+from vault.errors import NetworkUnavailable
 from vault.export.dotenv import update_dotenv_file
 from vault.model.document import Status, VaultDoc
 from vault.rotation.mint import mint_rotate, run_due
@@ -245,3 +246,33 @@ def test_intent_is_saved_before_the_api_is_called(
     (intent,) = [r for r in kv.read().mints if r.state == "intent"]
     assert intent.name.startswith("keyvault-work-")
     assert intent.id is None  # recorded by name: a resume finds the account by it
+
+
+@pytest.mark.slow
+def test_a_minted_key_the_network_kept_from_checking_is_not_called_bad(
+    fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
+) -> None:
+    """The API goes away after the new key is saved: its check gets no answer. That is the
+    network's failure: nothing switches, the error says so (not "failed its check", with
+    advice to skip checking), and `rotate --finish` checks it again once the API is back."""
+    env_file = tmp_path / ".env"
+    kv = setup_project(fake_openai, cli.home, env_file)
+    before = actives(kv.read(), "work")
+    port = fake_openai.port
+
+    def outage(done: str) -> None:
+        if done == "saved":
+            fake_openai.stop()
+
+    with pytest.raises(NetworkUnavailable) as failed:
+        mint_rotate(kv, "work", MintOptions(after_step=outage))
+    assert "the network or the API failed, not the key; nothing switched" in failed.value.message
+    assert "--no-check" not in (failed.value.hint or "")
+    doc = kv.read()
+    assert actives(doc, "work") == before
+    assert [r.state for r in doc.mints if r.state == "created"] == ["created"]
+    fake_openai.port = port
+    fake_openai.start()
+    resumed = cli("rotate", "--finish")
+    assert resumed.code == 0, resumed.err
+    assert_settled(fake_openai, open_vault(cli.home).read(), env_file)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import Cli, add, by_name, open_vault
+from tests.helpers import Cli, add, by_name, make_key, open_vault
 from vault.rotation.mint import mint_rotate
 from vault.rotation.mint_admin import MintOptions
 
@@ -108,3 +108,14 @@ def test_a_revoked_admin_key_is_reported_without_the_key(fake_openai: FakeOpenAI
     assert "admin api: GET /organization/costs failed: http 401 invalid" in result.err
     assert revoked not in result.err
     assert by_name(kv.read())["org-admin"].status == "standby"
+
+
+def test_an_unreachable_admin_api_is_named_once_as_the_network(cli: Cli) -> None:
+    """No HTTP answer: the line says network_error once (it said it twice), with the reason."""
+    kv = open_vault(cli.home)
+    add(kv, "org-admin", make_key("sk-admin-", 58), base_url="http://127.0.0.1:9/v1")
+    result = cli("usage", "--timeout", "5")
+    assert result.code == 1
+    line = result.err.splitlines()[0]
+    assert line.startswith("keyvault: error: admin api: GET /organization/costs failed:"), line
+    assert line.count("network_error") == 1 and "ConnectError" in line, line

@@ -61,6 +61,17 @@ def clock_time(moment: dt.datetime | str | None) -> str:
     return parsed.astimezone().strftime("%H:%M:%S")
 
 
+def _retry_time(health: Evidence) -> str:
+    """When to retry: a time of day when that is the day of the check, else with its date
+    (a daily limit's reset tomorrow, or a record read days later by `show`)."""
+    retry, checked = parse_time(health.retry_at), parse_time(health.checked_at)
+    if retry is None or checked is None:
+        return when(retry, seconds=True)
+    zone = dt.UTC if utc_wanted() else None
+    same_day = retry.astimezone(zone).date() == checked.astimezone(zone).date()
+    return clock_time(retry) if same_day else when(retry, seconds=True)
+
+
 def server_text(message: str, limit: int = SERVER_TEXT_LIMIT) -> str:
     """A server's words, short: long runs of mask asterisks become `…`, one line, clipped."""
     text = safe(_LONG_MASK.sub("…", message))
@@ -78,7 +89,7 @@ def evidence_line(health: Evidence, base_url: str | None = None) -> str:
     if health.evidence:
         parts.append(safe(health.evidence))
     if health.retry_at and health.status is not HealthStatus.OK:
-        parts.append(f"retry after {clock_time(health.retry_at)}")
+        parts.append(f"retry after {_retry_time(health)}")
     if base_url and health.status in _WHERE_MATTERS:
         parts.append(f"base_url {safe(base_url)}")
     line = ", ".join(parts)

@@ -128,10 +128,10 @@ class AdminClient:
         if missing_ok and verdict.http_status == 404:
             return None
         detail = verdict.message or verdict.evidence
-        code = f"http {verdict.http_status}" if verdict.http_status else str(verdict.status)
+        answer = f"http {verdict.http_status} " if verdict.http_status else ""  # none: network
         hint = _HINTS.get(verdict.error_code or "") or _HINTS.get(verdict.status)
         raise AdminApiError(
-            f"admin api: {method} {_shape(path)} failed: {code} {verdict.status} ({detail})",
+            f"admin api: {method} {_shape(path)} failed: {answer}{verdict.status} ({detail})",
             hint=hint,
         )
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from vault.health.model import Classification, Status
 from vault.health.ratelimit import parse_ratelimit, parse_retry_after, retry_hint_from_message
 from vault.health.redact import clip, safe_message
+from vault.model.health import HARD_FAILURES
 
 S = Status
 
@@ -234,10 +235,23 @@ def _by_http(status_code: int, body: _Body) -> tuple[Status, str]:
     if 200 <= status_code < 300:
         return _by_success(status_code, body)
     status = HTTP_STATUSES.get(status_code)
+    if status in HARD_FAILURES and not body.is_json:
+        # a page, not an API error: Cloudflare's "Attention Required", a proxy's or a captive
+        # portal's login, nginx's "Forbidden". Whatever sent it, it was not the API judging
+        # the key, and a hard verdict would disable the key or rotate away from it
+        return S.UNEXPECTED, f"http {status_code} with a non-json body, not an api verdict"
     if status is None:
         status = S.SERVER_ERROR if 500 <= status_code < 600 else S.UNEXPECTED
     hint = " (does base_url end in /v1?)" if status_code == 404 else ""
     return status, f"http {status_code}{hint}"
+
+
+def _server_failed(status_code: int, status: Status, evidence: str) -> tuple[Status, str]:
+    """A 5xx says the server failed. A body that blames a key as well is a relay passing on
+    what its upstream said about the relay's own key (its channel), not about this one."""
+    if 500 <= status_code < 600 and status in HARD_FAILURES:
+        return S.SERVER_ERROR, f"http {status_code}, although {evidence}"
+    return status, evidence
 
 
 def _redirect(location: str | None) -> str:
@@ -275,7 +289,7 @@ def classify(
         )
     parsed = _read_body(status_code, body)
     decided = (_by_fields(parsed) if parsed.has_error else None) or _by_http(status_code, parsed)
-    status, evidence = decided
+    status, evidence = _server_failed(status_code, *decided)
     message = safe_message(parsed.message, secrets)
     lowered_message = (message or "").lower()
     retryable = status in RETRYABLE and not any(p in lowered_message for p in NO_RETRY_PHRASES)

@@ -33,12 +33,53 @@ DEFAULT_REQUEST_TIMEOUT: Final = 30.0  # seconds per request, first byte sent to
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 
-class BodyTooLarge(Exception):
+class BadBody(Exception):
+    """raised inside `fetch` when a body cannot be read as sent; `verdict` says what it is"""
+
+    def verdict(self, limits: Limits) -> Classification:
+        evidence = f"answer in {self.args[0]}"
+        return Classification(
+            Status.UNEXPECTED, False, evidence, error_code="encoding", message=evidence
+        )
+
+
+class BodyTooLarge(BadBody):
     """raised inside `fetch` when a body passes its cap, raw or decoded"""
 
+    def verdict(self, limits: Limits) -> Classification:
+        evidence = f"answer larger than {limits.max_body // 1024} KiB, not read"
+        return Classification(
+            Status.UNEXPECTED, False, evidence, error_code="body_too_large", message=evidence
+        )
 
-class UnsupportedEncoding(Exception):
+
+class UnsupportedEncoding(BadBody):
     """raised inside `fetch` for a Content-Encoding we did not ask for and cannot bound"""
+
+    def __init__(self, coding: str) -> None:
+        super().__init__(f"an unsupported encoding ({coding})")
+
+
+class CorruptBody(BadBody):
+    """raised inside `fetch` for a compressed body that does not inflate"""
+
+    def __init__(self, coding: str | None) -> None:
+        super().__init__(f"a corrupt encoding ({coding})")
+
+
+class CutShort(BadBody):
+    """raised inside `fetch` when a compressed body ends before its end marker: the
+    connection closed early (HTTP's own framing cannot tell, when it is closed by length)"""
+
+    def verdict(self, limits: Limits) -> Classification:
+        return Classification(
+            Status.NETWORK_ERROR,
+            True,  # like a chunked body cut short (httpx's RemoteProtocolError): worth a retry
+            "answer cut short",
+            error_code="truncated_body",
+            message=f"the {self.args[0]} body ended before its end marker: the connection"
+            " closed early",
+        )
 
 
 @dataclass(frozen=True)
@@ -98,10 +139,6 @@ def deadline_failure(limits: Limits, *, run: bool) -> Classification:
     )
 
 
-def _refused_body(evidence: str, code: str) -> Classification:
-    return Classification(Status.UNEXPECTED, False, evidence, error_code=code, message=evidence)
-
-
 class Fetched(NamedTuple):
     """An HTTP answer (status, headers, decoded body) or, in `failure`, why there is none."""
 
@@ -137,11 +174,8 @@ async def fetch(
                 body = await read_body(response, limits.max_body)
     except TimeoutError:  # asyncio's total deadline; httpx's own timeouts are not TimeoutError
         return Fetched(deadline_failure(limits, run=run_bound))
-    except BodyTooLarge:
-        cap = f"{limits.max_body // 1024} KiB"
-        return Fetched(_refused_body(f"answer larger than {cap}, not read", "body_too_large"))
-    except UnsupportedEncoding as exc:
-        return Fetched(_refused_body(f"answer in an unsupported encoding ({exc})", "encoding"))
+    except BadBody as exc:
+        return Fetched(exc.verdict(limits))
     latency = round((time.perf_counter() - started) * 1000)
     return Fetched(None, response.status_code, response.headers, body, latency)
 
@@ -173,6 +207,8 @@ class _Decoder:
         self._first = True
 
     def feed(self, data: bytes) -> None:
+        if not data:
+            return
         if self._zlib is None:
             self._keep(data)
             return
@@ -180,10 +216,13 @@ class _Decoder:
             out = self._zlib.decompress(data, self._limit - self._size + 1)
         except zlib.error:
             if not (self._first and self._coding == "deflate"):
-                raise httpx.DecodingError("malformed compressed body") from None
+                raise CorruptBody(self._coding) from None
             # "deflate" is raw deflate on some servers, zlib-wrapped on others (httpx does this)
             self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-            out = self._zlib.decompress(data, self._limit - self._size + 1)
+            try:
+                out = self._zlib.decompress(data, self._limit - self._size + 1)
+            except zlib.error:
+                raise CorruptBody(self._coding) from None
         self._first = False
         self._keep(out)
 
@@ -196,4 +235,8 @@ class _Decoder:
     def finish(self) -> bytes:
         if self._zlib is not None:
             self._keep(self._zlib.flush(self._limit - self._size + 1))
+            # zlib keeps quiet about a stream that simply stops; an empty body (a 204, a
+            # redirect sent with the header anyway) is no stream at all, not a cut one
+            if not self._zlib.eof and not self._first:
+                raise CutShort(self._coding)
         return b"".join(self._parts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from vault.errors import NoHealthyCandidate
 from vault.model.clock import ago, short_time
 from vault.model.document import Entry, Kind, Status, VaultDoc
-from vault.model.health import HARD_FAILURES
+from vault.model.health import HARD_FAILURES, HealthStatus
 from vault.rotation.policy import RotationPolicy, Verify, advice, age_days, cooldown_until
 
 
@@ -110,20 +110,38 @@ def _policy_reason(entry: Entry, policy: RotationPolicy, now: dt.datetime) -> st
 # --- when nothing qualifies ----------------------------------------------------------------
 
 
+def model_tip(model: str) -> str:
+    """What to do when keys may not use the model the chat check asked for: often a relay
+    that serves other models, not a bad key."""
+    return (
+        f"the check asked for {model}: set `model` under [rotation] in config.toml to one these"
+        ' keys may use, or verify = "models"'
+    )
+
+
 def where(project: str | None) -> str:
     """A project as messages name it."""
     return f"project {project!r}" if project else "the default project"
 
 
 def nothing_qualifies(
-    doc: VaultDoc, project: str | None, reasons: list[tuple[str, str]], phone_slots: int
+    doc: VaultDoc,
+    project: str | None,
+    reasons: list[tuple[str, str]],
+    phone_slots: int,
+    *,
+    model: str | None = None,
 ) -> NoHealthyCandidate:
-    """The error when no key may become active: one reason per key, and one hint."""
+    """The error when no key may become active: one reason per key, and one hint (`model`:
+    the one the chat check asked for, named when a key may not use it)."""
     details = tuple(f"{name}: {why}" for name, why in reasons)
     tips = advice(doc, project, phone_slots)
     # a reason decided by a verdict starts with its status ("quota_exhausted 2 h ago")
-    if any(why.split(" ")[0] in HARD_FAILURES for _, why in reasons):
+    verdicts = {why.split(" ")[0] for _, why in reasons}
+    if verdicts & HARD_FAILURES:
         tips.insert(0, "recharged or fixed a key? `keyvault rotate --to NAME` checks it again")
+    if model is not None and HealthStatus.MODEL_UNAVAILABLE in verdicts:
+        tips.insert(0, model_tip(model))
     return NoHealthyCandidate(
         f"no healthy standby key in {where(project)}",
         details=details or ("no other API key in this project",),

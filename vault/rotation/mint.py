@@ -132,6 +132,8 @@ def _activate(kv: Keyvault, rid: str, options: MintOptions) -> Rotation:
     mode = options.verify or policy.verify
     if entry is not None and mode is not Verify.NONE:  # chat: a new key may have no credit yet
         checks = replace(options.check_options, deep=mode is Verify.CHAT)
+        if policy.model is not None:
+            checks = replace(checks, model=policy.model)
         probed = probe_entries([entry], checks, proxy=options.proxy, clock=kv.clock)
         if probed.interrupted:
             raise KeyboardInterrupt

@@ -6,6 +6,7 @@
 
     [rotation]                       # every project
     verify = "chat"                  # check a candidate before switching: "chat" or "models"
+    model = "gpt-4o-mini"            # the model the chat check asks for (a relay's own model)
     on_status = ["invalid", "quota_exhausted", "region_blocked", "forbidden"]
     max_age_days = 90
     min_credit_usd = 2.0
@@ -58,6 +59,7 @@ class RotationPolicy:
     cooldown_minutes: float = DEFAULT_COOLDOWN_MINUTES
     grace_hours: float | None = None
     project_id: str | None = None
+    model: str | None = None  # the chat check's model; None: the checker's (gpt-4o-mini)
 
 
 def _verify(value: object, where: str) -> Verify:
@@ -69,6 +71,14 @@ def _verify(value: object, where: str) -> Verify:
 
 def _whole_days(value: object, where: str) -> int:
     return int(_number(value, where, minimum=1))
+
+
+def _model(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 200 or not value.isprintable():
+        raise ConfigError(f'config.toml: {where} must be a model name, e.g. "gpt-4o-mini"')
+    if value != value.strip() or " " in value:
+        raise ConfigError(f"config.toml: {where} must be a model name without spaces")
+    return value
 
 
 def _project_id(value: object, where: str) -> str:
@@ -86,6 +96,7 @@ _ROTATION_KEYS: Final[Mapping[str, Callable[[object, str], Any]]] = {
     "cooldown_minutes": _number,
     "grace_hours": _number,
     "project_id": _project_id,
+    "model": _model,
 }
 
 

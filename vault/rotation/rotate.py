@@ -20,12 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vault.errors import KeyvaultError, NoHealthyCandidate, UsageError
+from vault.errors import KeyvaultError, NetworkUnavailable, NoHealthyCandidate, UsageError
 from vault.export.targets import SyncOutcome, sync
 from vault.health.checking import Checked, CheckOptions, Probed, interrupts_deferred, merge_results
 from vault.health.policy import health_policy
 from vault.model.document import Entry, Status, VaultDoc, refuse_admin
-from vault.rotation.candidates import nothing_qualifies, rank, rank_key, where
+from vault.model.health import NOT_THE_KEY, HealthStatus
+from vault.rotation.candidates import model_tip, nothing_qualifies, rank, rank_key, where
 from vault.rotation.policy import (
     ANY_PROJECT,
     Verify,
@@ -119,6 +120,10 @@ class _Plan:
     verification: Verification
     failure: KeyvaultError | None = None
 
+    @property
+    def interrupted(self) -> bool:
+        return self.verification.probed.interrupted
+
 
 def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOptions) -> _Plan:
     """Rank and verify (network, outside the lock); raise only what must save nothing."""
@@ -130,14 +135,17 @@ def _decide(kv: Keyvault, doc: VaultDoc, project: str | None, options: RotateOpt
     else:
         ranked = rank(doc, project, policy, now, verify=mode, utc=options.utc)
         todo, reasons = ranked.tryable, ranked.reasons
-    verification = verify_in_turn(todo, mode, options.check_options, clock=kv.clock)
-    if verification.probed.interrupted:
-        raise KeyboardInterrupt
-    if verification.chosen is not None:
+    checks = options.check_options
+    if policy.model is not None:
+        checks = replace(checks, model=policy.model)
+    verification = verify_in_turn(todo, mode, checks, clock=kv.clock)
+    if verification.probed.interrupted or verification.chosen is not None:
         return _Plan(verification)
     if verification.unreachable:
         raise verification.unreachable_error(where(project))
-    failure = _failure(kv, doc, project, options, reasons=reasons, verification=verification)
+    failure = _failure(
+        kv, doc, project, options, reasons=reasons, verification=verification, model=checks.model
+    )
     return _Plan(verification, failure)
 
 
@@ -149,17 +157,20 @@ def _failure(
     *,
     reasons: list[tuple[str, str]],
     verification: Verification,
+    model: str,
 ) -> NoHealthyCandidate:
     """Why no key was chosen: the named key's verdict, or one reason per key in rank order."""
     if options.to is not None:
         result = next(iter(verification.probed.results.values()))
+        hint = "add --no-check to switch to it anyway"
+        if result.status is HealthStatus.MODEL_UNAVAILABLE:
+            hint = f"{model_tip(model)}; or {hint}"
         return NoHealthyCandidate(
-            f"{options.to!r} failed its check: {failure_reason(result)}",
-            hint="add --no-check to switch to it anyway",
+            f"{options.to!r} failed its check: {failure_reason(result)}", hint=hint
         )
     entries = {e.name: e for e in doc.entries}
     every = sorted([*reasons, *verification.skipped], key=lambda r: rank_key(entries[r[0]]))
-    return nothing_qualifies(doc, project, every, kv.config.phone_slots)
+    return nothing_qualifies(doc, project, every, kv.config.phone_slots, model=model)
 
 
 def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) -> Rotation:
@@ -168,6 +179,9 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
     doc = kv.read()
     doc.require_project(project)
     plan = _decide(kv, doc, project, options)
+    if plan.interrupted:
+        _keep_results(kv, plan.verification.probed, dry_run=options.dry_run)
+        raise KeyboardInterrupt
     if plan.failure is not None and not plan.verification.probed.results:
         raise plan.failure  # nothing was checked: nothing to save
     if options.dry_run:  # the same change on the copy just read, never saved
@@ -189,6 +203,17 @@ def rotate_project(kv: Keyvault, project: str | None, options: RotateOptions) ->
         raise failure[0]
     rotation.dotenv = list(kv.synced)
     return rotation
+
+
+def _keep_results(kv: Keyvault, probed: Probed, *, dry_run: bool) -> None:
+    """A Ctrl-C during verification switches nothing, but keeps the verdicts that came in:
+    they were paid for (a chat completion each), and the next rotation should not pay again
+    to learn that a key has no credit."""
+    if dry_run or not probed.results:
+        return
+    policy, now = health_policy(kv.config), kv.now_iso()
+    with interrupts_deferred():
+        kv.transact(lambda doc: merge_results(doc, probed, policy, now))
 
 
 def _apply(
@@ -231,6 +256,12 @@ def rotate_in(
         raise UsageError("rotate_in switches to a named key")
     new = named(doc, project, options.to)
     status = health_status(new)
+    if status in NOT_THE_KEY and options.verify is not Verify.NONE:
+        raise NetworkUnavailable(
+            f"could not check {options.to!r} ({status}): the network or the API failed, not"
+            " the key; nothing switched",
+            hint="`keyvault rotate --finish` checks it again and switches",
+        )
     if status != "ok" and options.verify is not Verify.NONE:
         raise NoHealthyCandidate(
             f"{options.to!r} failed its check ({status})", hint="add --no-check to switch anyway"
