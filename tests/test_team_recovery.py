@@ -6,6 +6,8 @@ reachable and the error says what to do."""
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,5 +76,73 @@ def test_an_old_copy_pushed_with_plain_git_is_refused_with_what_to_do(
     assert names(bob) == {"one"}
 
 
-def git_out(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout
+def test_syncs_started_together_all_succeed(team: tuple[Member, Member, Path]) -> None:
+    alice, bob, _ = team
+    alice.add("from-alice")
+    alice.ok("sync")
+    bob.add("from-bob")
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vault", "sync"],
+            env=bob.cli.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(run.wait(timeout=120), run.stderr.read() if run.stderr else "") for run in runs]
+    assert all(code == 0 for code, _ in results), results
+    alice.ok("sync")
+    assert names(alice) == names(bob) == {"from-alice", "from-bob"}
+
+
+def test_sync_writes_no_git_config_when_nothing_changed(team: tuple[Member, Member, Path]) -> None:
+    """A git that holds .git/config.lock (another sync, the user's `git config`) does not
+    fail a sync that has nothing to set."""
+    alice, _, _ = team
+    alice.add("one")
+    (alice.home / ".git" / "config.lock").write_text("")
+    done = alice("sync")
+    assert done.code == 0, done.err
+
+
+def test_a_second_sync_waits_for_the_first(team: tuple[Member, Member, Path]) -> None:
+    alice, _, _ = team
+    alice.add("one")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(alice.home / ".git" / "keyvault-sync.lock")],
+        stdout=subprocess.PIPE,
+        env=alice.cli.env,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    started = time.monotonic()
+    done = alice("sync")
+    assert done.code == 0, done.err
+    assert time.monotonic() - started >= 1.0  # it waited for the holder
+    holder.wait(timeout=10)
+    assert "+ one" in done.out
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from vault.store.files import locked
+with locked(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(1.5)
+"""
+
+
+def test_a_repository_config_with_repeated_keyvault_settings_is_repaired(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, _, _ = team
+    for _ in range(2):  # git config --add, twice: "cannot overwrite multiple values"
+        alice.git("config", "--add", "merge.keyvault.driver", "false")
+    alice.add("one")
+    done = alice("sync")
+    assert done.code == 0, done.err
+    drivers = alice.git("config", "--get-all", "merge.keyvault.driver").out.splitlines()
+    assert len(drivers) == 1 and "merge-driver" in drivers[0]

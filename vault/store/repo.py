@@ -209,9 +209,27 @@ class VaultRepo:
             "diff.keyvault.textconv": textconv_command(),
             "diff.keyvault.cachetextconv": "false",
         }
+        have = self._keyvault_settings()
         for key, value in settings.items():
-            self.run("config", "--local", key, value)
+            if have.get(key) != [value]:  # no write when set: two syncs at once would collide
+                self.run("config", "--local", "--replace-all", key, value)
         return written
+
+    def _keyvault_settings(self) -> dict[str, list[str]]:
+        """This clone's `merge.keyvault.*` and `diff.keyvault.*` values, in file order."""
+        pattern = r"^(merge|diff)\.keyvault\."
+        out = self.run("config", "--local", "-z", "--get-regexp", pattern, check=False).stdout
+        found: dict[str, list[str]] = {}
+        for item in out.decode("utf-8", "surrogateescape").split("\0"):
+            key, _, value = item.partition("\n")
+            if key:
+                found.setdefault(key, []).append(value)
+        return found
+
+    def lock_path(self) -> Path:
+        """The lock one `sync` holds from start to end (in .git: never shared)."""
+        path = Path(self.text("rev-parse", "--git-path", "keyvault-sync.lock"))
+        return path if path.is_absolute() else self.home / path
 
     def refuse_secrets(self, upstream: str | None) -> None:
         """identity.age must never leave this machine: refuse it staged, in HEAD, or in any

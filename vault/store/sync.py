@@ -15,10 +15,13 @@ nothing changes.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from vault.errors import (
     ForgedVault,
     GitError,
     KeyvaultError,
+    LockTimeout,
     MergeRefused,
     NotARecipient,
     RolledBack,
@@ -44,6 +47,7 @@ REMOTE: Final = "origin"
 LINEAGE_DEPTH: Final = 100  # incoming versions checked for each other's team secrets
 PUSH_ATTEMPTS: Final = 3  # someone pushed between our fetch and our push: fetch and merge again
 RACE_WORDS: Final = ("(fetch first)", "(non-fast-forward)")  # git push's words for that race
+SYNC_WAIT: Final = 2 * NETWORK_TIMEOUT + 60  # a second sync waits for the first (cron + hand)
 FALLBACK_AUTHOR: Final = ("user.name=keyvault", "user.email=keyvault@localhost")
 
 
@@ -70,6 +74,18 @@ def sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool = False) -> Sy
     """Commit, fetch, merge, push. SyncPending when the remote could not be reached (the
     changes are committed here); GitError or MergeRefused when nothing could be merged."""
     _refuse_states(repo)
+    with ExitStack() as held:
+        try:  # a second sync (cron and a person) waits: git's own locks would fail it
+            held.enter_context(locked(repo.lock_path(), timeout=SYNC_WAIT))
+        except LockTimeout:
+            raise GitError(
+                f"another keyvault sync has been running here for {SYNC_WAIT:.0f} s",
+                hint="let it finish (it shares your changes too), then sync again",
+            ) from None
+        return _sync(kv, repo, at=at, offline=offline)
+
+
+def _sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool) -> SyncReport:
     report = SyncReport(REMOTE, repo.branch())
     repo.install()
     has_remote = REMOTE in repo.text("remote").split()
@@ -86,7 +102,7 @@ def sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool = False) -> Sy
             why = f"{report.remote} not reached ({report.unreachable or 'push failed'})"
         raise SyncPending(
             f"{why}: your changes are committed here and go out with the next sync",
-            hint=None if has_remote else "add one: git -C HOME remote add origin URL",
+            hint=None if has_remote else f"add one: git -C {repo.home} remote add origin URL",
             details=tuple(_summary(report)),
         )
     return report
