@@ -5,6 +5,8 @@ reachable and the error says what to do."""
 
 from __future__ import annotations
 
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +148,99 @@ def test_a_repository_config_with_repeated_keyvault_settings_is_repaired(
     assert done.code == 0, done.err
     drivers = alice.git("config", "--get-all", "merge.keyvault.driver").out.splitlines()
     assert len(drivers) == 1 and "merge-driver" in drivers[0]
+
+
+SHORT_TIMEOUT = """
+import sys
+from vault.store import repo, sync
+repo.NETWORK_TIMEOUT = sync.NETWORK_TIMEOUT = 2.0
+from vault.cli.main import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("ssh") is None or not Path("/proc/self").exists(), reason="needs ssh and /proc"
+)
+def test_a_remote_that_never_answers_times_out_in_one_line_and_leaves_no_ssh(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, _, _ = team
+    with socket.socket() as server:  # accepts, then never says a word (not even ssh's banner)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        alice.git("remote", "set-url", "origin", f"ssh://git@127.0.0.1:{port}/keys.git")
+        alice.add("on-a-silent-network")
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", SHORT_TIMEOUT, "sync"],
+            env=alice.cli.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,  # as from cron: no terminal
+            check=False,
+        )
+        assert time.monotonic() - started < 30
+        assert done.returncode == 1, done.stderr
+        assert "origin not reached (fatal: no answer within 2 s)" in done.stderr
+        assert "your changes are committed here" in done.stderr
+        assert _processes_naming(f"-p {port}") == []  # the ssh git started was killed too
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text in words and "ssh" in words:
+            found.append(words)
+    return found
+
+
+def test_init_with_an_unreachable_remote_says_how_to_finish(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    alice = Member(tmp_path, "alice", runtime_dir)
+    wrong = "https://alice:tok3n-s3cret@127.0.0.1:9/keys.git"  # nothing listens on port 9
+    made = alice("init", "--work-factor", "10", "--git", "--remote", wrong)
+    assert made.code == 1, made.err
+    assert (
+        "the team vault is made here, but https://***@127.0.0.1:9/keys.git was not reached"
+        in made.err
+    )
+    assert "remote set-url origin URL" in made.err and "keyvault sync" in made.err
+    assert "tok3n-s3cret" not in made.out + made.err
+    bare = bare_repository(tmp_path)
+    alice.git("remote", "set-url", "origin", str(bare))
+    alice.add("one")
+    alice.ok("sync")  # the hint's way out works
+    bob = Member(tmp_path, "bob", runtime_dir)
+    bob.ok("clone", str(bare), "--work-factor", "10")
+
+
+def test_a_remote_url_with_credentials_is_never_printed(tmp_path: Path, runtime_dir: Path) -> None:
+    bare = bare_repository(tmp_path)
+    url = "https://alice:tok3n-s3cret@git.example.invalid/keys.git"
+    people = []
+    for name in ("alice", "carol"):
+        member = Member(tmp_path, name, runtime_dir)  # the user's git reaches `url` on disk
+        (member.user_home / ".gitconfig").write_text(f'[url "{bare}"]\n\tinsteadOf = {url}\n')
+        people.append(member)
+    alice, carol = people
+    made = alice.ok("init", "--work-factor", "10", "--git", "--remote", url)
+    assert "pushed to https://***@git.example.invalid/keys.git" in made.out
+    carol.ok("init", "--work-factor", "10")
+    taken = carol("team", "init", "--remote", url)
+    assert taken.code == 1 and "already holds a vault" in taken.err, taken.err
+    empty = tmp_path / "empty.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(empty)], check=True)
+    dave = Member(tmp_path, "dave", runtime_dir)
+    (dave.user_home / ".gitconfig").write_text(f'[url "{empty}"]\n\tinsteadOf = {url}\n')
+    nothing = dave("clone", url, "--work-factor", "10")
+    assert nothing.code == 1 and "https://***@git.example.invalid/keys.git is empty" in nothing.err
+    for result in (made, taken, nothing):
+        assert "tok3n-s3cret" not in result.out + result.err

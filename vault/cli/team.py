@@ -13,7 +13,7 @@ from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, MergeRefused, NotTrusted, UsageError
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
-from vault.store.repo import VaultRepo
+from vault.store.repo import VaultRepo, without_credentials
 from vault.store.sync import SyncReport, sync
 from vault.store.team import clone, create_identity, refuse_clone_into, team_init
 from vault.store.trust import parse_pin, pin_of
@@ -42,9 +42,8 @@ def team_init_cmd(app: Context, remote: str | None) -> None:
     """
     pushed = team_init(app.kv, VaultRepo(app.paths.home), remote=remote)
     click.echo(f"{app.paths.home} is a team vault (git repository)")
-    click.echo(
-        f"pushed to {safe(remote)}" if pushed else "add a remote: keyvault team init --remote URL"
-    )
+    where = f"pushed to {safe(without_credentials(remote))}" if remote else ""
+    click.echo(where if pushed else "add a remote: keyvault team init --remote URL")
     click.echo("teammates join with: keyvault clone URL")
 
 

@@ -47,7 +47,13 @@ GITIGNORE: Final = (
     + "".join(f"{name}\n" for name in IGNORED)
 )
 NETWORK_TIMEOUT: Final = 300.0  # seconds for a fetch, push or clone
+_REACHES_REMOTE: Final = frozenset({"fetch", "push", "clone"})
 _CREDENTIALS_IN_URL: Final = re.compile(r"(://)[^/@\s]*@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` with the user:token part of any URL in it masked (https://***@host/…)."""
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 
 def driver_command() -> str:
@@ -80,16 +86,27 @@ class VaultRepo:
         check: bool = True,
         folder: Path | None = None,
     ) -> CompletedProcess[bytes]:
-        done = hardened_git.run(
-            folder or self.home,
-            *args,
-            git=self.git_program,
-            timeout=timeout,
-            profile=hardened_git.VAULT_REPO,
-            config=config,
-            stdin=stdin,
-            environ=self.environ,
-        )
+        if args[0] in _REACHES_REMOTE:
+            done = hardened_git.run_remote(
+                folder or self.home,
+                *args,
+                git=self.git_program,
+                timeout=timeout,
+                config=config,
+                stdin=stdin,
+                environ=self.environ,
+            )
+        else:
+            done = hardened_git.run(
+                folder or self.home,
+                *args,
+                git=self.git_program,
+                timeout=timeout,
+                profile=hardened_git.VAULT_REPO,
+                config=config,
+                stdin=stdin,
+                environ=self.environ,
+            )
         if done is None:
             raise GitError(f"git {args[0]} did not run (is git installed?) or took too long")
         if check and done.returncode != 0:
@@ -106,7 +123,7 @@ class VaultRepo:
         useful = [ln for ln in lines if ln and not ln.startswith("hint:")]
         line = next((ln for ln in useful if ln.startswith(("fatal:", "error:"))), None)
         line = line or (useful[0] if useful else f"exit {done.returncode}")
-        return _CREDENTIALS_IN_URL.sub(r"\1***@", line)[:300]
+        return without_credentials(line)[:300]
 
     # --- what is there ---------------------------------------------------------------------
 
