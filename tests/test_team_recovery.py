@@ -244,3 +244,16 @@ def test_a_remote_url_with_credentials_is_never_printed(tmp_path: Path, runtime_
     assert nothing.code == 1 and "https://***@git.example.invalid/keys.git is empty" in nothing.err
     for result in (made, taken, nothing):
         assert "tok3n-s3cret" not in result.out + result.err
+
+
+def test_sync_names_a_hand_edited_shared_file_it_commits(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, bob, _ = team
+    with (alice.home / ".gitignore").open("a") as ignore:
+        ignore.write("notes.txt\n")
+    alice.add("one")
+    done = alice.ok("sync")
+    assert "+ one" in done.out and "updated .gitignore" in done.out, done.out
+    bob.ok("sync")
+    assert "notes.txt" in (bob.home / ".gitignore").read_text()

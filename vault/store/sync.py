@@ -206,10 +206,10 @@ def _commit_local(
     generation = f"generation {before.generation}" if before is not None else "setup"
     message = f"keyvault: {generation}"
     repo.run("commit", "-q", "-m", message, "--", *changed, config=author(repo))
+    others = [name for name in changed if name != VAULT]  # a hand edit is shared too: say so
+    report.committed = [f"updated {', '.join(others)}"] if others else []
     if before is not None and VAULT in changed:
-        report.committed = describe_changes(previous, before) or ["vault.age re-sealed"]
-    else:
-        report.committed = [f"updated {', '.join(changed)}"]
+        report.committed[:0] = describe_changes(previous, before) or ["vault.age re-sealed"]
 
 
 def author(repo: VaultRepo) -> tuple[str, ...]:
