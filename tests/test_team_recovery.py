@@ -257,3 +257,36 @@ def test_sync_names_a_hand_edited_shared_file_it_commits(
     assert "+ one" in done.out and "updated .gitignore" in done.out, done.out
     bob.ok("sync")
     assert "notes.txt" in (bob.home / ".gitignore").read_text()
+
+
+def test_doctor_after_a_plain_git_pull_fails_nothing(team: tuple[Member, Member, Path]) -> None:
+    """docs/team.md: plain git works too. git writes what it checks out with the user's
+    umask (0644): the shared files are in the repository anyway; identity.age stays 0600."""
+    alice, bob, _ = team
+    with (alice.home / ".gitignore").open("a") as ignore:
+        ignore.write("notes.txt\n")
+    alice.add("one")
+    alice.ok("sync")
+    pulled = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec git -C "$0" pull -q --no-rebase', str(bob.home)],
+        env={**bob.cli.env, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(bob.user_home)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert (bob.home / ".gitignore").stat().st_mode & 0o777 == 0o644
+    doctor = bob("doctor")
+    assert "FAIL" not in doctor.out, doctor.out
+    (bob.home / ".gitignore").chmod(0o666)  # writable by others still fails
+    assert "FAIL  permissions" in bob("doctor").out
+
+
+def test_a_new_members_doctor_is_clean_after_joining(tmp_path: Path, runtime_dir: Path) -> None:
+    bare = bare_repository(tmp_path)
+    _, bob = found_team(tmp_path, runtime_dir, bare)  # bob cloned, was added, synced
+    doctor = bob("doctor")
+    assert "FAIL" not in doctor.out, doctor.out
+    assert not (bob.home / "vault.age.bak").exists()  # the version sealed before he joined
+    bob.add("one")  # from his first change on, a backup as anywhere
+    assert (bob.home / "vault.age.bak").exists()

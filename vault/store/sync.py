@@ -281,7 +281,10 @@ def _install(
         if verify and merged is None:
             _check_incoming(kv, _open_incoming(kv, data))  # ForgedVault, RolledBack: no change
         previous = read_file(kv.paths.vault) if kv.paths.vault.exists() else None
-        write_file_atomic(kv.paths.vault, data, backup=kv.paths.backup, ops=kv.ops)
+        # `verify` False: the vault here does not open with this identity (a new member's
+        # first sync); a backup of it could only make `doctor` fail (git keeps it anyway)
+        backup = kv.paths.backup if verify else None
+        write_file_atomic(kv.paths.vault, data, backup=backup, ops=kv.ops)
         repo.run("update-index", "--add", "--cacheinfo", f"100644,{oid},{VAULT}")
         try:
             repo.run("reset", "-q", "--merge", commit)
