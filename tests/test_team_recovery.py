@@ -290,3 +290,45 @@ def test_a_new_members_doctor_is_clean_after_joining(tmp_path: Path, runtime_dir
     assert not (bob.home / "vault.age.bak").exists()  # the version sealed before he joined
     bob.add("one")  # from his first change on, a backup as anywhere
     assert (bob.home / "vault.age.bak").exists()
+
+
+def test_a_remote_replaced_by_another_repository_is_named_and_can_be_put_back(
+    team: tuple[Member, Member, Path], tmp_path: Path, runtime_dir: Path
+) -> None:
+    alice, bob, bare = team
+    alice.add("one")
+    alice.ok("sync")
+    bob.ok("sync")
+    other = Member(tmp_path, "mallory", runtime_dir)
+    other.ok("init", "--work-factor", "10", "--git")
+    other.git("push", "-q", "--force", str(bare), "HEAD:main")
+    bob.add("two")
+    refused = bob("sync")
+    assert refused.code == 1, refused.err
+    assert "origin/main shares no history with this vault: the remote was replaced" in refused.err
+    assert names(bob) == {"one", "two"}
+    hint = refused.err.split("put this vault back: ", 1)[1].split()
+    assert hint[:3] == ["git", "-C", str(bob.home)]
+    bob.git(*hint[3:])  # the hint's command, as printed
+    bob.ok("sync")
+    alice.ok("sync")
+    assert names(alice) == {"one", "two"}
+
+
+def test_a_detached_head_and_a_stale_index_lock_say_exactly_what_to_run(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, _, _ = team
+    alice.add("one")
+    alice.ok("sync")
+    alice.git("checkout", "-q", "HEAD~1")
+    detached = alice("sync")
+    assert detached.code == 1
+    assert f"git -C {alice.home} checkout main" in detached.err, detached.err
+    alice.git("checkout", "-q", "main")
+    (alice.home / ".git" / "index.lock").write_text("")  # a git killed halfway
+    alice.add("two")
+    stale = alice("sync")
+    assert stale.code == 1 and "if none runs, remove that index.lock" in stale.err, stale.err
+    (alice.home / ".git" / "index.lock").unlink()
+    assert "+ two" in alice.ok("sync").out

@@ -134,6 +134,7 @@ VAULT_SUBCOMMANDS: Final = frozenset(
     {
         *("init", "clone", "config", "remote", "fetch", "push"),
         *("rev-parse", "rev-list", "symbolic-ref", "merge-base", "ls-files", "ls-tree"),
+        "for-each-ref",
         *("status", "cat-file", "log", "diff"),
         *("add", "commit", "update-index", "hash-object", "mktree", "merge-tree"),
         *("commit-tree", "update-ref", "reset", "checkout"),

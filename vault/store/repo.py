@@ -110,7 +110,14 @@ class VaultRepo:
         if done is None:
             raise GitError(f"git {args[0]} did not run (is git installed?) or took too long")
         if check and done.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {self.why(done)}")
+            stale = b"index.lock': File exists" in done.stderr  # a git killed mid-write
+            raise GitError(
+                f"git {args[0]} failed: {self.why(done)}",
+                hint="another git is running in the vault home, or one was killed: if none"
+                " runs, remove that index.lock"
+                if stale
+                else None,
+            )
         return done
 
     def text(self, *args: str, **kwargs: object) -> str:
@@ -143,9 +150,11 @@ class VaultRepo:
     def branch(self) -> str:
         name = self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
         if name.returncode != 0:
+            local = self.text("for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
             raise GitError(
                 "the vault repository is not on a branch (detached HEAD)",
-                hint="check out its branch: git -C HOME checkout main",
+                hint=f"check out its branch: git -C {self.home} checkout"
+                f" {local[0] if len(local) == 1 else 'BRANCH'}",
             )
         return name.stdout.decode().strip()
 

@@ -232,6 +232,14 @@ def _merge_commit(
     kv: Keyvault, repo: VaultRepo, head: str, upstream: str, report: SyncReport, *, at: str
 ) -> tuple[str, VaultDoc | None]:
     """A merge commit of `head` and `upstream` (nothing in the work tree changes yet)."""
+    if repo.run("merge-base", head, upstream, check=False).returncode != 0:
+        raise GitError(
+            f"{report.upstream} shares no history with this vault: the remote was replaced"
+            " (a force-push of another repository)",
+            hint="nothing changed here; ask your team. If it was a mistake, put this vault"
+            f" back: git -C {repo.home} push --force-with-lease {report.remote}"
+            f" HEAD:{report.branch}",
+        )
     tree, stages = repo.merge_tree(head, upstream)
     others = sorted({path for path in stages if path != VAULT})
     if others:
