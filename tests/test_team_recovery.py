@@ -332,3 +332,27 @@ def test_a_detached_head_and_a_stale_index_lock_say_exactly_what_to_run(
     assert stale.code == 1 and "if none runs, remove that index.lock" in stale.err, stale.err
     (alice.home / ".git" / "index.lock").unlink()
     assert "+ two" in alice.ok("sync").out
+
+
+def test_another_teams_vault_pushed_here_does_not_claim_you_were_removed(
+    team: tuple[Member, Member, Path], tmp_path: Path, runtime_dir: Path
+) -> None:
+    alice, bob, _ = team
+    alice.add("one")
+    alice.ok("sync")
+    bob.ok("sync")
+    other = Member(tmp_path, "mallory", runtime_dir)
+    other.ok("init", "--work-factor", "10")
+    bob.git("fetch", "-q", "origin")
+    bob.git("reset", "-q", "--hard", "origin/main")
+    (bob.home / "vault.age").write_bytes((other.home / "vault.age").read_bytes())
+    bob.git("commit", "-qam", "a vault sealed to someone else")
+    bob.git("push", "-q", "origin", "HEAD:main")
+    for merging in (False, True):  # a fast-forward, then a merge with a local change
+        if merging:
+            alice.add("two")
+        refused = alice("sync")
+        assert refused.code != 0
+        assert "or someone who is not a member wrote it" in refused.err, refused.err
+        assert "git log -- vault.age" in refused.err
+    assert names(alice) == {"one", "two"}

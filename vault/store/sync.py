@@ -323,8 +323,8 @@ def _open_incoming(kv: Keyvault, data: bytes) -> VaultDoc:
     except NotARecipient:
         raise MergeRefused(
             "the incoming vault.age is not sealed to your identity: a member removed you from"
-            " the team",
-            hint="nothing changed here; ask a member if that is a mistake",
+            " the team, or someone who is not a member wrote it",
+            hint="nothing changed here; ask your team who pushed it (git log -- vault.age)",
         ) from None
 
 
