@@ -278,6 +278,10 @@ def test_doctor_after_a_plain_git_pull_fails_nothing(team: tuple[Member, Member,
     assert (bob.home / ".gitignore").stat().st_mode & 0o777 == 0o644
     doctor = bob("doctor")
     assert "FAIL" not in doctor.out, doctor.out
+    assert (bob.home / "vault.age").stat().st_mode & 0o777 == 0o644
+    bob.add("two")  # that vault.age becomes the backup
+    doctor = bob("doctor")
+    assert "FAIL" not in doctor.out, doctor.out
     (bob.home / ".gitignore").chmod(0o666)  # writable by others still fails
     assert "FAIL  permissions" in bob("doctor").out
 
@@ -356,3 +360,24 @@ def test_another_teams_vault_pushed_here_does_not_claim_you_were_removed(
         assert "or someone who is not a member wrote it" in refused.err, refused.err
         assert "git log -- vault.age" in refused.err
     assert names(alice) == {"one", "two"}
+
+
+def test_a_member_who_lost_their_identity_is_told_how_to_join_again(
+    team: tuple[Member, Member, Path], tmp_path: Path, runtime_dir: Path
+) -> None:
+    alice, bob, bare = team
+    alice.add("one")
+    alice.ok("sync")
+    bob.ok("sync")
+    (bob.home / "identity.age").unlink()
+    lost = bob("list")
+    assert lost.code != 0 and "keyvault init" not in lost.err  # init refuses: vault.age is here
+    assert "--vault NEW_FOLDER clone URL" in lost.err, lost.err
+    again = Member(tmp_path, "bob-again", runtime_dir)  # the hint, step by step
+    joined = again.ok("clone", str(bare), "--work-factor", "10")
+    key = next(word for word in joined.out.split() if word.startswith("age1"))
+    alice.ok("recipients", "rm", "bob")
+    alice.ok("recipients", "add", "bob-laptop", key)
+    alice.ok("sync")
+    again.ok("sync")
+    assert names(again) == {"one"}

@@ -89,8 +89,10 @@ class Doctor:
         with contextlib.suppress(OSError):  # an unreadable home is reported by check_home
             names |= {p.name for p in self.paths.home.iterdir()}
         # a team vault's shared files are in its repository (.git/objects) for every member
-        # to read: a plain `git pull` writes them 0644, which tells nobody anything new
-        shared = set(REPOSITORY_FILES) if _is_team_repo(self.paths.home) else set()
+        # to read: a plain `git pull` writes them 0644 (and the next save makes that
+        # vault.age the backup), which tells nobody anything new
+        team = _is_team_repo(self.paths.home)
+        shared = {*REPOSITORY_FILES, "vault.age.bak"} if team else set()
         problems: list[Check] = []
         for name in sorted(names):
             path = self.paths.home / name
