@@ -6,6 +6,7 @@ reachable and the error says what to do."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -187,6 +188,38 @@ def test_a_remote_that_never_answers_times_out_in_one_line_and_leaves_no_ssh(
         assert "origin not reached (fatal: no answer within 2 s)" in done.stderr
         assert "your changes are committed here" in done.stderr
         assert _processes_naming(f"-p {port}") == []  # the ssh git started was killed too
+
+
+@pytest.mark.skipif(
+    shutil.which("ssh") is None or not Path("/proc/self").exists(), reason="needs ssh and /proc"
+)
+def test_ctrl_c_during_a_fetch_leaves_no_git_nor_ssh_behind(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, _, _ = team
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        alice.git("remote", "set-url", "origin", f"ssh://git@127.0.0.1:{port}/keys.git")
+        running = subprocess.Popen(
+            [sys.executable, "-m", "vault", "sync"],
+            env=alice.cli.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while not _processes_naming(f"-p {port}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_naming(f"-p {port}"), "ssh never started"
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=20)
+        assert running.returncode != 0 and b"interrupted" in err
+        time.sleep(0.2)
+        assert _processes_naming(f"-p {port}") == []
+        assert alice.ok("sync", "--offline").code == 0  # no lock or state left behind
 
 
 def _processes_naming(text: str) -> list[str]:

@@ -279,14 +279,21 @@ def run_remote(
         try:
             out, err = child.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
-            if alone:
-                with contextlib.suppress(OSError):
-                    os.killpg(child.pid, signal.SIGKILL)
-            child.kill()
-            child.wait()  # not communicate(): an ssh left behind may hold the pipes open
+            _stop(child, group=alone)
             why = f"fatal: no answer within {timeout:.0f} s".encode()
             return subprocess.CompletedProcess(child.args, TIMED_OUT, b"", why)
+        except BaseException:  # Ctrl-C, SIGTERM: leave no git (nor its ssh) behind
+            _stop(child, group=alone)
+            raise
     return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def _stop(child: subprocess.Popen[bytes], *, group: bool) -> None:
+    if group:
+        with contextlib.suppress(OSError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.kill()
+    child.wait()  # not communicate(): an ssh left behind may hold the pipes open
 
 
 def _terminal() -> bool:
