@@ -414,3 +414,28 @@ def test_a_member_who_lost_their_identity_is_told_how_to_join_again(
     alice.ok("sync")
     again.ok("sync")
     assert names(again) == {"one"}
+
+
+def test_doctor_says_what_stops_the_next_sync(team: tuple[Member, Member, Path]) -> None:
+    alice, bob, bare = team
+    assert "ok    sync" in alice("doctor").out
+    away = bare.with_name("away.git")
+    bare.rename(away)
+    alice.add("on-a-plane")
+    assert alice("sync").code == 1  # committed here, not pushed
+    doctor = alice("doctor")
+    assert "1 commit(s) made here are not shared yet" in doctor.out
+    assert "fix: keyvault sync" in doctor.out
+    away.rename(bare)
+    alice.ok("sync")
+    with (alice.home / ".gitignore").open("a") as ignore:
+        ignore.write("alice.txt\n")
+    alice.ok("sync")
+    with (bob.home / ".gitignore").open("a") as ignore:
+        ignore.write("bob.txt\n")
+    bob.ok("sync", "--offline")
+    assert bob("sync").code == 1  # both changed .gitignore: merge it by hand
+    bob.git("merge", "origin/main", check=False)  # the hint, and a conflict in .gitignore
+    doctor = bob("doctor")
+    assert "a merge is in progress in the vault repository" in doctor.out, doctor.out
+    assert f"git -C {bob.home} merge --abort" in doctor.out

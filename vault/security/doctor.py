@@ -22,7 +22,7 @@ from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
 from vault.security.checks import Check, Level
-from vault.security.team_checks import phone_checks, trust_checks
+from vault.security.team_checks import phone_checks, repository_checks, trust_checks
 from vault.store.config import Paths
 from vault.store.files import read_file
 from vault.store.repo import SHARED as REPOSITORY_FILES
@@ -220,7 +220,8 @@ class Doctor:
         if problems:
             return problems
         if team:
-            return [Check("git", Level.OK, "a team vault: only vault.age is shared")]
+            shared = Check("git", Level.OK, "a team vault: only vault.age is shared")
+            return [shared, *repository_checks(self.paths.home)]
         return [Check("git", Level.OK, "vault files are ignored by git")]
 
     def check_trust(self) -> list[Check]:
