@@ -439,3 +439,46 @@ def test_doctor_says_what_stops_the_next_sync(team: tuple[Member, Member, Path])
     doctor = bob("doctor")
     assert "a merge is in progress in the vault repository" in doctor.out, doctor.out
     assert f"git -C {bob.home} merge --abort" in doctor.out
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("identity.age", b"not your key\n"),
+        ("config.toml", b'default_base_url = "https://attacker.example/v1"\n'),
+        ("Vault.age.bak", b"junk\n"),  # a case-insensitive disk would write vault.age.bak
+    ],
+)
+def test_a_pushed_file_of_this_machines_own_is_refused_and_never_replaces_yours(
+    team: tuple[Member, Member, Path], tmp_path: Path, runtime_dir: Path, name: str, content: bytes
+) -> None:
+    """Anyone who can push (no team secret needed) could otherwise replace every member's
+    identity.age, or their config.toml (OPENAI_BASE_URL to an attacker): git overwrites an
+    ignored file when it checks out one."""
+    alice, bob, bare = team
+    alice.add("one", "--project", "p")
+    alice.ok("sync")
+    bob.ok("sync")
+    mine = {n: (bob.home / n).read_bytes() for n in ("identity.age", "vault.age")}
+    intruder = tmp_path / "intruder"
+    subprocess.run(["git", "clone", "-q", str(bare), str(intruder)], check=True)
+    (intruder / name).write_bytes(content)
+    pusher = ["git", "-C", str(intruder), "-c", "user.name=x", "-c", "user.email=x@x"]
+    subprocess.run([*pusher, "add", "-f", name], check=True)
+    subprocess.run([*pusher, "commit", "-qm", "tune"], check=True)
+    subprocess.run([*pusher, "push", "-q"], check=True)
+    refused = bob("sync")
+    assert refused.code == 1, refused.err
+    assert f"origin/main holds {name}, a file each machine keeps for itself" in refused.err
+    assert {n: (bob.home / n).read_bytes() for n in mine} == mine
+    assert not (bob.home / "config.toml").exists()
+    assert "attacker" not in bob.ok("env", "--project", "p").out
+    carol = Member(tmp_path, "carol", runtime_dir)
+    joining = carol("clone", str(bare), "--work-factor", "10")
+    assert joining.code == 1 and f"holds {name}" in joining.err
+    assert not carol.home.exists()
+    subprocess.run([*pusher, "rm", "-q", "--cached", name], check=True)  # the hint's way out
+    subprocess.run([*pusher, "commit", "-qm", "remove a local file"], check=True)
+    subprocess.run([*pusher, "push", "-q"], check=True)
+    bob.ok("sync")
+    assert (bob.home / "identity.age").read_bytes() == mine["identity.age"]

@@ -13,6 +13,7 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from vault.errors import GitError
@@ -256,6 +257,23 @@ class VaultRepo:
         """The lock one `sync` holds from start to end (in .git: never shared)."""
         path = Path(self.text("rev-parse", "--git-path", "keyvault-sync.lock"))
         return path if path.is_absolute() else self.home / path
+
+    def refuse_local_files(self, rev: str, where: str) -> None:
+        """`rev` (about to be checked out here) must hold none of the files this machine
+        keeps for itself (IGNORED): git replaces an ignored file without a word, so a pushed
+        identity.age would overwrite this member's key and a pushed config.toml would send
+        every request elsewhere; no team secret guards those files. Case-folded, as a
+        macOS or Windows disk compares names."""
+        listing = self.run("ls-tree", "--name-only", "-z", rev).stdout
+        for name in listing.decode("utf-8", "surrogateescape").split("\0"):
+            if name and any(fnmatchcase(name.casefold(), pattern) for pattern in IGNORED):
+                raise GitError(
+                    f"{where} holds {name}, a file each machine keeps for itself: refusing to"
+                    " take it (it would replace yours; nothing changed here)",
+                    hint=f"remove it from the repository in a separate clone: git clone URL fix"
+                    f" && git -C fix rm -q --cached -r -- '{name}' && git -C fix commit -qm"
+                    " 'remove a local file' && git -C fix push; do not `git pull` here first",
+                )
 
     def refuse_secrets(self, upstream: str | None) -> None:
         """identity.age must never leave this machine: refuse it staged, in HEAD, or in any
