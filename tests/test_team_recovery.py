@@ -482,3 +482,13 @@ def test_a_pushed_file_of_this_machines_own_is_refused_and_never_replaces_yours(
     subprocess.run([*pusher, "push", "-q"], check=True)
     bob.ok("sync")
     assert (bob.home / "identity.age").read_bytes() == mine["identity.age"]
+
+
+def test_sync_names_the_other_files_that_came_in(team: tuple[Member, Member, Path]) -> None:
+    alice, bob, _ = team
+    with (alice.home / ".gitignore").open("a") as ignore:
+        ignore.write("notes.txt\n")
+    alice.ok("sync")
+    came = bob.ok("sync")
+    assert "in: from origin/main" in came.out and "updated .gitignore" in came.out, came.out
+    assert "up to date" not in came.out

@@ -153,6 +153,10 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
             commit, merged = _merge_commit(kv, repo, head, upstream, report, at=at)
             _install(kv, repo, commit, head, merged=merged)
         after = _read_member(kv, report)
+        if head is not None:  # the other files that came in: a changed .gitignore, say
+            came = repo.text("diff", "--name-only", "-z", head, "HEAD").split("\0")
+            others = sorted(name for name in came if name and name != VAULT)
+            report.incoming += [f"updated {', '.join(others)}"] if others else []
         if after is not None:
             report.incoming += describe_changes(before, after)
             if before is not None:
