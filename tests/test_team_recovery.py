@@ -253,6 +253,9 @@ def test_init_with_an_unreachable_remote_says_how_to_finish(
     alice.ok("sync")  # the hint's way out works
     bob = Member(tmp_path, "bob", runtime_dir)
     bob.ok("clone", str(bare), "--work-factor", "10")
+    carol = Member(tmp_path, "carol", runtime_dir)  # a URL that git would read as an option
+    made = carol("init", "--work-factor", "10", "--git", "--remote", "--mirror=push")
+    assert made.code == 1 and "--mirror=push was not reached" in made.err, made.err
 
 
 def test_a_remote_url_with_credentials_is_never_printed(tmp_path: Path, runtime_dir: Path) -> None:

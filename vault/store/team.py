@@ -39,7 +39,7 @@ def team_init(
     repo.run("commit", "-q", "-m", "keyvault: team vault", "--", *SHARED, config=author(repo))
     if remote is None:
         return False
-    repo.run("remote", "add", REMOTE, remote)
+    repo.run("remote", "add", "--", REMOTE, remote)  # a URL that looks like an option
     branch = repo.branch()
     _reach(repo, remote, "fetch", "-q", REMOTE)
     if repo.resolve(f"refs/remotes/{REMOTE}/{branch}") is not None:
