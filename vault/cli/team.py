@@ -232,13 +232,19 @@ def textconv_cmd(file: Path) -> None:
     Example:
       git config diff.keyvault.textconv "python3 -P -m vault textconv"
     """
+    from hashlib import blake2b  # noqa: PLC0415
+
     from vault.model.textview import text_view  # noqa: PLC0415
     from vault.store.context import Context as Resolved  # noqa: PLC0415
 
     app = Resolved(vault_home=str(Path.cwd()), interactive=False)
+    data = b""
     try:
-        lines = text_view(app.kv.open(file.read_bytes()))
+        data = file.read_bytes()
+        lines = text_view(app.kv.open(data))
     except (KeyvaultError, OSError) as exc:
         reason = exc.message if isinstance(exc, KeyvaultError) else "unreadable"
-        lines = [f"(encrypted: unlock to see) {safe(reason)}"]
+        # which version this is: two versions that say the same would show no change at all
+        version = f"{len(data)} bytes, digest {blake2b(data, digest_size=6).hexdigest()}"
+        lines = [f"(encrypted: unlock to see) {version}", f"  {safe(reason)}"]
     click.echo("\n".join(safe(line) for line in lines))
