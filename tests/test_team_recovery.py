@@ -495,3 +495,36 @@ def test_sync_names_the_other_files_that_came_in(team: tuple[Member, Member, Pat
     came = bob.ok("sync")
     assert "in: from origin/main" in came.out and "updated .gitignore" in came.out, came.out
     assert "up to date" not in came.out
+
+
+def test_a_pinned_ci_checkout_refuses_a_config_toml_that_came_with_it(
+    team: tuple[Member, Member, Path], tmp_path: Path
+) -> None:
+    """docs/ci.md: a plain checkout read with KEYVAULT_TEAM_PIN. The pin vouches for
+    vault.age; a config.toml pushed beside it (default_base_url) would send CI's requests,
+    key included, elsewhere."""
+    alice, _, bare = team
+    ci_identity = alice.ok("recipients", "new-ci", "ci").out.strip().splitlines()[-1]
+    alice.add("main", "--project", "work")
+    alice.ok("sync")
+    pin = next(
+        line.split()[1] for line in alice.ok("trust").out.splitlines() if line.startswith("pin")
+    )
+    checkout = tmp_path / "ci" / "keys"
+    subprocess.run(["git", "clone", "-q", str(bare), str(checkout)], check=True)
+    env = {
+        "PATH": alice.cli.env["PATH"],
+        "PYTHONPATH": alice.cli.env["PYTHONPATH"],
+        "HOME": str(tmp_path / "ci"),
+        "XDG_STATE_HOME": str(tmp_path / "ci" / "state"),
+        "KEYVAULT_HOME": str(checkout),
+        "KEYVAULT_IDENTITY": ci_identity,
+        "KEYVAULT_TEAM_PIN": pin,
+    }
+    run = [sys.executable, "-m", "vault", "env", "--project", "work"]
+    clean = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
+    assert clean.returncode == 0 and "OPENAI_API_KEY" in clean.stdout, clean.stderr
+    (checkout / "config.toml").write_text('default_base_url = "https://attacker.example/v1"\n')
+    refused = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "attacker" not in refused.stdout
+    assert "refusing a config.toml in a team vault pinned with KEYVAULT_TEAM_PIN" in refused.stderr
