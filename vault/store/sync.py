@@ -241,8 +241,9 @@ def _merge_commit(
         raise GitError(
             f"{report.upstream} shares no history with this vault: the remote was replaced"
             " (a force-push of another repository)",
-            hint="nothing changed here; ask your team. If it was a mistake, put this vault"
-            f" back: git -C {repo.home} push --force-with-lease {report.remote}"
+            hint="nothing changed here; ask your team. If it was replaced on purpose, join the"
+            " new one: keyvault --vault NEW_FOLDER clone URL. If it was a mistake, put this"
+            f" vault back: git -C {repo.home} push --force-with-lease {report.remote}"
             f" HEAD:{report.branch}",
         )
     tree, stages = repo.merge_tree(head, upstream)
