@@ -528,3 +528,20 @@ def test_a_pinned_ci_checkout_refuses_a_config_toml_that_came_with_it(
     refused = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
     assert refused.returncode != 0 and "attacker" not in refused.stdout
     assert "refusing a config.toml in a team vault pinned with KEYVAULT_TEAM_PIN" in refused.stderr
+
+
+def test_an_unreachable_remote_fails_sync_even_with_nothing_to_send(
+    team: tuple[Member, Member, Path],
+) -> None:
+    """A server that syncs from cron to pick up rotations must hear that nothing came in."""
+    alice, _, bare = team
+    alice.ok("sync")
+    away = bare.with_name("away.git")
+    bare.rename(away)
+    silent = alice("sync")
+    assert silent.code == 1, silent.out
+    assert "origin not reached" in silent.err and "nothing came in" in silent.err
+    assert "up to date" not in silent.out
+    assert alice("sync", "--offline").code == 0
+    away.rename(bare)
+    assert alice.ok("sync").out.strip() == "up to date with origin/main"

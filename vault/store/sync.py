@@ -105,6 +105,11 @@ def _sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool) -> SyncRepor
             hint=None if has_remote else f"add one: git -C {repo.home} remote add origin URL",
             details=tuple(_summary(report)),
         )
+    if not offline and report.unreachable:  # cron must hear of it: nothing came in either
+        raise SyncPending(
+            f"{report.remote} not reached ({report.unreachable}): nothing came in (this"
+            " machine had nothing to send)"
+        )
     return report
 
 
