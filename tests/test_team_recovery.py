@@ -545,3 +545,36 @@ def test_an_unreachable_remote_fails_sync_even_with_nothing_to_send(
     assert alice("sync", "--offline").code == 0
     away.rename(bare)
     assert alice.ok("sync").out.strip() == "up to date with origin/main"
+
+
+@pytest.mark.parametrize("name", [".gitignore", ".gitattributes", "notes"])
+def test_a_pushed_symlink_is_refused_and_its_target_never_pushed(
+    team: tuple[Member, Member, Path], tmp_path: Path, name: str
+) -> None:
+    """A `.gitignore` pointing at a private file: keyvault read it to keep its own lines,
+    wrote what it read back into .gitignore, and pushed it to whoever set the link."""
+    alice, bob, bare = team
+    private = tmp_path / "private.txt"
+    private.write_text("PRIVATE-LINE\n")
+    intruder = tmp_path / "intruder"
+    subprocess.run(["git", "clone", "-q", str(bare), str(intruder)], check=True)
+    (intruder / name).unlink(missing_ok=True)
+    (intruder / name).symlink_to(private)
+    pusher = ["git", "-C", str(intruder), "-c", "user.name=x", "-c", "user.email=x@x"]
+    subprocess.run([*pusher, "add", name], check=True)
+    subprocess.run([*pusher, "commit", "-qm", "link"], check=True)
+    subprocess.run([*pusher, "push", "-q"], check=True)
+    refused = bob("sync")
+    assert refused.code == 1 and f"holds {name}, a symbolic link" in refused.err, refused.err
+    assert not (bob.home / name).is_symlink()
+    alice.git("pull", "-q", "--no-rebase")  # plain git takes it: keyvault must not read it
+    assert (alice.home / name).is_symlink()
+    alice.add("one")
+    alice("sync")
+    pushed = subprocess.run(
+        ["git", "-C", str(bare), "grep", "-I", "PRIVATE-LINE", "main"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pushed.stdout == ""

@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from vault.errors import GitError
+from vault.errors import GitError, StorageError
 from vault.store import git as hardened_git
-from vault.store.files import write_file_atomic
+from vault.store.files import read_file, write_file_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -258,22 +258,30 @@ class VaultRepo:
         path = Path(self.text("rev-parse", "--git-path", "keyvault-sync.lock"))
         return path if path.is_absolute() else self.home / path
 
-    def refuse_local_files(self, rev: str, where: str) -> None:
-        """`rev` (about to be checked out here) must hold none of the files this machine
-        keeps for itself (IGNORED): git replaces an ignored file without a word, so a pushed
-        identity.age would overwrite this member's key and a pushed config.toml would send
-        every request elsewhere; no team secret guards those files. Case-folded, as a
-        macOS or Windows disk compares names."""
-        listing = self.run("ls-tree", "--name-only", "-z", rev).stdout
-        for name in listing.decode("utf-8", "surrogateescape").split("\0"):
-            if name and any(fnmatchcase(name.casefold(), pattern) for pattern in IGNORED):
-                raise GitError(
-                    f"{where} holds {name}, a file each machine keeps for itself: refusing to"
-                    " take it (it would replace yours; nothing changed here)",
-                    hint=f"remove it from the repository in a separate clone: git clone URL fix"
-                    f" && git -C fix rm -q --cached -r -- '{name}' && git -C fix commit -qm"
-                    " 'remove a local file' && git -C fix push; do not `git pull` here first",
-                )
+    def refuse_unsafe_tree(self, rev: str, where: str) -> None:
+        """`rev` (about to be checked out here) is refused when it holds, at its top:
+        - a file this machine keeps for itself (IGNORED): git replaces an ignored file
+          without a word, so a pushed identity.age would overwrite this member's key and a
+          pushed config.toml would send every request elsewhere (case-folded, as a macOS or
+          Windows disk compares names);
+        - a symbolic link: a `.gitignore` pointing at ~/.ssh/id_ed25519 would be read here,
+          and what keyvault read back into the shared file would be pushed.
+        No team secret guards these files: anyone who can push can write them."""
+        listing = self.run("ls-tree", "-z", rev).stdout  # `mode type oid\tname`
+        for item in listing.decode("utf-8", "surrogateescape").split("\0"):
+            info, _, name = item.partition("\t")
+            if any(fnmatchcase(name.casefold(), pattern) for pattern in IGNORED):
+                why = "a file each machine keeps for itself (it would replace yours)"
+            elif info.startswith("120000 "):
+                why = "a symbolic link (keyvault would read the file it points to)"
+            else:
+                continue
+            raise GitError(
+                f"{where} holds {name}, {why}: refusing to take it; nothing changed here",
+                hint=f"remove it from the repository in a separate clone: git clone URL fix"
+                f" && git -C fix rm -q --cached -r -- '{name}' && git -C fix commit -qm"
+                " 'remove a local file' && git -C fix push; do not `git pull` here first",
+            )
 
     def refuse_secrets(self, upstream: str | None) -> None:
         """identity.age must never leave this machine: refuse it staged, in HEAD, or in any
@@ -296,20 +304,23 @@ class VaultRepo:
             )
 
 
-def _holds_lines(path: Path, content: str) -> bool:
+def _lines(path: Path) -> list[str] | None:
+    """The lines of a shared file; None when missing, unreadable or a symlink (never read
+    through one: what it points to would end up in a commit)."""
     try:
-        have = set(path.read_text(encoding="utf-8").splitlines())
-    except (OSError, UnicodeDecodeError):
-        return False
+        return read_file(path).decode("utf-8").splitlines()
+    except (OSError, StorageError, UnicodeDecodeError):
+        return None
+
+
+def _holds_lines(path: Path, content: str) -> bool:
+    have = set(_lines(path) or ())
     return all(line in have for line in content.splitlines() if line and line[0] != "#")
 
 
 def _with_lines(path: Path, content: str) -> bytes:
     """`content` plus whatever else the user keeps in the file."""
-    try:
-        old = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        old = []
+    old = _lines(path) or []
     ours = content.splitlines()
     rest = [line for line in old if line not in ours]
     return "\n".join([*ours, *rest]).strip("\n").encode() + b"\n"

@@ -149,7 +149,7 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
         head = repo.head()
         if upstream is None or head == upstream or (head and repo.is_ancestor(upstream, head)):
             return
-        repo.refuse_local_files(upstream, report.upstream)
+        repo.refuse_unsafe_tree(upstream, report.upstream)
         if report.member:
             _check_lineage(kv, repo, head, upstream)
         if head is None or repo.is_ancestor(head, upstream):

@@ -93,7 +93,7 @@ def _clone(url: str, home: Path, git: str) -> VaultRepo:
     home.chmod(0o700)
     if repo.head() is None:
         _check_out_vault_branch(repo, url)
-    repo.refuse_local_files("HEAD", without_credentials(url))
+    repo.refuse_unsafe_tree("HEAD", without_credentials(url))
     repo.install()
     repo.run("reset", "-q", "--hard", "HEAD")  # nobody reads this home yet: git may write it
     repo.install()  # the shared files as this keyvault writes them (the next sync commits)
