@@ -578,3 +578,18 @@ def test_a_pushed_symlink_is_refused_and_its_target_never_pushed(
         check=False,
     )
     assert pushed.stdout == ""
+
+
+def test_a_deleted_vault_age_is_named_and_the_hint_restores_it(
+    team: tuple[Member, Member, Path],
+) -> None:
+    alice, _, _ = team
+    alice.add("one")
+    alice.ok("sync")
+    (alice.home / "vault.age").unlink()
+    refused = alice("sync")
+    assert refused.code == 1 and "vault.age is missing here (deleted?)" in refused.err
+    assert f"git -C {alice.home} checkout -- vault.age" in refused.err
+    alice.git("checkout", "--", "vault.age")
+    alice.ok("sync")
+    assert names(alice) == {"one"}

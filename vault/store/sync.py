@@ -209,6 +209,13 @@ def _commit_local(
     changed = repo.changed()
     if not changed:
         return
+    if VAULT in changed and not kv.paths.vault.exists():  # never commit its deletion
+        raise GitError(
+            "vault.age is missing here (deleted?): refusing to share that",
+            hint=f"restore it: git -C {repo.home} checkout -- vault.age (the last version"
+            " synced) or copy vault.age.bak over it; if it is then refused as older,"
+            " `keyvault trust --accept-rollback`; then sync again",
+        )
     if VAULT in changed and before is None:
         raise GitError("vault.age changed here but does not open with your identity")
     previous = _doc_at(kv, repo, "HEAD") if VAULT in changed else None
