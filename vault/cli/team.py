@@ -131,7 +131,7 @@ def _section(title: str, lines: list[str]) -> None:
 @click.option(
     "--accept-rollback",
     is_flag=True,
-    help="Accept vault.age though it is older than one seen here.",
+    help="Accept vault.age though it is older than one seen here: it becomes the newest.",
 )
 @click.option(
     "--reset", is_flag=True, help="Forget this machine's pin; the next open trusts what it finds."
