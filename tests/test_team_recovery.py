@@ -593,3 +593,19 @@ def test_a_deleted_vault_age_is_named_and_the_hint_restores_it(
     alice.git("checkout", "--", "vault.age")
     alice.ok("sync")
     assert names(alice) == {"one"}
+
+
+def test_a_config_toml_added_here_is_never_pushed(team: tuple[Member, Member, Path]) -> None:
+    """Every other member's sync refuses a commit holding config.toml: sync must not send
+    one (a `git add -f` by hand) and block the team."""
+    alice, bob, _ = team
+    (alice.home / "config.toml").write_text("phone_slots = 3\n")
+    alice.git("add", "-f", "config.toml")
+    alice.git("commit", "-qm", "share my settings")
+    refused = alice("sync")
+    assert refused.code == 1 and "config.toml is tracked by git" in refused.err, refused.err
+    assert f"git -C {alice.home} rm --cached config.toml" in refused.err
+    alice.git("rm", "-q", "--cached", "config.toml")
+    alice.git("commit", "-qm", "keep it mine")
+    alice.ok("sync")
+    assert bob("sync").code == 0

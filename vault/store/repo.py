@@ -285,8 +285,9 @@ class VaultRepo:
 
     def refuse_secrets(self, upstream: str | None) -> None:
         """identity.age must never leave this machine: refuse it staged, in HEAD, or in any
-        commit a push would send."""
-        staged = self.text("ls-files", "--cached", "--", *IGNORED[:3])
+        commit a push would send. The other local files (config.toml …) staged or in HEAD
+        too: every other member's sync would refuse the commit (`refuse_unsafe_tree`)."""
+        staged = self.text("ls-files", "--cached", "--", *IGNORED[:4])
         if staged:
             raise GitError(
                 f"{staged.splitlines()[0]} is tracked by git in the vault repository: it must"
