@@ -69,3 +69,8 @@ def test_textconv_masks_secrets_and_never_prompts(vault_cli: Cli) -> None:
     assert view == "\n".join(text_view(open_vault(vault_cli.home).read())) + "\n"
     locked = vault_cli("textconv", "vault.age", env={"KEYVAULT_PASSPHRASE": ""}, cwd=vault_cli.home)
     assert locked.code == 0 and locked.out.startswith("(encrypted: unlock to see)")
+    vault_cli.ok("edit", "main", "--note", "changed")
+    changed = vault_cli(
+        "textconv", "vault.age", env={"KEYVAULT_PASSPHRASE": ""}, cwd=vault_cli.home
+    )
+    assert changed.out.splitlines()[0] != locked.out.splitlines()[0]  # git shows a change

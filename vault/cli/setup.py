@@ -54,11 +54,12 @@ def init_cmd(
     click.echo(f"your public key: {identity.recipient().to_string()}")
     click.echo("recover without keyvault: age -d -i identity.age vault.age")
     if as_team:
-        from vault.store.repo import VaultRepo  # noqa: PLC0415
+        from vault.store.repo import VaultRepo, without_credentials  # noqa: PLC0415
         from vault.store.team import team_init  # noqa: PLC0415
 
         pushed = team_init(app.kv, VaultRepo(app.paths.home), remote=remote, new_vault=True)
-        click.echo("a team vault: " + (f"pushed to {safe(remote)}" if pushed else "no remote yet"))
+        where = f"pushed to {safe(without_credentials(remote))}" if remote else ""
+        click.echo("a team vault: " + (where if pushed else "no remote yet"))
         click.echo("teammates join with: keyvault clone URL")
 
 

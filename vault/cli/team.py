@@ -13,7 +13,7 @@ from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, MergeRefused, NotTrusted, UsageError
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
-from vault.store.repo import VaultRepo
+from vault.store.repo import VaultRepo, without_credentials
 from vault.store.sync import SyncReport, sync
 from vault.store.team import clone, create_identity, refuse_clone_into, team_init
 from vault.store.trust import parse_pin, pin_of
@@ -42,9 +42,8 @@ def team_init_cmd(app: Context, remote: str | None) -> None:
     """
     pushed = team_init(app.kv, VaultRepo(app.paths.home), remote=remote)
     click.echo(f"{app.paths.home} is a team vault (git repository)")
-    click.echo(
-        f"pushed to {safe(remote)}" if pushed else "add a remote: keyvault team init --remote URL"
-    )
+    where = f"pushed to {safe(without_credentials(remote))}" if remote else ""
+    click.echo(where if pushed else "add a remote: keyvault team init --remote URL")
     click.echo("teammates join with: keyvault clone URL")
 
 
@@ -132,7 +131,7 @@ def _section(title: str, lines: list[str]) -> None:
 @click.option(
     "--accept-rollback",
     is_flag=True,
-    help="Accept vault.age though it is older than one seen here.",
+    help="Accept vault.age though it is older than one seen here: it becomes the newest.",
 )
 @click.option(
     "--reset", is_flag=True, help="Forget this machine's pin; the next open trusts what it finds."
@@ -168,8 +167,8 @@ def trust_cmd(app: Context, accept_rollback: bool, reset: bool, expected: str | 
         click.echo("pinned: the next open refuses a vault without that team secret")
         return
     if accept_rollback:
-        pin = trust.accept_rollback(app.kv.open(app.paths.vault.read_bytes()))
-        click.echo(f"accepted vault.age at generation {pin.generation}")
+        doc = app.kv.accept_rollback()
+        click.echo(f"accepted vault.age: it is now generation {doc.generation}")
         return
     _show_trust(app)
 
@@ -233,13 +232,19 @@ def textconv_cmd(file: Path) -> None:
     Example:
       git config diff.keyvault.textconv "python3 -P -m vault textconv"
     """
+    from hashlib import blake2b  # noqa: PLC0415
+
     from vault.model.textview import text_view  # noqa: PLC0415
     from vault.store.context import Context as Resolved  # noqa: PLC0415
 
     app = Resolved(vault_home=str(Path.cwd()), interactive=False)
+    data = b""
     try:
-        lines = text_view(app.kv.open(file.read_bytes()))
+        data = file.read_bytes()
+        lines = text_view(app.kv.open(data))
     except (KeyvaultError, OSError) as exc:
         reason = exc.message if isinstance(exc, KeyvaultError) else "unreadable"
-        lines = [f"(encrypted: unlock to see) {safe(reason)}"]
+        # which version this is: two versions that say the same would show no change at all
+        version = f"{len(data)} bytes, digest {blake2b(data, digest_size=6).hexdigest()}"
+        lines = [f"(encrypted: unlock to see) {version}", f"  {safe(reason)}"]
     click.echo("\n".join(safe(line) for line in lines))

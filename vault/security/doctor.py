@@ -22,9 +22,10 @@ from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
 from vault.security.checks import Check, Level
-from vault.security.team_checks import phone_checks, trust_checks
+from vault.security.team_checks import phone_checks, repository_checks, trust_checks
 from vault.store.config import Paths
 from vault.store.files import read_file
+from vault.store.repo import SHARED as REPOSITORY_FILES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -87,6 +88,11 @@ class Doctor:
         names = set(VAULT_FILES)
         with contextlib.suppress(OSError):  # an unreadable home is reported by check_home
             names |= {p.name for p in self.paths.home.iterdir()}
+        # a team vault's shared files are in its repository (.git/objects) for every member
+        # to read: a plain `git pull` writes them 0644 (and the next save makes that
+        # vault.age the backup), which tells nobody anything new
+        team = _is_team_repo(self.paths.home)
+        shared = {*REPOSITORY_FILES, "vault.age.bak"} if team else set()
         problems: list[Check] = []
         for name in sorted(names):
             path = self.paths.home / name
@@ -95,7 +101,10 @@ class Doctor:
             except FileNotFoundError:
                 continue
             if not stat.S_ISDIR(info.st_mode):
-                problems += _private(path, info, 0o600, "permissions", self.euid, quiet=True)
+                hidden = 0o022 if name in shared else 0o077
+                problems += _private(
+                    path, info, 0o600, "permissions", self.euid, quiet=True, hidden=hidden
+                )
         return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
 
     # --- identity, vault, backup ----------------------------------------------------------
@@ -211,7 +220,8 @@ class Doctor:
         if problems:
             return problems
         if team:
-            return [Check("git", Level.OK, "a team vault: only vault.age is shared")]
+            shared = Check("git", Level.OK, "a team vault: only vault.age is shared")
+            return [shared, *repository_checks(self.paths.home)]
         return [Check("git", Level.OK, "vault files are ignored by git")]
 
     def check_trust(self) -> list[Check]:
@@ -298,13 +308,15 @@ def _private(
     *,
     quiet: bool = False,
     level: Level = Level.FAIL,
+    hidden: int = 0o077,
 ) -> Iterator[Check]:
-    """Problems with one file's type, mode and owner; an `ok` line unless `quiet`."""
+    """Problems with one file's type, mode (the `hidden` bits must be clear) and owner; an
+    `ok` line unless `quiet`."""
     bits = stat.S_IMODE(info.st_mode)
     if stat.S_ISLNK(info.st_mode):
         yield Check(area, level, f"{path} is a symlink", "replace it with the real file")
         return
-    if bits & 0o077:
+    if bits & hidden:
         yield Check(
             area,
             level,
@@ -318,7 +330,7 @@ def _private(
             f"{path} belongs to uid {info.st_uid}, not you ({euid})",
             f"chown {euid} {path}",
         )
-    if not quiet and not bits & 0o077 and (euid is None or info.st_uid == euid):
+    if not quiet and not bits & hidden and (euid is None or info.st_uid == euid):
         yield Check(area, Level.OK, f"{path} is {bits:04o} and yours")
 
 

@@ -1,4 +1,5 @@
-"""The doctor's checks for a shared vault: this machine's trust pin, over-committed phones."""
+"""The doctor's checks for a shared vault: this machine's trust pin, over-committed phones,
+and the state of its git repository after a sync that could not finish."""
 
 from __future__ import annotations
 
@@ -8,7 +9,44 @@ from vault.security.checks import Check, Level
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vault.store.trust import Trust
+
+_ABORT = {
+    "a merge": "merge --abort",
+    "a rebase": "rebase --abort",
+    "a cherry-pick": "cherry-pick --abort",
+}
+
+
+def repository_checks(home: Path) -> list[Check]:
+    """What stops or delays the next `keyvault sync`: a git operation left half done, a
+    stale index.lock, commits made here and not pushed yet (as of the last fetch)."""
+    from vault.store.repo import VaultRepo  # noqa: PLC0415 - git only for a team vault
+    from vault.store.sync import REMOTE  # noqa: PLC0415
+
+    repo = VaultRepo(home)
+    try:
+        busy = repo.busy()
+        if busy is not None:
+            fix = f"finish it, or undo it: git -C {home} {_ABORT[busy]}; then keyvault sync"
+            return [
+                Check("sync", Level.WARN, f"{busy} is in progress in the vault repository", fix)
+            ]
+        if (home / repo.text("rev-parse", "--git-path", "index.lock")).exists():
+            message = "a git left .git/index.lock behind (or one is running now)"
+            return [Check("sync", Level.WARN, message, "if no git runs, remove that file")]
+        branch = repo.branch()
+        upstream = repo.resolve(f"refs/remotes/{REMOTE}/{branch}")
+        since = ["HEAD", f"^{upstream}"] if upstream else ["HEAD"]
+        ahead = int(repo.text("rev-list", "--count", *since) or 0)
+    except KeyvaultError as exc:
+        return [Check("sync", Level.WARN, exc.message, exc.hint)]
+    if ahead:
+        message = f"{ahead} commit(s) made here are not shared yet"
+        return [Check("sync", Level.WARN, message, "keyvault sync")]
+    return [Check("sync", Level.OK, f"nothing here that {REMOTE}/{branch} lacks (as last fetched)")]
 
 
 def trust_checks(doc: VaultDoc, trust: Trust) -> list[Check]:

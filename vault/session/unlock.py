@@ -171,13 +171,21 @@ def _read_text(path: os.PathLike[str]) -> str:
         raise NoPassphraseSource(f"cannot read identity file {path} ({exc})") from None
 
 
+LOST_IDENTITY_HINT = (
+    "restore identity.age from your own backup; if it is lost, a team vault's member joins"
+    " again (`keyvault --vault NEW_FOLDER clone URL`, then a member runs `keyvault recipients"
+    " rm` for the old key and `recipients add` for the new one)"
+)
+
+
 def _read_identity_file(paths: Paths) -> bytes:
     try:
         return read_file(paths.identity)
     except FileNotFoundError:
-        raise VaultNotFound(
-            f"no identity at {paths.identity}", hint="run `keyvault init` to create a vault"
-        ) from None
+        hint = "run `keyvault init` to create a vault"
+        if paths.vault.exists():  # `init` would refuse: the vault is there, its key is not
+            hint = LOST_IDENTITY_HINT
+        raise VaultNotFound(f"no identity at {paths.identity}", hint=hint) from None
 
 
 def terminal_available() -> bool:

@@ -193,7 +193,22 @@ class Context:
 
     @cached_property
     def config(self) -> Config:
+        if self.paths.config.exists():
+            self._refuse_pinned_checkout_config()
         return load_config(self.paths.config)
+
+    def _refuse_pinned_checkout_config(self) -> None:
+        from vault.store.trust import PIN_VARIABLE  # noqa: PLC0415 - only with a config.toml
+
+        if self.environ.get(PIN_VARIABLE):
+            # a CI runner reading a team vault's checkout: the pin vouches for vault.age
+            # only, and config.toml (default_base_url, proxy) came with the same checkout
+            raise ConfigError(
+                f"{self.paths.config}: refusing a config.toml in a team vault pinned with"
+                f" {PIN_VARIABLE}: no team secret vouches for it",
+                hint="anyone who can push may have written it: remove it from the repository"
+                " (check out only vault.age in CI: docs/ci.md)",
+            )
 
     @cached_property
     def project_choice(self) -> ProjectChoice:

@@ -39,8 +39,11 @@ reach its remote, and a clone never brings a config (only a local program can wr
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final, NamedTuple
@@ -48,6 +51,7 @@ from typing import IO, Final, NamedTuple
 from vault.security.childenv import for_tool
 
 GIT_TIMEOUT: Final = 30.0  # seconds for one quick query (rev-parse, ls-files, check-ignore)
+TIMED_OUT: Final = 124  # run_remote's exit code for a remote that did not answer (as timeout(1))
 
 # read-only queries keyvault makes; see the module docstring before adding one
 SUBCOMMANDS: Final = frozenset({"rev-parse", "ls-files", "check-ignore", "log"})
@@ -130,6 +134,7 @@ VAULT_SUBCOMMANDS: Final = frozenset(
     {
         *("init", "clone", "config", "remote", "fetch", "push"),
         *("rev-parse", "rev-list", "symbolic-ref", "merge-base", "ls-files", "ls-tree"),
+        "for-each-ref",
         *("status", "cat-file", "log", "diff"),
         *("add", "commit", "update-index", "hash-object", "mktree", "merge-tree"),
         *("commit-tree", "update-ref", "reset", "checkout"),
@@ -241,6 +246,62 @@ def run(
         )
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def run_remote(
+    folder: Path,
+    *args: str,
+    git: str = "git",
+    timeout: float,
+    config: Sequence[str] = (),
+    stdin: bytes | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes] | None:
+    """`run` for the vault repository's calls that may reach a remote (fetch, push, clone):
+    a remote that never answers gives exit TIMED_OUT and "no answer within N s" on stderr
+    (None only when git cannot start). Without a terminal (cron) git runs in a session of
+    its own and the whole session is killed on timeout: killing git alone would leave the
+    ssh it started waiting on the remote forever. With a terminal it stays in the user's
+    session, where ssh can ask for a passphrase and Ctrl-C reaches it."""
+    alone = sys.platform != "win32" and not _terminal()
+    try:
+        child = subprocess.Popen(
+            git_argv(folder, args, git=git, profile=VAULT_REPO, config=config),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=VAULT_REPO.environment(environ),
+            start_new_session=alone,
+        )
+    except OSError:
+        return None
+    with child:
+        try:
+            out, err = child.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(child, group=alone)
+            why = f"fatal: no answer within {timeout:.0f} s".encode()
+            return subprocess.CompletedProcess(child.args, TIMED_OUT, b"", why)
+        except BaseException:  # Ctrl-C, SIGTERM: leave no git (nor its ssh) behind
+            _stop(child, group=alone)
+            raise
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def _stop(child: subprocess.Popen[bytes], *, group: bool) -> None:
+    if group:
+        with contextlib.suppress(OSError):
+            os.killpg(child.pid, signal.SIGKILL)
+    child.kill()
+    child.wait()  # not communicate(): an ssh left behind may hold the pipes open
+
+
+def _terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 def returncode(folder: Path, *args: str, git: str = "git") -> int | None:

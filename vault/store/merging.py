@@ -32,7 +32,8 @@ def open_version(kv: Keyvault, sealed: bytes, which: str) -> VaultDoc:
     except AuthError as exc:
         raise MergeRefused(
             f"{which} vault.age does not open with your identity ({exc.message})",
-            hint="if a member removed you, you can no longer read new versions",
+            hint="nothing changed here: a member removed you, or someone who is not a member"
+            " wrote it; ask your team who pushed it (git log -- vault.age)",
         ) from None
     except KeyvaultError as exc:
         raise MergeRefused(f"{which} vault.age: {exc.message}", hint=exc.hint) from None

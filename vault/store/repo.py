@@ -13,11 +13,12 @@ import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
-from vault.errors import GitError
+from vault.errors import GitError, StorageError
 from vault.store import git as hardened_git
-from vault.store.files import write_file_atomic
+from vault.store.files import read_file, write_file_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,7 +48,13 @@ GITIGNORE: Final = (
     + "".join(f"{name}\n" for name in IGNORED)
 )
 NETWORK_TIMEOUT: Final = 300.0  # seconds for a fetch, push or clone
+_REACHES_REMOTE: Final = frozenset({"fetch", "push", "clone"})
 _CREDENTIALS_IN_URL: Final = re.compile(r"(://)[^/@\s]*@")
+
+
+def without_credentials(text: str) -> str:
+    """`text` with the user:token part of any URL in it masked (https://***@host/…)."""
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 
 def driver_command() -> str:
@@ -80,20 +87,38 @@ class VaultRepo:
         check: bool = True,
         folder: Path | None = None,
     ) -> CompletedProcess[bytes]:
-        done = hardened_git.run(
-            folder or self.home,
-            *args,
-            git=self.git_program,
-            timeout=timeout,
-            profile=hardened_git.VAULT_REPO,
-            config=config,
-            stdin=stdin,
-            environ=self.environ,
-        )
+        if args[0] in _REACHES_REMOTE:
+            done = hardened_git.run_remote(
+                folder or self.home,
+                *args,
+                git=self.git_program,
+                timeout=timeout,
+                config=config,
+                stdin=stdin,
+                environ=self.environ,
+            )
+        else:
+            done = hardened_git.run(
+                folder or self.home,
+                *args,
+                git=self.git_program,
+                timeout=timeout,
+                profile=hardened_git.VAULT_REPO,
+                config=config,
+                stdin=stdin,
+                environ=self.environ,
+            )
         if done is None:
             raise GitError(f"git {args[0]} did not run (is git installed?) or took too long")
         if check and done.returncode != 0:
-            raise GitError(f"git {args[0]} failed: {self.why(done)}")
+            stale = b"index.lock': File exists" in done.stderr  # a git killed mid-write
+            raise GitError(
+                f"git {args[0]} failed: {self.why(done)}",
+                hint="another git is running in the vault home, or one was killed: if none"
+                " runs, remove that index.lock"
+                if stale
+                else None,
+            )
         return done
 
     def text(self, *args: str, **kwargs: object) -> str:
@@ -106,7 +131,7 @@ class VaultRepo:
         useful = [ln for ln in lines if ln and not ln.startswith("hint:")]
         line = next((ln for ln in useful if ln.startswith(("fatal:", "error:"))), None)
         line = line or (useful[0] if useful else f"exit {done.returncode}")
-        return _CREDENTIALS_IN_URL.sub(r"\1***@", line)[:300]
+        return without_credentials(line)[:300]
 
     # --- what is there ---------------------------------------------------------------------
 
@@ -126,9 +151,11 @@ class VaultRepo:
     def branch(self) -> str:
         name = self.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
         if name.returncode != 0:
+            local = self.text("for-each-ref", "--format=%(refname:short)", "refs/heads/").split()
             raise GitError(
                 "the vault repository is not on a branch (detached HEAD)",
-                hint="check out its branch: git -C HOME checkout main",
+                hint=f"check out its branch: git -C {self.home} checkout"
+                f" {local[0] if len(local) == 1 else 'BRANCH'}",
             )
         return name.stdout.decode().strip()
 
@@ -209,14 +236,58 @@ class VaultRepo:
             "diff.keyvault.textconv": textconv_command(),
             "diff.keyvault.cachetextconv": "false",
         }
+        have = self._keyvault_settings()
         for key, value in settings.items():
-            self.run("config", "--local", key, value)
+            if have.get(key) != [value]:  # no write when set: two syncs at once would collide
+                self.run("config", "--local", "--replace-all", key, value)
         return written
+
+    def _keyvault_settings(self) -> dict[str, list[str]]:
+        """This clone's `merge.keyvault.*` and `diff.keyvault.*` values, in file order."""
+        pattern = r"^(merge|diff)\.keyvault\."
+        out = self.run("config", "--local", "-z", "--get-regexp", pattern, check=False).stdout
+        found: dict[str, list[str]] = {}
+        for item in out.decode("utf-8", "surrogateescape").split("\0"):
+            key, _, value = item.partition("\n")
+            if key:
+                found.setdefault(key, []).append(value)
+        return found
+
+    def lock_path(self) -> Path:
+        """The lock one `sync` holds from start to end (in .git: never shared)."""
+        path = Path(self.text("rev-parse", "--git-path", "keyvault-sync.lock"))
+        return path if path.is_absolute() else self.home / path
+
+    def refuse_unsafe_tree(self, rev: str, where: str) -> None:
+        """`rev` (about to be checked out here) is refused when it holds, at its top:
+        - a file this machine keeps for itself (IGNORED): git replaces an ignored file
+          without a word, so a pushed identity.age would overwrite this member's key and a
+          pushed config.toml would send every request elsewhere (case-folded, as a macOS or
+          Windows disk compares names);
+        - a symbolic link: a `.gitignore` pointing at ~/.ssh/id_ed25519 would be read here,
+          and what keyvault read back into the shared file would be pushed.
+        No team secret guards these files: anyone who can push can write them."""
+        listing = self.run("ls-tree", "-z", rev).stdout  # `mode type oid\tname`
+        for item in listing.decode("utf-8", "surrogateescape").split("\0"):
+            info, _, name = item.partition("\t")
+            if any(fnmatchcase(name.casefold(), pattern) for pattern in IGNORED):
+                why = "a file each machine keeps for itself (it would replace yours)"
+            elif info.startswith("120000 "):
+                why = "a symbolic link (keyvault would read the file it points to)"
+            else:
+                continue
+            raise GitError(
+                f"{where} holds {name}, {why}: refusing to take it; nothing changed here",
+                hint=f"remove it from the repository in a separate clone: git clone URL fix"
+                f" && git -C fix rm -q --cached -r -- '{name}' && git -C fix commit -qm"
+                " 'remove a local file' && git -C fix push; do not `git pull` here first",
+            )
 
     def refuse_secrets(self, upstream: str | None) -> None:
         """identity.age must never leave this machine: refuse it staged, in HEAD, or in any
-        commit a push would send."""
-        staged = self.text("ls-files", "--cached", "--", *IGNORED[:3])
+        commit a push would send. The other local files (config.toml …) staged or in HEAD
+        too: every other member's sync would refuse the commit (`refuse_unsafe_tree`)."""
+        staged = self.text("ls-files", "--cached", "--", *IGNORED[:4])
         if staged:
             raise GitError(
                 f"{staged.splitlines()[0]} is tracked by git in the vault repository: it must"
@@ -234,20 +305,23 @@ class VaultRepo:
             )
 
 
-def _holds_lines(path: Path, content: str) -> bool:
+def _lines(path: Path) -> list[str] | None:
+    """The lines of a shared file; None when missing, unreadable or a symlink (never read
+    through one: what it points to would end up in a commit)."""
     try:
-        have = set(path.read_text(encoding="utf-8").splitlines())
-    except (OSError, UnicodeDecodeError):
-        return False
+        return read_file(path).decode("utf-8").splitlines()
+    except (OSError, StorageError, UnicodeDecodeError):
+        return None
+
+
+def _holds_lines(path: Path, content: str) -> bool:
+    have = set(_lines(path) or ())
     return all(line in have for line in content.splitlines() if line and line[0] != "#")
 
 
 def _with_lines(path: Path, content: str) -> bytes:
     """`content` plus whatever else the user keeps in the file."""
-    try:
-        old = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        old = []
+    old = _lines(path) or []
     ours = content.splitlines()
     rest = [line for line in old if line not in ours]
     return "\n".join([*ours, *rest]).strip("\n").encode() + b"\n"

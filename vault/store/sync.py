@@ -15,12 +15,16 @@ nothing changes.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from vault.errors import (
     ForgedVault,
     GitError,
     KeyvaultError,
+    LockTimeout,
     MergeRefused,
     NotARecipient,
+    RolledBack,
     SyncPending,
 )
 from vault.model.changes import describe_changes
@@ -43,6 +47,7 @@ REMOTE: Final = "origin"
 LINEAGE_DEPTH: Final = 100  # incoming versions checked for each other's team secrets
 PUSH_ATTEMPTS: Final = 3  # someone pushed between our fetch and our push: fetch and merge again
 RACE_WORDS: Final = ("(fetch first)", "(non-fast-forward)")  # git push's words for that race
+SYNC_WAIT: Final = 2 * NETWORK_TIMEOUT + 60  # a second sync waits for the first (cron + hand)
 FALLBACK_AUTHOR: Final = ("user.name=keyvault", "user.email=keyvault@localhost")
 
 
@@ -69,6 +74,18 @@ def sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool = False) -> Sy
     """Commit, fetch, merge, push. SyncPending when the remote could not be reached (the
     changes are committed here); GitError or MergeRefused when nothing could be merged."""
     _refuse_states(repo)
+    with ExitStack() as held:
+        try:  # a second sync (cron and a person) waits: git's own locks would fail it
+            held.enter_context(locked(repo.lock_path(), timeout=SYNC_WAIT))
+        except LockTimeout:
+            raise GitError(
+                f"another keyvault sync has been running here for {SYNC_WAIT:.0f} s",
+                hint="let it finish (it shares your changes too), then sync again",
+            ) from None
+        return _sync(kv, repo, at=at, offline=offline)
+
+
+def _sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool) -> SyncReport:
     report = SyncReport(REMOTE, repo.branch())
     repo.install()
     has_remote = REMOTE in repo.text("remote").split()
@@ -85,8 +102,13 @@ def sync(kv: Keyvault, repo: VaultRepo, *, at: str, offline: bool = False) -> Sy
             why = f"{report.remote} not reached ({report.unreachable or 'push failed'})"
         raise SyncPending(
             f"{why}: your changes are committed here and go out with the next sync",
-            hint=None if has_remote else "add one: git -C HOME remote add origin URL",
+            hint=None if has_remote else f"add one: git -C {repo.home} remote add origin URL",
             details=tuple(_summary(report)),
+        )
+    if not offline and report.unreachable:  # cron must hear of it: nothing came in either
+        raise SyncPending(
+            f"{report.remote} not reached ({report.unreachable}): nothing came in (this"
+            " machine had nothing to send)"
         )
     return report
 
@@ -127,6 +149,7 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
         head = repo.head()
         if upstream is None or head == upstream or (head and repo.is_ancestor(upstream, head)):
             return
+        repo.refuse_unsafe_tree(upstream, report.upstream)
         if report.member:
             _check_lineage(kv, repo, head, upstream)
         if head is None or repo.is_ancestor(head, upstream):
@@ -135,6 +158,10 @@ def _commit_and_merge(kv: Keyvault, repo: VaultRepo, report: SyncReport, *, at: 
             commit, merged = _merge_commit(kv, repo, head, upstream, report, at=at)
             _install(kv, repo, commit, head, merged=merged)
         after = _read_member(kv, report)
+        if head is not None:  # the other files that came in: a changed .gitignore, say
+            came = repo.text("diff", "--name-only", "-z", head, "HEAD").split("\0")
+            others = sorted(name for name in came if name and name != VAULT)
+            report.incoming += [f"updated {', '.join(others)}"] if others else []
         if after is not None:
             report.incoming += describe_changes(before, after)
             if before is not None:
@@ -182,6 +209,13 @@ def _commit_local(
     changed = repo.changed()
     if not changed:
         return
+    if VAULT in changed and not kv.paths.vault.exists():  # never commit its deletion
+        raise GitError(
+            "vault.age is missing here (deleted?): refusing to share that",
+            hint=f"restore it: git -C {repo.home} checkout -- vault.age (the last version"
+            " synced) or copy vault.age.bak over it; if it is then refused as older,"
+            " `keyvault trust --accept-rollback`; then sync again",
+        )
     if VAULT in changed and before is None:
         raise GitError("vault.age changed here but does not open with your identity")
     previous = _doc_at(kv, repo, "HEAD") if VAULT in changed else None
@@ -189,10 +223,10 @@ def _commit_local(
     generation = f"generation {before.generation}" if before is not None else "setup"
     message = f"keyvault: {generation}"
     repo.run("commit", "-q", "-m", message, "--", *changed, config=author(repo))
+    others = [name for name in changed if name != VAULT]  # a hand edit is shared too: say so
+    report.committed = [f"updated {', '.join(others)}"] if others else []
     if before is not None and VAULT in changed:
-        report.committed = describe_changes(previous, before) or ["vault.age re-sealed"]
-    else:
-        report.committed = [f"updated {', '.join(changed)}"]
+        report.committed[:0] = describe_changes(previous, before) or ["vault.age re-sealed"]
 
 
 def author(repo: VaultRepo) -> tuple[str, ...]:
@@ -215,6 +249,15 @@ def _merge_commit(
     kv: Keyvault, repo: VaultRepo, head: str, upstream: str, report: SyncReport, *, at: str
 ) -> tuple[str, VaultDoc | None]:
     """A merge commit of `head` and `upstream` (nothing in the work tree changes yet)."""
+    if repo.run("merge-base", head, upstream, check=False).returncode != 0:
+        raise GitError(
+            f"{report.upstream} shares no history with this vault: the remote was replaced"
+            " (a force-push of another repository)",
+            hint="nothing changed here; ask your team. If it was replaced on purpose, join the"
+            " new one: keyvault --vault NEW_FOLDER clone URL. If it was a mistake, put this"
+            f" vault back: git -C {repo.home} push --force-with-lease {report.remote}"
+            f" HEAD:{report.branch}",
+        )
     tree, stages = repo.merge_tree(head, upstream)
     others = sorted({path for path in stages if path != VAULT})
     if others:
@@ -262,9 +305,12 @@ def _install(
     if oid != (repo.blob_id(head) if head else None):
         data = repo.blob(oid)
         if verify and merged is None:
-            kv.trust.check(_open_incoming(kv, data))  # ForgedVault, RolledBack: no change
+            _check_incoming(kv, _open_incoming(kv, data))  # ForgedVault, RolledBack: no change
         previous = read_file(kv.paths.vault) if kv.paths.vault.exists() else None
-        write_file_atomic(kv.paths.vault, data, backup=kv.paths.backup, ops=kv.ops)
+        # `verify` False: the vault here does not open with this identity (a new member's
+        # first sync); a backup of it could only make `doctor` fail (git keeps it anyway)
+        backup = kv.paths.backup if verify else None
+        write_file_atomic(kv.paths.vault, data, backup=backup, ops=kv.ops)
         repo.run("update-index", "--add", "--cacheinfo", f"100644,{oid},{VAULT}")
         try:
             repo.run("reset", "-q", "--merge", commit)
@@ -277,14 +323,26 @@ def _install(
     repo.run("reset", "-q", "--merge", commit)
 
 
+def _check_incoming(kv: Keyvault, doc: VaultDoc) -> None:
+    try:
+        kv.trust.check(doc)
+    except RolledBack as exc:  # the hint of a local rollback does not fit: nothing came in
+        raise RolledBack(
+            f"the incoming {exc.message}: someone pushed an old copy",
+            hint="nothing changed here. If it was restored on purpose, whoever pushed it runs"
+            " `keyvault trust --accept-rollback` and `keyvault sync` (that makes it the newest"
+            " version); if not, ask your team: `git log -- vault.age` in the vault home",
+        ) from None
+
+
 def _open_incoming(kv: Keyvault, data: bytes) -> VaultDoc:
     try:
         return kv.open(data)
     except NotARecipient:
         raise MergeRefused(
             "the incoming vault.age is not sealed to your identity: a member removed you from"
-            " the team",
-            hint="nothing changed here; ask a member if that is a mistake",
+            " the team, or someone who is not a member wrote it",
+            hint="nothing changed here; ask your team who pushed it (git log -- vault.age)",
         ) from None
 
 

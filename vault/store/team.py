@@ -10,13 +10,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from vault.errors import GitError, VaultExists
+from vault.errors import GitError, SyncPending, VaultExists
 from vault.model.secret import Secret
 from vault.session.identity import SCRYPT_LOG_N, seal_identity
 from vault.store.config import ensure_private_dir
 from vault.store.files import locked, write_file_atomic
 from vault.store.keyvault import Keyvault
-from vault.store.repo import NETWORK_TIMEOUT, SHARED, VaultRepo
+from vault.store.repo import NETWORK_TIMEOUT, SHARED, VaultRepo, without_credentials
 from vault.store.sync import REMOTE, author
 
 TYPE_CHECKING = False
@@ -39,16 +39,29 @@ def team_init(
     repo.run("commit", "-q", "-m", "keyvault: team vault", "--", *SHARED, config=author(repo))
     if remote is None:
         return False
-    repo.run("remote", "add", REMOTE, remote)
+    repo.run("remote", "add", "--", REMOTE, remote)  # a URL that looks like an option
     branch = repo.branch()
-    repo.run("fetch", "-q", REMOTE, timeout=NETWORK_TIMEOUT)
+    _reach(repo, remote, "fetch", "-q", REMOTE)
     if repo.resolve(f"refs/remotes/{REMOTE}/{branch}") is not None:
         raise GitError(
-            f"{remote} already holds a vault on {branch}",
+            f"{without_credentials(remote)} already holds a vault on {branch}",
             hint="join it instead: keyvault clone URL --vault NEW_FOLDER",
         )
-    repo.run("push", "-q", "-u", REMOTE, f"HEAD:refs/heads/{branch}", timeout=NETWORK_TIMEOUT)
+    _reach(repo, remote, "push", "-q", "-u", REMOTE, f"HEAD:refs/heads/{branch}")
     return True
+
+
+def _reach(repo: VaultRepo, remote: str, *args: str) -> None:
+    """A fetch or push of the new team vault: when it fails, the vault and its repository
+    are made here all the same, so say how to finish instead of running init again."""
+    done = repo.run(*args, timeout=NETWORK_TIMEOUT, check=False)
+    if done.returncode != 0:
+        raise SyncPending(
+            f"the team vault is made here, but {without_credentials(remote)} was not reached"
+            f" ({repo.why(done)})",
+            hint=f"check the URL (git -C {repo.home} remote set-url {REMOTE} URL), then"
+            " `keyvault sync` pushes it",
+        )
 
 
 def refuse_clone_into(home: Path) -> None:
@@ -80,11 +93,12 @@ def _clone(url: str, home: Path, git: str) -> VaultRepo:
     home.chmod(0o700)
     if repo.head() is None:
         _check_out_vault_branch(repo, url)
+    repo.refuse_unsafe_tree("HEAD", without_credentials(url))
     repo.install()
     repo.run("reset", "-q", "--hard", "HEAD")  # nobody reads this home yet: git may write it
     repo.install()  # the shared files as this keyvault writes them (the next sync commits)
     if not (home / "vault.age").exists():
-        raise GitError(f"{url} holds no vault.age: it is not a team vault")
+        raise GitError(f"{without_credentials(url)} holds no vault.age: it is not a team vault")
     return repo
 
 
@@ -98,13 +112,14 @@ def _check_out_vault_branch(repo: VaultRepo, url: str) -> None:
     holding = sorted(name for name in names if name != "HEAD" and repo.blob_id(prefix + name))
     if not holding:
         raise GitError(
-            f"{url} is empty: there is no vault to join yet",
+            f"{without_credentials(url)} is empty: there is no vault to join yet",
             hint="on the first machine: keyvault team init --remote URL",
         )
     preferred = [name for name in ("main", "master") if name in holding]
     if len(holding) > 1 and not preferred:
         raise GitError(
-            f"{url} holds a vault on several branches ({', '.join(holding)}) and none is main",
+            f"{without_credentials(url)} holds a vault on several branches"
+            f" ({', '.join(holding)}) and none is main",
             hint="clone the one you want with git, or make it the remote's default branch",
         )
     branch = (preferred or holding)[0]
