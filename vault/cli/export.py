@@ -54,7 +54,11 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
     everyday.env(app, shell, fmt, unset)
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True})
+# The options end at CMD: `keyvault exec gcloud --project x` gives `--project x` to gcloud,
+# never to keyvault (which would export another project's key to it).
+@click.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
 @project_option()
 @click.option(
     "--pristine",
