@@ -197,6 +197,50 @@ def test_an_edited_project_file_is_read_at_the_next_change_of_folder(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shell", SHELLS)
+def test_an_edited_project_file_is_read_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """`env` reads the file on every run; the hook must not keep the old project until the
+    user happens to change folder."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    script = shell_for(shell, hooked)
+    script.cd(project / "sub").show("FIRST").prompt().calls("QUIET")
+    script.run(f"echo 'project = \"other\"' > '{project / '.keyvault.toml'}'")
+    script.prompt().show("SECOND").show("URL", "OPENAI_BASE_URL").calls("CALLS")
+    got = script.results()
+    assert got["FIRST"] == keys["demo"] and got["SECOND"] == keys["other"]
+    assert got["URL"] == "https://r.example/v1"
+    assert (got["QUIET"], got["CALLS"]) == ("1", "2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_change_to_the_vault_is_followed_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """A rotation, an edit or a removal while the shell sits in the project folder: the next
+    prompt exports what `env` exports, not the old key or the old relay."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    spare = make_key()
+    script = shell_for(shell, hooked)
+    script.cd(project).show("FIRST").prompt().calls("QUIET")
+    script.run("keyvault edit demo-1 --base-url https://new.example/v1 >/dev/null").prompt()
+    script.show("URL", "OPENAI_BASE_URL").calls("EDITED")
+    script.run(f"printf %s {spare} | keyvault add demo-2 --project demo --activate >/dev/null")
+    script.prompt().show("ROTATED").show("URL2", "OPENAI_BASE_URL").calls("ADDED")
+    script.run("keyvault rm demo-2 --yes >/dev/null; keyvault rm demo-1 --yes >/dev/null")
+    script.prompt().show("REMOVED").show("PROJECT", "KEYVAULT_HOOK_PROJECT")
+    got = script.results()
+    assert got["FIRST"] == keys["demo"] and got["QUIET"] == "1"
+    assert (got["URL"], got["EDITED"]) == ("https://new.example/v1", "2")
+    assert (got["ROTATED"], got["URL2"], got["ADDED"]) == (spare, "unset", "3")
+    assert (got["REMOVED"], got["PROJECT"]) == ("unset", "unset")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
 def test_a_symlinked_folder_finds_the_file_python_finds(
     hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, tmp_path: Path, shell: str
 ) -> None:

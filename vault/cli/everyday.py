@@ -110,7 +110,7 @@ def hook_env(app: Context, shell: str) -> None:
     """`keyvault hook-env`: export on entering a project folder, restore on leaving, and
     tell the hook which socket to watch for the session (vault/export/hook_scripts.py)."""
     from vault.export.hook import hook_change  # noqa: PLC0415
-    from vault.export.hook_scripts import SOCKET_VARIABLE  # noqa: PLC0415
+    from vault.export.hook_scripts import SOCKET_VARIABLE, VAULT_VARIABLE  # noqa: PLC0415
     from vault.export.shells import (  # noqa: PLC0415
         render_exports,
         render_shell_variables,
@@ -121,7 +121,10 @@ def hook_env(app: Context, shell: str) -> None:
     project = folder_project(app.cwd, warn=warn)
     values = _unlocked_values(app, project) if project else None
     change = hook_change(app.environ, project, values)
-    watch = {SOCKET_VARIABLE: watched_socket_path(app.paths.home)}
+    watch = {
+        SOCKET_VARIABLE: watched_socket_path(app.paths.home),
+        VAULT_VARIABLE: str(app.paths.vault.absolute()),  # the shell will leave this folder
+    }
     text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
     _write(text + render_shell_variables(watch, shell))
 
