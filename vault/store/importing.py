@@ -24,6 +24,8 @@ from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model.document import Entry, VaultDoc
+from vault.model.secret import mask
+from vault.model.shapes import hide_secrets
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
 from vault.store.sources import Found, NotAKey, Reading
@@ -102,6 +104,18 @@ def import_keys(
 ) -> ImportPlan:
     """Plan the import of everything `readings` found and, unless `dry_run`, save it."""
     found = [f for r in readings for f in r.found]
+    plan = _import(kv, readings, found, options, rand=rand)
+    return _concealed(plan, {f.secret.reveal() for f in found})
+
+
+def _import(
+    kv: Keyvault,
+    readings: Sequence[Reading],
+    found: list[Found],
+    options: ImportOptions,
+    *,
+    rand: Callable[[int], bytes],
+) -> ImportPlan:
     empty = ImportPlan(
         options.dry_run,
         not_keys=[n for r in readings for n in r.not_keys],
@@ -147,6 +161,24 @@ def _plan(
             plan.skipped.append(Skipped(item.where, name, exc.message))
         else:
             plan.added.append(Imported(item.where, new.entry, (*notes, *new.warnings)))
+    return plan
+
+
+def _concealed(plan: ImportPlan, secrets: set[str]) -> ImportPlan:
+    """The plan with every key masked in what it shows beside the keys themselves: a source
+    can name a row by a key (an llm alias, a name cell or a pass path holding one), and the
+    report prints `where` and `name` as they are, --json too."""
+    longest_first = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
+
+    def shown(text: str) -> str:
+        for secret in longest_first:
+            text = text.replace(secret, mask(secret))
+        return hide_secrets(text)
+
+    plan.added = [a._replace(where=shown(a.where)) for a in plan.added]
+    plan.skipped = [Skipped(shown(s.where), shown(s.name), s.reason) for s in plan.skipped]
+    plan.not_keys = [n._replace(where=shown(n.where)) for n in plan.not_keys]
+    plan.notes = [shown(note) for note in plan.notes]
     return plan
 
 
