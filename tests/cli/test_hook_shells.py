@@ -241,6 +241,24 @@ def test_a_change_to_the_vault_is_followed_at_the_next_prompt(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shell", SHELLS)
+def test_a_changed_default_base_url_is_followed_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """config.toml's default_base_url is exported by `env` at once: the hook too."""
+    _, project, _ = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    config = vault_cli.home / "config.toml"
+    script = shell_for(shell, hooked)
+    script.cd(project).show("FIRST", "OPENAI_BASE_URL").prompt().calls("QUIET")
+    script.run(f"echo 'default_base_url = \"https://d.example/v1\"' > '{config}'").prompt()
+    script.show("SECOND", "OPENAI_BASE_URL").prompt().calls("CALLS")
+    got = script.results()
+    assert (got["FIRST"], got["QUIET"]) == ("unset", "1")
+    assert (got["SECOND"], got["CALLS"]) == ("https://d.example/v1", "2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
 def test_a_symlinked_folder_finds_the_file_python_finds(
     hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, tmp_path: Path, shell: str
 ) -> None:

@@ -110,7 +110,11 @@ def hook_env(app: Context, shell: str) -> None:
     """`keyvault hook-env`: export on entering a project folder, restore on leaving, and
     tell the hook which socket to watch for the session (vault/export/hook_scripts.py)."""
     from vault.export.hook import hook_change  # noqa: PLC0415
-    from vault.export.hook_scripts import SOCKET_VARIABLE, VAULT_VARIABLE  # noqa: PLC0415
+    from vault.export.hook_scripts import (  # noqa: PLC0415
+        CONFIG_VARIABLE,
+        SOCKET_VARIABLE,
+        VAULT_VARIABLE,
+    )
     from vault.export.shells import (  # noqa: PLC0415
         render_exports,
         render_shell_variables,
@@ -124,6 +128,7 @@ def hook_env(app: Context, shell: str) -> None:
     watch = {
         SOCKET_VARIABLE: watched_socket_path(app.paths.home),
         VAULT_VARIABLE: str(app.paths.vault.absolute()),  # the shell will leave this folder
+        CONFIG_VARIABLE: str(app.paths.config.absolute()),
     }
     text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
     _write(text + render_shell_variables(watch, shell))

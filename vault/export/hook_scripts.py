@@ -9,7 +9,8 @@ Before each prompt the hook compares, with shell builtins only, what decides the
 - `KEYVAULT_HOME` and `KEYVAULT_HOOK_PROJECT` (what the hook exported last);
 - the first 96 bytes of vault.age: its age header, whose first stanza holds a share made
   afresh for every save, so a rotation, an edit or a `sync` that brought a new vault is
-  noticed (`hook-env` names the file in `_KEYVAULT_VAULT`);
+  noticed (`hook-env` names the file in `_KEYVAULT_VAULT`), and the first 4 KiB of the
+  vault home's config.toml (`_KEYVAULT_CONFIG`), whose `default_base_url` is exported;
 - whether the session agent's socket is there (`unlock`, `lock` and expiry); `hook-env`
   names the socket in `_KEYVAULT_SOCKET`; the shell keeps both unexported.
 It runs `keyvault hook-env` only when one of them changed while a project file was found or a
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 SOCKET_VARIABLE: Final = "_KEYVAULT_SOCKET"  # set by `hook-env`, read by the scripts below
 VAULT_VARIABLE: Final = "_KEYVAULT_VAULT"  # the vault.age whose header the scripts watch
+CONFIG_VARIABLE: Final = "_KEYVAULT_CONFIG"  # and the config.toml (default_base_url)
 
 _BASH: Final = r"""_keyvault_find() {
   local dir=$PWD probe=$PWD text=
@@ -56,11 +58,13 @@ _BASH: Final = r"""_keyvault_find() {
   done
 }
 _keyvault_state() {
-  local head=
+  local head= config=
   if [[ -n ${_KEYVAULT_VAULT-} ]]; then
     IFS= read -r -N 96 head 2>/dev/null <"$_KEYVAULT_VAULT" || :
+    IFS= read -r -N 4096 config 2>/dev/null <"$_KEYVAULT_CONFIG" || :
   fi
-  _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|$head|"
+  _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  _KEYVAULT_NOW+="$head|$config|"
   if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
 }
 _keyvault_hook() {
@@ -105,11 +109,13 @@ _ZSH: Final = r"""_keyvault_find() {
 }
 _keyvault_state() {
   emulate -L zsh
-  local head=
+  local head= config=
   if [[ -n ${_KEYVAULT_VAULT-} ]]; then
     read -r -u 0 -k 96 head 2>/dev/null <$_KEYVAULT_VAULT || :
+    read -r -u 0 -k 4096 config 2>/dev/null <$_KEYVAULT_CONFIG || :
   fi
-  typeset -g _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|$head|"
+  typeset -g _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  _KEYVAULT_NOW+="$head|$config|"
   if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
 }
 _keyvault_hook() {
@@ -152,10 +158,14 @@ _FISH: Final = r"""function _keyvault_find
 end
 function _keyvault_state
     set -l head ''
+    set -l config ''
     if test -n "$_KEYVAULT_VAULT" && test -f "$_KEYVAULT_VAULT"
         read -z -n 96 head 2>/dev/null <"$_KEYVAULT_VAULT"; or true
     end
-    set -g _KEYVAULT_NOW "$_KEYVAULT_FOUND|$KEYVAULT_HOME|$KEYVAULT_HOOK_PROJECT|$head|"
+    if test -n "$_KEYVAULT_CONFIG" && test -f "$_KEYVAULT_CONFIG"
+        read -z -n 4096 config 2>/dev/null <"$_KEYVAULT_CONFIG"; or true
+    end
+    set -g _KEYVAULT_NOW "$_KEYVAULT_FOUND|$KEYVAULT_HOME|$KEYVAULT_HOOK_PROJECT|$head|$config|"
     if test -n "$_KEYVAULT_SOCKET" && test -S "$_KEYVAULT_SOCKET"
         set _KEYVAULT_NOW "$_KEYVAULT_NOW"1
     end

@@ -3,7 +3,9 @@
 `keyvault dotenv PATH` writes a file and registers it to its project (`VaultDoc.
 remember_export`); after every save that changes what a project exports (add, edit, rm,
 rotate, check --rotate, mint), `vault.store.keyvault.Keyvault.transact` calls `sync` for
-that project, inside the vault lock, so files are never written out of order.
+that project, inside the vault lock, so files are never written out of order. A save also
+brings along the files that `drifted` from their project without a vault change (a new
+`default_base_url` in config.toml).
 
 A registered path comes from the vault document, which a forged or damaged vault could
 fill with any path. So a file is rewritten only when it is plausibly one we wrote: a regular
@@ -61,6 +63,33 @@ def sync(
                 continue
             outcomes.append(_sync_file(Path(target.path), project, values, mine))
     return outcomes
+
+
+def drifted(
+    doc: VaultDoc, projects: Iterable[str | None], *, default_base_url: str | None = None
+) -> list[str | None]:
+    """The projects with a registered file that we may rewrite (see `_refusal`) but that
+    holds other OPENAI_* values than the project exports: config.toml's default_base_url
+    changed since the last sync, say, which no vault change records."""
+    from vault.export import OPENAI_VARIABLES  # noqa: PLC0415
+    from vault.export.dotenv import read_assignment  # noqa: PLC0415
+
+    found = []
+    for project in projects:
+        values = export_state(doc, project, default_base_url=default_base_url) or {}
+        keys = project_keys(doc, project)
+        for target in doc.export_targets(project):
+            path = Path(target.path)
+            if _refusal(path, values or None, keys) is not None:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if any(read_assignment(data, n) != values.get(n) for n in OPENAI_VARIABLES):
+                found.append(project)
+                break
+    return found
 
 
 def _sync_file(
