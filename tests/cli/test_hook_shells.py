@@ -259,6 +259,28 @@ def test_a_changed_default_base_url_is_followed_at_the_next_prompt(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shell", SHELLS)
+def test_a_shell_started_by_exec_keeps_the_project_exec_chose(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """`keyvault exec --project other -- bash` in demo's folder: the hook of the inner shell
+    (its rc file) must not swap other's key for demo's, there or in any folder."""
+    env, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    inner = shell_for(shell, hooked)
+    inner.prompt().show("HERE").show("URL", "OPENAI_BASE_URL").cd(project / "sub").show("SUB")
+    script = shell_for(shell, hooked)
+    script.cd(project).show("OUTER")
+    quoted = "\n".join(inner.lines).replace("'", "'\\''")
+    binary = require_tool(shell)
+    script.run(f"keyvault exec --no-masking --project other -- {binary} -c '{quoted}'")
+    got = script.results()
+    assert got["OUTER"] == keys["demo"]
+    assert got["HERE"] == got["SUB"] == keys["other"]
+    assert got["URL"] == "https://r.example/v1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
 def test_a_symlinked_folder_finds_the_file_python_finds(
     hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, tmp_path: Path, shell: str
 ) -> None:

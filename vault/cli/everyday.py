@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final, TextIO
 
+    from vault.export.hook import HookChange
+
 # The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
 # out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
 # do not import; tests/cli/test_fast_path.py checks they name the same shells and formats.
@@ -109,7 +111,6 @@ def exec_(app: Context, pristine: bool, command: Sequence[str], *, masking: bool
 def hook_env(app: Context, shell: str) -> None:
     """`keyvault hook-env`: export on entering a project folder, restore on leaving, and
     tell the hook which socket to watch for the session (vault/export/hook_scripts.py)."""
-    from vault.export.hook import hook_change  # noqa: PLC0415
     from vault.export.hook_scripts import (  # noqa: PLC0415
         CONFIG_VARIABLE,
         SOCKET_VARIABLE,
@@ -122,9 +123,7 @@ def hook_env(app: Context, shell: str) -> None:
     )
     from vault.session.runtime import watched_socket_path  # noqa: PLC0415
 
-    project = folder_project(app.cwd, warn=warn)
-    values = _unlocked_values(app, project) if project else None
-    change = hook_change(app.environ, project, values)
+    change = _hook_change(app)
     watch = {
         SOCKET_VARIABLE: watched_socket_path(app.paths.home),
         VAULT_VARIABLE: str(app.paths.vault.absolute()),  # the shell will leave this folder
@@ -132,6 +131,19 @@ def hook_env(app: Context, shell: str) -> None:
     }
     text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
     _write(text + render_shell_variables(watch, shell))
+
+
+def _hook_change(app: Context) -> HookChange:
+    from vault.export.hook import HookChange, hook_change  # noqa: PLC0415
+    from vault.export.process import EXEC_MARKER  # noqa: PLC0415
+
+    if app.environ.get(EXEC_MARKER) == "1":
+        # a shell that `keyvault exec --project B -- bash` started: exec chose the project for
+        # its whole process tree, and a project folder must not swap B's key for its own
+        return HookChange({}, [])
+    project = folder_project(app.cwd, warn=warn)
+    values = _unlocked_values(app, project) if project else None
+    return hook_change(app.environ, project, values)
 
 
 def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
