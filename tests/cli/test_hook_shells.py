@@ -264,7 +264,7 @@ def test_a_shell_started_by_exec_keeps_the_project_exec_chose(
 ) -> None:
     """`keyvault exec --project other -- bash` in demo's folder: the hook of the inner shell
     (its rc file) must not swap other's key for demo's, there or in any folder."""
-    env, project, keys = hooked
+    _, project, keys = hooked
     vault_cli.ok("unlock", "--ttl", "5m")
     inner = shell_for(shell, hooked)
     inner.prompt().show("HERE").show("URL", "OPENAI_BASE_URL").cd(project / "sub").show("SUB")
