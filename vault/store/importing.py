@@ -24,7 +24,7 @@ from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model.document import Entry, VaultDoc
-from vault.model.secret import mask
+from vault.model.secret import Secret
 from vault.model.shapes import hide_secrets
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
@@ -104,22 +104,10 @@ def import_keys(
 ) -> ImportPlan:
     """Plan the import of everything `readings` found and, unless `dry_run`, save it."""
     found = [f for r in readings for f in r.found]
-    plan = _import(kv, readings, found, options, rand=rand)
-    return _concealed(plan, {f.secret.reveal() for f in found})
-
-
-def _import(
-    kv: Keyvault,
-    readings: Sequence[Reading],
-    found: list[Found],
-    options: ImportOptions,
-    *,
-    rand: Callable[[int], bytes],
-) -> ImportPlan:
     empty = ImportPlan(
         options.dry_run,
-        not_keys=[n for r in readings for n in r.not_keys],
-        notes=[n for r in readings for n in r.notes],
+        not_keys=[n._replace(where=_shown(n.where)) for r in readings for n in r.not_keys],
+        notes=[_shown(n) for r in readings for n in r.notes],
     )
     if options.dry_run or not found:
         return _plan(kv, kv.read(), found, options, empty, rand=rand) if found else empty
@@ -151,35 +139,29 @@ def _plan(
     at = kv.now_iso()
     for item in found:
         name, notes = _name_for(item, doc)
+        where = _shown(item.where, item.secret)
         try:
             _refuse_other_provider(item)
             new = prepare_key(kv, name, item.secret, _fields_for(item, options), rand=rand)
             store_key(doc, new, at=at, phone_slots=kv.config.phone_slots)
         except DuplicateKey as exc:
-            plan.skipped.append(Skipped(item.where, name, _duplicate_reason(exc, item, plan)))
+            reason = _duplicate_reason(exc, item, plan)
+            plan.skipped.append(Skipped(where, _shown(name, item.secret), reason))
         except KeyvaultError as exc:
-            plan.skipped.append(Skipped(item.where, name, exc.message))
+            plan.skipped.append(Skipped(where, _shown(name, item.secret), exc.message))
         else:
-            plan.added.append(Imported(item.where, new.entry, (*notes, *new.warnings)))
+            shown_notes = (_shown(note, item.secret) for note in notes)
+            plan.added.append(Imported(where, new.entry, (*shown_notes, *new.warnings)))
     return plan
 
 
-def _concealed(plan: ImportPlan, secrets: set[str]) -> ImportPlan:
-    """The plan with every key masked in what it shows beside the keys themselves: a source
-    can name a row by a key (an llm alias, a name cell or a pass path holding one), and the
-    report prints `where` and `name` as they are, --json too."""
-    longest_first = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
-
-    def shown(text: str) -> str:
-        for secret in longest_first:
-            text = text.replace(secret, mask(secret))
-        return hide_secrets(text)
-
-    plan.added = [a._replace(where=shown(a.where)) for a in plan.added]
-    plan.skipped = [Skipped(shown(s.where), shown(s.name), s.reason) for s in plan.skipped]
-    plan.not_keys = [n._replace(where=shown(n.where)) for n in plan.not_keys]
-    plan.notes = [shown(note) for note in plan.notes]
-    return plan
+def _shown(text: str, secret: Secret | None = None) -> str:
+    """`text` from a source with keys masked: `secret` (the row's own key, whatever its
+    shape) and anything key-shaped. A source can name a row by a key (an llm alias, a name
+    cell, a pass path), and the report prints `where` and `name` as they are, --json too."""
+    if secret is not None and len(secret.reveal()) >= 8:
+        text = text.replace(secret.reveal(), secret.masked)
+    return hide_secrets(text)
 
 
 def _fields_for(item: Found, options: ImportOptions) -> dict[str, Any]:
