@@ -146,6 +146,8 @@ def ci_github(app: Context) -> None:
         ["OPENAI_API_KEY"],
         github_env_path=os.environ.get("GITHUB_ENV"),
         out=sys.stdout,
+        unset=exported.unset,
+        environ=os.environ,
     )
 
 
@@ -170,6 +172,7 @@ def ci_gitlab(app: Context, output: str) -> None:
     from vault.export.ci import gitlab_dotenv  # noqa: PLC0415
 
     exported = app.exported(app.kv.read())
-    for message in gitlab_dotenv(exported.values, output):
+    warnings = gitlab_dotenv(exported.values, output, unset=exported.unset, environ=os.environ)
+    for message in warnings:
         warn(message)
     click.echo(f"wrote {output}")

@@ -168,8 +168,8 @@ def trust_cmd(app: Context, accept_rollback: bool, reset: bool, expected: str | 
         click.echo("pinned: the next open refuses a vault without that team secret")
         return
     if accept_rollback:
-        doc = app.kv.accept_rollback()
-        click.echo(f"accepted vault.age: it is now generation {doc.generation}")
+        pin = trust.accept_rollback(app.kv.open(app.paths.vault.read_bytes()))
+        click.echo(f"accepted vault.age at generation {pin.generation}")
         return
     _show_trust(app)
 

@@ -223,23 +223,6 @@ class Keyvault:
             self.synced = before.sync(doc)
         return result
 
-    def accept_rollback(self) -> VaultDoc:
-        """`keyvault trust --accept-rollback`: the older vault.age restored here on purpose
-        (from vault.age.bak or git) becomes the newest version. Accepting only the old
-        generation would leave every other machine refusing it once it is shared (`sync`),
-        so it is sealed again one generation above the highest this machine accepted: to
-        the team it is an ordinary change by a member. Still refused unless a member wrote
-        it (the team secret). The backup keeps the newer copy the user turned away from."""
-        with locked(self.paths.lock, timeout=self.lock_timeout):
-            doc = self.open(self._read_vault_bytes())
-            pin = self.trust.pinned()
-            self.trust.check_member(doc, pin)
-            if pin is not None and doc.generation < pin.generation:
-                doc.generation = pin.generation + 1
-                write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
-            self.trust.accept_rollback(doc)
-        return doc
-
     def follow_exports(self, before: VaultDoc, after: VaultDoc) -> list[SyncOutcome]:
         """Registered .env files after a change that came from elsewhere (`sync`); call it
         under the lock, as `transact` does."""

@@ -210,7 +210,7 @@ class VaultRepo:
             "diff.keyvault.cachetextconv": "false",
         }
         for key, value in settings.items():
-            self.run("config", "--local", "--replace-all", key, value)
+            self.run("config", "--local", key, value)
         return written
 
     def refuse_secrets(self, upstream: str | None) -> None:

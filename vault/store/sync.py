@@ -21,7 +21,6 @@ from vault.errors import (
     KeyvaultError,
     MergeRefused,
     NotARecipient,
-    RolledBack,
     SyncPending,
 )
 from vault.model.changes import describe_changes
@@ -263,7 +262,7 @@ def _install(
     if oid != (repo.blob_id(head) if head else None):
         data = repo.blob(oid)
         if verify and merged is None:
-            _check_incoming(kv, _open_incoming(kv, data))  # ForgedVault, RolledBack: no change
+            kv.trust.check(_open_incoming(kv, data))  # ForgedVault, RolledBack: no change
         previous = read_file(kv.paths.vault) if kv.paths.vault.exists() else None
         write_file_atomic(kv.paths.vault, data, backup=kv.paths.backup, ops=kv.ops)
         repo.run("update-index", "--add", "--cacheinfo", f"100644,{oid},{VAULT}")
@@ -276,18 +275,6 @@ def _install(
             raise
         return
     repo.run("reset", "-q", "--merge", commit)
-
-
-def _check_incoming(kv: Keyvault, doc: VaultDoc) -> None:
-    try:
-        kv.trust.check(doc)
-    except RolledBack as exc:  # the hint of a local rollback does not fit: nothing came in
-        raise RolledBack(
-            f"the incoming {exc.message}: someone pushed an old copy",
-            hint="nothing changed here. If it was restored on purpose, whoever pushed it runs"
-            " `keyvault trust --accept-rollback` and `keyvault sync` (that makes it the newest"
-            " version); if not, ask your team: `git log -- vault.age` in the vault home",
-        ) from None
 
 
 def _open_incoming(kv: Keyvault, data: bytes) -> VaultDoc:
