@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, UsageError
-from vault.export import OPENAI_VARIABLES
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES
 from vault.store.context import Context, folder_project
 
 TYPE_CHECKING = False
@@ -135,7 +135,6 @@ def hook_env(app: Context, shell: str) -> None:
 
 def _hook_change(app: Context) -> HookChange:
     from vault.export.hook import HookChange, hook_change  # noqa: PLC0415
-    from vault.export.process import EXEC_MARKER  # noqa: PLC0415
 
     if app.environ.get(EXEC_MARKER) == "1":
         # a shell that `keyvault exec --project B -- bash` started: exec chose the project for

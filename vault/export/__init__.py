@@ -40,6 +40,11 @@ OPENAI_VARIABLES: Final = (
 )
 
 
+# Set in the environment of `keyvault exec`'s command (vault/export/process.py), so that a
+# `keyvault exec` inside it can tell it is nested and the cd hook of a shell it started
+# stands aside (vault/cli/everyday.py).
+EXEC_MARKER: Final = "KEYVAULT_EXEC"
+
 _SHOWN_NAME_CHARS: Final = 40
 
 

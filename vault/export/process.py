@@ -15,15 +15,13 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
-from vault.export import OPENAI_VARIABLES, check_values
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values
 from vault.security.childenv import without_unlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms at import, on the exec path
     from typing import Final, NoReturn
 
-# Set in CMD's environment, so that a `keyvault exec` inside it can tell it is nested.
-EXEC_MARKER: Final = "KEYVAULT_EXEC"
 
 # What `--pristine` keeps: enough to find programs, read files in the home folder, print
 # text in the user's language and drive the terminal. SYSTEMROOT and COMSPEC are needed by
