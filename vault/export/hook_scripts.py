@@ -110,8 +110,11 @@ _ZSH: Final = r"""_keyvault_find() {
 _keyvault_state() {
   emulate -L zsh
   local head= config=
-  if [[ -n ${_KEYVAULT_VAULT-} ]]; then
+  # zsh reports a missing file even under 2>/dev/null: test first
+  if [[ -f ${_KEYVAULT_VAULT-} ]]; then
     read -r -u 0 -k 96 head 2>/dev/null <$_KEYVAULT_VAULT || :
+  fi
+  if [[ -f ${_KEYVAULT_CONFIG-} ]]; then
     read -r -u 0 -k 4096 config 2>/dev/null <$_KEYVAULT_CONFIG || :
   fi
   typeset -g _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
