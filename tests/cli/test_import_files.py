@@ -327,3 +327,16 @@ def test_a_key_in_an_alias_name_or_cell_is_masked_in_the_report(
         assert_no_secret(done.out + done.err, *keys)
     names = set(entries(vault_cli))
     assert names == {"fine"}
+
+
+def test_a_bad_project_option_fails_the_command_not_each_row(
+    vault_cli: Cli, tmp_path: Path, snapshot: Snapshot
+) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / ".env").write_text(f"OPENAI_API_KEY={make_key()}\n")
+    before = snapshot(vault_cli.home)
+    for argv in (["--dry-run"], []):
+        done = vault_cli("import", str(tmp_path / "shop" / ".env"), "--project", "bad!", *argv)
+        assert done.code == 2 and "project 'bad!' must be" in done.err, done
+        assert done.out == ""
+    assert snapshot(vault_cli.home) == before

@@ -102,7 +102,10 @@ def import_keys(
     *,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> ImportPlan:
-    """Plan the import of everything `readings` found and, unless `dry_run`, save it."""
+    """Plan the import of everything `readings` found and, unless `dry_run`, save it.
+    InvalidValue for a bad `--project`: a typo there fails the command, not every row."""
+    if options.project:
+        typed.check_label(options.project, "project")
     found = [f for r in readings for f in r.found]
     empty = ImportPlan(
         options.dry_run,
