@@ -340,3 +340,5 @@ def test_a_bad_project_option_fails_the_command_not_each_row(
         assert done.code == 2 and "project 'bad!' must be" in done.err, done
         assert done.out == ""
     assert snapshot(vault_cli.home) == before
+    unread = vault_cli("import", str(tmp_path / "nowhere.env"), "--project", "bad!")
+    assert unread.code == 2 and "project 'bad!'" in unread.err  # before any source is read

@@ -42,6 +42,12 @@ class ImportOptions(NamedTuple):
     fallback_project: str | None = None
     dry_run: bool = False
 
+    def validate(self) -> None:
+        """InvalidValue for a bad `--project`: a typo there fails the command (before the
+        sources are read: pass may ask for a gpg passphrase), not every row."""
+        if self.project:
+            typed.check_label(self.project, "project")
+
 
 class Imported(NamedTuple):
     where: str
@@ -102,10 +108,8 @@ def import_keys(
     *,
     rand: Callable[[int], bytes] = os.urandom,
 ) -> ImportPlan:
-    """Plan the import of everything `readings` found and, unless `dry_run`, save it.
-    InvalidValue for a bad `--project`: a typo there fails the command, not every row."""
-    if options.project:
-        typed.check_label(options.project, "project")
+    """Plan the import of everything `readings` found and, unless `dry_run`, save it."""
+    options.validate()
     found = [f for r in readings for f in r.found]
     empty = ImportPlan(
         options.dry_run,
