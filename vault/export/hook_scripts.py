@@ -61,7 +61,7 @@ _keyvault_state() {
   local head= config=
   if [[ -n ${_KEYVAULT_VAULT-} ]]; then
     IFS= read -r -N 96 head 2>/dev/null <"$_KEYVAULT_VAULT" || :
-    IFS= read -r -N 4096 config 2>/dev/null <"$_KEYVAULT_CONFIG" || :
+    IFS= read -r -N 4096 config 2>/dev/null <"${_KEYVAULT_CONFIG-}" || :
   fi
   _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
   _KEYVAULT_NOW+="$head|$config|"
