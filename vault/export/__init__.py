@@ -189,7 +189,8 @@ def write_atomically(
             while view:
                 view = view[write(fd, view.tobytes()) :]
 
-    write_file_atomic(path, data, ops=WriterOps(), mode=mode)
+    # the full path: a user's .env is one of many, and its folder may be what is missing
+    write_file_atomic(path, data, ops=WriterOps(), mode=mode, shown=str(path))
 
 
 def _reason(err: OSError) -> str:
