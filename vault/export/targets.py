@@ -103,8 +103,8 @@ def _sync_file(
         return SyncOutcome(str(path), project, ok, refusal)
     try:
         result = update_dotenv_file(path, values or {}, cleared_mark=values is None)
-    except (KeyvaultError, OSError) as exc:
-        return SyncOutcome(str(path), project, False, _reason(exc))
+    except (KeyvaultError, OSError) as exc:  # the outcome names the path: not twice
+        return SyncOutcome(str(path), project, False, _reason(exc).removeprefix(f"{path}: "))
     if values is None:
         return SyncOutcome(str(path), project, True, "cleared (the project has no active key)")
     return SyncOutcome(str(path), project, True, "updated" if result.changed else "unchanged")
