@@ -241,20 +241,22 @@ def test_fish_unset_keeps_a_universal_variable_and_hides_it(how: str, tmp_path: 
         assert done.returncode == 0, done.stderr
         return done
 
-    run("set -Ux OPENAI_BASE_URL https://universal.example/v1")
+    run("set -Ux OPENAI_BASE_URL https://universal.example/v1; set -U OPENAI_ORG_ID org-mine")
     relay = {"OPENAI_API_KEY": "sk-a", "OPENAI_BASE_URL": "https://a.example/v1"}
     plain = {"OPENAI_API_KEY": "sk-b"}
     first = render_unsets([], "fish") + render_exports(relay, "fish")
-    then = render_unsets(["OPENAI_BASE_URL"], "fish") + render_exports(plain, "fish")
+    then = render_unsets(["OPENAI_BASE_URL", "OPENAI_ORG_ID"], "fish")
+    then += render_exports(plain, "fish")
     for text in (then, first + then):
         (tmp_path / "env.out").write_text(text)
         done = run(f"{how}; and env")
         seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
         assert seen["OPENAI_API_KEY"] == "sk-b"
         assert seen["OPENAI_BASE_URL"] == ""  # never the universal's relay
-        assert "universal OPENAI_BASE_URL" in done.stderr
-    kept = run("echo $OPENAI_BASE_URL").stdout
-    assert kept == "https://universal.example/v1\n"  # the user's own setting survives
+        assert "OPENAI_ORG_ID" not in seen  # not exported by fish: left alone, not blanked
+        assert "universal OPENAI_BASE_URL" in done.stderr and "ORG_ID" not in done.stderr
+    kept = run("echo $OPENAI_BASE_URL $OPENAI_ORG_ID").stdout
+    assert kept == "https://universal.example/v1 org-mine\n"  # the user's own settings
 
 
 def test_statements_are_one_per_line_and_terminated() -> None:

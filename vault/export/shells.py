@@ -152,9 +152,10 @@ class Dialect(NamedTuple):
 # every fish of the user, and fish exports an exported universal even under a global that
 # shadows it. So only the global is erased, and an exported universal is shadowed by an
 # exported empty global (the one value fish lets this shell give its programs instead), with
-# a warning: the SDKs take "" as no value or fail, never as another project's setting.
+# a warning: the SDKs take "" as no value or fail, never as another project's setting. An
+# unexported universal reaches no program and is left alone.
 _FISH_REMOVE: Final = (
-    "set -e -g {name}; if set -q -U {name}; set -gx {name} ''; echo 'keyvault: warning:"
+    "set -e -g {name}; if set -q -U -x {name}; set -gx {name} ''; echo 'keyvault: warning:"
     " fish exports your universal {name} to every program; it is empty in this shell"
     " (set -e -U {name} removes it)' >&2; end;"
 )
