@@ -98,6 +98,30 @@ def test_exec_drops_an_inherited_openai_setting_the_entry_does_not_set(vault_cli
     assert seen["KEYVAULT_HOME"] == str(vault_cli.home)  # ordinary settings still pass
 
 
+def test_exec_drops_the_cd_hooks_saved_values(vault_cli: Cli) -> None:
+    """In a shell the cd hook manages, KEYVAULT_HOOK_SAVED holds the user's own OPENAI_*
+    values, their own key among them: a command asked for the project's key gets neither
+    that nor the hook's project."""
+    key = vault_cli.add("work-1", None, "--project", "work")
+    own = "sk-users-own-key-from-before-the-project-folder"
+    hooked = {
+        "KEYVAULT_HOOK_PROJECT": "other",
+        "KEYVAULT_HOOK_SAVED": json.dumps({"OPENAI_API_KEY": own}),
+    }
+    for options in ((), ("--pristine",)):
+        seen = child_env(vault_cli, *options, env=hooked)
+        assert seen["OPENAI_API_KEY"] == key
+        assert "KEYVAULT_HOOK_SAVED" not in seen and "KEYVAULT_HOOK_PROJECT" not in seen
+        assert own not in json.dumps(seen)
+
+
+def test_the_hook_variables_are_the_hooks() -> None:
+    from vault.export import hook
+    from vault.export.process import HOOK_VARIABLES
+
+    assert set(HOOK_VARIABLES) == {hook.CURRENT, hook.SAVED}
+
+
 def test_helper_programs_get_no_keyvault_or_openai_variable() -> None:
     from vault.security.childenv import for_tool
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import make_key
+from tests.helpers import Cli, make_key
 from vault.errors import InvalidValue, PolicyViolation, UsageError
 from vault.export.ci import (
     GITLAB_DOTENV_MAX_BYTES,
@@ -227,6 +227,45 @@ def test_dangerous_names_are_refused(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "report.env").exists()
 
 
+def test_a_variable_the_project_does_not_set_but_the_job_holds_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An earlier `ci github` of a relay project left OPENAI_BASE_URL in the job: neither
+    file can remove it, so a project without a base URL must not send its key there."""
+    env_file = tmp_path / "github_env"
+    env_file.write_bytes(b"EARLIER=1\n")
+    report = tmp_path / "report.env"
+    key = make_key()
+    job = {"OPENAI_BASE_URL": "https://relay.example/v1", "OPENAI_ORG_ID": ""}
+    unset = ("OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+    out = io.StringIO()
+    with pytest.raises(PolicyViolation, match="OPENAI_BASE_URL is set in this job") as caught:
+        github_env(
+            {"OPENAI_API_KEY": key},
+            ["OPENAI_API_KEY"],
+            github_env_path=env_file,
+            out=out,
+            unset=unset,
+            environ=job,
+        )
+    assert key not in str(caught.value) and out.getvalue() == ""
+    assert env_file.read_bytes() == b"EARLIER=1\n"
+    with pytest.raises(PolicyViolation, match="OPENAI_BASE_URL is set in this job"):
+        gitlab_dotenv({"OPENAI_API_KEY": key}, report, unset=unset, environ=job)
+    assert not report.exists()
+    # the project sets it (it overrides the job's), or the job holds only an empty one: fine
+    fine = {"OPENAI_ORG_ID": ""}
+    github_env(
+        {"OPENAI_API_KEY": key}, [], github_env_path=env_file, out=out, unset=unset, environ=fine
+    )
+    assert gitlab_dotenv(
+        {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "https://r.example/v1"},
+        report,
+        unset=unset[1:],
+        environ=job,
+    )
+
+
 def test_missing_github_env_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="GITHUB_ENV is not set"):
         github_env({"OPENAI_API_KEY": "k"}, [], github_env_path=None, out=io.StringIO())
@@ -287,3 +326,28 @@ def test_gitlab_warns_when_the_key_could_not_be_masked(tmp_path: Path) -> None:
         assert any("cannot be a masked gitlab variable" in w for w in warnings)
         assert all(unmaskable not in w for w in warnings)
     assert len(gitlab_dotenv({"OPENAI_API_KEY": make_key()}, report)) == 1
+
+
+# --- through the CLI: two `ci github` steps in one job ------------------------------------
+
+
+def test_a_second_ci_step_never_inherits_the_first_projects_relay(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    relay_key = vault_cli.add("r", None, "--project", "relay", "--base-url", "https://r.example/v1")
+    vault_cli.add("p", None, "--project", "plain")
+    env_file = tmp_path / "github_env"
+    env_file.write_text("")
+    first = vault_cli("ci", "github", "--project", "relay", env={"GITHUB_ENV": str(env_file)})
+    assert first.code == 0, first.err
+    job = runner_parse(env_file.read_text())  # what the runner gives the next step
+    assert job == {"OPENAI_API_KEY": relay_key, "OPENAI_BASE_URL": "https://r.example/v1"}
+    before = env_file.read_bytes()
+    second = vault_cli(
+        "ci", "github", "--project", "plain", env={**job, "GITHUB_ENV": str(env_file)}
+    )
+    assert second.code == 1 and "OPENAI_BASE_URL is set in this job" in second.err
+    assert env_file.read_bytes() == before and second.out == ""
+    report = tmp_path / "keyvault.env"
+    third = vault_cli("ci", "gitlab", "--project", "plain", "--output", str(report), env=job)
+    assert third.code == 1 and not report.exists()

@@ -371,6 +371,17 @@ def test_read_only_folder_leaves_old_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"OPENAI_API_KEY=old\n"
 
 
+def test_a_missing_folder_is_named_in_full(tmp_path: Path) -> None:
+    """`keyvault dotenv ~/app/.env` with a typo in the folder: the error names the path the
+    user gave, not just `.env`, and does not speak of a previous file that never was."""
+    target = tmp_path / "no such folder" / ".env"
+    with pytest.raises(StorageError) as caught:
+        update_dotenv_file(target, {"OPENAI_API_KEY": make_key()})
+    assert caught.value.message == f"{target}: could not save (no such file or directory)"
+    assert caught.value.hint == "nothing was written"
+    assert not target.parent.exists()
+
+
 def test_nothing_to_write_creates_no_file(tmp_path: Path) -> None:
     result = update_dotenv_file(tmp_path / ".env", {})
     assert (result.created, result.changed) == (False, False)

@@ -218,6 +218,47 @@ def test_unset_removes_the_variables(runner: str, tmp_path: Path) -> None:
     assert after[b"KEEP"] == b"1"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["source $argv[1]", "eval (cat $argv[1])"])
+def test_fish_unset_keeps_a_universal_variable_and_hides_it(how: str, tmp_path: Path) -> None:
+    """A fish user with `set -Ux OPENAI_BASE_URL …`: `set -e NAME` erased it for good (in
+    every fish they open), and a later `set -e` of keyvault's global let it show through,
+    so a project without a base URL sent its key there. fish exports a universal even
+    under an unexported global: the shell's programs get an empty value instead."""
+    fish = require_tool("fish")
+    env = {**shell_env(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+
+    def run(script: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [fish, "-c", script, str(tmp_path / "env.out")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run("set -Ux OPENAI_BASE_URL https://universal.example/v1; set -U OPENAI_ORG_ID org-mine")
+    relay = {"OPENAI_API_KEY": "sk-a", "OPENAI_BASE_URL": "https://a.example/v1"}
+    plain = {"OPENAI_API_KEY": "sk-b"}
+    first = render_unsets([], "fish") + render_exports(relay, "fish")
+    then = render_unsets(["OPENAI_BASE_URL", "OPENAI_ORG_ID"], "fish")
+    then += render_exports(plain, "fish")
+    for text in (then, first + then):
+        (tmp_path / "env.out").write_text(text)
+        done = run(f"{how}; and env")
+        seen = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+        assert seen["OPENAI_API_KEY"] == "sk-b"
+        assert seen["OPENAI_BASE_URL"] == ""  # never the universal's relay
+        assert "OPENAI_ORG_ID" not in seen  # not exported by fish: left alone, not blanked
+        assert "universal OPENAI_BASE_URL" in done.stderr and "ORG_ID" not in done.stderr
+    kept = run("echo $OPENAI_BASE_URL $OPENAI_ORG_ID").stdout
+    assert kept == "https://universal.example/v1 org-mine\n"  # the user's own settings
+
+
 def test_statements_are_one_per_line_and_terminated() -> None:
     values = {"OPENAI_API_KEY": "a\nb", "OPENAI_BASE_URL": "c\rd"}
     for shell in ("bash", "zsh", "fish"):

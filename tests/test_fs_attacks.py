@@ -212,6 +212,26 @@ def fill(folder: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_registered_env_on_a_full_disk_keeps_its_bytes_and_says_so_once(
+    cli: Cli, small_tmpfs: Path
+) -> None:
+    """The vault saves (its disk has room); the .env that follows it cannot: the file keeps
+    every byte, and the warning names its path once and the reason."""
+    cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
+    cli.ok("add", "k1", "--project", "p", input=make_key())
+    env_file = small_tmpfs / ".env"
+    env_file.write_text("KEEP=me\n")
+    cli.ok("dotenv", str(env_file), "--project", "p")
+    before = env_file.read_bytes()
+    fill(small_tmpfs)
+    moved = cli("add", "k2", "--project", "p", "--activate", input=make_key())
+    assert moved.code == 0, moved.err
+    assert env_file.read_bytes() == before
+    warning = f"could not update {env_file}: could not save (no space left on device)"
+    assert warning in moved.err and moved.err.count(str(env_file)) == 1, moved.err
+    (small_tmpfs / "filler").unlink()
+
+
 def test_a_full_disk_leaves_the_old_vault(cli: Cli, small_tmpfs: Path, snapshot: Snapshot) -> None:
     home = small_tmpfs / "kv"
     env = {"KEYVAULT_HOME": str(home)}

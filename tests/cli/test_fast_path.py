@@ -73,6 +73,10 @@ def test_fast_table_is_the_click_commands_table(name: str) -> None:
         assert mine.choices == choices, flag
         assert (mine.dest in spec.required) == option.required, flag
         assert option.envvar is None, f"{flag}: an environment variable the fast path ignores"
+    interspersed = command.context_settings.get(
+        "allow_interspersed_args", command.allow_interspersed_args
+    )
+    assert spec.interspersed == interspersed, "options after an argument"
     arguments = [p for p in command.params if isinstance(p, click.Argument)]
     if not arguments:
         assert (spec.least, spec.most) == (0, 0)
@@ -111,6 +115,8 @@ EVERYDAY = [
     ["hook-env", "--shell", "bash"],
     ["env", "--vault", "/v"],  # --vault after the command, as click's hidden option takes it
     ["exec", "--no-masking", "--", "env"],
+    ["exec", "ls", "-la"],  # everything after the command is the command's
+    ["exec", "gcloud", "--project", "x", "--", "y"],
 ]
 HANDED_TO_CLICK = [
     [],
@@ -129,7 +135,6 @@ HANDED_TO_CLICK = [
     ["get", "a", "b"],
     ["exec"],
     ["exec", "--"],
-    ["exec", "ls", "-la"],  # click keeps -la for ls (ignore_unknown_options): its business
     ["hook-env"],
     ["hook-env", "--shell", "sh"],
     ["--vault"],
@@ -325,6 +330,7 @@ def command_lines(draw: st.DrawFn) -> tuple[list[str], str, str]:
     if name == "exec":
         words += draw(st.sampled_from([["--", *PRINT_VARIABLES], PRINT_VARIABLES, ["--"], []]))
         words += draw(st.sampled_from([[], [], ["--no-such-command-here"]]))
+        words += [w for part in draw(st.lists(option_forms(name), max_size=2)) for w in part]
     env = draw(st.sampled_from(["home", "home", "no-home", "passphrase", "hooked"]))
     cwd = draw(st.sampled_from(["project", "plain"]))
     return [*root, name, *words], env, cwd

@@ -77,6 +77,7 @@ class Shell:
             check=False,
         )
         assert proc.returncode == 0, proc.stderr[-1000:]
+        self.stderr = proc.stderr
         found = {}
         # fish's own fish_prompt handlers switch bracketed paste on and off: not ours
         for line in re.sub(r"\x1b\[\?2004[hl]", "", proc.stdout).splitlines():
@@ -193,6 +194,93 @@ def test_an_edited_project_file_is_read_at_the_next_change_of_folder(
     got = script.results()
     assert got["FIRST"] == keys["demo"] and got["SECOND"] == keys["other"]
     assert got["URL"] == "https://r.example/v1" and got["CALLS"] == "2"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_edited_project_file_is_read_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """`env` reads the file on every run; the hook must not keep the old project until the
+    user happens to change folder."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    script = shell_for(shell, hooked)
+    script.cd(project / "sub").show("FIRST").prompt().calls("QUIET")
+    script.run(f"echo 'project = \"other\"' > '{project / '.keyvault.toml'}'")
+    script.prompt().show("SECOND").show("URL", "OPENAI_BASE_URL").calls("CALLS")
+    got = script.results()
+    assert got["FIRST"] == keys["demo"] and got["SECOND"] == keys["other"]
+    assert got["URL"] == "https://r.example/v1"
+    assert (got["QUIET"], got["CALLS"]) == ("1", "2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_change_to_the_vault_is_followed_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """A rotation, an edit or a removal while the shell sits in the project folder: the next
+    prompt exports what `env` exports, not the old key or the old relay."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    spare = make_key()
+    script = shell_for(shell, hooked)
+    script.cd(project).show("FIRST").prompt().calls("QUIET")
+    script.run("keyvault edit demo-1 --base-url https://new.example/v1 >/dev/null").prompt()
+    script.show("URL", "OPENAI_BASE_URL").calls("EDITED")
+    script.run(f"printf %s {spare} | keyvault add demo-2 --project demo --activate >/dev/null")
+    script.prompt().show("ROTATED").show("URL2", "OPENAI_BASE_URL").calls("ADDED")
+    script.run("keyvault rm demo-2 --yes >/dev/null; keyvault rm demo-1 --yes >/dev/null")
+    script.prompt().show("REMOVED").show("PROJECT", "KEYVAULT_HOOK_PROJECT")
+    got = script.results()
+    assert got["FIRST"] == keys["demo"] and got["QUIET"] == "1"
+    assert (got["URL"], got["EDITED"]) == ("https://new.example/v1", "2")
+    assert (got["ROTATED"], got["URL2"], got["ADDED"]) == (spare, "unset", "3")
+    assert (got["REMOVED"], got["PROJECT"]) == ("unset", "unset")
+    # no config.toml in this vault home: watching it is silent
+    noise = [line for line in script.stderr.splitlines() if not line.startswith("keyvault:")]
+    assert noise == [], noise
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_changed_default_base_url_is_followed_at_the_next_prompt(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """config.toml's default_base_url is exported by `env` at once: the hook too."""
+    _, project, _ = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    config = vault_cli.home / "config.toml"
+    script = shell_for(shell, hooked)
+    script.cd(project).show("FIRST", "OPENAI_BASE_URL").prompt().calls("QUIET")
+    script.run(f"echo 'default_base_url = \"https://d.example/v1\"' > '{config}'").prompt()
+    script.show("SECOND", "OPENAI_BASE_URL").prompt().calls("CALLS")
+    got = script.results()
+    assert (got["FIRST"], got["QUIET"]) == ("unset", "1")
+    assert (got["SECOND"], got["CALLS"]) == ("https://d.example/v1", "2")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_shell_started_by_exec_keeps_the_project_exec_chose(
+    hooked: tuple[dict[str, str], Path, dict[str, str]], vault_cli: Cli, shell: str
+) -> None:
+    """`keyvault exec --project other -- bash` in demo's folder: the hook of the inner shell
+    (its rc file) must not swap other's key for demo's, there or in any folder."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    inner = shell_for(shell, hooked)
+    inner.prompt().show("HERE").show("URL", "OPENAI_BASE_URL").cd(project / "sub").show("SUB")
+    script = shell_for(shell, hooked)
+    script.cd(project).show("OUTER")
+    quoted = "\n".join(inner.lines).replace("'", "'\\''")
+    binary = require_tool(shell)
+    script.run(f"keyvault exec --no-masking --project other -- {binary} -c '{quoted}'")
+    got = script.results()
+    assert got["OUTER"] == keys["demo"]
+    assert got["HERE"] == got["SUB"] == keys["other"]
+    assert got["URL"] == "https://r.example/v1"
 
 
 @pytest.mark.slow

@@ -308,3 +308,37 @@ def test_sources_that_cannot_be_read(vault_cli: Cli, tmp_path: Path) -> None:
     empty.write_text("DEBUG=1\n")
     none_found = vault_cli("import", str(empty))
     assert none_found.code == 1 and "found no keys to import" in none_found.err
+
+
+def test_a_key_in_an_alias_name_or_cell_is_masked_in_the_report(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """A source may name a row by a key: llm's alias (a keys.json written the wrong way
+    round), a CSV whose columns slipped. The report prints `from` and `name` as the source
+    has them, on the terminal and in --json: every key there is masked."""
+    keys = [make_key() for _ in range(4)]
+    llm = tmp_path / "keys.json"
+    llm.write_text(json.dumps({keys[0]: keys[0], keys[1] + "x": 5}))
+    sheet = tmp_path / "inventory.csv"
+    sheet.write_text(f"name,key\n{keys[2]},{keys[3]}\nfine,{keys[2]}\n")
+    for argv in (["--dry-run"], ["--dry-run", "--json"], []):
+        done = vault_cli("import", str(llm), str(sheet), *argv)
+        assert done.code == 0, done.err
+        assert_no_secret(done.out + done.err, *keys)
+    names = set(entries(vault_cli))
+    assert names == {"fine"}
+
+
+def test_a_bad_project_option_fails_the_command_not_each_row(
+    vault_cli: Cli, tmp_path: Path, snapshot: Snapshot
+) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / ".env").write_text(f"OPENAI_API_KEY={make_key()}\n")
+    before = snapshot(vault_cli.home)
+    for argv in (["--dry-run"], []):
+        done = vault_cli("import", str(tmp_path / "shop" / ".env"), "--project", "bad!", *argv)
+        assert done.code == 2 and "project 'bad!' must be" in done.err, done
+        assert done.out == ""
+    assert snapshot(vault_cli.home) == before
+    unread = vault_cli("import", str(tmp_path / "nowhere.env"), "--project", "bad!")
+    assert unread.code == 2 and "project 'bad!'" in unread.err  # before any source is read

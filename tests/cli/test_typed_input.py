@@ -206,6 +206,34 @@ def test_default_base_url_flows_to_every_export(vault_cli: Cli, tmp_path: Path) 
     assert "OPENAI_ORG_ID=org-abcdef123" in written and own not in written
 
 
+def test_a_new_default_base_url_reaches_registered_files_at_the_next_save(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """A config.toml edit is no vault change: `env` exports the new URL at once, and the
+    .env files of a project that did not change follow at the next save of anything. A
+    file that is not ours to rewrite is left alone (said once, with that sync)."""
+    cli = vault_cli
+    key = cli.add("plain", None, "--project", "p")
+    dotenv = tmp_path / "app" / ".env"
+    dotenv.parent.mkdir()
+    dotenv.write_text("# mine\nDEBUG=1\n")
+    cli.ok("dotenv", str(dotenv), "--project", "p")
+    foreign = tmp_path / "foreign.env"
+    cli.ok("dotenv", str(foreign), "--project", "p")
+    foreign.write_text(f"OPENAI_API_KEY={make_key()}\n")  # a hand edit: not this project's
+    before_foreign = foreign.read_bytes()
+    relay = "https://next.example.com/v1"
+    (cli.home / "config.toml").write_text(f'default_base_url = "{relay}"\n')
+    added = cli.ok("add", "other", "--project", "q", input=make_key())  # another project
+    assert dotenv.read_text() == (
+        f"# mine\nDEBUG=1\nOPENAI_API_KEY={key}\nOPENAI_BASE_URL={relay}\n"
+    )
+    assert f"updated: {dotenv}" in added.out and f"update {foreign}: holds a key" in added.err
+    assert foreign.read_bytes() == before_foreign
+    again = cli.ok("add", "third", "--project", "q", "--standby", input=make_key())
+    assert again.out.count("\n") == 1 and again.err == ""  # in step now: nothing to say
+
+
 def test_a_bad_default_base_url_is_a_config_error(vault_cli: Cli) -> None:
     (vault_cli.home / "config.toml").write_text('default_base_url = "http://relay.example.com"\n')
     refused = vault_cli("env", "--project", "p")

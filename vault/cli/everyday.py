@@ -17,12 +17,14 @@ from collections.abc import Sequence
 
 from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, UsageError
-from vault.export import OPENAI_VARIABLES
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES
 from vault.store.context import Context, folder_project
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final, TextIO
+
+    from vault.export.hook import HookChange
 
 # The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
 # out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
@@ -109,8 +111,11 @@ def exec_(app: Context, pristine: bool, command: Sequence[str], *, masking: bool
 def hook_env(app: Context, shell: str) -> None:
     """`keyvault hook-env`: export on entering a project folder, restore on leaving, and
     tell the hook which socket to watch for the session (vault/export/hook_scripts.py)."""
-    from vault.export.hook import hook_change  # noqa: PLC0415
-    from vault.export.hook_scripts import SOCKET_VARIABLE  # noqa: PLC0415
+    from vault.export.hook_scripts import (  # noqa: PLC0415
+        CONFIG_VARIABLE,
+        SOCKET_VARIABLE,
+        VAULT_VARIABLE,
+    )
     from vault.export.shells import (  # noqa: PLC0415
         render_exports,
         render_shell_variables,
@@ -118,12 +123,26 @@ def hook_env(app: Context, shell: str) -> None:
     )
     from vault.session.runtime import watched_socket_path  # noqa: PLC0415
 
-    project = folder_project(app.cwd, warn=warn)
-    values = _unlocked_values(app, project) if project else None
-    change = hook_change(app.environ, project, values)
-    watch = {SOCKET_VARIABLE: watched_socket_path(app.paths.home)}
+    change = _hook_change(app)
+    watch = {
+        SOCKET_VARIABLE: watched_socket_path(app.paths.home),
+        VAULT_VARIABLE: str(app.paths.vault.absolute()),  # the shell will leave this folder
+        CONFIG_VARIABLE: str(app.paths.config.absolute()),
+    }
     text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
     _write(text + render_shell_variables(watch, shell))
+
+
+def _hook_change(app: Context) -> HookChange:
+    from vault.export.hook import HookChange, hook_change  # noqa: PLC0415
+
+    if app.environ.get(EXEC_MARKER) == "1":
+        # a shell that `keyvault exec --project B -- bash` started: exec chose the project for
+        # its whole process tree, and a project folder must not swap B's key for its own
+        return HookChange({}, [])
+    project = folder_project(app.cwd, warn=warn)
+    values = _unlocked_values(app, project) if project else None
+    return hook_change(app.environ, project, values)
 
 
 def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:

@@ -54,7 +54,11 @@ def env_cmd(app: Context, shell: str | None, fmt: str | None, unset: bool) -> No
     everyday.env(app, shell, fmt, unset)
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True})
+# The options end at CMD: `keyvault exec gcloud --project x` gives `--project x` to gcloud,
+# never to keyvault (which would export another project's key to it).
+@click.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
 @project_option()
 @click.option(
     "--pristine",
@@ -142,6 +146,8 @@ def ci_github(app: Context) -> None:
         ["OPENAI_API_KEY"],
         github_env_path=os.environ.get("GITHUB_ENV"),
         out=sys.stdout,
+        unset=exported.unset,
+        environ=os.environ,
     )
 
 
@@ -166,6 +172,7 @@ def ci_gitlab(app: Context, output: str) -> None:
     from vault.export.ci import gitlab_dotenv  # noqa: PLC0415
 
     exported = app.exported(app.kv.read())
-    for message in gitlab_dotenv(exported.values, output):
+    warnings = gitlab_dotenv(exported.values, output, unset=exported.unset, environ=os.environ)
+    for message in warnings:
         warn(message)
     click.echo(f"wrote {output}")

@@ -10,12 +10,12 @@ click commands (vault/cli/everyday.py):
     keyvault [--vault PATH] exec [--project NAME] [--pristine] [--] COMMAND...
     keyvault [--vault PATH] hook-env --shell SHELL
 
-with options in any order, `--opt VALUE` or `--opt=VALUE`, and `--` ending the options, as
-click parses them. Anything else (help, `--version`, a short or unknown option, a value click
-would refuse, a missing or extra argument, shell completion, Windows, where click expands
-wildcards in argv) returns None, and click runs it and words its error. tests/cli/
-test_fast_path.py reads the click commands' options and proves both paths print the same
-bytes and exit codes for generated command lines.
+with options in any order (for exec, only before COMMAND), `--opt VALUE` or `--opt=VALUE`,
+and `--` ending the options, as click parses them. Anything else (help, `--version`, a
+short or unknown option, a value click would refuse, a missing or extra argument, shell
+completion, Windows, where click expands wildcards in argv) returns None, and click runs it
+and words its error. tests/cli/test_fast_path.py reads the click commands' options and
+proves both paths print the same bytes and exit codes for generated command lines.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Option:
 class Command:
     """One command's options and arguments, and the function that runs it."""
 
-    __slots__ = ("least", "most", "options", "required", "run")
+    __slots__ = ("interspersed", "least", "most", "options", "required", "run")
 
     def __init__(
         self,
@@ -62,12 +62,14 @@ class Command:
         least: int = 0,
         most: int | None = 0,
         required: tuple[str, ...] = (),
+        interspersed: bool = True,
     ) -> None:
         self.options = options
         self.run = run
         self.least = least  # arguments (NAME, COMMAND...) at least
         self.most = most  # and at most; None: any number
         self.required = required  # options that must be given
+        self.interspersed = interspersed  # options after an argument (click's setting)
 
 
 def commands() -> dict[str, Command]:
@@ -104,6 +106,7 @@ def commands() -> dict[str, Command]:
             ),
             least=1,
             most=None,
+            interspersed=False,  # everything after COMMAND is COMMAND's, `--project` too
         ),
         "hook-env": Command(
             {"--shell": Option("shell", choices=everyday.HOOK_SHELL_CHOICES), "--vault": vault},
@@ -128,7 +131,7 @@ def dispatch(argv: Sequence[str], environ: Mapping[str, str]) -> Callable[[], No
     if not rest or rest[0] not in FAST_COMMANDS:
         return None
     command = commands()[rest[0]]
-    parsed = parse_options(command.options, rest[1:])
+    parsed = parse_options(command.options, rest[1:], interspersed=command.interspersed)
     if parsed is None or not _fits(command, *parsed):
         return None
     options, arguments = parsed
@@ -162,14 +165,16 @@ def _root_options(argv: Sequence[str]) -> tuple[str | None, Sequence[str]] | Non
 
 
 def parse_options(
-    options: Mapping[str, Option], args: Sequence[str]
+    options: Mapping[str, Option], args: Sequence[str], *, interspersed: bool = True
 ) -> tuple[Values, list[str]] | None:
     """Options and arguments as click's parser reads them, or None for anything beyond the
     long options in `options` (click then parses the line and words any error).
 
     Click's rules, kept here: `--` ends the options; a token longer than `-` that starts with
     `-` is an option wherever it stands; `--opt=VALUE` carries its value, else the next token
-    is the value whatever it looks like; the last of repeated options wins.
+    is the value whatever it looks like; the last of repeated options wins. Without
+    `interspersed` (click's `allow_interspersed_args=False`), the first argument ends the
+    options and everything from it on, `--` included, is arguments.
     """
     values: Values = {}
     arguments: list[str] = []
@@ -182,6 +187,9 @@ def parse_options(
             break
         if not _is_option(arg):
             arguments.append(arg)
+            if not interspersed:
+                arguments.extend(args[index:])
+                break
             continue
         name, has_value, attached = arg.partition("=")
         option = options.get(name)

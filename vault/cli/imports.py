@@ -46,8 +46,9 @@ def import_cmd(
       keyvault import --from pass openai
       keyvault import keys.csv /opt/one-api/one-api.db
     """
-    readings = read_sources(sources, kind)
     options = ImportOptions(app.project_option, app.project, dry_run)
+    options.validate()
+    readings = read_sources(sources, kind)
     plan = import_keys(app.kv, readings, options)
     if as_json:
         print_json(plan.to_dict())

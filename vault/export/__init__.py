@@ -40,6 +40,11 @@ OPENAI_VARIABLES: Final = (
 )
 
 
+# Set in the environment of `keyvault exec`'s command (vault/export/process.py), so that a
+# `keyvault exec` inside it can tell it is nested and the cd hook of a shell it started
+# stands aside (vault/cli/everyday.py).
+EXEC_MARKER: Final = "KEYVAULT_EXEC"
+
 _SHOWN_NAME_CHARS: Final = 40
 
 
@@ -184,7 +189,8 @@ def write_atomically(
             while view:
                 view = view[write(fd, view.tobytes()) :]
 
-    write_file_atomic(path, data, ops=WriterOps(), mode=mode)
+    # the full path: a user's .env is one of many, and its folder may be what is missing
+    write_file_atomic(path, data, ops=WriterOps(), mode=mode, shown=str(path))
 
 
 def _reason(err: OSError) -> str:

@@ -66,6 +66,20 @@ def _danger(name: str) -> str | None:
     return None
 
 
+def refuse_leftovers(unset: Collection[str], environ: Mapping[str, str], how: str) -> None:
+    """PolicyViolation when the job already holds an OPENAI_* variable the project does not
+    set (`unset`): from the workflow's own env, or an earlier `keyvault ci` of another
+    project. Neither file format can remove a variable, so later steps would send this key
+    to that base URL, organization or project."""
+    for name in unset:
+        if environ.get(name):
+            raise PolicyViolation(
+                f"{name} is set in this job and the project does not set it: later steps "
+                "would send the key there; nothing was written",
+                hint=f"{how}, or use `keyvault exec`, which removes it",
+            )
+
+
 # --- GitHub Actions -----------------------------------------------------------------------
 
 
@@ -97,13 +111,17 @@ def github_env(
     github_env_path: str | os.PathLike[str] | None,
     out: TextIO,
     delimiter: Callable[[], str] = new_delimiter,
+    unset: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     """Mask the secret values, then append every variable to the $GITHUB_ENV file.
 
     The masks go to `out` (the step's stdout) before anything reaches the file, because the
     runner logs the values of $GITHUB_ENV when step debugging is on. Each variable is
     written as `NAME<<DELIM`, value, `DELIM`, which is the only form that carries any value;
-    a value that contains DELIM aborts the whole call with nothing written or printed.
+    a value that contains DELIM aborts the whole call with nothing written or printed, and
+    so does an `unset` variable (one the project does not set) that `environ` holds, since
+    $GITHUB_ENV cannot remove it (refuse_leftovers).
     """
     if not github_env_path:
         raise UsageError(
@@ -111,6 +129,7 @@ def github_env(
         )
     checked = check_values(values)
     refuse_dangerous_names(checked)
+    refuse_leftovers(unset, environ or {}, "remove it from the workflow's env")
     end = delimiter()
     for name, value in checked.items():
         _check_github_value(name, value, end)
@@ -185,15 +204,20 @@ def gitlab_dotenv(
     report_path: str | os.PathLike[str],
     *,
     secrets: Collection[str] = ("OPENAI_API_KEY",),
+    unset: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Write a GitLab dotenv report (`artifacts:reports:dotenv`) and return warnings.
 
     `KEY=value` per line, no quotes (GitLab keeps quotes as part of the value). Refused:
     line breaks, leading or trailing blanks (GitLab strips them), `$` (GitLab expands
-    variable references in dotenv values), and files over GitLab's limits.
+    variable references in dotenv values), files over GitLab's limits, and an `unset`
+    variable that `environ` holds: the pipeline's variables reach the later job too, and a
+    report cannot remove one (refuse_leftovers).
     """
     checked = check_values(values)
     refuse_dangerous_names(checked)
+    refuse_leftovers(unset, environ or {}, "remove it from the pipeline's variables")
     for name, value in checked.items():
         _check_gitlab_value(name, value)
     if len(checked) > GITLAB_DOTENV_MAX_VARIABLES:

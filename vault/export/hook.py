@@ -54,7 +54,7 @@ def hook_change(
     `values` (None: the vault could not be opened without asking)."""
     current = environ.get(CURRENT)
     if project is not None and project == current and values is not None:
-        return HookChange({}, [])
+        return _follow(environ, values)
     if project is None and current is None:
         return HookChange({}, [])
     base = saved_values(environ)
@@ -63,3 +63,11 @@ def hook_change(
         return HookChange(dict(base), [*unset, CURRENT, SAVED])
     exported = {**values, CURRENT: project, SAVED: json.dumps(base, separators=(",", ":"))}
     return HookChange(exported, [n for n in OPENAI_VARIABLES if n not in values])
+
+
+def _follow(environ: Mapping[str, str], values: Mapping[str, str]) -> HookChange:
+    """Still in the same project: bring the shell to what it exports now. The hook runs
+    again when vault.age changed (a rotation, an edited base URL, a removed key), and a
+    shell must not keep the old key or the old relay while `env` gives the new ones."""
+    changed = {n: v for n, v in values.items() if environ.get(n) != v}
+    return HookChange(changed, [n for n in OPENAI_VARIABLES if n not in values and n in environ])

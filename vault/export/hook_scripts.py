@@ -3,10 +3,16 @@ r"""The shell side of the directory hook (`keyvault hook bash|zsh|fish`).
 Before each prompt the hook compares, with shell builtins only, what decides the export:
 - the nearest `.keyvault.toml` above the working folder, searched like Python's
   `find_project_file` (the physical folder, any regular file), with the first 4 KiB of its
-  text when it is ours (so an edit is noticed; another user's file is read by nobody);
+  text when it is ours (so an edit is noticed at the next prompt; another user's file is
+  read by nobody); searched again at every prompt while one is found, once per change of
+  folder otherwise;
 - `KEYVAULT_HOME` and `KEYVAULT_HOOK_PROJECT` (what the hook exported last);
+- the first 96 bytes of vault.age: its age header, whose first stanza holds a share made
+  afresh for every save, so a rotation, an edit or a `sync` that brought a new vault is
+  noticed (`hook-env` names the file in `_KEYVAULT_VAULT`), and the first 4 KiB of the
+  vault home's config.toml (`_KEYVAULT_CONFIG`), whose `default_base_url` is exported;
 - whether the session agent's socket is there (`unlock`, `lock` and expiry); `hook-env`
-  names the socket in `_KEYVAULT_SOCKET`, which the shell keeps unexported.
+  names the socket in `_KEYVAULT_SOCKET`; the shell keeps both unexported.
 It runs `keyvault hook-env` only when one of them changed while a project file was found or a
 project is exported; `hook-env` then decides everything (ownership of the file, the project,
 whether the vault opens without asking) through vault/export/hook.py. In a folder with no
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
 
 
 SOCKET_VARIABLE: Final = "_KEYVAULT_SOCKET"  # set by `hook-env`, read by the scripts below
+VAULT_VARIABLE: Final = "_KEYVAULT_VAULT"  # the vault.age whose header the scripts watch
+CONFIG_VARIABLE: Final = "_KEYVAULT_CONFIG"  # and the config.toml (default_base_url)
 
 _BASH: Final = r"""_keyvault_find() {
   local dir=$PWD probe=$PWD text=
@@ -50,12 +58,18 @@ _BASH: Final = r"""_keyvault_find() {
   done
 }
 _keyvault_state() {
+  local head= config=
+  if [[ -n ${_KEYVAULT_VAULT-} ]]; then
+    IFS= read -r -N 96 head 2>/dev/null <"$_KEYVAULT_VAULT" || :
+    IFS= read -r -N 4096 config 2>/dev/null <"${_KEYVAULT_CONFIG-}" || :
+  fi
   _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  _KEYVAULT_NOW+="$head|$config|"
   if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
 }
 _keyvault_hook() {
   local rc=$?
-  if [[ ${_KEYVAULT_PWD-} != "$PWD" ]]; then
+  if [[ ${_KEYVAULT_PWD-} != "$PWD" || -n ${_KEYVAULT_FOUND-} ]]; then
     _KEYVAULT_PWD=$PWD
     _keyvault_find
   fi
@@ -95,11 +109,20 @@ _ZSH: Final = r"""_keyvault_find() {
 }
 _keyvault_state() {
   emulate -L zsh
+  local head= config=
+  # zsh reports a missing file even under 2>/dev/null: test first
+  if [[ -f ${_KEYVAULT_VAULT-} ]]; then
+    read -r -u 0 -k 96 head 2>/dev/null <$_KEYVAULT_VAULT || :
+  fi
+  if [[ -f ${_KEYVAULT_CONFIG-} ]]; then
+    read -r -u 0 -k 4096 config 2>/dev/null <$_KEYVAULT_CONFIG || :
+  fi
   typeset -g _KEYVAULT_NOW="${_KEYVAULT_FOUND-}|${KEYVAULT_HOME-}|${KEYVAULT_HOOK_PROJECT-}|"
+  _KEYVAULT_NOW+="$head|$config|"
   if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
 }
 _keyvault_hook() {
-  if [[ ${_KEYVAULT_PWD-} != "$PWD" ]]; then
+  if [[ ${_KEYVAULT_PWD-} != "$PWD" || -n ${_KEYVAULT_FOUND-} ]]; then
     typeset -g _KEYVAULT_PWD=$PWD
     _keyvault_find
   fi
@@ -137,13 +160,21 @@ _FISH: Final = r"""function _keyvault_find
     end
 end
 function _keyvault_state
-    set -g _KEYVAULT_NOW "$_KEYVAULT_FOUND|$KEYVAULT_HOME|$KEYVAULT_HOOK_PROJECT|"
+    set -l head ''
+    set -l config ''
+    if test -n "$_KEYVAULT_VAULT" && test -f "$_KEYVAULT_VAULT"
+        read -z -n 96 head 2>/dev/null <"$_KEYVAULT_VAULT"; or true
+    end
+    if test -n "$_KEYVAULT_CONFIG" && test -f "$_KEYVAULT_CONFIG"
+        read -z -n 4096 config 2>/dev/null <"$_KEYVAULT_CONFIG"; or true
+    end
+    set -g _KEYVAULT_NOW "$_KEYVAULT_FOUND|$KEYVAULT_HOME|$KEYVAULT_HOOK_PROJECT|$head|$config|"
     if test -n "$_KEYVAULT_SOCKET" && test -S "$_KEYVAULT_SOCKET"
         set _KEYVAULT_NOW "$_KEYVAULT_NOW"1
     end
 end
 function _keyvault_hook --on-variable PWD --on-event fish_prompt
-    if test "$_KEYVAULT_PWD" != "$PWD"
+    if test "$_KEYVAULT_PWD" != "$PWD" || test -n "$_KEYVAULT_FOUND"
         set -g _KEYVAULT_PWD "$PWD"
         _keyvault_find
     end

@@ -15,21 +15,24 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
-from vault.export import OPENAI_VARIABLES, check_values
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values
 from vault.security.childenv import without_unlock
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~2 ms at import, on the exec path
     from typing import Final, NoReturn
 
-# Set in CMD's environment, so that a `keyvault exec` inside it can tell it is nested.
-EXEC_MARKER: Final = "KEYVAULT_EXEC"
 
 # What `--pristine` keeps: enough to find programs, read files in the home folder, print
 # text in the user's language and drive the terminal. SYSTEMROOT and COMSPEC are needed by
 # almost every Windows program (sockets fail without SYSTEMROOT), PATHEXT to find them.
 PRISTINE_KEEP: Final = ("PATH", "HOME", "LANG", "TERM")
 PRISTINE_KEEP_WINDOWS: Final = ("SYSTEMROOT", "COMSPEC", "PATHEXT")
+
+# The cd hook's bookkeeping (vault/export/hook.py): which project the shell exported, and the
+# user's own OPENAI_* values from before it, their own key among them. CMD gets neither: it
+# was asked for the project's key only, and the hook in a shell it starts stands aside.
+HOOK_VARIABLES: Final = ("KEYVAULT_HOOK_PROJECT", "KEYVAULT_HOOK_SAVED")
 
 Execvpe = Callable[[str, Sequence[str], Mapping[str, str]], object]
 
@@ -47,12 +50,13 @@ def child_environment(
     forms): CMD and everything it runs (a test suite's dependencies, say) get the project's
     key, not a credential for every key in the vault. Nor an inherited SDK variable
     (OPENAI_VARIABLES) that `values` does not set: a stale OPENAI_BASE_URL would send this
-    key to another project's relay.
+    key to another project's relay. Nor the cd hook's HOOK_VARIABLES.
     """
     refuse_nesting(environ)
     keep = PRISTINE_KEEP + (PRISTINE_KEEP_WINDOWS if windows else ())
     base = {k: environ[k] for k in keep if k in environ} if pristine else without_unlock(environ)
-    base = {k: v for k, v in base.items() if k.upper() not in OPENAI_VARIABLES}
+    dropped = (*OPENAI_VARIABLES, *HOOK_VARIABLES)
+    base = {k: v for k, v in base.items() if k.upper() not in dropped}
     return base | check_values(values) | {EXEC_MARKER: "1"}
 
 

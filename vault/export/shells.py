@@ -6,7 +6,8 @@ checked against reference tokenizers written from their documented rules.
 
 - bash, zsh: `export NAME=$'...';`, every byte outside [A-Za-z0-9_-.,:/=+@%] as \xHH
 - sh: `export NAME='...';`, POSIX single quotes with `'` as `'\''`
-- fish: `set -gx NAME '...';`, single quotes (only \\ and \' inside), CR and LF as bare \r \n
+- fish: `set -gx NAME '...';`, single quotes (only \\ and \' inside), CR and LF as bare \r \n;
+  removal erases the global only, never a universal (`_FISH_REMOVE`)
 - powershell: `$env:NAME = '...'`, all five single-quote characters doubled, CR and LF as
   "`r" and "`n" joined with +
 - cmd: `set "NAME=..."`, no quoting at all: %, !, ", controls and non-ASCII are refused
@@ -147,15 +148,24 @@ class Dialect(NamedTuple):
     keep: str
 
 
+# fish: `set -e NAME` without a scope erases a universal variable (`set -Ux`) for good, in
+# every fish of the user, and fish exports an exported universal even under a global that
+# shadows it. So only the global is erased, and an exported universal is shadowed by an
+# exported empty global (the one value fish lets this shell give its programs instead), with
+# a warning: the SDKs take "" as no value or fail, never as another project's setting. An
+# unexported universal reaches no program and is left alone.
+_FISH_REMOVE: Final = (
+    "set -e -g {name}; if set -q -U -x {name}; set -gx {name} ''; echo 'keyvault: warning:"
+    " fish exports your universal {name} to every program; it is empty in this shell"
+    " (set -e -U {name} removes it)' >&2; end;"
+)
 _POSIX: Final = Dialect(quote_posix, "export {name}={value};", "unset {name};", "{name}={value};")
 
 SHELLS: Final[Mapping[str, Dialect]] = {
     "bash": _POSIX,
     "zsh": _POSIX,
     "sh": Dialect(quote_sh, "export {name}={value};", "unset {name};", "{name}={value};"),
-    "fish": Dialect(
-        quote_fish, "set -gx {name} {value};", "set -e {name};", "set -g {name} {value};"
-    ),
+    "fish": Dialect(quote_fish, "set -gx {name} {value};", _FISH_REMOVE, "set -g {name} {value};"),
     "powershell": Dialect(
         quote_powershell,
         "$env:{name} = {value}",

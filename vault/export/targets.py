@@ -3,7 +3,9 @@
 `keyvault dotenv PATH` writes a file and registers it to its project (`VaultDoc.
 remember_export`); after every save that changes what a project exports (add, edit, rm,
 rotate, check --rotate, mint), `vault.store.keyvault.Keyvault.transact` calls `sync` for
-that project, inside the vault lock, so files are never written out of order.
+that project, inside the vault lock, so files are never written out of order. A save also
+brings along the files that `drifted` from their project without a vault change (a new
+`default_base_url` in config.toml).
 
 A registered path comes from the vault document, which a forged or damaged vault could
 fill with any path. So a file is rewritten only when it is plausibly one we wrote: a regular
@@ -63,6 +65,33 @@ def sync(
     return outcomes
 
 
+def drifted(
+    doc: VaultDoc, projects: Iterable[str | None], *, default_base_url: str | None = None
+) -> list[str | None]:
+    """The projects with a registered file that we may rewrite (see `_refusal`) but that
+    holds other OPENAI_* values than the project exports: config.toml's default_base_url
+    changed since the last sync, say, which no vault change records."""
+    from vault.export import OPENAI_VARIABLES  # noqa: PLC0415
+    from vault.export.dotenv import read_assignment  # noqa: PLC0415
+
+    found = []
+    for project in projects:
+        values = export_state(doc, project, default_base_url=default_base_url) or {}
+        keys = project_keys(doc, project)
+        for target in doc.export_targets(project):
+            path = Path(target.path)
+            if _refusal(path, values or None, keys) is not None:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if any(read_assignment(data, n) != values.get(n) for n in OPENAI_VARIABLES):
+                found.append(project)
+                break
+    return found
+
+
 def _sync_file(
     path: Path, project: str | None, values: dict[str, str] | None, keys: Collection[str]
 ) -> SyncOutcome:
@@ -74,8 +103,8 @@ def _sync_file(
         return SyncOutcome(str(path), project, ok, refusal)
     try:
         result = update_dotenv_file(path, values or {}, cleared_mark=values is None)
-    except (KeyvaultError, OSError) as exc:
-        return SyncOutcome(str(path), project, False, _reason(exc))
+    except (KeyvaultError, OSError) as exc:  # the outcome names the path: not twice
+        return SyncOutcome(str(path), project, False, _reason(exc).removeprefix(f"{path}: "))
     if values is None:
         return SyncOutcome(str(path), project, True, "cleared (the project has no active key)")
     return SyncOutcome(str(path), project, True, "updated" if result.changed else "unchanged")

@@ -84,8 +84,10 @@ def write_file_atomic(
     backup: Path | None = None,
     ops: FileOps = REAL_OPS,
     mode: int = 0o600,
+    shown: str | None = None,
 ) -> None:
     """Replace `target` with `data` atomically and durably, keeping the old file as `backup`.
+    Errors name the file as `shown` (default: its name, enough for the vault's own files).
 
     Order: temp written and synced → old file linked aside → temp renamed over target →
     folder synced → old file renamed to `backup`. Until the last step the old bytes stay
@@ -123,9 +125,10 @@ def write_file_atomic(
         for path in made:
             with contextlib.suppress(OSError):
                 path.unlink()
+        existed = os.path.lexists(target)
         raise StorageError(
-            f"{target.name}: could not save ({_reason(exc)})",
-            hint="the previous file is unchanged",
+            f"{shown or target.name}: could not save ({_reason(exc)})",
+            hint="the previous file is unchanged" if existed else "nothing was written",
         ) from None
 
 

@@ -24,6 +24,8 @@ from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model.document import Entry, VaultDoc
+from vault.model.secret import Secret
+from vault.model.shapes import hide_secrets
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
 from vault.store.sources import Found, NotAKey, Reading
@@ -39,6 +41,12 @@ class ImportOptions(NamedTuple):
     project: str | None = None
     fallback_project: str | None = None
     dry_run: bool = False
+
+    def validate(self) -> None:
+        """InvalidValue for a bad `--project`: a typo there fails the command (before the
+        sources are read: pass may ask for a gpg passphrase), not every row."""
+        if self.project:
+            typed.check_label(self.project, "project")
 
 
 class Imported(NamedTuple):
@@ -101,11 +109,12 @@ def import_keys(
     rand: Callable[[int], bytes] = os.urandom,
 ) -> ImportPlan:
     """Plan the import of everything `readings` found and, unless `dry_run`, save it."""
+    options.validate()
     found = [f for r in readings for f in r.found]
     empty = ImportPlan(
         options.dry_run,
-        not_keys=[n for r in readings for n in r.not_keys],
-        notes=[n for r in readings for n in r.notes],
+        not_keys=[n._replace(where=_shown(n.where)) for r in readings for n in r.not_keys],
+        notes=[_shown(n) for r in readings for n in r.notes],
     )
     if options.dry_run or not found:
         return _plan(kv, kv.read(), found, options, empty, rand=rand) if found else empty
@@ -137,17 +146,29 @@ def _plan(
     at = kv.now_iso()
     for item in found:
         name, notes = _name_for(item, doc)
+        where = _shown(item.where, item.secret)
         try:
             _refuse_other_provider(item)
             new = prepare_key(kv, name, item.secret, _fields_for(item, options), rand=rand)
             store_key(doc, new, at=at, phone_slots=kv.config.phone_slots)
         except DuplicateKey as exc:
-            plan.skipped.append(Skipped(item.where, name, _duplicate_reason(exc, item, plan)))
+            reason = _duplicate_reason(exc, item, plan)
+            plan.skipped.append(Skipped(where, _shown(name, item.secret), reason))
         except KeyvaultError as exc:
-            plan.skipped.append(Skipped(item.where, name, exc.message))
+            plan.skipped.append(Skipped(where, _shown(name, item.secret), exc.message))
         else:
-            plan.added.append(Imported(item.where, new.entry, (*notes, *new.warnings)))
+            shown_notes = (_shown(note, item.secret) for note in notes)
+            plan.added.append(Imported(where, new.entry, (*shown_notes, *new.warnings)))
     return plan
+
+
+def _shown(text: str, secret: Secret | None = None) -> str:
+    """`text` from a source with keys masked: `secret` (the row's own key, whatever its
+    shape) and anything key-shaped. A source can name a row by a key (an llm alias, a name
+    cell, a pass path), and the report prints `where` and `name` as they are, --json too."""
+    if secret is not None and len(secret.reveal()) >= 8:
+        text = text.replace(secret.reveal(), secret.masked)
+    return hide_secrets(text)
 
 
 def _fields_for(item: Found, options: ImportOptions) -> dict[str, Any]:

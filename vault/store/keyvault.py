@@ -292,15 +292,17 @@ class _ExportSnapshot:
         if not doc.exports:
             return []
         from vault.export import export_state  # noqa: PLC0415
-        from vault.export.targets import sync  # noqa: PLC0415
+        from vault.export.targets import drifted, sync  # noqa: PLC0415
 
-        projects = {t.project for t in doc.exports}
+        projects = sorted({t.project for t in doc.exports}, key=lambda p: p or "")
         changed = [
             p
-            for p in sorted(projects, key=lambda p: p or "")
+            for p in projects
             if export_state(doc, p, default_base_url=self.default_base_url) != self.state.get(p)
             or any(t.project == p and (t.path, p) not in self.targets for t in doc.exports)
         ]
+        others = [p for p in projects if p not in changed]
+        changed += drifted(doc, others, default_base_url=self.default_base_url)
         if not changed:
             return []
         return sync(doc, changed, self.keys, default_base_url=self.default_base_url)
