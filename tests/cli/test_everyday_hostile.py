@@ -1,0 +1,46 @@
+"""The everyday vault under hostile input: what a stranger types into `add`, `edit`,
+config.toml and the environment gets one line and a non-zero exit, and never leaves a vault
+that later commands cannot open."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import Cli, add, files, make_key, open_vault
+from vault.errors import UnreadableChange
+from vault.model.document import VaultDoc
+
+# bidi overrides and isolates: they reorder what a terminal shows ("evil\u202eexe.txt")
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+
+
+@pytest.mark.parametrize("char", BIDI)
+@pytest.mark.parametrize("option", ["--card", "--note"])
+def test_bidi_metadata_is_refused_and_the_vault_still_opens(
+    vault_cli: Cli, option: str, char: str
+) -> None:
+    vault_cli.add("main-1", None, "--project", "demo")
+    before = files(vault_cli.home)
+    added = vault_cli("add", "x1", "--project", "demo", option, f"Wild{char}Card", input=make_key())
+    edited = vault_cli("edit", "main-1", option, f"Wild{char}Card")
+    for result in (added, edited):
+        assert result.code == 2, result.err
+        assert result.err.count("\n") == 1 and "control characters" in result.err
+        assert char not in result.err
+    assert files(vault_cli.home) == before
+    vault_cli.ok("list")
+
+
+def test_a_save_never_writes_an_entry_the_reader_refuses(vault_cli: Cli) -> None:
+    """The last guard, for any path past the input checks: the change is refused, whole."""
+    kv = open_vault(vault_cli.home)
+    add(kv, "main-1", make_key(), project="demo")
+    before = files(vault_cli.home)
+
+    def smuggle(doc: VaultDoc) -> None:
+        doc.entries[0] = doc.entries[0].evolve(card="Wild\u202eCard")
+
+    with pytest.raises(UnreadableChange, match=r"entries\[0\]\.card is not a card label"):
+        kv.transact(smuggle)
+    assert files(vault_cli.home) == before
+    assert vault_cli.ok("list").out.startswith("NAME")
