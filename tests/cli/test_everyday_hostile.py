@@ -44,3 +44,27 @@ def test_a_save_never_writes_an_entry_the_reader_refuses(vault_cli: Cli) -> None
         kv.transact(smuggle)
     assert files(vault_cli.home) == before
     assert vault_cli.ok("list").out.startswith("NAME")
+
+
+def test_config_values_of_the_wrong_kind_are_refused(vault_cli: Cli) -> None:
+    vault_cli.add("main-1", None, "--project", "demo")
+    before = files(vault_cli.home)
+    for line in (
+        "phone_slots = true",  # a bool is an int to Python; to the user it is a mistake
+        "scrypt_log_n = true",
+        'default_project = ""',
+        'default_project = "de\\u001b[31mmo"',
+        'default_project = "demo\\u202e"',
+        'default_project = "two words"',
+    ):
+        (vault_cli.home / "config.toml").write_text(line + "\n", encoding="utf-8")
+        setting = line.split(" ", 1)[0]
+        for command in (("add", "x1"), ("env",)):
+            result = vault_cli(*command, input=make_key())
+            assert result.code == 1, (line, command, result.err)
+            expected = f"{vault_cli.home}/config.toml: bad value for {setting}"
+            assert result.err == f"keyvault: error: {expected}\n"
+        (vault_cli.home / "config.toml").unlink()
+        assert files(vault_cli.home) == before
+    (vault_cli.home / "config.toml").write_text('default_project = "demo"\nphone_slots = 3\n')
+    assert "OPENAI_API_KEY" in vault_cli.ok("env").out

@@ -93,17 +93,13 @@ class Config(NamedTuple):
 
     def validate(self, source: str) -> None:
         checks = (
-            (isinstance(self.phone_slots, int) and 1 <= self.phone_slots <= 100, "phone_slots"),
+            (_is_whole(self.phone_slots, 1, 100), "phone_slots"),
             (
-                self.default_project is None or isinstance(self.default_project, str),
+                self.default_project is None or _is_project_name(self.default_project),
                 "default_project",
             ),
             (self.proxy is None or is_proxy_url(self.proxy), "proxy"),
-            (
-                self.scrypt_log_n is None
-                or (isinstance(self.scrypt_log_n, int) and 10 <= self.scrypt_log_n <= 22),
-                "scrypt_log_n",
-            ),
+            (self.scrypt_log_n is None or _is_whole(self.scrypt_log_n, 10, 22), "scrypt_log_n"),
             (
                 isinstance(self.lock_timeout, int | float)
                 and not isinstance(self.lock_timeout, bool)
@@ -123,6 +119,25 @@ class Config(NamedTuple):
             if not ok:
                 hint = PROXY_HINT if name == "proxy" else None
                 raise ConfigError(f"{source}: bad value for {name}", hint=hint)
+
+
+def _is_whole(value: object, low: int, high: int) -> bool:
+    """An integer from `low` to `high`; not a bool (`phone_slots = true` is a mistake, not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_project_name(value: object) -> bool:
+    """A project name as `--project` takes it: `default_project = ""` or one holding a control
+    character would name a project no key can join."""
+    if not isinstance(value, str):
+        return False
+    from vault.errors import InvalidValue  # noqa: PLC0415
+    from vault.model.typed import check_label  # noqa: PLC0415 - only when it is set
+
+    try:
+        return check_label(value, "project") == value
+    except InvalidValue:
+        return False
 
 
 def is_network_timeout(value: object) -> bool:
