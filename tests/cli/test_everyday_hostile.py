@@ -4,6 +4,8 @@ that later commands cannot open."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import Cli, add, files, make_key, open_vault
@@ -68,3 +70,53 @@ def test_config_values_of_the_wrong_kind_are_refused(vault_cli: Cli) -> None:
         assert files(vault_cli.home) == before
     (vault_cli.home / "config.toml").write_text('default_project = "demo"\nphone_slots = 3\n')
     assert "OPENAI_API_KEY" in vault_cli.ok("env").out
+
+
+def test_a_misspelt_keyvault_variable_is_named_not_ignored_silently(vault_cli: Cli) -> None:
+    vault_cli.add("main-1", None, "--project", "demo")
+    for command in (("list",), ("env", "--project", "demo")):  # click, and the fast path
+        result = vault_cli(
+            *command,
+            env={"KEYVAULT_HOEM": "/elsewhere", "KEYVAULT_PROJECT": "demo", "KEYVAULT_\x1b[2J": ""},
+        )
+        assert result.code == 0, result.err
+        assert result.err.splitlines() == [
+            "keyvault: warning: KEYVAULT_?[2J is not a keyvault variable: ignored",
+            "keyvault: warning: KEYVAULT_HOEM is not a keyvault variable: ignored; did you mean"
+            " KEYVAULT_HOME?",
+            "keyvault: warning: KEYVAULT_PROJECT is not a keyvault variable: ignored; choose the"
+            " project with --project, a .keyvault.toml or default_project",
+        ]
+    assert vault_cli.ok("list", env={"KEYVAULT_DEBUG": "1"}).err == ""
+
+
+@pytest.mark.parametrize("where", [("--vault", ""), ("list", "--vault="), ("env", "--vault", "")])
+def test_an_empty_vault_path_is_refused_not_replaced(
+    vault_cli: Cli, where: tuple[str, ...]
+) -> None:
+    """`--vault "$DIR"` with DIR unset must not open the KEYVAULT_HOME (or default) vault."""
+    args = [*where, "list"] if where[0] == "--vault" else list(where)
+    result = vault_cli(*args)
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "keyvault: error: --vault needs a folder; it was given an empty path\n"
+
+
+def test_a_vault_home_that_is_a_file_is_named_once(cli: Cli, tmp_path: Path) -> None:
+    a_file = tmp_path / "vault.age"
+    a_file.write_bytes(b"not a folder")
+    for command in (("list",), ("init",), ("status",), ("env",)):
+        result = cli(*command, env={"KEYVAULT_HOME": str(a_file)})
+        assert result.code == 1, result.err
+        assert result.err.splitlines()[0] == (
+            f"keyvault: error: {a_file}: the vault home is a file, not a folder"
+        )
+    assert a_file.read_bytes() == b"not a folder"
+
+
+def test_a_missing_identity_beside_a_vault_does_not_send_you_to_init(vault_cli: Cli) -> None:
+    (vault_cli.home / "identity.age").unlink()
+    result = vault_cli("list")
+    assert result.code == 1
+    assert "keyvault init" not in result.err
+    assert "vault.age is here but identity.age is not" in result.err
+    assert vault_cli("init").code == 1  # what the old hint sent people to: it refuses

@@ -175,9 +175,13 @@ def _read_identity_file(paths: Paths) -> bytes:
     try:
         return read_file(paths.identity)
     except FileNotFoundError:
-        raise VaultNotFound(
-            f"no identity at {paths.identity}", hint="run `keyvault init` to create a vault"
-        ) from None
+        hint = "run `keyvault init` to create a vault"
+        if paths.vault.exists():  # `init` would refuse: this folder holds a vault
+            hint = (
+                "vault.age is here but identity.age is not: restore identity.age from your"
+                " copy, or open the vault with an exported identity (KEYVAULT_IDENTITY_FILE)"
+            )
+        raise VaultNotFound(f"no identity at {paths.identity}", hint=hint) from None
 
 
 def terminal_available() -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from vault.errors import ConfigError
+from vault.errors import ConfigError, UsageError
 from vault.model.tuples import NamedTuple
 
 TYPE_CHECKING = False
@@ -58,13 +58,29 @@ class Paths(NamedTuple):
 
 
 def resolve_home(option: str | None, environ: Mapping[str, str]) -> Path:
-    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder."""
+    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder.
+
+    `--vault ''` is refused: a `--vault "$DIR"` whose variable is unset must not quietly open
+    another vault. An empty `KEYVAULT_HOME` counts as unset, as an empty PASSWORD_STORE_DIR
+    does for pass. A leading `~` is your home folder; a relative path starts where the
+    command runs. A path that is a file, not a folder, is refused here, once, rather than as
+    "config.toml: not a directory" by whichever file is opened first.
+    """
+    if option is not None and not option.strip():
+        raise UsageError("--vault needs a folder; it was given an empty path")
     chosen = option or environ.get("KEYVAULT_HOME")
     if chosen:
-        return Path(chosen).expanduser().absolute()
-    from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
+        home = Path(chosen).expanduser().absolute()
+    else:
+        from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
 
-    return Path(user_data_dir("keyvault", appauthor=False))
+        home = Path(user_data_dir("keyvault", appauthor=False))
+    if home.exists() and not home.is_dir():
+        raise ConfigError(
+            f"{home}: the vault home is a file, not a folder",
+            hint="point --vault or KEYVAULT_HOME at the folder that holds vault.age",
+        )
+    return home
 
 
 class Config(NamedTuple):
