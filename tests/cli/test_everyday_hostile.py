@@ -4,6 +4,8 @@ that later commands cannot open."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +122,38 @@ def test_a_missing_identity_beside_a_vault_does_not_send_you_to_init(vault_cli: 
     assert "keyvault init" not in result.err
     assert "vault.age is here but identity.age is not" in result.err
     assert vault_cli("init").code == 1  # what the old hint sent people to: it refuses
+
+
+def test_identity_export_to_a_file_is_private_from_the_first_byte(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    vault_cli.add("main-1", None, "--project", "demo")
+    target = tmp_path / "key.txt"
+    result = vault_cli.ok("identity", "export", "--output", str(target))
+    assert result.out == f"wrote {target} (0600)\n" and "AGE-SECRET-KEY-1" not in result.out
+    assert target.stat().st_mode & 0o777 == 0o600
+    opened = vault_cli.ok(
+        "list", env={"KEYVAULT_PASSPHRASE": "", "KEYVAULT_IDENTITY_FILE": str(target)}
+    )
+    assert opened.out.splitlines()[1].startswith("main-1 ")
+    again = vault_cli("identity", "export", "-o", str(target))
+    assert again.code == 1 and "already exists; refusing to overwrite it" in again.err
+    assert target.read_text().startswith("AGE-SECRET-KEY-1")
+
+
+def test_identity_export_into_a_file_others_can_read_warns(vault_cli: Cli, tmp_path: Path) -> None:
+    """`keyvault identity export > key.txt` under umask 022: the shell made key.txt 0644."""
+    shared = tmp_path / "key.txt"
+    shared.touch(mode=0o644)
+    shared.chmod(0o644)
+    with shared.open("w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vault", "identity", "export"],
+            env=vault_cli.env, stdout=out, stderr=subprocess.PIPE, text=True, check=False,
+            start_new_session=True,
+        )  # fmt: skip
+    assert proc.returncode == 0
+    assert "group or others can read" in proc.stderr and "AGE-SECRET" not in proc.stderr
+    assert shared.read_text().startswith("AGE-SECRET-KEY-1")
+    piped = vault_cli.ok("identity", "export")  # a pipe: nothing to warn about
+    assert piped.err == ""

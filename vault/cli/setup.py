@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import TextIO
+
 import click
 
 from vault.cli.context import ask_new_passphrase, pass_context
-from vault.cli.report import safe
+from vault.cli.report import safe, warn
 from vault.errors import UsageError
 from vault.model.validate import check_name
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
+from vault.store.files import write_new_private
 
 
 @click.command("init")
@@ -108,13 +115,38 @@ def identity_public(app: Context) -> None:
 
 
 @identity_cmd.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write it to FILE, created 0600 (an existing FILE is refused).",
+)
 @pass_context
-def identity_export(app: Context) -> None:
+def identity_export(app: Context, output: Path | None) -> None:
     """Print your secret identity (AGE-SECRET-KEY-1…) for `age -d -i`; keep it safe.
 
     \b
     Example:
-      keyvault identity export > key.txt && age -d -i key.txt ~/.local/share/keyvault/vault.age
+      keyvault identity export -o key.txt && age -d -i key.txt ~/.local/share/keyvault/vault.age
     """
     identity = app.kv.unlocker.identity(app.paths)
+    if output is not None:
+        write_new_private(output, (identity.to_string() + "\n").encode())
+        click.echo(f"wrote {safe(output)} (0600)")
+        return
+    if _readable_by_others(sys.stdout):
+        warn(
+            "standard output is a file that group or others can read: your secret identity is"
+            " in it; chmod 600 it (next time: --output FILE)"
+        )
     click.echo(identity.to_string())
+
+
+def _readable_by_others(stream: TextIO) -> bool:
+    """Whether `stream` is a regular file group or others may read (`> key.txt` under the
+    usual umask 022 makes it 0644 before keyvault even starts)."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's)
+        return False
+    return stat.S_ISREG(info.st_mode) and bool(info.st_mode & 0o077)

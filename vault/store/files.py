@@ -168,6 +168,28 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else type(exc).__name__
 
 
+def write_new_private(path: Path, data: bytes, *, ops: FileOps = REAL_OPS) -> None:
+    """Create `path` (0600 from the first byte, never through a symlink) holding `data`; an
+    existing file is refused rather than overwritten or left with its old permissions."""
+    try:
+        fd = ops.open_new(path)
+    except FileExistsError:
+        raise StorageError(
+            f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
+        ) from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot create ({_reason(exc)})") from None
+    try:
+        ops.write(fd, data)
+        ops.fsync(fd)
+    except OSError as exc:
+        ops.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise StorageError(f"{path}: could not save ({_reason(exc)})") from None
+    ops.close(fd)
+
+
 def read_file(path: Path) -> bytes:
     """Read a vault file without following a symlink planted in its place."""
     try:
