@@ -202,7 +202,12 @@ def _run_click(args: list[str]) -> object:
 
     try:
         return cli.main(args=args, prog_name="keyvault", standalone_mode=False)
-    except click.exceptions.Abort:  # click already wrote the blank line after ^C
+    except click.exceptions.Abort as exc:
+        # click writes the blank line that closes the terminal's ^C echo only when it turns
+        # a KeyboardInterrupt into Abort itself; its prompts raise Abort with no cause and no
+        # newline, which left "remove k1? [y/N]: ^Ckeyvault: error: …" on one line
+        if exc.__cause__ is None:
+            sys.stderr.write("\n")
         print_error("interrupted")
         return EXIT_INTERRUPTED
     except click.exceptions.NoArgsIsHelpError as exc:
