@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault import age
-from vault.errors import DamagedIdentity, KeyvaultError, SessionError
+from vault.errors import DamagedIdentity, KeyvaultError, NotARecipient, SessionError
 from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
@@ -163,19 +163,31 @@ class Doctor:
             level = Level.OK if fresh else Level.WARN
             yield Check("backup", level, "no vault.age.bak yet (every change writes one)")
             return
-        except KeyvaultError as exc:
-            fix = "make any change (e.g. `keyvault edit NAME --note …`) to write a fresh backup"
-            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {self._why(exc)}", fix)
+        except NotARecipient:  # its message names vault.age: this is about the backup
+            why = "it is sealed to other recipients, not to this identity"
+            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {why}", _FRESH_BACKUP)
             return
+        except KeyvaultError as exc:
+            why = self._why(exc)
+            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {why}", _FRESH_BACKUP)
+            return
+        yield self._backup_check(backup)
+
+    def _backup_check(self, backup: VaultDoc) -> Check:
+        """An opened backup: of this vault (its team record's id), and not from its future."""
+        ours, theirs = (d.team.vault_id if d and d.team else None for d in (self.doc, backup))
+        if ours and theirs and ours != theirs:
+            # copying it over vault.age, the fix for a damaged vault, would install a stranger
+            message = f"vault.age.bak is a copy of another vault (id {theirs}; this one is {ours})"
+            return Check("backup", Level.FAIL, message, _FRESH_BACKUP)
         current = self.doc.generation if self.doc is not None else None
         if current is not None and backup.generation > current:
             message = (
                 f"vault.age.bak (generation {backup.generation}) is newer than vault.age"
                 f" ({current}): was vault.age restored from an old copy?"
             )
-            yield Check("backup", Level.WARN, message)
-        else:
-            yield Check("backup", Level.OK, f"vault.age.bak opens (generation {backup.generation})")
+            return Check("backup", Level.WARN, message)
+        return Check("backup", Level.OK, f"vault.age.bak opens (generation {backup.generation})")
 
     # --- session, git, .env files, unlock files -------------------------------------------
 
@@ -282,6 +294,7 @@ class Doctor:
 
 
 _IN_WORK_TREE = ("rev-parse", "--show-toplevel")  # fails outside a work tree and inside .git
+_FRESH_BACKUP = "make any change (e.g. `keyvault edit NAME --note …`) to write a fresh backup"
 _RESTORE_IDENTITY = (
     "restore identity.age from your own backup (vault.age.bak would not help); without it the"
     " vault opens only with an exported identity"
