@@ -261,3 +261,28 @@ def test_a_backup_sealed_to_others_says_so_not_vault_age(vault_cli: Cli, tmp_pat
         "fail",
         "vault.age.bak does not open: it is sealed to other recipients, not to this identity",
     ) in problems(checks)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[health]\ndisable_afer = 3\n", "config.toml: unknown setting health.disable_afer"),
+        (
+            '[rotation.projects.work]\nmax_age_days = "90"\n',
+            "config.toml: rotation.projects.work.max_age_days must be a number >= 1",
+        ),
+    ],
+)
+def test_a_typo_in_a_config_section_fails_doctor(vault_cli: Cli, text: str, message: str) -> None:
+    """`list` and `add` never read [health] or [rotation]: doctor is where such a typo shows
+    before the night's `check --rotate` stops on it."""
+    config = vault_cli.home / "config.toml"
+    config.write_text(text)
+    config.chmod(0o600)
+    assert vault_cli("list").code == 0
+    code, checks = doctor(vault_cli)
+    assert code == 1
+    assert ("config", "fail", message) in problems(checks)
+    config.write_text("[health]\ndisable_after = 3\n")
+    code, checks = doctor(vault_cli)
+    assert ("config", "ok") in [(c["area"], c["level"]) for c in checks]

@@ -57,6 +57,7 @@ class Doctor:
     phone_slots: int = 2
     doc: VaultDoc | None = None
     default_base_url: str | None = None  # config.toml's, as exports use it
+    config_problem: str | None = None  # the first mistake in config.toml's sections
 
     def run(self) -> list[Check]:
         if not self.paths.home.is_dir():
@@ -65,6 +66,7 @@ class Doctor:
         checks = [
             self.check_home,
             self.check_files,
+            self.check_config,
             self.check_work_factor,
             self.check_vault,
             self.check_trust,
@@ -97,6 +99,13 @@ class Doctor:
             if not stat.S_ISDIR(info.st_mode):
                 problems += _private(path, info, 0o600, "permissions", self.euid, quiet=True)
         return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
+
+    def check_config(self) -> Iterator[Check]:
+        if self.config_problem is not None:
+            fix = "correct config.toml (docs/config.md lists every setting)"
+            yield Check("config", Level.FAIL, self.config_problem, fix)
+        elif self.paths.config.exists():
+            yield Check("config", Level.OK, "config.toml: every setting known and valid")
 
     # --- identity, vault, backup ----------------------------------------------------------
 
