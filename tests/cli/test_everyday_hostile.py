@@ -157,3 +157,20 @@ def test_identity_export_into_a_file_others_can_read_warns(vault_cli: Cli, tmp_p
     assert shared.read_text().startswith("AGE-SECRET-KEY-1")
     piped = vault_cli.ok("identity", "export")  # a pipe: nothing to warn about
     assert piped.err == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("list", "extra\x1b]0;pwned\x07"),  # click quotes an extra argument raw
+        ("list", "\u202eextra"),
+        ("show", "a", "b\x1b[2J"),
+    ],
+)
+def test_no_error_message_carries_an_escape_to_the_terminal(
+    vault_cli: Cli, args: tuple[str, ...]
+) -> None:
+    result = vault_cli(*args)
+    assert result.code == 2
+    assert result.err.startswith("keyvault: error: got unexpected extra argument")
+    assert not any(c in result.err for c in ("\x1b", "\x07", "\u202e"))

@@ -36,8 +36,12 @@ def report(exc: KeyvaultError) -> None:
 
 
 def shown(text: object) -> str:
-    """The first line of `text`, with anything key-shaped masked."""
+    """The first line of `text`, with anything key-shaped masked and control and bidi
+    characters neutralised: messages quote what the user typed (click's "got unexpected
+    extra argument (…)" quotes it raw), and an escape sequence must not reach the terminal."""
     line = first_line(text)
+    if not (line.isascii() and line.isprintable()):
+        line = re.sub(_UNSAFE, "?", line)
     if "sk-" not in line and "T3BlbkFJ" not in line and "age-secret-key" not in line.lower():
         return line  # nothing shapes.py would mask: its import is not worth paying for
     from vault.model.shapes import hide_secrets  # noqa: PLC0415 - only when something may be
@@ -46,7 +50,7 @@ def shown(text: object) -> str:
 
 
 def warn(message: str) -> None:
-    _write(f"keyvault: warning: {message}\n")
+    _write(f"keyvault: warning: {shown(message)}\n")
 
 
 # compiled on first use (re caches it): compiling the class costs ~0.35 ms, and most runs
