@@ -174,3 +174,19 @@ def test_no_error_message_carries_an_escape_to_the_terminal(
     assert result.code == 2
     assert result.err.startswith("keyvault: error: got unexpected extra argument")
     assert not any(c in result.err for c in ("\x1b", "\x07", "\u202e"))
+
+
+def test_a_key_given_as_an_argument_is_masked_and_called_leaked(vault_cli: Cli) -> None:
+    """`keyvault add NAME sk-…`: refused, and the user is told the key is in their history."""
+    key = make_key()
+    before = files(vault_cli.home)
+    result = vault_cli("add", "main-1", key)
+    assert result.code == 2 and key not in result.err
+    assert result.err.splitlines() == [
+        f"keyvault: error: got unexpected extra argument ({key[:8]}…{key[-4:]})",
+        "keyvault: hint: a value typed on the command line is now in your shell history and"
+        " was visible to ps: delete that history line, and rotate the key if it is a real one",
+    ]
+    assert files(vault_cli.home) == before
+    plain = vault_cli("add", "main-1", "other")
+    assert plain.err.splitlines()[1] == "keyvault: hint: see `keyvault add --help`"

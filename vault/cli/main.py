@@ -215,9 +215,20 @@ def _run_click(args: list[str]) -> object:
         click.echo(exc.ctx.get_help())
         return 0
     except click.ClickException as exc:
-        usage = getattr(exc, "ctx", None)
-        hint = f"see `{usage.command_path} --help`" if usage is not None else None
-        print_error(house_style(first_line(exc.format_message())), hint)
+        message = house_style(first_line(exc.format_message()))
+        print_error(message, _usage_hint(exc, message))
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except click.exceptions.Exit as exc:
         return exc.exit_code
+
+
+def _usage_hint(exc: Exception, message: str) -> str | None:
+    """`see keyvault X --help`; or, when the rejected argument was a key (`keyvault add NAME
+    sk-…`), that it is now in the shell history: the message shows it masked."""
+    if "sk-" in message or "T3BlbkFJ" in message or "age-secret-key" in message.lower():
+        from vault.model.shapes import PASTED_HINT, hide_secrets  # noqa: PLC0415 - rare
+
+        if hide_secrets(message) != message:
+            return PASTED_HINT
+    usage = getattr(exc, "ctx", None)
+    return f"see `{usage.command_path} --help`" if usage is not None else None
