@@ -24,7 +24,7 @@ from vault.model.records import ExportKind
 from vault.security.checks import Check, Level
 from vault.security.team_checks import phone_checks, trust_checks
 from vault.store.config import Paths
-from vault.store.files import read_file
+from vault.store.files import read_file, read_regular_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -276,7 +276,7 @@ class Doctor:
         if self.doc is None or target is None:
             return []
         try:
-            held = read_assignment(path.read_bytes(), "OPENAI_API_KEY")
+            held = read_assignment(read_regular_file(path), "OPENAI_API_KEY")
         except OSError:
             return []
         values = export_state(self.doc, target.project, default_base_url=self.default_base_url)

@@ -200,8 +200,10 @@ def _is_base_url(value: object) -> bool:
 
 def load_config(path: Path) -> Config:
     """Read `config.toml`; a missing file means all defaults."""
+    from vault.store.files import read_regular_file  # noqa: PLC0415 - not needed without one
+
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
     except FileNotFoundError:
         return Config()
     except OSError as exc:
