@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Cli, add, files, make_key, open_vault
+from vault.cli.variables import USER_VARIABLES
 from vault.errors import UnreadableChange
 from vault.model.document import VaultDoc
 
@@ -190,3 +191,9 @@ def test_a_key_given_as_an_argument_is_masked_and_called_leaked(vault_cli: Cli) 
     assert files(vault_cli.home) == before
     plain = vault_cli("add", "main-1", "other")
     assert plain.err.splitlines()[1] == "keyvault: hint: see `keyvault add --help`"
+
+
+def test_every_variable_people_set_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    automation = readme.split("## Automation", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in USER_VARIABLES if f"`{name}`" not in automation] == []

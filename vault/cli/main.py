@@ -14,17 +14,10 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
-from vault.cli.report import (
-    first_line,
-    house_style,
-    print_error,
-    report,
-    safe,
-    silence_stdout,
-    warn,
-)
+from vault.cli.report import first_line, house_style, print_error, report, silence_stdout
+from vault.cli.variables import warn_unknown_variables
 from vault.errors import EXIT_USAGE, KeyvaultError
 
 TYPE_CHECKING = False
@@ -93,47 +86,6 @@ def main(argv: Sequence[str] | None = None, *, fast_path: bool = True) -> None:
             _leave_now(_guarded(fast))
         gc.enable()
     sys.exit(_guarded(lambda: _run_click(args)))
-
-
-# Every KEYVAULT_* variable keyvault reads (README.md#automation) or sets itself. Any other is
-# a typo that would otherwise change nothing without a word: KEYVAULT_HOEM=/srv/kv would open
-# the default vault. A warning, not an error: a user's own scripts may use the prefix, and a
-# stray variable never made aws-vault or pass refuse to run.
-USER_VARIABLES = (
-    "KEYVAULT_HOME", "KEYVAULT_PASSPHRASE", "KEYVAULT_PASSPHRASE_FILE", "KEYVAULT_IDENTITY",
-    "KEYVAULT_IDENTITY_FILE", "KEYVAULT_NEW_PASSPHRASE", "KEYVAULT_NEW_PASSPHRASE_FILE",
-    "KEYVAULT_TEAM_PIN",
-)  # fmt: skip
-KNOWN_VARIABLES = frozenset({
-    *USER_VARIABLES,
-    "KEYVAULT_HOOK_PROJECT", "KEYVAULT_HOOK_SAVED",  # the cd hook's (vault/export/hook.py)
-    "KEYVAULT_EXEC",  # marks a `keyvault exec` child (vault/export/process.py)
-    "KEYVAULT_DEBUG",  # accepted and ignored: no debug output could leak (docs/security.md)
-})  # fmt: skip
-# what people reach for that is not a variable here, and what does that job
-NOT_VARIABLES = {
-    "KEYVAULT_PROJECT": "choose the project with --project, a .keyvault.toml or default_project",
-    "KEYVAULT_VAULT": "the vault folder is KEYVAULT_HOME",
-    "KEYVAULT_DIR": "the vault folder is KEYVAULT_HOME",
-    "KEYVAULT_PROXY": "set proxy in config.toml, or --proxy",
-}
-
-
-def warn_unknown_variables(environ: Mapping[str, str]) -> None:
-    """`keyvault: warning: KEYVAULT_HOEM is not a keyvault variable …` for each unknown one."""
-    unknown = sorted(
-        name for name in environ if name.startswith("KEYVAULT_") and name not in KNOWN_VARIABLES
-    )
-    if not unknown:
-        return
-    from difflib import get_close_matches  # noqa: PLC0415 - only for a misspelt variable
-
-    for name in unknown:
-        close = get_close_matches(name, USER_VARIABLES, n=1, cutoff=0.8)
-        advice = NOT_VARIABLES.get(name) or (f"did you mean {close[0]}?" if close else "")
-        warn(
-            f"{safe(name)} is not a keyvault variable: ignored" + (f"; {advice}" if advice else "")
-        )
 
 
 def run(argv: Sequence[str], *, fast_path: bool = True) -> int:

@@ -39,9 +39,7 @@ def shown(text: object) -> str:
     """The first line of `text`, with anything key-shaped masked and control and bidi
     characters neutralised: messages quote what the user typed (click's "got unexpected
     extra argument (…)" quotes it raw), and an escape sequence must not reach the terminal."""
-    line = first_line(text)
-    if not (line.isascii() and line.isprintable()):
-        line = re.sub(_UNSAFE, "?", line)
+    line = neutralised(first_line(text))
     if "sk-" not in line and "T3BlbkFJ" not in line and "age-secret-key" not in line.lower():
         return line  # nothing shapes.py would mask: its import is not worth paying for
     from vault.model.shapes import hide_secrets  # noqa: PLC0415 - only when something may be
@@ -50,7 +48,15 @@ def shown(text: object) -> str:
 
 
 def warn(message: str) -> None:
-    _write(f"keyvault: warning: {shown(message)}\n")
+    # not masked: a warning may name the key marker on purpose (MARKER_WARNING)
+    _write(f"keyvault: warning: {neutralised(message)}\n")
+
+
+def neutralised(text: str) -> str:
+    """`text` with control and bidi characters (newline and tab aside) shown as `?`."""
+    if text.isascii() and text.isprintable():
+        return text
+    return re.sub(_UNSAFE, "?", text)
 
 
 # compiled on first use (re caches it): compiling the class costs ~0.35 ms, and most runs
