@@ -197,3 +197,28 @@ def test_every_variable_people_set_is_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     automation = readme.split("## Automation", 1)[1].split("\n## ", 1)[0]
     assert [name for name in USER_VARIABLES if f"`{name}`" not in automation] == []
+
+
+def test_a_wrong_passphrase_from_the_environment_says_where_it_came_from(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    right = tmp_path / "passphrase"
+    right.write_text(vault_cli.env["KEYVAULT_PASSPHRASE"] + "\n")
+    right.chmod(0o600)
+    both = vault_cli(
+        "list", env={"KEYVAULT_PASSPHRASE": "stale", "KEYVAULT_PASSPHRASE_FILE": str(right)}
+    )
+    assert both.code == 3
+    assert both.err.splitlines()[1] == (
+        "keyvault: hint: the passphrase in KEYVAULT_PASSPHRASE did not open identity.age"
+        " (KEYVAULT_PASSPHRASE_FILE is not read when it is set)"
+    )
+    wrong = tmp_path / "wrong"
+    wrong.write_text("stale\n")
+    wrong.chmod(0o600)
+    from_file = vault_cli(
+        "list", env={"KEYVAULT_PASSPHRASE": "", "KEYVAULT_PASSPHRASE_FILE": str(wrong)}
+    )
+    assert from_file.code == 3
+    assert f"hint: the passphrase in {wrong} did not open identity.age" in from_file.err
+    assert "stale" not in both.err + from_file.err
