@@ -142,22 +142,49 @@ def test_identity_export_to_a_file_is_private_from_the_first_byte(
     assert target.read_text().startswith("AGE-SECRET-KEY-1")
 
 
-def test_identity_export_into_a_file_others_can_read_warns(vault_cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (("identity", "export"), "your secret identity"),
+        (("show", "main-1", "--reveal"), "the key"),
+        (("recipients", "new-ci", "ci-job"), "the CI identity"),
+    ],
+)
+def test_a_secret_printed_into_a_file_others_can_read_warns(
+    vault_cli: Cli, tmp_path: Path, args: tuple[str, ...], what: str
+) -> None:
     """`keyvault identity export > key.txt` under umask 022: the shell made key.txt 0644."""
-    shared = tmp_path / "key.txt"
-    shared.touch(mode=0o644)
+    vault_cli.add("main-1", None, "--project", "demo")
+    shared = tmp_path / "out.txt"
+    shared.touch()
     shared.chmod(0o644)
     with shared.open("w") as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "vault", "identity", "export"],
+            [sys.executable, "-m", "vault", *args],
             env=vault_cli.env, stdout=out, stderr=subprocess.PIPE, text=True, check=False,
             start_new_session=True,
         )  # fmt: skip
-    assert proc.returncode == 0
-    assert "group or others can read" in proc.stderr and "AGE-SECRET" not in proc.stderr
-    assert shared.read_text().startswith("AGE-SECRET-KEY-1")
-    piped = vault_cli.ok("identity", "export")  # a pipe: nothing to warn about
-    assert piped.err == ""
+    assert proc.returncode == 0, proc.stderr
+    warning = f"standard output is a file that group or others can read, and {what} is in it"
+    assert warning in proc.stderr and "AGE-SECRET" not in proc.stderr
+    assert "AGE-SECRET-KEY-1" in shared.read_text() or "sk-" in shared.read_text()
+    private = tmp_path / "private.txt"
+    private.touch()
+    private.chmod(0o600)
+    with private.open("w") as out:
+        quiet = subprocess.run(
+            [sys.executable, "-m", "vault", "show", "main-1", "--reveal"],
+            env=vault_cli.env, stdout=out, stderr=subprocess.PIPE, text=True, check=False,
+            start_new_session=True,
+        )  # fmt: skip
+    assert quiet.returncode == 0 and "group or others" not in quiet.stderr
+    assert vault_cli.ok("identity", "export").err == ""  # a pipe: nothing to warn about
+
+
+def test_an_unknown_recipient_points_at_the_recipient_list(vault_cli: Cli) -> None:
+    result = vault_cli("recipients", "rm", "nobody")
+    assert result.code == 1
+    assert result.err.splitlines()[1] == "keyvault: hint: see `keyvault recipients list`"
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from vault.cli.context import (
     read_secret_input,
 )
 from vault.cli.options import entry_names, json_option, project_option, utc_option
-from vault.cli.report import safe, warn
+from vault.cli.report import safe, warn, warn_if_output_is_shared
 from vault.errors import Cancelled, UsageError
 from vault.model import codec
 from vault.model.document import Status
@@ -113,6 +113,8 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
     """
     entry = app.kv.read().find(name)
     data = codec.entry_json(entry, reveal=reveal)
+    if reveal:
+        warn_if_output_is_shared("the key")
     if as_json:
         print_json(data)
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,20 @@ def shown(text: object) -> str:
 def warn(message: str) -> None:
     # not masked: a warning may name the key marker on purpose (MARKER_WARNING)
     _write(f"keyvault: warning: {neutralised(message)}\n")
+
+
+def warn_if_output_is_shared(what: str, advice: str = "") -> None:
+    """Before printing a secret on purpose: `> file` under the usual umask 022 made the file
+    0644 before keyvault started (our umask 077 cannot reach it), so say so."""
+    try:
+        info = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's)
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        warn(
+            f"standard output is a file that group or others can read, and {what} is in it:"
+            f" chmod 600 it{f'; {advice}' if advice else ''}"
+        )
 
 
 def neutralised(text: str) -> str:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import stat
-import sys
 from pathlib import Path
-from typing import TextIO
 
 import click
 
 from vault.cli.context import ask_new_passphrase, pass_context
-from vault.cli.report import safe, warn
+from vault.cli.report import safe, warn_if_output_is_shared
 from vault.errors import UsageError
 from vault.model.validate import check_name
 from vault.session.identity import check_new_passphrase
@@ -134,19 +130,5 @@ def identity_export(app: Context, output: Path | None) -> None:
         write_new_private(output, (identity.to_string() + "\n").encode())
         click.echo(f"wrote {safe(output)} (0600)")
         return
-    if _readable_by_others(sys.stdout):
-        warn(
-            "standard output is a file that group or others can read: your secret identity is"
-            " in it; chmod 600 it (next time: --output FILE)"
-        )
+    warn_if_output_is_shared("your secret identity", "next time, use --output FILE")
     click.echo(identity.to_string())
-
-
-def _readable_by_others(stream: TextIO) -> bool:
-    """Whether `stream` is a regular file group or others may read (`> key.txt` under the
-    usual umask 022 makes it 0644 before keyvault even starts)."""
-    try:
-        info = os.fstat(stream.fileno())
-    except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's)
-        return False
-    return stat.S_ISREG(info.st_mode) and bool(info.st_mode & 0o077)

@@ -350,7 +350,8 @@ class VaultDoc:
         match = next((r for r in self.recipients if r.name == name), None)
         if match is None:
             known = [r.name for r in self.recipients]
-            raise EntryNotFound(f"no recipient named {name!r}", hint=did_you_mean(name, known))
+            hint = did_you_mean(name, known, listing="keyvault recipients list")
+            raise EntryNotFound(f"no recipient named {name!r}", hint=hint)
         if match.recipient == keep:
             raise PolicyViolation(
                 f"{name!r} is the identity you unlocked with; removing it would lock you out"
@@ -491,11 +492,12 @@ def refuse_admin(entry: Entry) -> None:
         )
 
 
-def did_you_mean(name: str, known: list[str]) -> str | None:
-    """A hint naming the known names closest to a mistyped one (None when nothing is known)."""
+def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") -> str | None:
+    """A hint naming the known names closest to a mistyped one, else the command that lists
+    them (None when nothing is known)."""
     import difflib  # noqa: PLC0415 - only on the error path
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "see `keyvault list`" if known else None
+    return f"see `{listing}`" if known else None
