@@ -249,3 +249,16 @@ def test_a_wrong_passphrase_from_the_environment_says_where_it_came_from(
     assert from_file.code == 3
     assert f"hint: the passphrase in {wrong} did not open identity.age" in from_file.err
     assert "stale" not in both.err + from_file.err
+
+
+def test_a_name_typed_decomposed_finds_the_stored_one(vault_cli: Cli) -> None:
+    """`add` stores names NFC; macOS and some input methods type `é` as e + U+0301."""
+    decomposed, project, tag = "cafe\u0301", "proje\u0301", "te\u0301"
+    key = vault_cli.add(decomposed, None, "--project", project, "--tag", tag)
+    assert vault_cli.ok("show", decomposed).out.splitlines()[1] == "name        caf\u00e9"
+    vault_cli.ok("edit", decomposed, "--note", "found")
+    assert "proj\u00e9" in vault_cli.ok("list", "--project", project, "--tag", tag).out
+    assert "edit" in vault_cli.ok("log", decomposed).out
+    assert vault_cli.ok("get", "--project", project).out.strip() == key
+    assert vault_cli.ok("get", decomposed).out.strip() == key
+    vault_cli.ok("rm", decomposed, "--yes")

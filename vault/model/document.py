@@ -107,6 +107,7 @@ class VaultDoc:
     # --- lookup ---------------------------------------------------------------------------
 
     def find(self, name: str) -> Entry:
+        name = stored_form(name)
         for entry in self.entries:
             if entry.name == name:
                 return entry
@@ -123,6 +124,7 @@ class VaultDoc:
 
     def active(self, project: str | None) -> Entry:
         """The project's active key, never an admin key; NoActiveKey says what to do."""
+        project = stored_form(project) if project is not None else None
         for entry in self.entries:
             active = entry.status is Status.ACTIVE and entry.kind is not Kind.ADMIN
             if active and entry.project == project:
@@ -150,6 +152,7 @@ class VaultDoc:
 
     def require_project(self, project: str | None) -> None:
         """EntryNotFound (with "did you mean") for a project no key belongs to."""
+        project = stored_form(project) if project is not None else None
         if project is None or any(e.project == project for e in self.entries):
             return
         known = [p for p in self.projects() if p]
@@ -490,6 +493,16 @@ def refuse_admin(entry: Entry) -> None:
             f"{entry.name!r} is an admin key: it cannot call the model API and is never a"
             " project's active key"
         )
+
+
+def stored_form(text: str) -> str:
+    """A name as the vault stores it: NFC (vault/model/typed.py normalises what `add` stores),
+    so `show café` typed decomposed, as macOS and some input methods give it, finds `café`."""
+    if text.isascii():  # most names: no normalisation, no unicodedata import on the fast path
+        return text
+    import unicodedata  # noqa: PLC0415
+
+    return unicodedata.normalize("NFC", text)
 
 
 def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") -> str | None:
