@@ -273,3 +273,19 @@ def test_a_config_symlink_to_a_device_is_refused(keyed: Cli) -> None:
     real.write_text("phone_slots = 3\n")
     (keyed.home / "config.toml").symlink_to(real)
     assert keyed.ok("list").out.startswith("NAME")
+
+
+def test_init_refuses_a_home_others_can_write(cli: Cli) -> None:
+    """Anyone could swap identity.age there for one whose passphrase they chose."""
+    cli.home.mkdir()
+    cli.home.chmod(0o777)
+    result = cli("init", "--work-factor", str(CHEAP_LOG_N))
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"keyvault: error: {cli.home}: others can write to this folder (mode 0777); refusing to"
+        " create a vault in it",
+        f"keyvault: hint: chmod 700 {cli.home}",
+    ]
+    assert list(cli.home.iterdir()) == []
+    cli.home.chmod(0o755)  # readable is not writable: files are 0600 anyway
+    cli.ok("init", "--work-factor", str(CHEAP_LOG_N))

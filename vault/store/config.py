@@ -8,6 +8,7 @@ folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyva
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -226,4 +227,19 @@ def ensure_private_dir(path: Path) -> None:
     if path.is_symlink():
         raise ConfigError(
             f"{path}: vault home is a symlink", hint="point --vault at the real folder"
+        )
+
+
+def refuse_shared_home(path: Path) -> None:
+    """A vault home others may write to is refused before a vault is made in it: anyone
+    could swap identity.age for one whose passphrase they chose, or delete the vault.
+    (`doctor` fails such a home too; `init` made its files there without a word.)"""
+    if sys.platform == "win32":  # no POSIX modes: folder ACLs decide
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o022:
+        raise ConfigError(
+            f"{path}: others can write to this folder (mode {mode:04o}); refusing to create a"
+            " vault in it",
+            hint=f"chmod 700 {path}",
         )
