@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import CHEAP_LOG_N, Cli
+from tests.helpers import CHEAP_LOG_N, Cli, make_cli, open_vault
+from vault.model.document import VaultDoc
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes and owners")
 
@@ -226,3 +227,62 @@ def test_no_vault_home(cli: Cli) -> None:
     assert result.code == 1
     assert f"FAIL  vault        no vault home at {cli.home}\n" in result.out
     assert "run `keyvault init`" in result.out
+
+
+def test_a_backup_of_another_vault_is_not_called_a_backup(vault_cli: Cli) -> None:
+    """Another vault sealed to the same identity opens, but copying it over vault.age (the fix
+    doctor gives for a damaged vault) would install a stranger: doctor must say so."""
+    vault_cli.add("k", None)
+    kv = open_vault(vault_cli.home)
+    mine = kv.read()
+    stranger = VaultDoc(generation=1, recipients=mine.recipients)  # a second vault of ours
+    stranger.ensure_team(at="2026-03-01T12:00:00Z", rand=os.urandom)
+    (vault_cli.home / "vault.age.bak").write_bytes(kv.seal(stranger))
+    code, checks = doctor(vault_cli)
+    assert code == 1
+    assert mine.team is not None and stranger.team is not None
+    assert (
+        "backup",
+        "fail",
+        f"vault.age.bak is a copy of another vault (id {stranger.team.vault_id}; this one is"
+        f" {mine.team.vault_id})",
+    ) in problems(checks)
+
+
+def test_a_backup_sealed_to_others_says_so_not_vault_age(vault_cli: Cli, tmp_path: Path) -> None:
+    vault_cli.add("k", None)
+    other = make_cli(tmp_path / "other", vault_cli.home.parent)
+    other.ok("init", "--work-factor", str(CHEAP_LOG_N))
+    (vault_cli.home / "vault.age.bak").write_bytes((other.home / "vault.age").read_bytes())
+    code, checks = doctor(vault_cli)
+    assert code == 1
+    assert (
+        "backup",
+        "fail",
+        "vault.age.bak does not open: it is sealed to other recipients, not to this identity",
+    ) in problems(checks)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[health]\ndisable_afer = 3\n", "config.toml: unknown setting health.disable_afer"),
+        (
+            '[rotation.projects.work]\nmax_age_days = "90"\n',
+            "config.toml: rotation.projects.work.max_age_days must be a number >= 1",
+        ),
+    ],
+)
+def test_a_typo_in_a_config_section_fails_doctor(vault_cli: Cli, text: str, message: str) -> None:
+    """`list` and `add` never read [health] or [rotation]: doctor is where such a typo shows
+    before the night's `check --rotate` stops on it."""
+    config = vault_cli.home / "config.toml"
+    config.write_text(text)
+    config.chmod(0o600)
+    assert vault_cli("list").code == 0
+    code, checks = doctor(vault_cli)
+    assert code == 1
+    assert ("config", "fail", message) in problems(checks)
+    config.write_text("[health]\ndisable_after = 3\n")
+    code, checks = doctor(vault_cli)
+    assert ("config", "ok") in [(c["area"], c["level"]) for c in checks]

@@ -2,6 +2,8 @@
 
 - vault.lock, vault.age, temp files, .env targets and CI report files are never followed
   through a planted symlink: the file it points to is never read, written or created;
+- a FIFO planted as vault.age, identity.age, vault.age.bak or config.toml is refused, not
+  waited on (opening one blocks until a writer comes);
 - under umask 000 everything keyvault creates is still 0600 (files) and 0700 (folders);
 - on a full tmpfs (root only; skipped where mount is not permitted) a save fails with exit 1
   and leaves vault.age, vault.age.bak and a .env file byte-identical, with no temp file left.
@@ -254,3 +256,56 @@ def test_a_full_disk_leaves_the_old_vault(cli: Cli, small_tmpfs: Path, snapshot:
     assert leftovers == []
     (small_tmpfs / "filler").unlink()
     assert "k1" in cli.ok("list", env=env).out
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "message"),
+    [
+        ("vault.age", ("list",), "keyvault: error: vault.age: is not a regular file"),
+        ("identity.age", ("list",), "keyvault: error: identity.age: is not a regular file"),
+        ("config.toml", ("list",), "config.toml: cannot read (not a regular file)"),
+        ("vault.age.bak", ("doctor",), "vault.age.bak does not open: vault.age.bak: is not a"),
+    ],
+)
+def test_a_planted_fifo_is_refused_not_waited_on(
+    keyed: Cli, name: str, command: tuple[str, ...], message: str
+) -> None:
+    """Opening a FIFO waits for a writer: every command (and the cd hook's `env`) hung."""
+    planted = keyed.home / name
+    planted.unlink(missing_ok=True)
+    os.mkfifo(planted, 0o600)
+    result = keyed(*command, timeout=20)
+    assert result.code == 1
+    assert message in result.err + result.out
+
+
+def test_a_config_symlink_to_a_device_is_refused(keyed: Cli) -> None:
+    """A symlinked config.toml is fine (dotfiles); to /dev/zero it was read until memory ran
+    out."""
+    (keyed.home / "config.toml").symlink_to("/dev/zero")
+    result = keyed("list", timeout=20)
+    assert result.code == 1
+    assert result.err == (
+        f"keyvault: error: {keyed.home}/config.toml: cannot read (not a regular file)\n"
+    )
+    (keyed.home / "config.toml").unlink()
+    real = keyed.home.parent / "dotfiles-config.toml"
+    real.write_text("phone_slots = 3\n")
+    (keyed.home / "config.toml").symlink_to(real)
+    assert keyed.ok("list").out.startswith("NAME")
+
+
+def test_init_refuses_a_home_others_can_write(cli: Cli) -> None:
+    """Anyone could swap identity.age there for one whose passphrase they chose."""
+    cli.home.mkdir()
+    cli.home.chmod(0o777)
+    result = cli("init", "--work-factor", str(CHEAP_LOG_N))
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"keyvault: error: {cli.home}: others can write to this folder (mode 0777); refusing to"
+        " create a vault in it",
+        f"keyvault: hint: chmod 700 {cli.home}",
+    ]
+    assert list(cli.home.iterdir()) == []
+    cli.home.chmod(0o755)  # readable is not writable: files are 0600 anyway
+    cli.ok("init", "--work-factor", str(CHEAP_LOG_N))

@@ -195,6 +195,11 @@ class DamagedVault(DamagedFile):
     """raised when the decrypted document is not a valid keyvault document"""
 
 
+class UnreadableChange(KeyvaultError):
+    """raised before a save that would write a vault.age keyvault itself refuses to read (a
+    value that slipped past the input checks); nothing is saved"""
+
+
 class NotTrusted(DamagedFile):
     """base of the authenticity refusals (vault/store/trust.py): the file decrypts and parses,
     but this machine has reason not to believe it; exit 4"""

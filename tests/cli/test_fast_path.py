@@ -403,6 +403,9 @@ ALLOWED_VAULT = {
     "vault.cli.fast",
     "vault.cli.main",
     "vault.cli.report",
+    # every run names a misspelt KEYVAULT_* variable (KEYVAULT_HOEM would open the default
+    # vault); a table and one loop over os.environ, difflib only when one is found
+    "vault.cli.variables",
     "vault.errors",
     "vault.export",
     "vault.export.hook",

@@ -137,3 +137,25 @@ def test_a_session_unlocked_on_a_terminal_needs_no_further_prompt(vault_cli: Cli
         assert time.monotonic() - started < 20
     finally:
         vault_cli("lock")
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "last_lines"),
+    [
+        # Ctrl-D gives no answer: the default (no), not an interruption
+        ("\x04", 1, ["remove keep? [y/N]: ", "keyvault: error: cancelled: 'keep' was not removed"]),
+        # Ctrl-C: the error starts its own line, not after the terminal's ^C echo
+        ("\x03", 130, ["remove keep? [y/N]: ^C", "keyvault: error: interrupted"]),
+    ],
+)
+def test_ctrl_d_and_ctrl_c_at_the_rm_question(
+    vault_cli: Cli, answer: str, code: int, last_lines: list[str]
+) -> None:
+    vault_cli.add("keep", None, "--project", "work")
+    term = in_terminal(["rm", "keep"], vault_cli.env)
+    term.expect("remove keep? [y/N]: ")
+    time.sleep(0.2)  # the terminal in raw-enough mode: ^C must reach the prompt, not the spawn
+    term.send(answer)
+    assert term.wait() == code
+    assert term.text.replace("\r\n", "\n").splitlines()[-2:] == last_lines
+    assert [e["name"] for e in json.loads(vault_cli.ok("list", "--json").out)] == ["keep"]

@@ -139,7 +139,8 @@ def dispatch(argv: Sequence[str], environ: Mapping[str, str]) -> Callable[[], No
     def run() -> None:
         from vault.cli.everyday import command_context  # noqa: PLC0415
 
-        app = command_context(_text(options, "vault") or vault_home, _text(options, "project"))
+        given = _text(options, "vault")
+        app = command_context(given if given is not None else vault_home, _text(options, "project"))
         command.run(app, options, arguments)
 
     return run

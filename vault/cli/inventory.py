@@ -15,7 +15,7 @@ from vault.cli.context import (
     read_secret_input,
 )
 from vault.cli.options import entry_names, json_option, project_option, utc_option
-from vault.cli.report import safe, warn
+from vault.cli.report import safe, warn, warn_if_output_is_shared
 from vault.errors import Cancelled, UsageError
 from vault.model import codec
 from vault.model.document import Status
@@ -113,6 +113,8 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
     """
     entry = app.kv.read().find(name)
     data = codec.entry_json(entry, reveal=reveal)
+    if reveal:
+        warn_if_output_is_shared("the key")
     if as_json:
         print_json(data)
         return
@@ -204,6 +206,17 @@ def edit_cmd(
     print_synced(app.kv.synced)
 
 
+def _confirmed(question: str) -> bool:
+    """A [y/N] answer; Ctrl-D (no answer at all) is the default, no, not an interruption."""
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort as exc:
+        if not isinstance(exc.__context__, EOFError):
+            raise
+        click.echo(err=True)
+        return False
+
+
 @click.command("rm")
 @click.argument("name", shell_complete=entry_names)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -221,7 +234,7 @@ def rm_cmd(app: Context, name: str, yes: bool) -> None:
     if not yes:
         if not terminal_available():
             raise UsageError(f"removing {name!r} needs confirmation", hint="add --yes")
-        if not click.confirm(f"remove {name}?", err=True):
+        if not _confirmed(f"remove {name}?"):
             raise Cancelled(f"cancelled: {name!r} was not removed")
     entry = inventory.remove_key(app.kv, name)
     click.echo(f"removed {safe(entry.name)}")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from vault.cli.report import first_line, house_style, print_error, report, silence_stdout
+from vault.cli.variables import warn_unknown_variables
 from vault.errors import EXIT_USAGE, KeyvaultError
 
 TYPE_CHECKING = False
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None, *, fast_path: bool = True) -> None:
     user sets can change which path runs).
     """
     harden_process()
+    warn_unknown_variables(os.environ)
     args = list(sys.argv[1:] if argv is None else argv)
     if fast_path:
         # A fast command lives ~15 ms and makes next to no cyclic garbage: the collector's
@@ -152,7 +154,12 @@ def _run_click(args: list[str]) -> object:
 
     try:
         return cli.main(args=args, prog_name="keyvault", standalone_mode=False)
-    except click.exceptions.Abort:  # click already wrote the blank line after ^C
+    except click.exceptions.Abort as exc:
+        # click writes the blank line that closes the terminal's ^C echo only when it turns
+        # a KeyboardInterrupt into Abort itself; its prompts raise Abort with no cause and no
+        # newline, which left "remove k1? [y/N]: ^Ckeyvault: error: …" on one line
+        if exc.__cause__ is None:
+            sys.stderr.write("\n")
         print_error("interrupted")
         return EXIT_INTERRUPTED
     except click.exceptions.NoArgsIsHelpError as exc:
@@ -160,9 +167,20 @@ def _run_click(args: list[str]) -> object:
         click.echo(exc.ctx.get_help())
         return 0
     except click.ClickException as exc:
-        usage = getattr(exc, "ctx", None)
-        hint = f"see `{usage.command_path} --help`" if usage is not None else None
-        print_error(house_style(first_line(exc.format_message())), hint)
+        message = house_style(first_line(exc.format_message()))
+        print_error(message, _usage_hint(exc, message))
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except click.exceptions.Exit as exc:
         return exc.exit_code
+
+
+def _usage_hint(exc: Exception, message: str) -> str | None:
+    """`see keyvault X --help`; or, when the rejected argument was a key (`keyvault add NAME
+    sk-…`), that it is now in the shell history: the message shows it masked."""
+    if "sk-" in message or "T3BlbkFJ" in message or "age-secret-key" in message.lower():
+        from vault.model.shapes import PASTED_HINT, hide_secrets  # noqa: PLC0415 - rare
+
+        if hide_secrets(message) != message:
+            return PASTED_HINT
+    usage = getattr(exc, "ctx", None)
+    return f"see `{usage.command_path} --help`" if usage is not None else None

@@ -128,7 +128,7 @@ VAULT_OPTION = click.Option(
 def vault_option(ctx: click.Context) -> str | None:
     """`--vault` as given, after the subcommand or before it (the global option)."""
     given: str | None = ctx.meta.get(OPTIONS_META, {}).get("vault")
-    return given or ctx.find_root().params.get("vault_home")
+    return given if given is not None else ctx.find_root().params.get("vault_home")
 
 
 # --- completion of names --------------------------------------------------------------------

@@ -6,7 +6,7 @@ import click
 
 from vault.cli.context import pass_context, print_json, print_table
 from vault.cli.options import json_option
-from vault.cli.report import safe
+from vault.cli.report import safe, warn_if_output_is_shared
 from vault.store import recipients as lib
 from vault.store.context import Context
 
@@ -101,4 +101,5 @@ def recipients_new_ci(app: Context, name: str) -> None:
     recipient, identity = lib.new_ci_identity(app.kv, name)
     click.echo(f"added recipient {recipient.name} ({recipient.recipient})", err=True)
     click.echo("store this as the CI secret KEYVAULT_IDENTITY; it is not shown again:", err=True)
+    warn_if_output_is_shared("the CI identity")
     click.echo(identity.to_string())

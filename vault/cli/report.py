@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
 
@@ -36,8 +37,10 @@ def report(exc: KeyvaultError) -> None:
 
 
 def shown(text: object) -> str:
-    """The first line of `text`, with anything key-shaped masked."""
-    line = first_line(text)
+    """The first line of `text`, with anything key-shaped masked and control and bidi
+    characters neutralised: messages quote what the user typed (click's "got unexpected
+    extra argument (…)" quotes it raw), and an escape sequence must not reach the terminal."""
+    line = neutralised(first_line(text))
     if "sk-" not in line and "T3BlbkFJ" not in line and "age-secret-key" not in line.lower():
         return line  # nothing shapes.py would mask: its import is not worth paying for
     from vault.model.shapes import hide_secrets  # noqa: PLC0415 - only when something may be
@@ -46,7 +49,29 @@ def shown(text: object) -> str:
 
 
 def warn(message: str) -> None:
-    _write(f"keyvault: warning: {message}\n")
+    # not masked: a warning may name the key marker on purpose (MARKER_WARNING)
+    _write(f"keyvault: warning: {neutralised(message)}\n")
+
+
+def warn_if_output_is_shared(what: str, advice: str = "") -> None:
+    """Before printing a secret on purpose: `> file` under the usual umask 022 made the file
+    0644 before keyvault started (our umask 077 cannot reach it), so say so."""
+    try:
+        info = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's)
+        return
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        warn(
+            f"standard output is a file that group or others can read, and {what} is in it:"
+            f" chmod 600 it{f'; {advice}' if advice else ''}"
+        )
+
+
+def neutralised(text: str) -> str:
+    """`text` with control and bidi characters (newline and tab aside) shown as `?`."""
+    if text.isascii() and text.isprintable():
+        return text
+    return re.sub(_UNSAFE, "?", text)
 
 
 # compiled on first use (re caches it): compiling the class costs ~0.35 ms, and most runs

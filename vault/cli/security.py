@@ -14,6 +14,7 @@ from vault.cli.options import json_option
 from vault.cli.report import safe, warn
 from vault.errors import (
     AuthError,
+    ConfigError,
     DamagedFile,
     DamagedIdentity,
     NoPassphraseSource,
@@ -25,6 +26,7 @@ from vault.model.document import VaultDoc
 from vault.security import scan, scan_history
 from vault.security.checks import needs_fixing
 from vault.security.doctor import Doctor, run_git
+from vault.store.config import Config
 from vault.store.context import Context
 
 IDENTITY_NAME = "your age identity"  # how a leaked AGE-SECRET-KEY of this vault is reported
@@ -143,6 +145,7 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
     Example:
       keyvault doctor
     """
+    config, config_problem = _settings(app)  # before _opener: a bad file stops here
     opener, why, damage = _opener(app)
     checks = Doctor(
         paths=app.paths,
@@ -152,9 +155,10 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
         session_status=_session_status(app),
         environ=app.environ,
         git=run_git,
-        default_base_url=_default_base_url(app),
+        default_base_url=config.default_base_url,
         trust=app.kv.trust,
-        phone_slots=app.config.phone_slots,
+        phone_slots=config.phone_slots,
+        config_problem=config_problem,
     ).run()
     bad = needs_fixing(checks)
     if as_json:
@@ -197,11 +201,14 @@ def _session_status(app: Context) -> Callable[[], object | None] | None:
     return functools.partial(session.status, vault_home=app.paths.home)
 
 
-def _default_base_url(app: Context) -> str | None:
-    """config.toml's default base URL; doctor goes on (and reports) when the file is bad."""
-    from vault.errors import ConfigError  # noqa: PLC0415
+def _settings(app: Context) -> tuple[Config, str | None]:
+    """config.toml, its sections checked as the commands that use them would (a typo in
+    `[health]` otherwise stops only `check`): the first mistake there is reported as a
+    failed check. A mistake in the top-level settings stops doctor, as every command."""
+    from vault.rotation.policy import validate  # noqa: PLC0415 - checks [health] too
 
     try:
-        return app.config.default_base_url
-    except ConfigError:
-        return None
+        validate(app.config)
+    except ConfigError as exc:
+        return app.config, exc.message
+    return app.config, None

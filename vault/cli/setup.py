@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from vault.cli.context import ask_new_passphrase, pass_context
-from vault.cli.report import safe
+from vault.cli.report import safe, warn_if_output_is_shared
 from vault.errors import UsageError
 from vault.model.validate import check_name
 from vault.session.identity import check_new_passphrase
 from vault.store.context import Context
+from vault.store.files import write_new_private
 
 
 @click.command("init")
@@ -109,13 +112,24 @@ def identity_public(app: Context) -> None:
 
 
 @identity_cmd.command("export")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write it to FILE, created 0600 (an existing FILE is refused).",
+)
 @pass_context
-def identity_export(app: Context) -> None:
+def identity_export(app: Context, output: Path | None) -> None:
     """Print your secret identity (AGE-SECRET-KEY-1…) for `age -d -i`; keep it safe.
 
     \b
     Example:
-      keyvault identity export > key.txt && age -d -i key.txt ~/.local/share/keyvault/vault.age
+      keyvault identity export -o key.txt && age -d -i key.txt ~/.local/share/keyvault/vault.age
     """
     identity = app.kv.unlocker.identity(app.paths)
+    if output is not None:
+        write_new_private(output, (identity.to_string() + "\n").encode())
+        click.echo(f"wrote {safe(output)} (0600)")
+        return
+    warn_if_output_is_shared("your secret identity", "next time, use --output FILE")
     click.echo(identity.to_string())

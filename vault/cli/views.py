@@ -14,7 +14,7 @@ from vault.cli.context import (
 from vault.cli.options import entry_names, json_option, project_option, utc_option, utc_wanted
 from vault.model import codec
 from vault.model.clock import human
-from vault.model.document import Entry, PhoneUsage, Status
+from vault.model.document import Entry, PhoneUsage, Status, stored_form
 from vault.model.records import Event
 from vault.model.views import HEALTH_CHOICES, SORTS, ListQuery, card_totals, count_line
 from vault.store import inventory
@@ -270,5 +270,6 @@ def _events_of(history: list[Event], name: str | None) -> list[Event]:
     """Events naming `name`, plus every event of the entries that bore it (renames)."""
     if name is None:
         return history
+    name = stored_form(name)
     ids = {e.entry for e in history if e.name == name} - {None}
     return [e for e in history if e.name == name or e.entry in ids]

@@ -107,6 +107,7 @@ class VaultDoc:
     # --- lookup ---------------------------------------------------------------------------
 
     def find(self, name: str) -> Entry:
+        name = stored_form(name)
         for entry in self.entries:
             if entry.name == name:
                 return entry
@@ -123,6 +124,7 @@ class VaultDoc:
 
     def active(self, project: str | None) -> Entry:
         """The project's active key, never an admin key; NoActiveKey says what to do."""
+        project = stored_form(project) if project is not None else None
         for entry in self.entries:
             active = entry.status is Status.ACTIVE and entry.kind is not Kind.ADMIN
             if active and entry.project == project:
@@ -150,6 +152,7 @@ class VaultDoc:
 
     def require_project(self, project: str | None) -> None:
         """EntryNotFound (with "did you mean") for a project no key belongs to."""
+        project = stored_form(project) if project is not None else None
         if project is None or any(e.project == project for e in self.entries):
             return
         known = [p for p in self.projects() if p]
@@ -350,7 +353,8 @@ class VaultDoc:
         match = next((r for r in self.recipients if r.name == name), None)
         if match is None:
             known = [r.name for r in self.recipients]
-            raise EntryNotFound(f"no recipient named {name!r}", hint=did_you_mean(name, known))
+            hint = did_you_mean(name, known, listing="keyvault recipients list")
+            raise EntryNotFound(f"no recipient named {name!r}", hint=hint)
         if match.recipient == keep:
             raise PolicyViolation(
                 f"{name!r} is the identity you unlocked with; removing it would lock you out"
@@ -491,11 +495,22 @@ def refuse_admin(entry: Entry) -> None:
         )
 
 
-def did_you_mean(name: str, known: list[str]) -> str | None:
-    """A hint naming the known names closest to a mistyped one (None when nothing is known)."""
+def stored_form(text: str) -> str:
+    """A name as the vault stores it: NFC (vault/model/typed.py normalises what `add` stores),
+    so `show café` typed decomposed, as macOS and some input methods give it, finds `café`."""
+    if text.isascii():  # most names: no normalisation, no unicodedata import on the fast path
+        return text
+    import unicodedata  # noqa: PLC0415
+
+    return unicodedata.normalize("NFC", text)
+
+
+def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") -> str | None:
+    """A hint naming the known names closest to a mistyped one, else the command that lists
+    them (None when nothing is known)."""
     import difflib  # noqa: PLC0415 - only on the error path
 
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "see `keyvault list`" if known else None
+    return f"see `{listing}`" if known else None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from vault.errors import EntryNotFound
-from vault.model.document import Entry, Status, VaultDoc, did_you_mean
+from vault.model.document import Entry, Status, VaultDoc, did_you_mean, stored_form
 from vault.model.health import HARD_FAILURES, HealthStatus
 from vault.model.records import Action
 
@@ -76,6 +76,10 @@ def _health_name(entry: Entry) -> str:
 def select_entries(doc: VaultDoc, query: ListQuery) -> list[Entry]:
     """The entries `query` asks for, sorted; EntryNotFound for a project, tag, phone or card
     that no entry has."""
+    query = query._replace(
+        project=stored_form(query.project) if query.project is not None else None,
+        tags=tuple(map(stored_form, query.tags)),
+    )
     doc.require_project(query.project)
     _require(query.tags, {t for e in doc.entries for t in e.tags}, "tag")
     _require([query.phone] if query.phone else [], {e.phone for e in doc.entries}, "phone")

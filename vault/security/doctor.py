@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault import age
-from vault.errors import DamagedIdentity, KeyvaultError, SessionError
+from vault.errors import DamagedIdentity, KeyvaultError, NotARecipient, SessionError
 from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
 from vault.security.checks import Check, Level
 from vault.security.team_checks import phone_checks, repository_checks, trust_checks
 from vault.store.config import Paths
-from vault.store.files import read_file
+from vault.store.files import read_file, read_regular_file
 from vault.store.repo import SHARED as REPOSITORY_FILES
 
 TYPE_CHECKING = False
@@ -58,6 +58,7 @@ class Doctor:
     phone_slots: int = 2
     doc: VaultDoc | None = None
     default_base_url: str | None = None  # config.toml's, as exports use it
+    config_problem: str | None = None  # the first mistake in config.toml's sections
 
     def run(self) -> list[Check]:
         if not self.paths.home.is_dir():
@@ -66,6 +67,7 @@ class Doctor:
         checks = [
             self.check_home,
             self.check_files,
+            self.check_config,
             self.check_work_factor,
             self.check_vault,
             self.check_trust,
@@ -106,6 +108,13 @@ class Doctor:
                     path, info, 0o600, "permissions", self.euid, quiet=True, hidden=hidden
                 )
         return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
+
+    def check_config(self) -> Iterator[Check]:
+        if self.config_problem is not None:
+            fix = "correct config.toml (docs/config.md lists every setting)"
+            yield Check("config", Level.FAIL, self.config_problem, fix)
+        elif self.paths.config.exists():
+            yield Check("config", Level.OK, "config.toml: every setting known and valid")
 
     # --- identity, vault, backup ----------------------------------------------------------
 
@@ -172,19 +181,31 @@ class Doctor:
             level = Level.OK if fresh else Level.WARN
             yield Check("backup", level, "no vault.age.bak yet (every change writes one)")
             return
-        except KeyvaultError as exc:
-            fix = "make any change (e.g. `keyvault edit NAME --note …`) to write a fresh backup"
-            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {self._why(exc)}", fix)
+        except NotARecipient:  # its message names vault.age: this is about the backup
+            why = "it is sealed to other recipients, not to this identity"
+            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {why}", _FRESH_BACKUP)
             return
+        except KeyvaultError as exc:
+            why = self._why(exc)
+            yield Check("backup", Level.FAIL, f"vault.age.bak does not open: {why}", _FRESH_BACKUP)
+            return
+        yield self._backup_check(backup)
+
+    def _backup_check(self, backup: VaultDoc) -> Check:
+        """An opened backup: of this vault (its team record's id), and not from its future."""
+        ours, theirs = (d.team.vault_id if d and d.team else None for d in (self.doc, backup))
+        if ours and theirs and ours != theirs:
+            # copying it over vault.age, the fix for a damaged vault, would install a stranger
+            message = f"vault.age.bak is a copy of another vault (id {theirs}; this one is {ours})"
+            return Check("backup", Level.FAIL, message, _FRESH_BACKUP)
         current = self.doc.generation if self.doc is not None else None
         if current is not None and backup.generation > current:
             message = (
                 f"vault.age.bak (generation {backup.generation}) is newer than vault.age"
                 f" ({current}): was vault.age restored from an old copy?"
             )
-            yield Check("backup", Level.WARN, message)
-        else:
-            yield Check("backup", Level.OK, f"vault.age.bak opens (generation {backup.generation})")
+            return Check("backup", Level.WARN, message)
+        return Check("backup", Level.OK, f"vault.age.bak opens (generation {backup.generation})")
 
     # --- session, git, .env files, unlock files -------------------------------------------
 
@@ -265,7 +286,7 @@ class Doctor:
         if self.doc is None or target is None:
             return []
         try:
-            held = read_assignment(path.read_bytes(), "OPENAI_API_KEY")
+            held = read_assignment(read_regular_file(path), "OPENAI_API_KEY")
         except OSError:
             return []
         values = export_state(self.doc, target.project, default_base_url=self.default_base_url)
@@ -292,6 +313,7 @@ class Doctor:
 
 
 _IN_WORK_TREE = ("rev-parse", "--show-toplevel")  # fails outside a work tree and inside .git
+_FRESH_BACKUP = "make any change (e.g. `keyvault edit NAME --note …`) to write a fresh backup"
 _RESTORE_IDENTITY = (
     "restore identity.age from your own backup (vault.age.bak would not help); without it the"
     " vault opens only with an exported identity"

@@ -116,7 +116,23 @@ class Unlocker:
                 return open_identity(sealed, self.passphrase(prompt))
             except WrongPassphrase:
                 prompt = f"wrong passphrase, try again ({tries - attempt} left): "
-        return open_identity(sealed, self.passphrase(prompt))
+        try:
+            return open_identity(sealed, self.passphrase(prompt))
+        except WrongPassphrase as exc:
+            raise WrongPassphrase(exc.message, hint=self._passphrase_source_hint()) from None
+
+    def _passphrase_source_hint(self) -> str:
+        """Which passphrase did not open identity.age: with KEYVAULT_PASSPHRASE set, a
+        KEYVAULT_PASSPHRASE_FILE beside it is never read, which nothing else would say."""
+        s = self.settings
+        if s.passphrase is not None:
+            unread = " (KEYVAULT_PASSPHRASE_FILE is not read when it is set)"
+            return "the passphrase in KEYVAULT_PASSPHRASE did not open identity.age" + (
+                unread if s.passphrase_file is not None else ""
+            )
+        if s.passphrase_file is not None:
+            return f"the passphrase in {s.passphrase_file} did not open identity.age"
+        return "identity.age did not open with that passphrase"
 
     def _typed(self) -> bool:
         """Whether the passphrase comes from a person at the prompt (who gets more tries)."""
@@ -172,7 +188,9 @@ def _read_text(path: os.PathLike[str]) -> str:
 
 
 LOST_IDENTITY_HINT = (
-    "restore identity.age from your own backup; if it is lost, a team vault's member joins"
+    "vault.age is here but identity.age is not: restore it from your own backup, or open the"
+    " vault with an exported identity"
+    " (KEYVAULT_IDENTITY_FILE); if it is lost, a team vault's member joins"
     " again (`keyvault --vault NEW_FOLDER clone URL`, then a member runs `keyvault recipients"
     " rm` for the old key and `recipients add` for the new one)"
 )

@@ -8,11 +8,12 @@ folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyva
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from vault.errors import ConfigError
+from vault.errors import ConfigError, UsageError
 from vault.model.tuples import NamedTuple
 
 TYPE_CHECKING = False
@@ -58,13 +59,29 @@ class Paths(NamedTuple):
 
 
 def resolve_home(option: str | None, environ: Mapping[str, str]) -> Path:
-    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder."""
+    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder.
+
+    `--vault ''` is refused: a `--vault "$DIR"` whose variable is unset must not quietly open
+    another vault. An empty `KEYVAULT_HOME` counts as unset, as an empty PASSWORD_STORE_DIR
+    does for pass. A leading `~` is your home folder; a relative path starts where the
+    command runs. A path that is a file, not a folder, is refused here, once, rather than as
+    "config.toml: not a directory" by whichever file is opened first.
+    """
+    if option is not None and not option.strip():
+        raise UsageError("--vault needs a folder; it was given an empty path")
     chosen = option or environ.get("KEYVAULT_HOME")
     if chosen:
-        return Path(chosen).expanduser().absolute()
-    from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
+        home = Path(chosen).expanduser().absolute()
+    else:
+        from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
 
-    return Path(user_data_dir("keyvault", appauthor=False))
+        home = Path(user_data_dir("keyvault", appauthor=False))
+    if home.exists() and not home.is_dir():
+        raise ConfigError(
+            f"{home}: the vault home is a file, not a folder",
+            hint="point --vault or KEYVAULT_HOME at the folder that holds vault.age",
+        )
+    return home
 
 
 class Config(NamedTuple):
@@ -93,17 +110,13 @@ class Config(NamedTuple):
 
     def validate(self, source: str) -> None:
         checks = (
-            (isinstance(self.phone_slots, int) and 1 <= self.phone_slots <= 100, "phone_slots"),
+            (_is_whole(self.phone_slots, 1, 100), "phone_slots"),
             (
-                self.default_project is None or isinstance(self.default_project, str),
+                self.default_project is None or _is_project_name(self.default_project),
                 "default_project",
             ),
             (self.proxy is None or is_proxy_url(self.proxy), "proxy"),
-            (
-                self.scrypt_log_n is None
-                or (isinstance(self.scrypt_log_n, int) and 10 <= self.scrypt_log_n <= 22),
-                "scrypt_log_n",
-            ),
+            (self.scrypt_log_n is None or _is_whole(self.scrypt_log_n, 10, 22), "scrypt_log_n"),
             (
                 isinstance(self.lock_timeout, int | float)
                 and not isinstance(self.lock_timeout, bool)
@@ -123,6 +136,25 @@ class Config(NamedTuple):
             if not ok:
                 hint = PROXY_HINT if name == "proxy" else None
                 raise ConfigError(f"{source}: bad value for {name}", hint=hint)
+
+
+def _is_whole(value: object, low: int, high: int) -> bool:
+    """An integer from `low` to `high`; not a bool (`phone_slots = true` is a mistake, not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_project_name(value: object) -> bool:
+    """A project name as `--project` takes it: `default_project = ""` or one holding a control
+    character would name a project no key can join."""
+    if not isinstance(value, str):
+        return False
+    from vault.errors import InvalidValue  # noqa: PLC0415
+    from vault.model.typed import check_label  # noqa: PLC0415 - only when it is set
+
+    try:
+        return check_label(value, "project") == value
+    except InvalidValue:
+        return False
 
 
 def is_network_timeout(value: object) -> bool:
@@ -169,8 +201,10 @@ def _is_base_url(value: object) -> bool:
 
 def load_config(path: Path) -> Config:
     """Read `config.toml`; a missing file means all defaults."""
+    from vault.store.files import read_regular_file  # noqa: PLC0415 - not needed without one
+
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
     except FileNotFoundError:
         return Config()
     except OSError as exc:
@@ -193,4 +227,19 @@ def ensure_private_dir(path: Path) -> None:
     if path.is_symlink():
         raise ConfigError(
             f"{path}: vault home is a symlink", hint="point --vault at the real folder"
+        )
+
+
+def refuse_shared_home(path: Path) -> None:
+    """A vault home others may write to is refused before a vault is made in it: anyone
+    could swap identity.age for one whose passphrase they chose, or delete the vault.
+    (`doctor` fails such a home too; `init` made its files there without a word.)"""
+    if sys.platform == "win32":  # no POSIX modes: folder ACLs decide
+        return
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o022:
+        raise ConfigError(
+            f"{path}: others can write to this folder (mode {mode:04o}); refusing to create a"
+            " vault in it",
+            hint=f"chmod 700 {path}",
         )

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate newlines
+# opening a FIFO planted where a vault file belongs would wait for a writer forever; with
+# O_NONBLOCK the open returns, and the regular-file check refuses it (no effect on a file)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class FileOps:
@@ -171,10 +174,43 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else type(exc).__name__
 
 
-def read_file(path: Path) -> bytes:
-    """Read a vault file without following a symlink planted in its place."""
+def read_regular_file(path: Path) -> bytes:
+    """A settings file the user may keep as a symlink (dotfiles): followed, but a FIFO or a
+    device (`/dev/zero`) at the end is refused rather than waited on or read forever."""
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC | _BINARY)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
+
+
+def write_new_private(path: Path, data: bytes, *, ops: FileOps = REAL_OPS) -> None:
+    """Create `path` (0600 from the first byte, never through a symlink) holding `data`; an
+    existing file is refused rather than overwritten or left with its old permissions."""
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _BINARY)
+        fd = ops.open_new(path)
+    except FileExistsError:
+        raise StorageError(
+            f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
+        ) from None
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot create ({_reason(exc)})") from None
+    try:
+        ops.write(fd, data)
+        ops.fsync(fd)
+    except OSError as exc:
+        ops.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise StorageError(f"{path}: could not save ({_reason(exc)})") from None
+    ops.close(fd)
+
+
+def read_file(path: Path) -> bytes:
+    """Read a vault file without following a symlink planted in its place, nor waiting on a
+    FIFO planted there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC | _BINARY)
     except FileNotFoundError:
         raise
     except OSError as exc:

@@ -36,7 +36,13 @@ from vault.session.identity import (
     seal_identity,
 )
 from vault.session.unlock import Unlocker
-from vault.store.config import Config, Paths, ensure_private_dir, load_config
+from vault.store.config import (
+    Config,
+    Paths,
+    ensure_private_dir,
+    load_config,
+    refuse_shared_home,
+)
 from vault.store.files import (
     REAL_OPS,
     FileOps,
@@ -108,6 +114,7 @@ class Keyvault:
         """Create identity.age and an empty vault.age; refuse to overwrite either. `owner`
         names the first recipient (a team vault lists its members by name)."""
         ensure_private_dir(self.paths.home)
+        refuse_shared_home(self.paths.home)
         self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
 
