@@ -148,6 +148,9 @@ def test_identity_export_to_a_file_is_private_from_the_first_byte(
         (("identity", "export"), "your secret identity"),
         (("show", "main-1", "--reveal"), "the key"),
         (("recipients", "new-ci", "ci-job"), "the CI identity"),
+        (("get", "main-1"), "the key"),  # the fast path
+        (("env", "--project", "demo", "--format", "dotenv"), "the key"),
+        (("--vault", "{home}", "env", "--project", "demo", "--shell", "bash"), "the key"),
     ],
 )
 def test_a_secret_printed_into_a_file_others_can_read_warns(
@@ -158,6 +161,7 @@ def test_a_secret_printed_into_a_file_others_can_read_warns(
     shared = tmp_path / "out.txt"
     shared.touch()
     shared.chmod(0o644)
+    args = tuple(a.replace("{home}", str(vault_cli.home)) for a in args)
     with shared.open("w") as out:
         proc = subprocess.run(
             [sys.executable, "-m", "vault", *args],

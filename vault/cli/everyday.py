@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from vault.cli.report import safe, warn
+from vault.cli.report import safe, warn, warn_if_output_is_shared
 from vault.errors import KeyvaultError, UsageError
 from vault.export import EXEC_MARKER, OPENAI_VARIABLES
 from vault.store.context import Context, folder_project
@@ -69,6 +69,7 @@ def env(app: Context, shell: str | None, fmt: str | None, unset: bool) -> None:
         _write(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"))
         return
     chosen = app.exported(app.kv.read())
+    warn_if_output_is_shared("the key", "or let keyvault keep it: keyvault dotenv FILE (0600)")
     if fmt:
         text = shells.render_format(chosen.values, fmt)
     else:
@@ -85,6 +86,7 @@ def get(app: Context, name: str | None) -> None:
         raise UsageError("give a NAME or --project, not both")
     doc = app.kv.read()
     entry = doc.find(name) if name else app.exported(doc).entry
+    warn_if_output_is_shared("the key")
     # the bytes as stored: a text layer could translate or strip what a pipe must get
     out = _stdout().buffer
     out.write(entry.secret.reveal().encode("utf-8") + b"\n")
