@@ -190,7 +190,7 @@ def test_the_default_project_is_a_project_too():
         doc_with().active(None)
     assert "keyvault add NAME" in (caught.value.hint or "")
     stranded = doc_with(entry("only", project="work", status=Status.ACTIVE))
-    with pytest.raises(NoActiveKey, match="the default project has no keys") as caught:
+    with pytest.raises(NoActiveKey, match="no project was chosen, and the default") as caught:
         stranded.active(None)  # the user forgot --project: point at the projects that work
     assert "projects with an active key: work" in (caught.value.hint or "")
     assert doc.projects() == [None]

@@ -130,6 +130,8 @@ class VaultDoc:
             if active and entry.project == project:
                 return entry
         where = f"project {project!r}" if project else "the default project"
+        if project is None and any(e.project for e in self.entries):
+            where = "no project was chosen, and the default project (keys added without one)"
         if any(e.project == project for e in self.entries):
             raise NoActiveKey(
                 f"{where} has no active key",
