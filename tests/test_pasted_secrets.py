@@ -113,6 +113,19 @@ def test_ordinary_values_are_still_accepted(vault_cli: Cli) -> None:
     )
 
 
+def test_ids_that_happen_to_hold_a_luhn_valid_run_are_accepted(vault_cli: Cli) -> None:
+    """A random project id made `mint --finish` fail: proj_dccf4ed680980203523485a4 holds
+    680980203523485, 15 digits that pass Luhn. An id's own format check refuses anything
+    that is not an id, so a card number cannot hide in one."""
+    project_id, org_id = "proj_dccf4ed680980203523485a4", "org-4111111111111111abcd"
+    vault_cli.add("k1", None, "--project-id", project_id, "--org-id", org_id)
+    vault_cli.ok("edit", "k1", "--project-id", project_id)
+    shown = vault_cli.ok("show", "k1").out
+    assert project_id in shown and org_id in shown
+    refused = vault_cli("edit", "k1", "--project-id", "4111 1111 1111 1111")
+    assert refused.code != 0 and "4111" not in refused.err
+
+
 def test_hide_secrets_masks_only_key_shapes() -> None:
     from vault.model.shapes import hide_secrets
 

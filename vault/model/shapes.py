@@ -103,13 +103,18 @@ def hide_secrets(text: str, *, cards: bool = False) -> str:
     return text
 
 
+_NO_CARD_SEARCH = frozenset({"phone", "card", "org_id", "project_id"})
+
+
 def refuse_secrets_in_fields(fields: Mapping[str, object]) -> None:
     """`refuse_secret_shapes` on every text of a field mapping (a list: each item), before
     any field's own check can quote it. Not searched for card numbers: a phone (an E.164
-    number of 13-15 digits passes Luhn one time in ten) and the card label (its own check
-    says what a label should look like)."""
+    number of 13-15 digits passes Luhn one time in ten), the card label (its own check
+    says what a label should look like), and the org and project ids (a random
+    `proj_…` id can hold a Luhn-valid run of digits; their own format check already
+    refuses anything that is not an id)."""
     for name, value in fields.items():
         for text in value if isinstance(value, list) else [value]:
             if isinstance(text, str):
-                cards = name not in ("phone", "card")
+                cards = name not in _NO_CARD_SEARCH
                 refuse_secret_shapes(text, name.replace("_", " "), cards=cards)
