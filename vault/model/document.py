@@ -48,6 +48,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from vault.model.batch import EntryIndex
+
 __all__ = [
     "DEFAULT_BASE_URL",
     "FORMAT",
@@ -162,21 +164,29 @@ class VaultDoc:
 
     # --- entries --------------------------------------------------------------------------
 
-    def add_entry(self, entry: Entry, *, at: str, phone_slots: int) -> None:
-        """Store a new entry (refused whole if any invariant would break)."""
-        if any(e.name == entry.name for e in self.entries):
+    def add_entry(
+        self, entry: Entry, *, at: str, phone_slots: int, index: EntryIndex | None = None
+    ) -> None:
+        """Store a new entry (refused whole if any invariant would break). `index`: a batch's
+        index of this document (vault/model/batch.py), asked instead of scanning every entry
+        and told of the entry stored."""
+        if index is not None:
+            index.refresh(self)
+        if entry.name in index.names if index else any(e.name == entry.name for e in self.entries):
             raise DuplicateName(f"an entry named {entry.name!r} already exists")
-        if any(e.id == entry.id for e in self.entries):
+        if entry.id in index.ids if index else any(e.id == entry.id for e in self.entries):
             raise DuplicateName(f"an entry with id {entry.id} already exists")
         if entry.phone:
-            check_phone_room(self, entry.phone, phone_slots)
+            check_phone_room(self, entry.phone, phone_slots, tally=index.phones if index else None)
         check_exportable(entry)  # before appending: a refused entry leaves no trace
         if entry.credit_usd is not None and entry.credit_source is None:
             entry.credit_source, entry.credit_at = CREDIT_TYPED, at
         self.entries.append(entry)
         self._event(at, Action.ADD, entry, status=entry.status.value)
         if entry.status is Status.ACTIVE:
-            self._displace(entry, at)
+            self._displace(entry, at, index.active.get(entry.project, []) if index else None)
+        if index is not None:
+            index.added(entry)
 
     def update_entry(
         self, name: str, changes: Mapping[str, Any], *, at: str, phone_slots: int
@@ -282,9 +292,10 @@ class VaultDoc:
             detail["previous_source"] = previous_source
         self._event(at, Action.CREDIT, entry, **detail)
 
-    def _displace(self, entry: Entry, at: str) -> None:
-        """`entry` became active: its project's other active key becomes standby."""
-        for other in self.in_project(entry.project):
+    def _displace(self, entry: Entry, at: str, active: list[Entry] | None = None) -> None:
+        """`entry` became active: its project's other active key becomes standby. `active`:
+        the project's active keys when a batch's index knows them."""
+        for other in self.in_project(entry.project) if active is None else active:
             if other is not entry and other.status is Status.ACTIVE:
                 other.status, other.updated_at = Status.STANDBY, at
                 why = f"{entry.name} became the active key"

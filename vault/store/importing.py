@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
+from vault.model.batch import EntryIndex
 from vault.model.document import Entry, VaultDoc
 from vault.model.secret import Secret
 from vault.model.shapes import hide_secrets
@@ -143,22 +144,25 @@ def _plan(
     rand: Callable[[int], bytes],
 ) -> ImportPlan:
     plan = ImportPlan(base.dry_run, not_keys=list(base.not_keys), notes=list(base.notes))
-    at = kv.now_iso()
+    at, slots = kv.now_iso(), kv.config.phone_slots
+    index = EntryIndex(doc)  # one pass over the vault for the whole import, not one a row
+    first_added: dict[Secret, Imported] = {}
     for item in found:
-        name, notes = _name_for(item, doc)
+        name, notes = _name_for(item, index.names)
         where = _shown(item.where, item.secret)
         try:
             _refuse_other_provider(item)
             new = prepare_key(kv, name, item.secret, _fields_for(item, options), rand=rand)
-            store_key(doc, new, at=at, phone_slots=kv.config.phone_slots)
+            store_key(doc, new, at=at, phone_slots=slots, index=index)
         except DuplicateKey as exc:
-            reason = _duplicate_reason(exc, item, plan)
+            reason = _duplicate_reason(exc, first_added.get(item.secret))
             plan.skipped.append(Skipped(where, _shown(name, item.secret), reason))
         except KeyvaultError as exc:
             plan.skipped.append(Skipped(where, _shown(name, item.secret), exc.message))
         else:
             shown_notes = (_shown(note, item.secret) for note in notes)
             plan.added.append(Imported(where, new.entry, (*shown_notes, *new.warnings)))
+            first_added.setdefault(new.entry.secret, plan.added[-1])
     return plan
 
 
@@ -182,11 +186,11 @@ def _fields_for(item: Found, options: ImportOptions) -> dict[str, Any]:
     return fields
 
 
-def _name_for(item: Found, doc: VaultDoc) -> tuple[str, list[str]]:
-    """A valid name no entry has, from the source's; a line saying so when it had to change."""
+def _name_for(item: Found, taken: Set[str]) -> tuple[str, list[str]]:
+    """A valid name no entry has (`taken`: the vault's names), from the source's; a line
+    saying so when it had to change."""
     suggested = item.name or "imported"
     valid = typed.make_label(suggested, "imported")
-    taken = set(doc.names())
     name = valid
     for number in itertools.count(2):
         if name not in taken:
@@ -204,9 +208,8 @@ def _refuse_other_provider(item: Found) -> None:
             raise InvalidValue(what)
 
 
-def _duplicate_reason(exc: DuplicateKey, item: Found, plan: ImportPlan) -> str:
+def _duplicate_reason(exc: DuplicateKey, earlier: Imported | None) -> str:
     """A key met twice in this import names where it was first met, not just its new name."""
-    earlier = next((a for a in plan.added if a.entry.secret == item.secret), None)
     if earlier is None:
         return exc.message
     return f"the same key as {earlier.where} (imported as {earlier.entry.name!r})"

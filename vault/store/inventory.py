@@ -23,6 +23,10 @@ from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
 from vault.model.views import ListQuery, select_entries
 from vault.store.keyvault import Keyvault
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vault.model.batch import EntryIndex
+
 # metadata field → the function that checks and normalises a user's text for it; a checker
 # may add a line to `notes` when it changed what was typed (a base URL given /v1, say)
 Checker = Callable[[str], Any]
@@ -159,18 +163,28 @@ def prepare_key(
     return NewKey(entry, activate, [*warnings, *checked.warnings], "status" in meta)
 
 
-def store_key(doc: VaultDoc, new: NewKey, *, at: str, phone_slots: int) -> None:
+def store_key(
+    doc: VaultDoc, new: NewKey, *, at: str, phone_slots: int, index: EntryIndex | None = None
+) -> None:
     """Add a prepared key to the document by the rules of `add`: never a key stored twice,
     the first API key of a project becomes its active key, then the document's own
     invariants (unique name, phone slots, no active admin key). `doc` is unchanged when it
-    raises."""
+    raises. `index` (vault/model/batch.py): a batch of adds asks it instead of every entry,
+    and `add_entry` keeps it current."""
     entry = new.entry
-    _refuse_duplicate_secret(doc, entry)
-    has_active = any(e.project == entry.project and e.status is Status.ACTIVE for e in doc.entries)
+    if index is not None:
+        index.refresh(doc)
+    _refuse_duplicate_secret(doc, entry, index)
+    if index is not None:
+        has_active = bool(index.active.get(entry.project))
+    else:
+        has_active = any(
+            e.project == entry.project and e.status is Status.ACTIVE for e in doc.entries
+        )
     first = not has_active and not new.status_given
     if entry.kind is Kind.API and (new.activate or first):
         entry.status = Status.ACTIVE
-    doc.add_entry(entry, at=at, phone_slots=phone_slots)
+    doc.add_entry(entry, at=at, phone_slots=phone_slots, index=index)
 
 
 def add_key(
@@ -197,11 +211,13 @@ def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, An
         raise DuplicateName(f"an entry named {meta['name']!r} already exists")
 
 
-def _refuse_duplicate_secret(doc: VaultDoc, new: Entry) -> None:
+def _refuse_duplicate_secret(doc: VaultDoc, new: Entry, index: EntryIndex | None = None) -> None:
     # hash first (Secret hashes its value): one constant-time comparison per candidate, not
-    # one per stored key, which on a 10,000-key vault was a tenth of `add`
+    # one per stored key, which on a 10,000-key vault was a tenth of `add`; a batch's index
+    # holds the entries by key, so it hands over only the ones with this key
     target = hash(new.secret)
-    for other in doc.entries:
+    candidates = doc.entries if index is None else index.by_secret.get(new.secret, [])
+    for other in candidates:
         if other.id != new.id and hash(other.secret) == target and other.secret == new.secret:
             raise DuplicateKey(f"this key is already stored as {other.name!r}")
 
