@@ -276,3 +276,29 @@ def test_a_minted_key_the_network_kept_from_checking_is_not_called_bad(
     resumed = cli("rotate", "--finish")
     assert resumed.code == 0, resumed.err
     assert_settled(fake_openai, open_vault(cli.home).read(), env_file)
+
+
+@pytest.mark.slow
+def test_a_mint_resumes_after_its_admin_key_was_removed_and_added_back(
+    fake_openai: FakeOpenAI, cli: Cli, tmp_path: Path
+) -> None:
+    """The error said "add it back, then run `keyvault rotate --finish`", but the record named
+    the admin entry by id and an entry added back gets a new one: `--finish` failed forever.
+    It now falls back to the admin key a new mint would use."""
+    env_file = tmp_path / ".env"
+    kv = setup_project(fake_openai, cli.home, env_file)
+    crash_mint(cli, "saved", grace="0")
+    (pending,) = [r for r in kv.read().mints if r.state == "created"]
+    admin = by_name(kv.read())["org-admin"]
+    assert cli("rm", "org-admin", "--yes").code == 0
+    stuck = cli("rotate", "--finish")
+    assert stuck.code == 1
+    assert "the admin key that started this mint was removed" in stuck.err
+    assert "add it (or another admin key of that organization) back" in stuck.err
+    add(kv, "org-admin", admin.secret.reveal(), base_url=fake_openai.base_url)
+    assert by_name(kv.read())["org-admin"].id != admin.id
+    resumed = cli("rotate", "--finish")
+    assert resumed.code == 0, resumed.err
+    doc = open_vault(cli.home).read()
+    assert by_name(doc)[actives(doc, "work")[0]].id == pending.entry
+    assert_settled(fake_openai, doc, env_file)

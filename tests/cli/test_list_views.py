@@ -197,6 +197,16 @@ def test_spare_phones_are_recorded_and_offered(stocked: Cli) -> None:
     assert bad.code == 2 and "country code" in bad.err
 
 
+def test_a_spare_phone_typed_in_groups_without_quotes(stocked: Cli) -> None:
+    """`keyvault phones add 0044 7911 123456` as the help and usage.md show it, unquoted."""
+    added = stocked.ok("phones", "add", "0033", "6", "12", "34", "56", "78", "--note", "spare SIM")
+    assert added.out == f"added phone {FR} (free slots: 2)\n"
+    phones = {p["phone"]: p for p in json.loads(stocked.ok("phones", "--json").out)}
+    assert phones[FR]["note"] == "spare SIM"
+    missing = stocked("phones", "add")
+    assert missing.code == 2 and "NUMBER" in missing.err
+
+
 def test_list_json_into_head_exits_0_under_pipefail(vault_cli: Cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows = ["name,key,project"] + [f"k{n},{make_key()},bulk" for n in range(400)]
     sheet = tmp_path / "keys.csv"

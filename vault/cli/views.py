@@ -214,17 +214,20 @@ def _phone_json(usage: PhoneUsage) -> dict[str, object]:
 
 
 @phones_cmd.command("add")
-@click.argument("number")
+@click.argument("number", nargs=-1, required=True)
 @click.option("--note", default=None, help="Free text (whose SIM, which shop).")
 @pass_context
-def phones_add_cmd(app: Context, number: str, note: str | None) -> None:
+def phones_add_cmd(app: Context, number: tuple[str, ...], note: str | None) -> None:
     """Record a spare phone before it verifies a key, so slot hints can offer it.
+
+    The number may be written in groups, quoted or not.
 
     \b
     Example:
       keyvault phones add 0044 7911 123456 --note 'spare SIM'
     """
-    phone = inventory.add_phone(app.kv, number, note=note)
+    # `0044 7911 123456` as typed is three words: the number is all of them
+    phone = inventory.add_phone(app.kv, " ".join(number), note=note)
     click.echo(f"added phone {phone} (free slots: {app.config.phone_slots})")
 
 

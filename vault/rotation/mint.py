@@ -77,7 +77,7 @@ def _create(kv: Keyvault, rid: str, options: MintOptions) -> None:
     """Step 2: create the account and save its key as a standby entry at once."""
     doc = kv.read()
     record = doc.mint(rid)
-    admin = admin_of(doc, record)
+    admin = admin_of(doc, record, options.admin)
     with admin_client(admin, kv, options) as api:
         account = api.create_service_account(record.project_id, record.name)
     options.after_step("created")

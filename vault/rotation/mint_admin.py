@@ -77,11 +77,18 @@ def admin_client(admin: Entry, kv: Keyvault, options: MintOptions) -> AdminClien
     )
 
 
-def admin_of(doc: VaultDoc, record: MintRecord) -> Entry:
+def admin_of(doc: VaultDoc, record: MintRecord, name: str | None = None) -> Entry:
+    """The admin key that started the mint; once that entry is gone (removed, or removed and
+    added back, which makes a new entry), the admin key a new mint would use (`--admin NAME`,
+    else the project's or the only one). The record's OpenAI project id stays what it was."""
     admin = doc.by_id(record.admin)
-    if admin is None:
+    if admin is not None:
+        return admin
+    try:
+        return admin_entry(doc, record.project, name)
+    except NoAdminKey:
         raise NoAdminKey(
             "the admin key that started this mint was removed",
-            hint="add it back, then run `keyvault rotate --finish`",
-        )
-    return admin
+            hint="add it (or another admin key of that organization) back, then run"
+            " `keyvault rotate --finish` (with --admin NAME when several fit)",
+        ) from None

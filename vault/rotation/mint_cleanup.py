@@ -21,7 +21,7 @@ def abandon(kv: Keyvault, rid: str, options: MintOptions) -> str:
     """Resume an `intent`: delete the account if the API made it (its key was never saved)."""
     doc = kv.read()
     rec = doc.mint(rid)
-    with admin_client(admin_of(doc, rec), kv, options) as api:
+    with admin_client(admin_of(doc, rec, options.admin), kv, options) as api:
         found = api.find_service_account(rec.project_id, rec.name)
         if found is not None:
             api.delete_service_account(rec.project_id, found)
@@ -66,7 +66,7 @@ def _deletable(doc: VaultDoc, rec: MintRecord, now: dt.datetime, at_finish: bool
 def _delete(kv: Keyvault, rid: str, options: MintOptions) -> str:
     doc = kv.read()
     rec = doc.mint(rid)
-    with admin_client(admin_of(doc, rec), kv, options) as api:
+    with admin_client(admin_of(doc, rec, options.admin), kv, options) as api:
         existed = api.delete_service_account(rec.project_id, rec.id or "")
     options.after_step("deleted")
     now = kv.now_iso()
