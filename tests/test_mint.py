@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.helpers import Cli, Clock, Result, actives, add, by_name, files, open_vault
+from tests.helpers import Cli, Clock, Result, actives, add, by_name, files, make_key, open_vault
 from vault.errors import NetworkUnavailable
+from vault.export import export_values
 from vault.export.dotenv import update_dotenv_file
 from vault.model.document import Status, VaultDoc
-from vault.rotation.mint import mint_rotate, run_due
+from vault.model.entry import DEFAULT_BASE_URL, Entry, Kind
+from vault.model.secret import Secret
+from vault.rotation.mint import mint_rotate, minted_base_url, run_due
 from vault.rotation.mint_admin import MintOptions
 from vault.rotation.rotate import RotateOptions
 from vault.store.inventory import remember_dotenv
@@ -302,3 +305,16 @@ def test_a_mint_resumes_after_its_admin_key_was_removed_and_added_back(
     doc = open_vault(cli.home).read()
     assert by_name(doc)[actives(doc, "work")[0]].id == pending.entry
     assert_settled(fake_openai, doc, env_file)
+
+
+def test_a_minted_key_is_exported_with_the_api_that_minted_it_not_the_relay() -> None:
+    """default_base_url (config.toml) sends keys stored without a URL to a relay, but admin
+    keys never use it: a key minted through api.openai.com must not follow it there."""
+    relay = "https://relay.example.com/v1"
+    admin = Entry(id="a" * 16, name="org-admin", secret=Secret("sk-admin-" + "x" * 40))
+    admin.kind = Kind.ADMIN
+    minted = Entry(id="b" * 16, name="work-svc", secret=Secret(make_key()))
+    minted.base_url = minted_base_url(admin)
+    assert export_values(minted, default_base_url=relay)["OPENAI_BASE_URL"] == DEFAULT_BASE_URL
+    admin.base_url = "https://gateway.example.org/v1"  # an admin key given its own URL
+    assert minted_base_url(admin) == "https://gateway.example.org/v1"

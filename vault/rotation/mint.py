@@ -94,7 +94,7 @@ def _create(kv: Keyvault, rid: str, options: MintOptions) -> None:
             project=rec.project,
             created=local_date(moment).isoformat(),
             project_id=rec.project_id,
-            base_url=admin.base_url,
+            base_url=minted_base_url(admin),
             tags=["minted"],
             added_at=now,
             updated_at=now,
@@ -113,6 +113,13 @@ def _create(kv: Keyvault, rid: str, options: MintOptions) -> None:
         )
 
     kv.transact(change)
+
+
+def minted_base_url(admin: Entry) -> str:
+    """Where a minted key works: the API that minted it, written down. Left empty, the key
+    would follow config.toml's `default_base_url`, a relay for many users, which never
+    applies to admin keys: an OpenAI key would be sent to the relay."""
+    return admin.effective_base_url
 
 
 def _free_name(doc: VaultDoc, record: MintRecord) -> str:
