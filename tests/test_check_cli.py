@@ -110,6 +110,7 @@ def test_a_bad_key_makes_check_exit_5_and_no_key_is_printed(table_run: dict[str,
     assert len(events) == len(TABLE) + 1  # one per key: each went from unchecked to a status
 
 
+@pytest.mark.slow
 def test_an_unchanged_status_adds_no_history(table_run: dict[str, Any]) -> None:
     cli: Cli = table_run["cli"]
     before = len(open_vault(cli.home).read().history)
@@ -144,6 +145,7 @@ def test_table_output_and_exit_0_when_all_ok(fake_openai: FakeOpenAI, cli: Cli) 
     assert "\r" not in result.err  # no progress bar without a terminal
 
 
+@pytest.mark.slow
 def test_selection_names_project_all(fake_openai: FakeOpenAI, cli: Cli) -> None:
     kv = open_vault(cli.home)
     add(kv, "x1", fake_openai.add_key("ok"), project="x", base_url=fake_openai.base_url)

@@ -78,6 +78,7 @@ def test_each_problem_has_its_evidence_and_each_status_one_line_of_advice(
     ]
 
 
+@pytest.mark.slow
 def test_deep_rows_keep_the_vault_order_whatever_finishes_first(
     fake_openai: FakeOpenAI, cli: Cli
 ) -> None:
@@ -99,6 +100,7 @@ def test_show_prints_health_as_readable_lines(mixed: dict[str, Any]) -> None:
     assert "{" not in out
 
 
+@pytest.mark.slow
 def test_times_are_local_unless_utc(mixed: dict[str, Any]) -> None:
     cli: Cli = mixed["cli"]
     local = cli("check", "main", env={"TZ": "Asia/Shanghai"})
@@ -190,6 +192,7 @@ def _stderr_on_a_terminal(cli: Cli, *args: str) -> bytes:
     return seen
 
 
+@pytest.mark.slow
 def test_balance_keeps_where_the_credit_came_from_and_logs_it(cli: Cli) -> None:
     with FakeOpenAI(relay=True) as relay:
         kv = open_vault(cli.home)

@@ -73,6 +73,7 @@ def unlock_ways(vault_cli: Cli, tmp_path: Path) -> dict[str, dict[str, str]]:
     }
 
 
+@pytest.mark.slow
 def test_exec_child_gets_the_key_and_nothing_that_opens_the_vault(
     vault_cli: Cli, unlock_ways: dict[str, dict[str, str]]
 ) -> None:

@@ -121,6 +121,7 @@ values_text = st.lists(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(key=values_text, org=values_text)
+@pytest.mark.slow
 def test_any_value_survives_the_runner(tmp_path: Path, key: str, org: str) -> None:
     env_file = tmp_path / "env"
     env_file.write_bytes(b"")

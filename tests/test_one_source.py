@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import dotenv
+import pytest
 
 from tests.helpers import Cli, make_key
 
@@ -89,6 +90,7 @@ def test_get_follows_the_project_file_like_env(vault_cli: Cli, tmp_path: Path) -
     assert env["OPENAI_API_KEY"] == keys["side"]
 
 
+@pytest.mark.slow
 def test_a_dotenv_file_belongs_to_one_project_at_a_time(vault_cli: Cli, tmp_path: Path) -> None:
     keys = setup_two_projects(vault_cli)
     vault_cli.add("side-2", None, "--project", "side")
@@ -105,6 +107,7 @@ def test_a_dotenv_file_belongs_to_one_project_at_a_time(vault_cli: Cli, tmp_path
     ]
 
 
+@pytest.mark.slow
 def test_every_change_of_the_active_key_reaches_the_dotenv_file(
     vault_cli: Cli, tmp_path: Path
 ) -> None:
@@ -137,6 +140,7 @@ def test_every_change_of_the_active_key_reaches_the_dotenv_file(
     assert dotenv.dotenv_values(env_file)["OPENAI_API_KEY"] == fresh
 
 
+@pytest.mark.slow
 def test_a_new_secret_is_an_unchecked_key(vault_cli: Cli, tmp_path: Path) -> None:
     setup_two_projects(vault_cli)
     home = vault_cli.home
@@ -156,6 +160,7 @@ def test_a_new_secret_is_an_unchecked_key(vault_cli: Cli, tmp_path: Path) -> Non
     assert "unchecked" in vault_cli.ok("list").out
 
 
+@pytest.mark.slow
 def test_a_removed_key_still_uses_its_phone_slot(vault_cli: Cli) -> None:
     vault_cli.add("a", None, "--phone", PHONE)
     vault_cli.add("b", None, "--phone", PHONE)
@@ -171,6 +176,7 @@ def test_a_removed_key_still_uses_its_phone_slot(vault_cli: Cli) -> None:
     assert PHONE not in hint and OTHER_PHONE in hint
 
 
+@pytest.mark.slow
 def test_doctor_finds_a_dotenv_file_that_fell_behind(vault_cli: Cli, tmp_path: Path) -> None:
     """A crash between the vault's save and the file's leaves the file with the old key (it is
     written after the save, under the same lock): doctor says so and how to fix it."""

@@ -62,6 +62,7 @@ PIECES += ["\\", "[t]", "x", "\x00", "\x7f", "\u2028", "\ufeff", '"w"', "\n\n"]
 
 @settings(max_examples=3000, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+@pytest.mark.slow
 def test_the_plain_reader_never_disagrees_with_tomllib(text: str) -> None:
     plain, project = plain_project_file(text)
     if plain:

@@ -66,6 +66,7 @@ def test_json_reports_the_skipped_keys_and_the_cost(fake_openai: FakeOpenAI, cli
     ]
 
 
+@pytest.mark.slow
 def test_models_only_is_a_config_choice_and_says_its_cost(
     fake_openai: FakeOpenAI, cli: Cli
 ) -> None:
@@ -103,6 +104,7 @@ def tls_env(test_ca: Any, tmp_path: Path) -> dict[str, str]:
     return {"SSL_CERT_FILE": str(pem)}
 
 
+@pytest.mark.slow
 def test_network_down_is_not_key_failure_and_changes_nothing(
     fake_openai_tls: FakeOpenAI, cli: Cli, tls_env: dict[str, str]
 ) -> None:
@@ -174,6 +176,7 @@ def test_due_says_why_each_key_is_out_and_the_long_hint_once(old_vault: Cli) -> 
     ]
 
 
+@pytest.mark.slow
 def test_each_reason_is_short_and_in_local_time(fake_openai: FakeOpenAI, cli: Cli) -> None:
     """`cooling down until 15:21` (local), `quota_exhausted 2 h ago`, `retired`."""
     url = fake_openai.base_url
@@ -218,6 +221,7 @@ def test_to_checks_a_recharged_key_again(fake_openai: FakeOpenAI, cli: Cli) -> N
     assert fake_openai.count(keys["broke"], "chat") == 2
 
 
+@pytest.mark.slow
 def test_rotate_to_a_key_whose_network_fails_is_not_called_bad(
     fake_openai_tls: FakeOpenAI, cli: Cli, tls_env: dict[str, str]
 ) -> None:

@@ -42,6 +42,7 @@ def recorder() -> Iterator[RecordingProxy]:
 # --- 1. plain http never through a proxy --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_check_sends_no_plain_http_request_through_any_proxy(
     fake_openai: FakeOpenAI, recorder: RecordingProxy, cli: Cli
 ) -> None:
@@ -59,6 +60,7 @@ def test_check_sends_no_plain_http_request_through_any_proxy(
     assert recorder.connections == 0 and recorder.received == []
 
 
+@pytest.mark.slow
 def test_usage_and_mint_send_no_plain_http_request_through_any_proxy(
     fake_openai: FakeOpenAI, recorder: RecordingProxy, cli: Cli
 ) -> None:

@@ -159,6 +159,7 @@ def sockets_in(folder: Path) -> list[str]:
 # --- lifecycle ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_start_decrypt_status_end(begin: Begin, vault_home: Path, runtime_dir: Path) -> None:
     identity = make_identity()
     before = time.time()

@@ -45,6 +45,7 @@ def test_dotenv_makes_a_readable_file_private(vault_cli: Cli, tmp_path: Path, mo
 
 
 @posix_only
+@pytest.mark.slow
 def test_readable_unlock_files_are_warned_about(vault_cli: Cli, tmp_path: Path) -> None:
     vault_cli.add("main", None, "--project", "demo")
     identity = vault_cli.ok("identity", "export").out

@@ -87,6 +87,7 @@ def test_another_vaults_file_is_refused(vault_cli: Cli) -> None:
     assert result.code == 4 and "belongs to another vault" in result.err
 
 
+@pytest.mark.slow
 def test_a_rollback_is_refused_until_accepted(vault_cli: Cli) -> None:
     vault_cli.add("one")
     vault_cli.add("two")  # vault.age.bak now holds the vault without "two"
@@ -165,6 +166,7 @@ def test_the_pin_from_the_environment_refuses_a_forgery_on_a_fresh_machine(tmp_p
         parse_pin("not-a-pin")
 
 
+@pytest.mark.slow
 def test_trust_shows_resets_and_expects_a_pin(vault_cli: Cli, tmp_path: Path) -> None:
     shown = vault_cli.ok("trust").out
     pin = next(line.split()[1] for line in shown.splitlines() if line.startswith("pin"))

@@ -206,6 +206,7 @@ def _without_passphrase(cli: Cli) -> Cli:
 @pytest.mark.parametrize(
     "argv", [["list"], ["get", "main"], ["add", "x"], ["passwd"], ["identity", "export"]]
 )
+@pytest.mark.slow
 def test_no_passphrase_source_fails_fast_with_exit_3(argv, shared, snapshot):
     locked = _without_passphrase(shared.cli)
     before = snapshot(shared.cli.home)

@@ -51,6 +51,7 @@ def test_a_save_never_writes_an_entry_the_reader_refuses(vault_cli: Cli) -> None
     assert vault_cli.ok("list").out.startswith("NAME")
 
 
+@pytest.mark.slow
 def test_config_values_of_the_wrong_kind_are_refused(vault_cli: Cli) -> None:
     vault_cli.add("main-1", None, "--project", "demo")
     before = files(vault_cli.home)
@@ -255,6 +256,7 @@ def test_a_wrong_passphrase_from_the_environment_says_where_it_came_from(
     assert "stale" not in both.err + from_file.err
 
 
+@pytest.mark.slow
 def test_a_name_typed_decomposed_finds_the_stored_one(vault_cli: Cli) -> None:
     """`add` stores names NFC; macOS and some input methods type `é` as e + U+0301."""
     decomposed, project, tag = "cafe\u0301", "proje\u0301", "te\u0301"

@@ -90,6 +90,7 @@ def test_ci_flow_with_only_an_identity(vault_cli: Cli, tmp_path: Path) -> None:
     assert hashlib.sha256(key.encode()).hexdigest() in check.out
 
 
+@pytest.mark.slow
 def test_removed_recipient_can_no_longer_decrypt(vault_cli: Cli, tmp_path: Path) -> None:
     vault_cli.add("k", make_key(), "--project", "p")
     identity = vault_cli.ok("recipients", "new-ci", "old-ci").out.strip()
