@@ -68,6 +68,14 @@ proxy_option = click.option(
 _SECONDS = click.FloatRange(min=0, max=86400, min_open=True)
 
 
+def work_factor_option(help: str) -> Callable[[F], F]:
+    """`--work-factor LOG2N`: the scrypt cost of a passphrase this command sets (init,
+    passwd, clone); the same bounds everywhere."""
+    return click.option(
+        "--work-factor", type=click.IntRange(10, 22), default=None, metavar="LOG2N", help=help
+    )
+
+
 def deadline_options(command: F) -> F:
     """`--timeout` (each request) and `--run-timeout` (the whole command's network work);
     they feed the Context, which falls back to config.toml, then the defaults."""

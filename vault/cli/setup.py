@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from vault.cli.context import ask_new_passphrase, pass_context
+from vault.cli.options import work_factor_option
 from vault.cli.report import safe, warn_if_output_is_shared
 from vault.errors import UsageError
 from vault.model.validate import check_name
@@ -16,13 +17,7 @@ from vault.store.files import write_new_private
 
 
 @click.command("init")
-@click.option(
-    "--work-factor",
-    type=click.IntRange(10, 22),
-    default=None,
-    metavar="LOG2N",
-    help="scrypt cost for the passphrase (default 18, ~0.5 s).",
-)
+@work_factor_option("scrypt cost for the passphrase (default 18, ~0.5 s).")
 @click.option(
     "--name",
     "owner",
@@ -67,13 +62,7 @@ def init_cmd(
 
 
 @click.command("passwd")
-@click.option(
-    "--work-factor",
-    type=click.IntRange(10, 22),
-    default=None,
-    metavar="LOG2N",
-    help="scrypt cost for the new passphrase (default 18).",
-)
+@work_factor_option("scrypt cost for the new passphrase (default 18).")
 @pass_context
 def passwd_cmd(app: Context, work_factor: int | None) -> None:
     """Change the passphrase that protects your identity (the vault is not rewritten).

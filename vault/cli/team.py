@@ -9,6 +9,7 @@ import click
 
 from vault.cli.context import ask_new_passphrase, pass_context, print_synced
 from vault.cli.everyday import command_context
+from vault.cli.options import work_factor_option
 from vault.cli.report import safe, warn
 from vault.errors import KeyvaultError, MergeRefused, NotTrusted, UsageError
 from vault.session.identity import check_new_passphrase
@@ -49,13 +50,7 @@ def team_init_cmd(app: Context, remote: str | None) -> None:
 
 @click.command("clone")
 @click.argument("url")
-@click.option(
-    "--work-factor",
-    type=click.IntRange(10, 22),
-    default=None,
-    metavar="LOG2N",
-    help="scrypt cost for a new identity's passphrase (default 18).",
-)
+@work_factor_option("scrypt cost for a new identity's passphrase (default 18).")
 @pass_context
 def clone_cmd(app: Context, url: str, work_factor: int | None) -> None:
     """Join a team vault: clone it, make your identity, print your public key.
