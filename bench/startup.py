@@ -2,15 +2,20 @@
 
 Prints, from one run with the commands interleaved (a, b, c, a, b, c, …, so a busy moment
 of the machine weighs on each alike), the median wall time and CPU time of
-  - `keyvault env` and `keyvault get` with an unlocked session (the console script),
+  - `keyvault env` and `keyvault get` with an unlocked session (the console script), their
+    output read through a pipe as `eval "$(keyvault env)"` does: answered from the export
+    memo (vault/cli/memo.py) after the first run,
+  - `keyvault env` writing to a file: a full run (the memo answers only a pipe), what the
+    first `env` after a change of the vault costs,
   - `pass show` of one entry (a throwaway gpg key without passphrase, gpg-agent running),
   - the bare interpreter: `python -c pass`, `python -S -c pass` (no site: what the
     interpreter costs before any .pth file of site-packages runs), `python -c "import click"`,
-  - `keyvault env` and `python -c pass` again in a venv holding keyvault as a regular
-    install (this venv's editable-install .pth preloads re, pathlib and enum for everyone),
-and the ratios env/pass and env/python. Then the bash hook's cost per `cd` (with the hook,
-minus the same `cd` loop without it) in a tree without a project file and inside a project,
-and how many keyvault processes the hook started meanwhile.
+  - `keyvault env` (memo and full run) and `python -c pass` again in a venv holding keyvault
+    as a regular install, as pip and pipx install it (this venv's editable-install .pth
+    preloads re, pathlib and enum for every interpreter start),
+and the ratios env/pass and env/python, for the regular install first. Then the bash hook's
+cost per `cd` (with the hook, minus the same `cd` loop without it) in a tree without a
+project file and inside a project, and how many keyvault processes the hook started meanwhile.
 
 Targets (issue 16): env/pass ≤ 1.0, env/python ≤ 1.6; the hook ≤ 5 ms per cd and no process
 while the project does not change.
@@ -36,14 +41,24 @@ from common import REPO, installed_like_env
 
 PASSPHRASE = "bench passphrase"
 ENV_ARGS = ["env", "--project", "bench", "--shell", "bash"]
-Command = tuple[list[str], dict[str, str]]
+PIPE, FILE = "pipe", "file"  # where a command's output goes
+Command = tuple[list[str], dict[str, str], str]
+OUTPUT_FILE = Path(tempfile.gettempdir(), f"keyvault-bench-{os.getpid()}.out")
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of one run of `argv`."""
+def timed(argv: list[str], env: dict[str, str], sink: str = PIPE) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of `argv`, its output read through a
+    pipe (as `$(…)` reads it) or written to a private file."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+    if sink == PIPE:
+        subprocess.run(argv, env=env, stdout=subprocess.PIPE, check=True)
+    else:
+        fd = os.open(OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            subprocess.run(argv, env=env, stdout=fd, check=True)
+        finally:
+            os.close(fd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -51,8 +66,8 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def medians(commands: dict[str, Command], runs: int) -> dict[str, tuple[float, float]]:
     """Median wall and CPU milliseconds of each command, runs interleaved."""
-    for argv, env in commands.values():  # warm the caches (and gpg-agent)
-        timed(argv, env)
+    for argv, env, sink in commands.values():  # warm the caches, gpg-agent, the memo
+        timed(argv, env, sink)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     order = list(commands)
     shuffle = random.Random(16).shuffle  # noqa: S311 - an order of runs, not a secret
@@ -61,8 +76,8 @@ def medians(commands: dict[str, Command], runs: int) -> dict[str, tuple[float, f
         # with gpg-agent finishing its work, and that must not always be the same command
         shuffle(order)
         for name in order:
-            argv, env = commands[name]
-            samples[name].append(timed(argv, env))
+            argv, env, sink = commands[name]
+            samples[name].append(timed(argv, env, sink))
     return {
         name: (
             statistics.median(s[0] for s in runs_of) * 1000,
@@ -201,27 +216,35 @@ def report(figures: dict[str, tuple[float, float]], runs: int) -> None:
         "python": "python -c pass (interpreter)",
         "click": "python -c 'import click'",
         "pass": "pass show (gpg-agent)",
-        "env": "keyvault env (session)",
-        "get": "keyvault get (session)",
+        "env": "keyvault env (session, memo)",
+        "env full": "keyvault env (session, full run)",
+        "get": "keyvault get (session, memo)",
+        "python clean": "regular install: python -c pass",
+        "env clean": "regular install: env (memo)",
+        "env clean full": "regular install: env (full run)",
     }
     for name, label in labels.items():
         if name in figures:
             wall, cpu = figures[name]
-            print(f"  {label:32s} {wall:7.1f} ms   cpu {cpu:6.1f} ms")
-    env, python = figures["env"], figures["python"]
-    print(f"env/python = {env[0] / python[0]:.2f}  (cpu {env[1] / python[1]:.2f}; target ≤ 1.60)")
-    bare, alone = figures["python clean"], figures["env clean"]
-    print(
-        f"regular install (a venv with keyvault only, no editable .pth): env {alone[0]:.1f} ms"
-        f" / python {bare[0]:.1f} ms = {alone[0] / bare[0]:.2f} (cpu {alone[1] / bare[1]:.2f})"
-    )
-    if "pass" in figures:
-        mine = figures["pass"]
-        print(f"env/pass   = {env[0] / mine[0]:.2f}  (cpu {env[1] / mine[1]:.2f}; target ≤ 1.00)")
-    else:
-        print("env/pass: pass or gpg not installed")
-    site = python[0] - figures["python -S"][0]
-    print(f"site-packages start-up (python minus python -S): {site:.1f} ms of every run")
+            print(f"  {label:34s} {wall:7.1f} ms   cpu {cpu:6.1f} ms")
+    mine = figures.get("pass")
+    for title, python, env, full in (
+        ("regular install", "python clean", "env clean", "env clean full"),
+        ("this (editable) venv", "python", "env", "env full"),
+    ):
+        print(f"{title}:")
+        for what, name in (("env", env), ("env, full run", full)):
+            ratios = f"{what + '/python':22s} = {_ratio(figures[name], figures[python])}"
+            if mine is not None:
+                ratios += f"   {what + '/pass':20s} = {_ratio(figures[name], mine)}"
+            print(f"  {ratios}")
+    print("targets: env/python ≤ 1.60, env/pass ≤ 1.00" + ("" if mine else "; pass not installed"))
+    site = figures["python"][0] - figures["python -S"][0]
+    print(f"site-packages start-up here (python minus python -S): {site:.1f} ms of every run")
+
+
+def _ratio(mine: tuple[float, float], other: tuple[float, float]) -> str:
+    return f"{mine[0] / other[0]:.2f} (cpu {mine[1] / other[1]:.2f})"
 
 
 def main() -> None:
@@ -236,24 +259,27 @@ def main() -> None:
         kv = keyvault_argv()
         try:
             commands: dict[str, Command] = {
-                "env": ([*kv, *ENV_ARGS], kv_env),
-                "get": ([*kv, "get", "bench"], kv_env),
-                "python": ([sys.executable, "-c", "pass"], kv_env),
-                "python -S": ([sys.executable, "-S", "-c", "pass"], kv_env),
-                "click": ([sys.executable, "-c", "import click"], kv_env),
+                "env": ([*kv, *ENV_ARGS], kv_env, PIPE),
+                "env full": ([*kv, *ENV_ARGS], kv_env, FILE),
+                "get": ([*kv, "get", "bench"], kv_env, PIPE),
+                "python": ([sys.executable, "-c", "pass"], kv_env, PIPE),
+                "python -S": ([sys.executable, "-S", "-c", "pass"], kv_env, PIPE),
+                "click": ([sys.executable, "-c", "import click"], kv_env, PIPE),
             }
             clean_python, clean_keyvault = clean_install(tmp)
             clean_env = {k: v for k, v in kv_env.items() if k != "PYTHONPATH"}
-            commands["python clean"] = ([clean_python, "-c", "pass"], clean_env)
-            commands["env clean"] = ([clean_keyvault, *ENV_ARGS], clean_env)
+            commands["python clean"] = ([clean_python, "-c", "pass"], clean_env, PIPE)
+            commands["env clean"] = ([clean_keyvault, *ENV_ARGS], clean_env, PIPE)
+            commands["env clean full"] = ([clean_keyvault, *ENV_ARGS], clean_env, FILE)
             pass_env = setup_pass(tmp)
             if pass_env:
-                commands["pass"] = (["pass", "show", "bench/key"], pass_env)
+                commands["pass"] = (["pass", "show", "bench/key"], pass_env, PIPE)
             figures = medians(commands, args.runs)
             places = ("plain", "project")
             hooks = {where: hook_cost(tmp, kv_env, where, args.cds) for where in places}
         finally:
             subprocess.run([*kv, "lock"], env=kv_env, stdout=subprocess.DEVNULL, check=False)
+            OUTPUT_FILE.unlink(missing_ok=True)
             if pass_env:
                 subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=pass_env, check=False)
     report(figures, args.runs)

@@ -10,11 +10,10 @@ output goes straight to `sys.stdout`.
 
 from __future__ import annotations
 
-import errno
 import os
-import sys
 from collections.abc import Sequence
 
+from vault.cli.output import stdout, write_bytes, write_text
 from vault.cli.report import safe, warn, warn_if_output_is_shared
 from vault.errors import KeyvaultError, UsageError
 from vault.export import EXEC_MARKER, OPENAI_VARIABLES
@@ -22,16 +21,7 @@ from vault.store.context import Context, folder_project
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final, TextIO
-
     from vault.export.hook import HookChange
-
-# The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
-# out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
-# do not import; tests/cli/test_fast_path.py checks they name the same shells and formats.
-SHELL_CHOICES: Final = ("bash", "zsh", "sh", "fish", "powershell", "cmd")
-FORMAT_CHOICES: Final = ("dotenv", "json")
-HOOK_SHELL_CHOICES: Final = ("bash", "zsh", "fish")
 
 
 def command_context(
@@ -62,11 +52,11 @@ def env(app: Context, shell: str | None, fmt: str | None, unset: bool) -> None:
         raise UsageError("--format cannot be combined with --shell or --unset")
     if not fmt:
         shell = shell or shells.detect_shell(os.environ, shells.parent_process_name())
-        if not unset and _stdout().isatty():
+        if not unset and stdout().isatty():
             how = "keyvault env | source" if shell == "fish" else 'eval "$(keyvault env)"'
             warn(f"these lines are for your shell to run, not to read: {how}")
     if unset:
-        _write(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"))
+        write_text(shells.render_unsets(OPENAI_VARIABLES, shell or "bash"))
         return
     chosen = app.exported(app.kv.read())
     warn_if_output_is_shared("the key", "or let keyvault keep it: keyvault dotenv FILE (0600)")
@@ -77,7 +67,7 @@ def env(app: Context, shell: str | None, fmt: str | None, unset: bool) -> None:
         text = shells.render_unsets(chosen.unset, shell) + shells.render_exports(
             chosen.values, shell
         )
-    _write(text)
+    write_text(text)
 
 
 def get(app: Context, name: str | None) -> None:
@@ -87,10 +77,7 @@ def get(app: Context, name: str | None) -> None:
     doc = app.kv.read()
     entry = doc.find(name) if name else app.exported(doc).entry
     warn_if_output_is_shared("the key")
-    # the bytes as stored: a text layer could translate or strip what a pipe must get
-    out = _stdout().buffer
-    out.write(entry.secret.reveal().encode("utf-8") + b"\n")
-    out.flush()
+    write_bytes(entry.secret.reveal().encode("utf-8") + b"\n")
 
 
 def exec_(app: Context, pristine: bool, command: Sequence[str], *, masking: bool = True) -> None:
@@ -132,7 +119,7 @@ def hook_env(app: Context, shell: str) -> None:
         CONFIG_VARIABLE: str(app.paths.config.absolute()),
     }
     text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
-    _write(text + render_shell_variables(watch, shell))
+    write_text(text + render_shell_variables(watch, shell))
 
 
 def _hook_change(app: Context) -> HookChange:
@@ -164,16 +151,3 @@ def _unlocked_values(app: Context, project: str) -> dict[str, str] | None:
     except KeyvaultError as exc:
         warn(f"not exporting project {safe(project)}: {exc.message}")
         return None
-
-
-def _write(text: str) -> None:
-    out = _stdout()
-    out.write(text)
-    out.flush()
-
-
-def _stdout() -> TextIO:
-    """`sys.stdout`; `keyvault env >&-` leaves none: an output error (main prints it)."""
-    if sys.stdout is None:
-        raise OSError(errno.EBADF, "standard output is closed")
-    return sys.stdout

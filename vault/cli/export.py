@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from vault.cli import everyday
+from vault.cli import everyday, fast
 from vault.cli.context import pass_context
 from vault.cli.options import project_option
 from vault.cli.report import warn
@@ -26,14 +26,14 @@ from vault.store.context import Context
 @project_option()
 @click.option(
     "--shell",
-    type=click.Choice(everyday.SHELL_CHOICES),
+    type=click.Choice(fast.SHELL_CHOICES),
     default=None,
     help="Shell syntax (default: detected from the parent process, then $SHELL).",
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(everyday.FORMAT_CHOICES),
+    type=click.Choice(fast.FORMAT_CHOICES),
     default=None,
     help="Print a .env or JSON document instead of shell statements.",
 )

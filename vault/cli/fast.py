@@ -21,16 +21,24 @@ proves both paths print the same bytes and exit codes for generated command line
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Final
 
     from vault.store.context import Context
 
     Values = dict[str, str | bool]
     Runner = Callable[[Context, Values, list[str]], None]
+
+# The values `--shell`, `--format` and hook-env's `--shell` accept, for both parsers. Written
+# out rather than read from vault/export/shells.py and hook_scripts.py, which `get` and `exec`
+# do not import (nor this table); tests/cli/test_fast_path.py checks they name the same
+# shells and formats.
+SHELL_CHOICES: Final = ("bash", "zsh", "sh", "fish", "powershell", "cmd")
+FORMAT_CHOICES: Final = ("dotenv", "json")
+HOOK_SHELL_CHOICES: Final = ("bash", "zsh", "fish")
 
 # click's shell completion: `_KEYVAULT_COMPLETE=bash_complete keyvault …` asks click for words
 COMPLETION_VARIABLE: Final = "_KEYVAULT_COMPLETE"
@@ -73,9 +81,9 @@ class Command:
 
 
 def commands() -> dict[str, Command]:
-    """The table of what runs without click; the test compares it with the click commands."""
-    from vault.cli import everyday  # noqa: PLC0415 - only once a command matched
-
+    """The table of what runs without click; the test compares it with the click commands.
+    Building it imports nothing: each runner imports everyday.py (and with it the vault's
+    model) only when it runs, which a command answered from the memo never does."""
     project = Option("project")
     vault = Option("vault")  # `--vault` after the command too, as click's hidden option
     return {
@@ -83,17 +91,13 @@ def commands() -> dict[str, Command]:
             {
                 "--project": project,
                 "--vault": vault,
-                "--shell": Option("shell", choices=everyday.SHELL_CHOICES),
-                "--format": Option("fmt", choices=everyday.FORMAT_CHOICES),
+                "--shell": Option("shell", choices=SHELL_CHOICES),
+                "--format": Option("fmt", choices=FORMAT_CHOICES),
                 "--unset": Option("unset", flag=True),
             },
-            lambda app, v, _: everyday.env(app, _text(v, "shell"), _text(v, "fmt"), "unset" in v),
+            _env,
         ),
-        "get": Command(
-            {"--project": project, "--vault": vault},
-            lambda app, _, args: everyday.get(app, args[0] if args else None),
-            most=1,
-        ),
+        "get": Command({"--project": project, "--vault": vault}, _get, most=1),
         "exec": Command(
             {
                 "--project": project,
@@ -101,22 +105,46 @@ def commands() -> dict[str, Command]:
                 "--pristine": Option("pristine", flag=True),
                 "--no-masking": Option("no_masking", flag=True),
             },
-            lambda app, v, args: everyday.exec_(
-                app, "pristine" in v, tuple(args), masking="no_masking" not in v
-            ),
+            _exec,
             least=1,
             most=None,
             interspersed=False,  # everything after COMMAND is COMMAND's, `--project` too
         ),
         "hook-env": Command(
-            {"--shell": Option("shell", choices=everyday.HOOK_SHELL_CHOICES), "--vault": vault},
-            lambda app, v, _: everyday.hook_env(app, str(v["shell"])),
+            {"--shell": Option("shell", choices=HOOK_SHELL_CHOICES), "--vault": vault},
+            _hook_env,
             required=("shell",),
         ),
     }
 
 
+def _env(app: Context, values: Values, _arguments: list[str]) -> None:
+    from vault.cli.everyday import env  # noqa: PLC0415 - see commands()
+
+    env(app, _text(values, "shell"), _text(values, "fmt"), "unset" in values)
+
+
+def _get(app: Context, _values: Values, arguments: list[str]) -> None:
+    from vault.cli.everyday import get  # noqa: PLC0415
+
+    get(app, arguments[0] if arguments else None)
+
+
+def _exec(app: Context, values: Values, arguments: list[str]) -> None:
+    from vault.cli.everyday import exec_  # noqa: PLC0415
+
+    exec_(app, "pristine" in values, tuple(arguments), masking="no_masking" not in values)
+
+
+def _hook_env(app: Context, values: Values, _arguments: list[str]) -> None:
+    from vault.cli.everyday import hook_env  # noqa: PLC0415
+
+    hook_env(app, str(values["shell"]))
+
+
 FAST_COMMANDS: Final = frozenset({"env", "get", "exec", "hook-env"})
+# answered from the export memo when nothing changed: what they print is all they do
+MEMO_COMMANDS: Final = frozenset({"env", "get"})
 ROOT_OPTIONS: Final = {"--vault": Option("vault_home")}  # the group's, before the command
 
 
@@ -136,14 +164,30 @@ def dispatch(argv: Sequence[str], environ: Mapping[str, str]) -> Callable[[], No
         return None
     options, arguments = parsed
 
+    given = _text(options, "vault")
+    home = given if given is not None else vault_home
+
     def run() -> None:
         from vault.cli.everyday import command_context  # noqa: PLC0415
 
-        given = _text(options, "vault")
-        app = command_context(given if given is not None else vault_home, _text(options, "project"))
+        app = command_context(home, _text(options, "project"))
         command.run(app, options, arguments)
 
-    return run
+    if rest[0] not in MEMO_COMMANDS:
+        return run
+    return lambda: _through_memo(argv, home, run)
+
+
+def _through_memo(argv: Sequence[str], home: str | None, run: Callable[[], None]) -> None:
+    """`run`, or what an earlier run of the same command line printed while nothing it
+    depended on has changed (vault/cli/memo.py)."""
+    from vault.cli.memo import memo_for, recorded  # noqa: PLC0415
+
+    memo = memo_for(argv, home)
+    if memo is None:
+        run()
+    elif not memo.replay():
+        recorded(memo, run)
 
 
 def _root_options(argv: Sequence[str]) -> tuple[str | None, Sequence[str]] | None:

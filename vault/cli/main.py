@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from vault.cli.report import first_line, house_style, print_error, report, silence_stdout
 from vault.cli.variables import warn_unknown_variables
@@ -22,6 +21,7 @@ from vault.errors import EXIT_USAGE, KeyvaultError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C

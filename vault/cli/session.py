@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vault.cli import everyday
+from vault.cli import everyday, fast
 from vault.cli.context import pass_context, print_json
 from vault.cli.options import json_option
 from vault.errors import UsageError, VaultNotFound
@@ -106,7 +106,7 @@ def _local(epoch: float) -> str:
 
 
 @click.command("hook")
-@click.argument("shell", type=click.Choice(everyday.HOOK_SHELL_CHOICES))
+@click.argument("shell", type=click.Choice(fast.HOOK_SHELL_CHOICES))
 def hook_cmd(shell: str) -> None:
     """Print a shell hook that exports a project's key when you enter its folder.
 
@@ -126,7 +126,7 @@ def hook_cmd(shell: str) -> None:
 
 
 @click.command("hook-env", hidden=True)
-@click.option("--shell", type=click.Choice(everyday.HOOK_SHELL_CHOICES), required=True)
+@click.option("--shell", type=click.Choice(fast.HOOK_SHELL_CHOICES), required=True)
 @pass_context
 def hook_env_cmd(app: Context, shell: str) -> None:
     """Statements for the hook: export on entering a project folder, restore on leaving."""

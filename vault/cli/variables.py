@@ -4,9 +4,11 @@ would open the default vault). Imported on every run: no click, nothing heavy.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from vault.cli.report import safe, warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # the ones people set (README.md#automation lists each); a warning, not an error, for any
 # other: a user's own scripts may use the prefix, and a stray variable never made aws-vault

@@ -14,9 +14,12 @@ JSON header and a binary body):
 `decrypt` + an age file → its plaintext and the deadlines (the idle deadline moves), or
 `{"error": "refused", "kind": <error class>, "message": …}` when the file does not open;
 `status` → `{"recipient": "age1…", "expires_at": …, "idle_expires_at": …, "pid": …}`;
-`lock` → `{"locked": true}` after the identity is dropped and the socket removed. The
-identity itself is never sent. Expiry is checked on every request too, so a late request
-never gets a plaintext.
+`lock` → `{"locked": true}` after the identity is dropped and the socket removed;
+`memo-put` + KEY (32 bytes) and an entry → `{"memo": "kept"}`, and `memo-get` + KEY → the entry
+and `{"memo": "hit"}`, or `{"memo": "miss"}`: the export memo (vault/cli/memo.py) of
+`keyvault env` and `get`. The agent keeps entries as opaque bytes, in memory only, a bounded
+number, dropped on lock and expiry; it never reads them. The identity itself is never sent.
+Expiry is checked on every request too, so a late request never gets a plaintext or an entry.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ MAX_CLIENTS = 8  # connections served at once, each on its own thread; more wait
 BACKLOG = 128  # connections waiting: a burst of shells opening a large vault must not be refused
 WAKE_INTERVAL = 0.5  # the accept loop notices `lock` (from a client thread) this quickly
 PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+MEMO_KEY_BYTES = 32
+MEMO_ENTRIES = 64  # most recently used first out; a shell start needs one
+MEMO_ENTRY_BYTES = 256 << 10  # one entry: an export and the files it depends on (~10 KiB)
 IDENTITY_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -97,6 +103,32 @@ class Deadlines:
         return {"expires_at": self._ttl_end[0], "idle_expires_at": idle_end}
 
 
+class MemoStore:
+    """The export memo's entries: opaque bytes by key, least recently used dropped first."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, bytes] = {}
+        self._guard = threading.Lock()  # each client is served on its own thread
+
+    def get(self, key: bytes) -> bytes | None:
+        with self._guard:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._entries[key] = entry  # now the most recently used
+            return entry
+
+    def put(self, key: bytes, entry: bytes) -> None:
+        with self._guard:
+            self._entries.pop(key, None)
+            self._entries[key] = entry
+            while len(self._entries) > MEMO_ENTRIES:
+                del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        with self._guard:
+            self._entries.clear()
+
+
 class Agent:
     """Serves one identity: decrypts what our own uid sends it, and never hands the key out.
 
@@ -117,6 +149,7 @@ class Agent:
         self._path = path
         self._inode = _inode(self._path)
         self._running = True
+        self._memo = MemoStore()
 
     def serve(self) -> None:
         """Accept until the session ends; each client is served on its own thread, so one
@@ -152,6 +185,7 @@ class Agent:
     def _retire(self) -> None:
         """Drop the identity and remove our socket (the process may still finish a reply)."""
         self._identity = None
+        self._memo.clear()
         if self._inode is not None and _inode(self._path) == self._inode:
             with contextlib.suppress(OSError):
                 self._path.unlink()
@@ -197,6 +231,22 @@ class Agent:
         finally:
             self._running = False
 
+    def _memo_get(self, conn: socket.socket, key: bytes) -> None:
+        entry = self._memo.get(key) if len(key) == MEMO_KEY_BYTES else None
+        if entry is None:
+            send_message(conn, {"memo": "miss"})
+            return
+        self._deadlines.touch()  # a use of the session, as a decrypt is
+        send_message(conn, {"memo": "hit"}, entry)
+
+    def _memo_put(self, conn: socket.socket, body: bytes) -> None:
+        key, entry = body[:MEMO_KEY_BYTES], body[MEMO_KEY_BYTES:]
+        if len(key) < MEMO_KEY_BYTES or not entry or len(entry) > MEMO_ENTRY_BYTES:
+            send_message(conn, {"error": "memo entry refused"})
+            return
+        self._memo.put(key, entry)
+        send_message(conn, {"memo": "kept"})
+
     def _unknown(self, conn: socket.socket, _body: bytes) -> None:
         send_message(conn, {"error": "unknown op"})
 
@@ -204,6 +254,8 @@ class Agent:
         "decrypt": _decrypt,
         "status": _status,
         "lock": _lock,
+        "memo-get": _memo_get,
+        "memo-put": _memo_put,
     }
 
 

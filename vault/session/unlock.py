@@ -137,7 +137,14 @@ class Unlocker:
     def _typed(self) -> bool:
         """Whether the passphrase comes from a person at the prompt (who gets more tries)."""
         s = self.settings
-        return s.passphrase is None and s.passphrase_file is None and self.ask is not None
+        return s.passphrase is None and s.passphrase_file is None and self._asker() is not None
+
+    def _asker(self) -> PassphraseSource | None:
+        """`ask`, with `ask_if_terminal` settled the first time a passphrase is wanted: a
+        command the session or the environment unlocks never touches /dev/tty."""
+        if self.ask is ask_if_terminal:
+            self.ask = ask_hidden if terminal_available() else None
+        return self.ask
 
     def passphrase(self, prompt: str = "passphrase: ") -> Secret:
         s = self.settings
@@ -145,9 +152,10 @@ class Unlocker:
             return s.passphrase
         if s.passphrase_file is not None:
             return read_passphrase_file(s.passphrase_file, warn=self.warn)
-        if self.ask is None:
+        ask = self._asker()
+        if ask is None:
             raise self._cannot_ask()
-        return self.ask(prompt)
+        return ask(prompt)
 
     def _cannot_ask(self) -> NoPassphraseSource:
         """Why there is no passphrase, told apart: a session that did not answer, a session
@@ -216,6 +224,12 @@ def terminal_available() -> bool:
         return False
     os.close(fd)
     return True
+
+
+def ask_if_terminal(prompt: str) -> Secret:
+    """As an Unlocker's `ask`: the terminal prompt when there is a terminal, told when the
+    passphrase is first wanted (Unlocker._asker)."""
+    return ask_hidden(prompt)
 
 
 def ask_hidden(prompt: str) -> Secret:

@@ -9,14 +9,15 @@ FreeBSD) and talk only to their own uid; where the platform cannot tell, only th
 folder around the socket guards it. A file the agent cannot open comes back as a refusal
 (`refused`), which the client raises as the same error class (`refusal`).
 
-This module is imported on the hot path of every command, so it imports only cheap modules.
+This module is imported on the hot path of every command, so it imports only cheap modules;
+json (which loads re and enum) only once a JSON header is written or read: the export memo
+(vault/cli/memo.py) speaks in raw frames (`exchange_frames`) and never needs it.
 """
 
 from __future__ import annotations
 
 # the C module, not `socket`: the wrapper's enums and selectors cost ~2 ms on every command
 import _socket as socket
-import json
 import os
 import struct
 import sys
@@ -69,7 +70,25 @@ def exchange_reporting(
 ) -> tuple[tuple[dict[str, object], bytes] | None, bool]:
     """`exchange`, and whether an agent of ours took the connection: (None, True) is an
     agent that is there but gave no usable answer in time (busy, stuck, or too old)."""
-    if not path or len(body) > MAX_BODY:
+    import json  # noqa: PLC0415 - see the module docstring
+
+    replied, connected = _exchange(path, json.dumps(request).encode(), body)
+    if replied is None:
+        return None, connected
+    try:
+        return (_json_header(replied[0]), replied[1]), True
+    except ValueError:
+        return None, True
+
+
+def exchange_frames(path: str, header: bytes, body: bytes = b"") -> tuple[bytes, bytes] | None:
+    """One request whose header the caller encoded, and the reply's raw header and body;
+    None when nobody (trustworthy) answers."""
+    return _exchange(path, header, body)[0]
+
+
+def _exchange(path: str, header: bytes, body: bytes) -> tuple[tuple[bytes, bytes] | None, bool]:
+    if not path or len(body) > MAX_BODY or len(header) > MAX_HEADER:
         return None, False
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -82,8 +101,8 @@ def exchange_reporting(
             return None, False
         connected = True
         sock.settimeout(REPLY_TIMEOUT)  # a large file waits to be read while others are served
-        send_message(sock, request, body)
-        return recv_message(sock), True
+        send_frame(sock, header, body)
+        return recv_frame(sock), True
     except (OSError, ValueError, struct.error):
         return None, connected
     finally:
@@ -108,8 +127,13 @@ def _connect(sock: socket.socket, path: str) -> None:
 
 def send_message(sock: socket.socket, header: dict[str, object], body: bytes = b"") -> None:
     """One message: FRAME (the two lengths), the JSON header, then the body as is."""
-    encoded = json.dumps(header).encode()
-    sock.sendall(FRAME.pack(len(encoded), len(body)) + encoded)
+    import json  # noqa: PLC0415 - see the module docstring
+
+    send_frame(sock, json.dumps(header).encode(), body)
+
+
+def send_frame(sock: socket.socket, header: bytes, body: bytes = b"") -> None:
+    sock.sendall(FRAME.pack(len(header), len(body)) + header)
     if body:
         sock.sendall(body)
 
@@ -120,13 +144,25 @@ def recv_message(
     """The next message; ValueError when it is malformed or over the limits, OSError when
     the connection fails or closes early, TimeoutError when `deadline` (a
     `time.monotonic()` value) passes first."""
+    header, body = recv_frame(sock, deadline=deadline)
+    return _json_header(header), body
+
+
+def recv_frame(sock: socket.socket, *, deadline: float | None = None) -> tuple[bytes, bytes]:
+    """The next message's raw header and body (see `recv_message`)."""
     header_size, body_size = FRAME.unpack(recv_exact(sock, FRAME.size, deadline))
     if header_size > MAX_HEADER or body_size > MAX_BODY:
         raise ValueError("message over the size limits")
-    header = json.loads(recv_exact(sock, header_size, deadline))
+    return recv_exact(sock, header_size, deadline), recv_exact(sock, body_size, deadline)
+
+
+def _json_header(raw: bytes) -> dict[str, object]:
+    import json  # noqa: PLC0415 - see the module docstring
+
+    header = json.loads(raw)
     if not isinstance(header, dict):
         raise ValueError("message header is not an object")
-    return header, recv_exact(sock, body_size, deadline)
+    return header
 
 
 def recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:

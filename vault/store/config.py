@@ -1,9 +1,10 @@
 """Where keyvault keeps its files, and `config.toml`.
 
 The vault home holds `identity.age`, `vault.age`, `vault.age.bak`, `vault.lock` and
-`config.toml`. It is, in order: `--vault PATH`, `$KEYVAULT_HOME`, or the platformdirs user data
-folder (`~/.local/share/keyvault` on Linux, `~/Library/Application Support/keyvault` on macOS,
-`%LOCALAPPDATA%\\keyvault` on Windows).
+`config.toml`. It is, in order: `--vault PATH`, `$KEYVAULT_HOME`, or the user data folder
+(`$XDG_DATA_HOME/keyvault` or `~/.local/share/keyvault` on Linux,
+`~/Library/Application Support/keyvault` on macOS, `%LOCALAPPDATA%\\keyvault` on Windows):
+vault/store/folders.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from vault.errors import ConfigError, UsageError
+from vault.errors import ConfigError
 from vault.model.tuples import NamedTuple
+from vault.store.folders import vault_home
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,29 +61,8 @@ class Paths(NamedTuple):
 
 
 def resolve_home(option: str | None, environ: Mapping[str, str]) -> Path:
-    """The vault home from `--vault`, `KEYVAULT_HOME`, or the platform's data folder.
-
-    `--vault ''` is refused: a `--vault "$DIR"` whose variable is unset must not quietly open
-    another vault. An empty `KEYVAULT_HOME` counts as unset, as an empty PASSWORD_STORE_DIR
-    does for pass. A leading `~` is your home folder; a relative path starts where the
-    command runs. A path that is a file, not a folder, is refused here, once, rather than as
-    "config.toml: not a directory" by whichever file is opened first.
-    """
-    if option is not None and not option.strip():
-        raise UsageError("--vault needs a folder; it was given an empty path")
-    chosen = option or environ.get("KEYVAULT_HOME")
-    if chosen:
-        home = Path(chosen).expanduser().absolute()
-    else:
-        from platformdirs import user_data_dir  # noqa: PLC0415 - only when no override is given
-
-        home = Path(user_data_dir("keyvault", appauthor=False))
-    if home.exists() and not home.is_dir():
-        raise ConfigError(
-            f"{home}: the vault home is a file, not a folder",
-            hint="point --vault or KEYVAULT_HOME at the folder that holds vault.age",
-        )
-    return home
+    """The vault home (vault/store/folders.py owns the rule)."""
+    return Path(vault_home(option, environ))
 
 
 class Config(NamedTuple):

@@ -28,13 +28,14 @@ from vault.model.clock import Clock, utc_now
 from vault.model.document import VaultDoc
 from vault.model.tuples import NamedTuple
 from vault.store.config import Config, Paths, load_config, resolve_home
+from vault.store.folders import PROJECT_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from vault.session.unlock import Unlocker
     from vault.store.keyvault import Keyvault
 
-PROJECT_FILE = ".keyvault.toml"
+
 Warn = Callable[[str], None]
 
 
@@ -247,12 +248,12 @@ class Context:
     def unlocker(self) -> Unlocker:
         from vault.session.client import Session  # noqa: PLC0415
         from vault.session.identity import UnlockSettings  # noqa: PLC0415
-        from vault.session.unlock import Unlocker, ask_hidden, terminal_available  # noqa: PLC0415
+        from vault.session.unlock import Unlocker, ask_hidden, ask_if_terminal  # noqa: PLC0415
 
-        ask = self.interactive if self.interactive is not None else terminal_available()
+        ask = {None: ask_if_terminal, True: ask_hidden, False: None}[self.interactive]
         return Unlocker(
             settings=UnlockSettings.from_environ(self.environ),
-            ask=ask_hidden if ask else None,
+            ask=ask,
             session=Session(self.paths.home),
             warn=self.warn,
         )

@@ -21,12 +21,11 @@ cheap modules only, and the file is written only when something changed.
 
 # the folder is built from environment strings, as platformdirs does (not imported here:
 # ~2 ms on every `keyvault env`)
-# ruff: noqa: PTH103, PTH111, PTH117, PTH118
+# ruff: noqa: PTH103
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from vault.model.document import VaultDoc
 from vault.model.team import chain_digests, secret_digest
 from vault.model.tuples import NamedTuple
 from vault.store.files import read_file, write_file_atomic
+from vault.store.folders import state_folder
 
 PIN_VARIABLE = "KEYVAULT_TEAM_PIN"
 FORGED_HINT = (
@@ -79,19 +79,6 @@ def pin_of(doc: VaultDoc) -> Pin | None:
     if doc.team is None:
         return None
     return Pin(doc.team.vault_id, secret_digest(doc.team.current.key), doc.generation)
-
-
-def state_folder(environ: Mapping[str, str]) -> str:
-    """Where keyvault keeps per-machine state: never inside a vault home."""
-    home = environ.get("HOME") or os.path.expanduser("~")
-    if sys.platform == "win32":
-        return os.path.join(environ.get("LOCALAPPDATA") or home, "keyvault-state")
-    if sys.platform == "darwin":  # user_data_dir there is the default vault home itself
-        return os.path.join(home, "Library", "Application Support", "keyvault-state")
-    state = environ.get("XDG_STATE_HOME", "")
-    if not os.path.isabs(state):
-        state = os.path.join(home, ".local", "state")
-    return os.path.join(state, "keyvault")
 
 
 class Trust:
