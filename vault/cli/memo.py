@@ -288,7 +288,7 @@ class WatchedStream:
         return getattr(self._stream, name)
 
 
-def recorded(memo: Memo, run: Callable[[], object]) -> None:
+def recorded(memo: Memo, run: Callable[[], object]) -> Recording:
     """`run()` (the full command) recorded, and its entry kept when it qualifies."""
     global _recording  # noqa: PLW0603 - one recorded run at a time, in one process
     recording = Recording(memo.agent)
@@ -306,11 +306,12 @@ def recorded(memo: Memo, run: Callable[[], object]) -> None:
         printed = output.stop_keeping()
         os.environ, sys.stderr = real_environ, real_stderr
     if recording.spoiled or not printed:
-        return
+        return recording
     try:  # noqa: SIM105 - not contextlib.suppress: one import less on every `env`
         memo.keep(printed, recording)
     except Exception:  # noqa: S110 - an entry not kept only means a full run next time
         pass
+    return recording
 
 
 _hooked = False
