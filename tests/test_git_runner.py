@@ -9,10 +9,12 @@ records that it ran and which KEYVAULT_/OPENAI_ variables it saw.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
 import subprocess
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -212,13 +214,27 @@ REVIEWED_CHILD_PROCESSES = {
 
 
 def test_every_child_process_starts_in_a_reviewed_place() -> None:
-    starting = re.compile(r"\bsubprocess\.|\bos\.(exec|spawn|system|popen|posix_spawn)")
+    # tokens are joined by spaces: `subprocess . run`
+    starting = re.compile(r"\bsubprocess \.|\bos \. (exec|spawn|system|popen|posix_spawn)")
     found = {
         str(path.relative_to(REPO))
         for path in (REPO / "vault").rglob("*.py")
-        if starting.search(path.read_text(encoding="utf-8"))
+        if starting.search(_code_only(path.read_text(encoding="utf-8")))
     }
     assert found == REVIEWED_CHILD_PROCESSES
+
+
+def _code_only(text: str) -> str:
+    """The source without its strings and comments: the names of audit events
+    (vault/cli/memo.py lists "subprocess.Popen") start nothing."""
+    skipped = (tokenize.STRING, tokenize.COMMENT)
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return " ".join(token.string for token in tokens if token.type not in skipped)
+
+
+def test_the_code_only_scan_still_sees_a_call() -> None:
+    assert "subprocess . run" in _code_only('import subprocess\nsubprocess.run(["x"])  # "y"\n')
+    assert "subprocess" not in _code_only('NAMES = {"subprocess.Popen"}  # subprocess.run\n')
 
 
 # --- the vault's own repository (issue 15: `keyvault sync`, VAULT_REPO profile) -------------

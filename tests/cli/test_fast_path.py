@@ -440,6 +440,8 @@ ALLOWED_VAULT = {
     "vault.store.folders",  # the vault home, in os.path (vault/store/folders.py)
     "vault.store.keyvault",
     "vault.cli.memo",  # the export memo of env and get (tests/cli/test_memo.py)
+    "vault.cli.memo_entry",
+    "vault.cli.memo_record",  # a full run recorded for the memo
     "vault.cli.output",
 }
 ALLOWED_OTHER = {

@@ -349,7 +349,6 @@ def test_everything_a_full_run_looks_at_is_a_dependency(
     # vault home, the project files up the tree); this proves the list is whole for every
     # everyday form, in a project folder and out of one
     from vault.cli import everyday
-    from vault.cli.memo import _stat_only
 
     for name, value in world.env.items():
         monkeypatch.setenv(name, value)
@@ -383,7 +382,7 @@ def test_everything_a_full_run_looks_at_is_a_dependency(
             seen = recorded(memo, run)
         assert not seen.spoiled, argv
         session_folder = str(Path(memo.agent).parent)
-        covered = {*seen.opened, *_stat_only(memo), memo.agent}
+        covered = {*seen.opened, *memo.looked_at(), memo.agent}
         missed = {
             path
             for path in looked

@@ -148,8 +148,11 @@ MEMO_COMMANDS: Final = frozenset({"env", "get"})
 ROOT_OPTIONS: Final = {"--vault": Option("vault_home")}  # the group's, before the command
 
 
-def dispatch(argv: Sequence[str], environ: Mapping[str, str]) -> Callable[[], None] | None:
-    """The command to run for `argv` without click, or None to hand `argv` to click."""
+def dispatch(
+    argv: Sequence[str], environ: Mapping[str, str], *, memo: bool = False
+) -> Callable[[], None] | None:
+    """The command to run for `argv` without click, or None to hand `argv` to click; with
+    `memo` (the `keyvault` process itself), `env` and `get` go through the export memo."""
     if environ.get(COMPLETION_VARIABLE) or os.name == "nt":
         return None
     root = _root_options(argv)
@@ -173,7 +176,7 @@ def dispatch(argv: Sequence[str], environ: Mapping[str, str]) -> Callable[[], No
         app = command_context(home, _text(options, "project"))
         command.run(app, options, arguments)
 
-    if rest[0] not in MEMO_COMMANDS:
+    if not memo or rest[0] not in MEMO_COMMANDS:
         return run
     return lambda: _through_memo(argv, home, run)
 

@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None, *, fast_path: bool = True) -> None:
         # A fast command lives ~15 ms and makes next to no cyclic garbage: the collector's
         # passes over the freshly imported modules cost ~1.5 ms of `keyvault env` here.
         gc.disable()
-        fast = _fast_command(args)
+        fast = _fast_command(args, memo=True)
         if fast is not None:
             _leave_now(_guarded(fast))
         gc.enable()
@@ -90,16 +90,18 @@ def main(argv: Sequence[str] | None = None, *, fast_path: bool = True) -> None:
 
 def run(argv: Sequence[str], *, fast_path: bool = True) -> int:
     """One command, in this process, returning its exit code (tests run thousands of
-    commands this way); `main` is the same without the process-level steps."""
+    commands this way); `main` is the same without the process-level steps, and without
+    the export memo, which records a run by swapping process-wide state (os.environ,
+    sys.stderr, an audit hook) that a host process must not see changed."""
     args = list(argv)
-    fast = _fast_command(args) if fast_path else None
+    fast = _fast_command(args, memo=False) if fast_path else None
     return _guarded(fast if fast is not None else lambda: _run_click(args))
 
 
-def _fast_command(args: list[str]) -> Callable[[], object] | None:
+def _fast_command(args: list[str], *, memo: bool) -> Callable[[], object] | None:
     from vault.cli.fast import dispatch  # noqa: PLC0415
 
-    return dispatch(args, os.environ)
+    return dispatch(args, os.environ, memo=memo)
 
 
 def _leave_now(code: int) -> NoReturn:
