@@ -12,7 +12,8 @@ of the machine weighs on each alike), the median wall time and CPU time of
     interpreter costs before any .pth file of site-packages runs), `python -c "import click"`,
   - `keyvault env` (memo and full run) and `python -c pass` again in a venv holding keyvault
     as a regular install, as pip and pipx install it (this venv's editable-install .pth
-    preloads re, pathlib and enum for every interpreter start),
+    preloads re, pathlib and enum for every interpreter start), finding the vault at its
+    default home (no KEYVAULT_HOME),
 and the ratios env/pass and env/python, for the regular install first. Then the bash hook's
 cost per `cd` (with the hook, minus the same `cd` loop without it) in a tree without a
 project file and inside a project, and how many keyvault processes the hook started meanwhile.
@@ -124,7 +125,10 @@ def setup_vault(tmp: Path) -> dict[str, str]:
     runtime = Path(tempfile.mkdtemp(prefix="kvb-", dir="/tmp"))
     env = installed_like_env(
         {
-            "KEYVAULT_HOME": str(tmp / "kv"),
+            # the default home under XDG_DATA_HOME, so the regular install finds it without
+            # KEYVAULT_HOME, as most users run it
+            "KEYVAULT_HOME": str(tmp / "data" / "keyvault"),
+            "XDG_DATA_HOME": str(tmp / "data"),
             "XDG_RUNTIME_DIR": str(runtime),
             "KEYVAULT_PASSPHRASE": PASSPHRASE,
         }
@@ -267,7 +271,10 @@ def main() -> None:
                 "click": ([sys.executable, "-c", "import click"], kv_env, PIPE),
             }
             clean_python, clean_keyvault = clean_install(tmp)
-            clean_env = {k: v for k, v in kv_env.items() if k != "PYTHONPATH"}
+            # the regular install finds the vault at its default home (XDG_DATA_HOME)
+            clean_env = {
+                k: v for k, v in kv_env.items() if k not in ("PYTHONPATH", "KEYVAULT_HOME")
+            }
             commands["python clean"] = ([clean_python, "-c", "pass"], clean_env, PIPE)
             commands["env clean"] = ([clean_keyvault, *ENV_ARGS], clean_env, PIPE)
             commands["env clean full"] = ([clean_keyvault, *ENV_ARGS], clean_env, FILE)

@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent / "vault"
 LAYERS = [
     ["vault", "vault.errors"],
     ["vault.age", "vault.age.*", "vault.model", "vault.model.*"],
-    ["vault.store.files", "vault.store.config", "vault.store.git", "vault.security.childenv"],
+    # the low store modules, and where the folders are (vault/store/folders.py)
+    [
+        *("vault.store.folders", "vault.store.files", "vault.store.config", "vault.store.git"),
+        "vault.security.childenv",
+    ],
     ["vault.export", "vault.export.*", "vault.session", "vault.session.*"],
     ["vault.store", "vault.store.*"],
     ["vault.health", "vault.health.*", "vault.rotation", "vault.rotation.*"],
