@@ -2,10 +2,10 @@
 
 Only what rotation and `keyvault usage` need: projects, project API keys, service accounts
 (create returns the only copy of the new key's secret) and costs. Synchronous methods over
-the health checker's bounded exchange (fetch.py: a total deadline per request and per run, a
-body cap before and after decoding, plain http never through a proxy), run on a private
-event loop; the transport (an httpx.AsyncBaseTransport) is injectable. Errors become
-`AdminApiError` with the server's message masked.
+the health checker's session (transport.Session: the same retries, and fetch.py's total
+deadline per request and per run, a body cap before and after decoding, plain http never
+through a proxy), run on a private event loop; the transport (an httpx.AsyncBaseTransport)
+is injectable. Errors become `AdminApiError` with the server's message masked.
 
     with AdminClient(admin_entry.secret, base_url=admin_entry.effective_base_url) as api:
         account = api.create_service_account("proj_abc", "keyvault-work-20260101")
@@ -23,12 +23,11 @@ from typing import Any, Final
 import httpx
 
 from vault.errors import AdminApiError
-from vault.health.classify import classify
-from vault.health.fetch import Limits, fetch
-from vault.health.lanes import make_client
+from vault.health.fetch import Limits
+from vault.health.lanes import Lanes
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
 from vault.health.redact import safe_message
-from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
+from vault.health.transport import Exchange, RetryPolicy, Session, refusal
 from vault.model.clock import iso
 from vault.model.secret import Secret
 
@@ -36,6 +35,8 @@ MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
 PAGE_LIMIT: Final = 100
 # a page of 100 keys is ~50 KiB; a month of costs by project and key for 1,000 keys ~5 MiB
 MAX_ADMIN_BODY: Final = 16 * 1024 * 1024
+# methods whose repetition changes nothing more than the first did (RFC 9110 9.2.2)
+IDEMPOTENT: Final = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,15 @@ class CostRow:
 
 
 class AdminClient:
-    """Administration API calls with one admin key. Use as a context manager."""
+    """Administration API calls with one admin key. Use as a context manager.
+
+    Reads (GET) and deletions (DELETE: a repeated one answers 404, which a deletion takes as
+    "already gone") are retried like the checker's probes: a gateway's 502 or 503, a reset
+    connection or a 429, with the SDKs' backoff or the server's Retry-After, all of one
+    command's waits together at most `max_retry_wait` and never past the run's deadline. A POST
+    is sent once: a service account whose answer was lost may exist, and a second would be a
+    second key (mint_cleanup finds and deletes the first by its name).
+    """
 
     def __init__(
         self,
@@ -70,13 +79,19 @@ class AdminClient:
         proxy: str | None = None,
         timeout: float = 30.0,
         limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        self._target = ProbeTarget("admin key", secret, base_url)
-        refused = refusal(self._target)
+        target = ProbeTarget("admin key", secret, base_url)
+        refused = refusal(target)
         if refused is not None:
             raise AdminApiError(f"admin api: {refused.message}")
-        self._limits = (limits or Limits()).with_max_body(MAX_ADMIN_BODY)
-        self._client = make_client(connections=1, timeout=timeout, transport=transport, proxy=proxy)
+        lanes = Lanes(1, timeout=timeout, transport=transport, proxy=proxy, http2=False)
+        self._session = Session(
+            lanes,
+            target,
+            retry or RetryPolicy(),
+            limits=(limits or Limits()).with_max_body(MAX_ADMIN_BODY),
+        )
         self._loop = asyncio.new_event_loop()
 
     def __enter__(self) -> AdminClient:
@@ -84,42 +99,29 @@ class AdminClient:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._loop.run_until_complete(self._client.aclose())
+            self._loop.run_until_complete(self._session.lanes.aclose())
         finally:
             self._loop.close()
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, int]:
-        """One request; the classification, the JSON body (or None) and the latency in ms."""
-        secret = self._target.secret.reveal()
-        headers = {
-            "Authorization": f"Bearer {secret}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        url = endpoint(self._target.base_url, path)
-        exchange = fetch(
-            self._client,
-            method,
-            url,
-            headers=headers,
-            limits=self._limits,
-            params=kw.get("params"),
-            json_body=kw.get("json"),
+    def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, Exchange]:
+        """One logical request (retried unless it is a POST); the classification, the JSON
+        body (or None) and the exchange."""
+        exchange = self._loop.run_until_complete(
+            self._session.call(
+                method,
+                path,
+                params=kw.get("params"),
+                json_body=kw.get("json"),
+                retry=method in IDEMPOTENT,
+            )
         )
         try:
-            got = self._loop.run_until_complete(exchange)
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, (secret,)), None, 0
-        if got.failure is not None:
-            return got.failure, None, 0
-        verdict = classify(got.status_code, got.headers, got.body, secrets=(secret,))
-        try:
-            body = json.loads(got.body)
+            body = json.loads(exchange.body) if exchange.body else None
         except (ValueError, RecursionError):
             body = None
-        return verdict, body, got.latency_ms or 0
+        return exchange.classification, body, exchange
 
     def _call(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
         verdict, body, _ = self._send(method, path, **kw)
@@ -201,13 +203,13 @@ class AdminClient:
     def ping(self, name: str, clock: Callable[[], datetime]) -> HealthResult:
         """Check the admin key itself with the cheapest admin call (one project)."""
         checked_at = iso(clock())
-        verdict, _, latency = self._send("GET", "/organization/projects", params={"limit": 1})
+        verdict, _, exchange = self._send("GET", "/organization/projects", params={"limit": 1})
         return HealthResult.from_verdict(
             name,
             checked_at,
             verdict,
-            latency_ms=latency or None,
-            attempts=1,
+            latency_ms=exchange.latency_ms,
+            attempts=exchange.attempts,
             evidence=f"admin api: {verdict.evidence}",
         )
 

@@ -185,20 +185,22 @@ class Session:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        retry: bool = True,
     ) -> Exchange:
         """Send with retries for what can succeed on retry; honour the server's requested wait
         while this key's waits stay within `max_retry_wait` in total, beyond that stop and
-        report (the result keeps retry_after_s)."""
+        report (the result keeps retry_after_s). `retry=False` sends once: for a request
+        that creates something, where a lost answer does not mean nothing was created."""
         url = endpoint(self.target.base_url, path)
         attempts, waits = 0, list[float]()
         while True:
             attempts += 1
             verdict, body, latency = await self._send_once(method, url, params, json_body)
-            retry = len(waits)
-            if not verdict.retryable or retry >= self.policy.max_retries:
+            retry_no = len(waits)
+            if not (retry and verdict.retryable) or retry_no >= self.policy.max_retries:
                 break
             wait = verdict.retry_after_s
-            wait = self.policy.backoff(retry) if wait is None else wait
+            wait = self.policy.backoff(retry_no) if wait is None else wait
             left = self.limits.run_left()
             over_budget = sum(self.waited) + wait > self.policy.max_retry_wait
             if over_budget or (left is not None and wait >= left):
