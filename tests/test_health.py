@@ -459,6 +459,55 @@ def test_relay_balance(relay: FakeOpenAI) -> None:
     assert query == {"start_date": ["2024-11-25"], "end_date": ["2025-03-05"]}
 
 
+@pytest.mark.parametrize(
+    ("hard", "cents", "missing"),
+    [
+        (10**400, 0, "hard_limit_usd"),  # JSON allows it; float() overflowed: "internal error"
+        (100, 10**400, "total_usage"),
+        (float("nan"), 0, "hard_limit_usd"),  # Python's json writes and reads NaN
+        ("1e400", 0, "hard_limit_usd"),
+        ("", 0, "hard_limit_usd"),
+        (True, 0, "hard_limit_usd"),
+        (None, 0, "hard_limit_usd"),
+        ({"usd": 5}, 0, "hard_limit_usd"),
+        (100, "lots", "total_usage"),
+        (100, None, "total_usage"),
+    ],
+)
+def test_a_balance_that_is_not_a_number_leaves_the_key_ok(
+    relay: FakeOpenAI, hard: object, cents: object, missing: str
+) -> None:
+    """A relay's billing answer with the field missing, null, not a number or beyond a float:
+    the key's check stands (ok), the balance is unknown and the evidence names the field."""
+    key = relay.add_key(
+        "ok", key=make_relay_key("odd"), hard_limit_usd=hard, total_usage_cents=cents
+    )
+    result = one(relay, key, balance=True)
+    assert (result.status, result.balance_usd) == (S.OK, None)
+    assert (
+        result.evidence == f"http 200; balance unavailable (http 200 without a numeric {missing})"
+    )
+
+
+def test_relay_balance_in_strings_and_negative_spending(relay: FakeOpenAI) -> None:
+    """Numbers sent as strings are read; a negative spend is no balance at all (it would
+    raise the balance above the limit), while a negative limit is a relay's overdrawn token."""
+    strings = relay.add_key(
+        "ok", key=make_relay_key("s"), hard_limit_usd="10", total_usage_cents="250"
+    )
+    refund = relay.add_key("ok", key=make_relay_key("r"), hard_limit_usd=10, total_usage_cents=-500)
+    overdrawn = relay.add_key(
+        "ok", key=make_relay_key("o"), hard_limit_usd=-2.5, total_usage_cents=0
+    )
+    got = run([target(relay, k) for k in (strings, refund, overdrawn)], balance=True)
+    assert [(r.status, r.balance_usd) for r in got] == [
+        (S.OK, 7.5),
+        (S.OK, None),
+        (S.QUOTA_EXHAUSTED, -2.5),
+    ]
+    assert "total_usage -500 makes no sense" in (got[1].evidence or "")
+
+
 def test_balance_at_openai_is_unavailable_not_fatal(fake_openai: FakeOpenAI) -> None:
     key = fake_openai.add_key("ok")
     result = one(fake_openai, key, balance=True)
