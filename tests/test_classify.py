@@ -65,7 +65,8 @@ class Row(NamedTuple):
 REFERENCE_ROWS = [
     Row(401, IRE, "invalid_api_key", INVALID_KEY_MSG.format(masked="sk-abcd****wxyz"),
         S.INVALID, False),
-    Row(401, IRE, None, NO_AUTH_MSG, S.INVALID, False),
+    # keyvault always sends a key: "you didn't provide one" means it was dropped on the way
+    Row(401, IRE, None, NO_AUTH_MSG, S.NETWORK_ERROR, False),
     Row(401, IRE, "no_organization", "You must be a member of an organization.",
         S.FORBIDDEN, False),
     Row(401, IRE, "mismatched_organization", "header should match", S.FORBIDDEN, False),
@@ -114,6 +115,7 @@ RELAY_VERDICTS = {
     "no_channel": (S.MODEL_UNAVAILABLE, False),
     "ip_denied": (S.FORBIDDEN, False),
     "user_banned": (S.FORBIDDEN, False),
+    "token_missing": (S.NETWORK_ERROR, False),
 }
 
 

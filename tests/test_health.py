@@ -98,7 +98,7 @@ def test_org_and_project_headers(fake_openai: FakeOpenAI) -> None:
     ("behaviour", "status", "code", "requests"),
     [
         ("invalid", S.INVALID, "invalid_api_key", 1),
-        ("no_auth", S.INVALID, None, 1),
+        ("no_auth", S.NETWORK_ERROR, None, 1),  # a key was sent: a proxy dropped it
         ("no_organization", S.FORBIDDEN, "no_organization", 1),
         ("ip_not_authorized", S.FORBIDDEN, "ip_not_authorized", 1),
         ("missing_scopes", S.FORBIDDEN, None, 1),
@@ -179,6 +179,7 @@ def test_deep_probe_request_and_rate_limit_headers(fake_openai: FakeOpenAI) -> N
         ("pre_consume", S.QUOTA_EXHAUSTED),
         ("model_forbidden", S.MODEL_UNAVAILABLE),
         ("ip_denied", S.FORBIDDEN),
+        ("token_missing", S.NETWORK_ERROR),
     ],
 )
 def test_relay_errors(fake_openai: FakeOpenAI, name: str, status: Status) -> None:

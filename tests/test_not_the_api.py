@@ -63,6 +63,35 @@ def test_a_cdn_block_page_neither_rotates_nor_disables(fake_openai: FakeOpenAI, 
     assert actives(open_vault(cli.home).read(), "work") == ["main"]
 
 
+@pytest.mark.slow
+def test_a_proxy_that_drops_the_key_neither_disables_nor_rotates(
+    fake_openai: FakeOpenAI, cli: Cli
+) -> None:
+    """Something on the way (an nginx `proxy_set_header Authorization ""`, a worker) strips
+    the header, and the API answers 401 "You didn't provide an API key". keyvault sent one,
+    so the key was never judged: `network_error`, not `invalid` (which, with disable_after = 1,
+    disabled the key and made the project due). Asked once, not retried."""
+    write_config(cli.home, "[health]\ndisable_after = 1\n")
+    kv = open_vault(cli.home)
+    url = fake_openai.base_url
+    dropped = fake_openai.add_key("no_auth")
+    add(kv, "main", dropped, project="work", base_url=url, activate=True)
+    add(kv, "spare", fake_openai.add_key("no_auth"), project="work", base_url=url, priority=5)
+    result = cli("check", "--rotate", "--json")
+    assert result.code == 5, result.err
+    report = json.loads(result.out)
+    assert {c["name"]: c["status"] for c in report["checked"]} == {
+        "main": "network_error",
+        "spare": "network_error",
+    }
+    assert report["rotate"]["rotations"] == []
+    assert "dropped the Authorization header" in result.err
+    assert fake_openai.count(dropped) == 1
+    doc = open_vault(cli.home).read()
+    assert actives(doc, "work") == ["main"]
+    assert by_name(doc)["spare"].status == "standby"
+
+
 # --- bodies that arrive broken ---------------------------------------------------------------
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "gpt-4o-mini"}] * 20}).encode()
