@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -91,7 +92,22 @@ def test_a_wait_longer_than_the_budget_is_reported_not_slept(fake_openai: FakeOp
         api.list_projects()
     assert time.monotonic() - started < 5
     assert "http 429 rate_limited" in raised.value.message
+    assert raised.value.hint == "the admin api asked to wait 60 min: run the command again then"
     assert fake_openai.stats.by_path["GET /v1/organization/projects"] == 1
+
+
+def test_a_redirect_is_reported_not_followed(fake_openai_factory: Any) -> None:
+    """A 307 to another host: the admin key goes nowhere but its own base URL."""
+    server, elsewhere = fake_openai_factory(), fake_openai_factory()
+    target = f"{elsewhere.base_url}/organization/projects?limit=100"
+    server.admin.fail_next("GET", Canned(307, b"", {"location": target}))
+    with _client(server) as api, pytest.raises(AdminApiError) as raised:
+        api.list_projects()
+    assert f"http 307 unexpected (redirect to {elsewhere.base_url}/organization/projects)" in (
+        raised.value.message
+    )
+    assert server.stats.by_path["GET /v1/organization/projects"] == 1  # not retried either
+    assert sum(elsewhere.stats.by_path.values()) == 0
 
 
 @pytest.mark.slow

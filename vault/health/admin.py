@@ -132,6 +132,9 @@ class AdminClient:
         detail = verdict.message or verdict.evidence
         answer = f"http {verdict.http_status} " if verdict.http_status else ""  # none: network
         hint = _HINTS.get(verdict.error_code or "") or _HINTS.get(verdict.status)
+        wait = verdict.wait_hint_s if verdict.status is Status.RATE_LIMITED else None
+        if wait is not None:  # longer than the command's budget of waits, so not waited
+            hint = f"the admin api asked to wait {_duration(wait)}: run the command again then"
         raise AdminApiError(
             f"admin api: {method} {_shape(path)} failed: {answer}{verdict.status} ({detail})",
             hint=hint,
@@ -222,6 +225,13 @@ _HINTS: Final[dict[object, str]] = {
     Status.RATE_LIMITED: "the admin api is rate limiting: run the command again later",
     Status.NETWORK_ERROR: "check the network or the `proxy` setting in config.toml",
 }
+
+
+def _duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h`: a wait for people, relative, so no time zone is involved."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"
 
 
 def _shape(path: str) -> str:
