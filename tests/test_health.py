@@ -296,6 +296,9 @@ def test_redirect_is_classified_not_followed(
         ("http://10.1.2.3:8080/v1", "insecure_base_url"),
         ("ftp://example.com/v1", "bad_base_url"),
         ("not a url", "bad_base_url"),
+        # httpx sends URL credentials as Basic auth, which replaced the key's Bearer header
+        ("https://user:pw@relay.example/v1", "bad_base_url"),
+        ("http://user@127.0.0.1:9/v1", "bad_base_url"),
     ],
 )
 def test_refused_base_urls_send_nothing(

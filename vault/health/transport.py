@@ -90,6 +90,8 @@ def refusal(target: ProbeTarget) -> Classification | None:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         return _refused("bad_base_url", "base url must be an http(s) url with a host")
+    if url.userinfo:  # httpx would send it as Basic auth in place of the key's Bearer
+        return _refused("bad_base_url", "base url must not contain a user name or password")
     if url.scheme == "http" and not is_loopback(url.host):
         return _refused("insecure_base_url", f"refused to send a key over plain http to {url.host}")
     key = target.secret.reveal()
