@@ -23,10 +23,17 @@ from typing import Any, Final
 import httpx
 
 from vault.errors import AdminApiError
+from vault.health.admin_answers import (
+    CostRow,
+    Cursors,
+    cost_rows,
+    malformed,
+    page_data,
+    shape,
+)
 from vault.health.fetch import Limits
 from vault.health.lanes import Lanes
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
-from vault.health.redact import safe_message
 from vault.health.transport import Exchange, RetryPolicy, Session, refusal
 from vault.model.clock import iso
 from vault.model.secret import Secret
@@ -47,16 +54,6 @@ class ServiceAccount:
     name: str
     key_id: str | None
     secret: Secret
-
-
-@dataclass(frozen=True)
-class CostRow:
-    """Spend in one day bucket for one (project, api key) pair, in US dollars."""
-
-    start_time: int
-    amount_usd: float
-    project_id: str | None
-    api_key_id: str | None
 
 
 class AdminClient:
@@ -125,8 +122,10 @@ class AdminClient:
 
     def _call(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
         verdict, body, _ = self._send(method, path, **kw)
-        if verdict.status is Status.OK and isinstance(body, dict):
-            return body
+        if verdict.status is Status.OK:
+            if isinstance(body, dict):
+                return body
+            raise malformed(method, path, "a body that is not a JSON object")
         if missing_ok and verdict.http_status == 404:
             return None
         detail = verdict.message or verdict.evidence
@@ -136,20 +135,24 @@ class AdminClient:
         if wait is not None:  # longer than the command's budget of waits, so not waited
             hint = f"the admin api asked to wait {_duration(wait)}: run the command again then"
         raise AdminApiError(
-            f"admin api: {method} {_shape(path)} failed: {answer}{verdict.status} ({detail})",
+            f"admin api: {method} {shape(path)} failed: {answer}{verdict.status} ({detail})",
             hint=hint,
         )
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Items of a cursor-paginated list (`after=<last_id>`)."""
         after: str | None = None
+        cursors = Cursors("GET", path)
         for _ in range(MAX_PAGES):
             query = {**params, "limit": PAGE_LIMIT, **({"after": after} if after else {})}
             body = self._call("GET", path, params=query)
-            yield from (d for d in body.get("data", []) if isinstance(d, dict))
-            after = body.get("last_id")
-            if not body.get("has_more") or not after:
+            # every item of the API's lists has a string id; anything else is not an item
+            items = page_data(body, "GET", path)
+            yield from (d for d in items if isinstance(d, dict) and isinstance(d.get("id"), str))
+            if not body.get("has_more") or not body.get("last_id"):
                 return
+            after = cursors.next(body["last_id"])
+        raise malformed("GET", path, f"more than {MAX_PAGES} pages")
 
     # --- the API --------------------------------------------------------------------------
 
@@ -162,11 +165,13 @@ class AdminClient:
     def create_service_account(self, project_id: str, name: str) -> ServiceAccount:
         path = f"/organization/projects/{project_id}/service_accounts"
         body = self._call("POST", path, json={"name": name})
-        key = body.get("api_key") or {}
-        value, account_id = key.get("value"), body.get("id")
+        key = body.get("api_key")
+        key = key if isinstance(key, dict) else {}
+        value, account_id, key_id = key.get("value"), body.get("id"), key.get("id")
         if not isinstance(value, str) or not isinstance(account_id, str):
             raise AdminApiError("admin api: the service account answer holds no key")
-        return ServiceAccount(account_id, str(body.get("name", name)), key.get("id"), Secret(value))
+        key_id = key_id if isinstance(key_id, str) else None
+        return ServiceAccount(account_id, str(body.get("name", name)), key_id, Secret(value))
 
     def delete_service_account(self, project_id: str, account_id: str) -> bool:
         """Delete; False when it was already gone (a resumed deletion)."""
@@ -177,8 +182,10 @@ class AdminClient:
         """The id of the project's service account called `name`, found through its API key
         (the key list names each key's owner)."""
         for key in self.list_api_keys(project_id):
-            owner = key.get("owner") or {}
-            account = owner.get("service_account") or {}
+            owner = key.get("owner")
+            account = owner.get("service_account") if isinstance(owner, dict) else None
+            if not isinstance(owner, dict) or not isinstance(account, dict):
+                continue
             if owner.get("type") == "service_account" and account.get("name") == name:
                 found = account.get("id")
                 return found if isinstance(found, str) else None
@@ -195,13 +202,16 @@ class AdminClient:
             **({"project_ids[]": project_ids} if project_ids else {}),
         }
         rows: list[CostRow] = []
+        path = "/organization/costs"
+        cursors = Cursors("GET", path)
         for _ in range(MAX_PAGES):
-            body = self._call("GET", "/organization/costs", params=params)
-            rows += [row for bucket in body.get("data", []) for row in _cost_rows(bucket)]
+            body = self._call("GET", path, params=params)
+            for bucket in page_data(body, "GET", path):
+                rows += cost_rows(bucket, path)
             if not body.get("has_more") or not body.get("next_page"):
                 return rows
-            params["page"] = body["next_page"]
-        return rows
+            params["page"] = cursors.next(body["next_page"])
+        raise malformed("GET", path, f"more than {MAX_PAGES} pages")
 
     def ping(self, name: str, clock: Callable[[], datetime]) -> HealthResult:
         """Check the admin key itself with the cheapest admin call (one project)."""
@@ -232,19 +242,3 @@ def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"
-
-
-def _shape(path: str) -> str:
-    """The path with ids replaced, so messages stay short and comparable."""
-    parts = ["{id}" if p.startswith(("proj_", "svc_acct_", "key_")) else p for p in path.split("/")]
-    return safe_message("/".join(parts)) or path
-
-
-def _cost_rows(bucket: Any) -> Iterator[CostRow]:
-    if not isinstance(bucket, dict):
-        return
-    start = int(bucket.get("start_time") or 0)
-    for result in bucket.get("results") or []:
-        amount = (result.get("amount") or {}).get("value") if isinstance(result, dict) else None
-        if isinstance(amount, int | float) and not isinstance(amount, bool):
-            yield CostRow(start, float(amount), result.get("project_id"), result.get("api_key_id"))
