@@ -7,15 +7,18 @@ import json
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.fake_openai_responses import make_key, make_relay_key
+from tests.hostile_http import HostileServer
 from vault.errors import InvalidValue
 from vault.health import HealthResult, ProbeTarget, Status, check, check_targets, exit_code
 from vault.health.lanes import _split
@@ -421,6 +424,91 @@ def test_https_proxy_tunnels(
     assert one(fake_openai_tls, key, verify=client_ssl_context).status is S.OK
     assert forward_proxy.connects == {f"127.0.0.1:{fake_openai_tls.port}": 1}
     assert forward_proxy.seen_authorization == []  # the key stayed inside the TLS tunnel
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("127.0.0.1", True),
+        ("{port}", True),  # host:port
+        ("other.example, 127.0.0.1", True),
+        ("*", True),
+        ("localhost", False),  # a name is not the address it resolves to
+        ("127.0.0.0/8", False),  # CIDR: not understood (docs/health.md says so)
+    ],
+)
+def test_no_proxy_forms(
+    fake_openai_tls: FakeOpenAI,
+    forward_proxy: ForwardProxy,
+    client_ssl_context: ssl.SSLContext,
+    clean_proxy_env: pytest.MonkeyPatch,
+    case: tuple[str, bool],
+) -> None:
+    """What docs/health.md promises of NO_PROXY, and that a form it does not understand
+    costs a tunnel through the proxy, never the key in clear."""
+    no_proxy, direct = case
+    clean_proxy_env.setenv("HTTPS_PROXY", forward_proxy.url)
+    clean_proxy_env.setenv("NO_PROXY", no_proxy.format(port=f"127.0.0.1:{fake_openai_tls.port}"))
+    key = fake_openai_tls.add_key("ok")
+    assert one(fake_openai_tls, key, verify=client_ssl_context).status is S.OK
+    assert sum(forward_proxy.connects.values()) == (0 if direct else 1)
+    assert forward_proxy.seen_authorization == []
+
+
+def test_a_proxy_asking_for_a_password_is_a_network_error(
+    client_ssl_context: ssl.SSLContext, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    """A 407 to the CONNECT: not the key's fault, not retried, the reason in the message."""
+    auth = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+        b'Proxy-Authenticate: Basic realm="corp"\r\ncontent-length: 0\r\n\r\n'
+    )
+    with HostileServer("raw", payload=auth) as proxy:
+        t = ProbeTarget("k", Secret(make_key("p")), "https://api.openai.com/v1")
+        [result] = run([t], proxy=proxy.url, verify=client_ssl_context)
+    assert (result.status, result.error_code, result.attempts) == (
+        S.NETWORK_ERROR,
+        "proxy_error",
+        1,
+    )
+    assert "407 Proxy Authentication Required" in (result.message or "")
+    assert proxy.authorization == ""  # the CONNECT carried no key
+
+
+def test_ipv6_loopback_is_direct_plain_http(
+    forward_proxy: ForwardProxy, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    """http://[::1] is loopback like 127.0.0.1: accepted, and never sent through a proxy."""
+
+    class Models(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # no keep-alive, body ends at the close
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"object": "list", "data": [{"id": "gpt-4o-mini"}]}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server6(HTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = Server6(("::1", 0), Models)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clean_proxy_env.setenv("ALL_PROXY", forward_proxy.url)
+    try:
+        base = f"http://[::1]:{server.server_address[1]}/v1"
+        [result] = run([ProbeTarget("k", Secret(make_key("v6")), base)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.status, result.models) == (S.OK, 1)
+    assert not forward_proxy.forwards and not forward_proxy.connects
 
 
 def test_explicit_proxy_argument(
