@@ -153,6 +153,10 @@ WILD = [
     (200, None, None, "该令牌额度已用完，请充值", S.QUOTA_EXHAUSTED, False),
     (403, None, "quota_exceeded", "You have exceeded your quota", S.QUOTA_EXHAUSTED, False),
     (401, None, None, "Invalid token (request id: 2025)", S.INVALID, False),
+    # Azure OpenAI: the code is the HTTP status as a string, the reason only in the prose
+    (429, None, "429", "Requests to the ChatCompletions_Create Operation under Azure OpenAI API"
+     " version 2024-02-01 have exceeded call rate limit of your current OpenAI S0 pricing tier."
+     " Please retry after 6 seconds.", S.RATE_LIMITED, True),
 ]  # fmt: skip
 
 # Gateways that skip OpenAI's {"error": {…}} envelope, often answering HTTP 200.
@@ -183,6 +187,25 @@ def test_answers_seen_in_the_wild(
     status, etype, code, message, verdict, retry = case
     got = classify(status, {}, body(message, etype, code))
     assert (got.status, got.retryable) == (verdict, retry)
+
+
+# Bodies in other shapes: Gemini's OpenAI-compatible endpoint wraps its error in a list, and
+# AWS API Gateway answers a path it has no route for (no /v1 in base_url) with a 403 that
+# names a token but is no verdict on the key.
+SHAPES = [
+    (400, [{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                      "status": "INVALID_ARGUMENT"}}], S.INVALID),
+    (429, [{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                      "status": "RESOURCE_EXHAUSTED"}}], S.RATE_LIMITED),
+    (403, {"message": "Missing Authentication Token"}, S.UNEXPECTED),
+    (200, [{"id": "gpt-4o-mini"}], S.OK),  # a list, but no error in it
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "doc", "verdict"), SHAPES)
+def test_other_shapes(status: int, doc: object, verdict: Status) -> None:
+    got = classify(status, {}, json.dumps(doc).encode())
+    assert got.status is verdict
 
 
 def test_type_beats_a_misleading_message() -> None:

@@ -122,6 +122,9 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("too many requests", S.RATE_LIMITED),
     ("上游负载已饱和", S.RATE_LIMITED),  # 当前分组上游负载已饱和: upstream group saturated
     ("请求数限制", S.RATE_LIMITED),  # new-api's own per-user request limit
+    # AWS API Gateway's 403 for a path it has no route for (a relay hosted there, base_url
+    # without /v1): it names a token, but says nothing about the key
+    ("missing authentication token", S.UNEXPECTED),
     ("the server had an error", S.SERVER_ERROR),
     ("currently overloaded", S.SERVER_ERROR),
 )
@@ -194,6 +197,8 @@ def _read_body(status_code: int, body: bytes) -> _Body:
     doc = _parse_json(body)
     if doc is _NOT_JSON:
         return _Body(is_json=False, message=_snippet(body))
+    if isinstance(doc, list) and len(doc) == 1:  # Gemini's OpenAI endpoint: [{"error": …}]
+        doc = doc[0]
     if not isinstance(doc, dict):
         return _Body(is_json=True)
     error = doc.get("error")
