@@ -7,6 +7,8 @@ waits past the command's deadline or a Retry-After longer than its budget (the f
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from typing import Any
 
@@ -73,6 +75,42 @@ def test_a_creating_post_is_never_repeated(fake_openai: FakeOpenAI) -> None:
     path = f"POST /v1/organization/projects/{project}/service_accounts"
     assert fake_openai.stats.by_path[path] == 1
     assert fake_openai.admin.projects[project].service_accounts == {}
+
+
+def test_a_creating_post_is_not_repeated_after_a_reset_either(fake_openai: FakeOpenAI) -> None:
+    """A reset after the request was sent: the server may have acted on it."""
+    project = fake_openai.admin.add_project("p")
+    fake_openai.admin.fail_next("POST", Canned(reset=True))
+    with _client(fake_openai) as api, pytest.raises(AdminApiError) as raised:
+        api.create_service_account(project, "keyvault-p-1")
+    assert "network_error" in raised.value.message
+    path = f"POST /v1/organization/projects/{project}/service_accounts"
+    assert fake_openai.stats.by_path[path] == 1
+
+
+@pytest.mark.slow
+def test_a_post_that_never_connected_is_sent_again() -> None:
+    """Connection refused: nothing was sent, so sending it once the server is up is safe."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = FakeOpenAI()
+    server.port = port
+    key = server.admin.add_admin_key()
+    project = server.admin.add_project("p")
+    starter = threading.Timer(0.2, server.start)  # up before the first backoff (~0.4 s) ends
+    limits = Limits.starting_now(5, 20)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    starter.start()
+    try:
+        with AdminClient(Secret(key), base_url=base_url, limits=limits) as api:
+            account = api.create_service_account(project, "keyvault-p-1")
+    finally:
+        starter.join()
+        server.stop()
+    assert list(server.admin.projects[project].service_accounts) == [account.id]
+    path = f"POST /v1/organization/projects/{project}/service_accounts"
+    assert server.stats.by_path[path] == 1
 
 
 def test_a_deletion_is_retried_after_a_reset(fake_openai: FakeOpenAI) -> None:

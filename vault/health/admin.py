@@ -63,8 +63,8 @@ class AdminClient:
     "already gone") are retried like the checker's probes: a gateway's 502 or 503, a reset
     connection or a 429, with the SDKs' backoff or the server's Retry-After, all of one
     command's waits together at most `max_retry_wait` and never past the run's deadline. A POST
-    is sent once: a service account whose answer was lost may exist, and a second would be a
-    second key (mint_cleanup finds and deletes the first by its name).
+    is retried only when no connection could be made: a service account whose answer was lost
+    may exist, and a second would be a second key (mint_cleanup finds the first by its name).
     """
 
     def __init__(
@@ -103,15 +103,15 @@ class AdminClient:
     # --- plumbing -------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, Exchange]:
-        """One logical request (retried unless it is a POST); the classification, the JSON
-        body (or None) and the exchange."""
+        """One logical request (a POST retried only if it never left): the classification,
+        the JSON body (or None) and the exchange."""
         exchange = self._loop.run_until_complete(
             self._session.call(
                 method,
                 path,
                 params=kw.get("params"),
                 json_body=kw.get("json"),
-                retry=method in IDEMPOTENT,
+                idempotent=method in IDEMPOTENT,
             )
         )
         try:

@@ -42,6 +42,10 @@ TRANSPORT_ERRORS: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
 )
 
 
+# failures before a request's first byte was written: no server can have acted on it
+UNSENT: Final = frozenset({"connect_error", "connect_timeout", "pool_timeout"})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how long to wait before trying again; sleep and randomness are injectable.
@@ -187,19 +191,21 @@ class Session:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
-        retry: bool = True,
+        idempotent: bool = True,
     ) -> Exchange:
         """Send with retries for what can succeed on retry; honour the server's requested wait
         while this key's waits stay within `max_retry_wait` in total, beyond that stop and
-        report (the result keeps retry_after_s). `retry=False` sends once: for a request
-        that creates something, where a lost answer does not mean nothing was created."""
+        report (the result keeps retry_after_s). `idempotent=False` (a request that creates
+        something, where a lost answer does not mean nothing was created) is retried only
+        when it never left: no connection could be made."""
         url = endpoint(self.target.base_url, path)
         attempts, waits = 0, list[float]()
         while True:
             attempts += 1
             verdict, body, latency = await self._send_once(method, url, params, json_body)
             retry_no = len(waits)
-            if not (retry and verdict.retryable) or retry_no >= self.policy.max_retries:
+            again = verdict.retryable and (idempotent or verdict.error_code in UNSENT)
+            if not again or retry_no >= self.policy.max_retries:
                 break
             wait = verdict.retry_after_s
             wait = self.policy.backoff(retry_no) if wait is None else wait
