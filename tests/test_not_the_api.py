@@ -20,6 +20,7 @@ from tests.fake_openai import FakeOpenAI
 from tests.helpers import Cli, actives, add, by_name, make_key, open_vault, write_config
 from tests.hostile_http import HostileServer
 from vault.health import HealthResult, ProbeTarget, Status, check
+from vault.health.fetch import Limits
 from vault.model.secret import Secret
 from vault.rotation.candidates import rank
 from vault.rotation.policy import RotationPolicy, Verify
@@ -196,6 +197,28 @@ def test_a_relay_that_answers_in_br_disables_nothing_and_rotates_nowhere(cli: Cl
         "spare": "standby",
         "spare2": "standby",
     }
+
+
+@pytest.mark.slow
+def test_a_chunked_body_that_stalls_ends_within_its_deadlines() -> None:
+    """Headers and half a chunk, then silence with the connection open: each attempt ends at
+    the read timeout and is retried (a network error, never a verdict); a request deadline
+    shorter than that ends the key at once, not retried."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n"
+    stalled = head + b'\r\n10\r\n{"object": "list'
+    with HostileServer("stall", payload=stalled) as relay:
+        target = ProbeTarget("k", Secret(make_key()), relay.url + "/v1")
+        started = time.monotonic()
+        [timed_out] = check([target], timeout=0.5, sleep=_no_sleep)
+        took = time.monotonic() - started
+        [late] = check([target], timeout=10, limits=Limits.starting_now(0.5, None))
+    assert (timed_out.status, timed_out.error_code, timed_out.attempts) == (
+        S.NETWORK_ERROR,
+        "read_timeout",
+        3,
+    )
+    assert took < 5
+    assert (late.status, late.error_code, late.attempts) == (S.NETWORK_ERROR, "deadline", 1)
 
 
 def test_whole_compressed_and_empty_bodies_still_pass() -> None:
