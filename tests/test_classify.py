@@ -153,6 +153,11 @@ WILD = [
     (200, None, None, "该令牌额度已用完，请充值", S.QUOTA_EXHAUSTED, False),
     (403, None, "quota_exceeded", "You have exceeded your quota", S.QUOTA_EXHAUSTED, False),
     (401, None, None, "Invalid token (request id: 2025)", S.INVALID, False),
+    # a model this key's project may not use: the key still serves others
+    (403, IRE, None, "You are not allowed to sample from this model", S.MODEL_UNAVAILABLE,
+     False),
+    (403, IRE, None, "Project `proj_abc` does not have access to model `o3`",
+     S.MODEL_UNAVAILABLE, False),
     # Azure OpenAI: the code is the HTTP status as a string, the reason only in the prose
     (429, None, "429", "Requests to the ChatCompletions_Create Operation under Azure OpenAI API"
      " version 2024-02-01 have exceeded call rate limit of your current OpenAI S0 pricing tier."

@@ -103,6 +103,10 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("令牌状态不可用", S.INVALID),  # 该令牌状态不可用: token disabled
     ("token 状态不可用", S.INVALID),
     ("does not exist or you do not have access", S.MODEL_UNAVAILABLE),
+    # 403 for a model the key's project may not use: the key serves other models, so this
+    # is not `forbidden` (a hard failure that would disable it)
+    ("not allowed to sample from this model", S.MODEL_UNAVAILABLE),
+    ("does not have access to model", S.MODEL_UNAVAILABLE),
     ("无权访问模型", S.MODEL_UNAVAILABLE),  # 该令牌无权访问模型 X: token may not use model X
     ("无权访问任何模型", S.MODEL_UNAVAILABLE),
     ("无可用渠道", S.MODEL_UNAVAILABLE),  # no channel serves this model
