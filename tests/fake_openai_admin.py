@@ -124,6 +124,8 @@ class AdminAPI:
         self.admin_keys: set[str] = set()
         self.projects: dict[str, Project] = {}
         self.costs: list[CostItem] = []
+        # (method, path suffix, answer) served in order before the real handler: a 502, a reset
+        self.faults: list[tuple[str, str, Canned]] = []
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Canned]]] = [
             ("GET", re.compile(r"/v1/organization/projects"), self._list_projects),
             ("GET", re.compile(r"/v1/organization/projects/([^/]+)/api_keys"), self._list_keys),
@@ -179,6 +181,12 @@ class AdminAPI:
     ) -> None:
         self.costs.append(CostItem(when, amount, project_id, api_key_id, line_item))
 
+    def fail_next(self, method: str, *answers: Canned, path: str = "") -> None:
+        """The next requests with `method` (to a path ending in `path`), once authenticated,
+        get `answers`, one each, instead of the real one: `Canned(502)`, `Canned(reset=True)`
+        (a TCP reset)."""
+        self.faults += [(method.upper(), path, answer) for answer in answers]
+
     def _store_key(self, project_id: str, name: str, value: str, owner: dict[str, Any]) -> str:
         kid = "key_" + secrets.token_hex(8)
         self.projects[project_id].keys[kid] = ApiKey(kid, name, value, int(self.clock()), owner)
@@ -199,11 +207,22 @@ class AdminAPI:
             if request.key in self.server.keys:
                 return missing_scopes("api.management.read")
             return invalid_key(request.key)
+        return self._take_fault(request) or self._route(request)
+
+    def _route(self, request: Request) -> Canned:
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path)
             if match and method == request.method:
                 return handler(request, *match.groups())
         return _bad(404, f"Invalid URL ({request.method} {request.path})")
+
+    def _take_fault(self, request: Request) -> Canned | None:
+        for fault in self.faults:
+            method, suffix, answer = fault
+            if method == request.method and request.path.endswith(suffix):
+                self.faults.remove(fault)
+                return answer
+        return None
 
     def _project(self, pid: str) -> Project | None:
         return self.projects.get(pid)

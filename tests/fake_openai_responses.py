@@ -360,6 +360,8 @@ RELAY_ERRORS: Final[dict[str, tuple[int, str, str | None, str]]] = {
     "token_invalid": (401, "new_api_error", "", "无效的令牌"),
     "token_expired": (401, "new_api_error", "", "该令牌已过期"),
     "token_disabled": (401, "new_api_error", "", "该令牌状态不可用"),
+    # one-api ValidateUserToken: the token is empty after "Bearer " and "sk-" are stripped
+    "token_missing": (401, "new_api_error", "", "未提供令牌"),
     # early one-api answered token errors with HTTP 200 and type one_api_error
     "token_exhausted_200": (200, "one_api_error", None, "该令牌额度已用尽"),
     "balance_low_200": (200, "upstream_error", None, "余额不足，请充值后重试"),

@@ -5,7 +5,8 @@
 - `HostileServer`: an HTTP/1.1 server whose every answer is one of `MODES`: a body trickled
   one byte at a time, headers trickled one byte at a time, a huge body, a gzip bomb, or a
   401 whose message echoes the key it was sent, altered by `echo` (a relay's habit), or
-  `payload` as the raw answer followed by a close.
+  `payload` as the raw answer followed by a close (`raw`), or by silence until the client
+  hangs up (`stall`).
 
 Each runs its own asyncio loop in a daemon thread, like tests/fake_proxy.py.
 """
@@ -198,8 +199,18 @@ async def _raw(server: HostileServer, writer: asyncio.StreamWriter) -> None:
     raise ConnectionResetError  # ends this connection's loop in _LoopServer._accept
 
 
+async def _stall(server: HostileServer, writer: asyncio.StreamWriter) -> None:
+    """`payload` (say, headers and half a chunked body), then silence with the connection
+    open, until the client gives up."""
+    writer.write(server.payload)
+    await writer.drain()
+    while not writer.transport.is_closing():  # the client hung up
+        await asyncio.sleep(0.05)
+
+
 MODES: dict[str, Mode] = {
     "raw": _raw,
+    "stall": _stall,
     "trickle-body": _trickle_body,
     "trickle-headers": _trickle_headers,
     "huge": _huge,

@@ -24,6 +24,7 @@ from tests.helpers import (
     add,
     by_name,
     make_cli,
+    make_key,
     open_vault,
     write_config,
 )
@@ -409,3 +410,28 @@ def test_a_shallow_ok_does_not_clear_a_deep_quota_verdict(
     row = json.loads(shallow.out)[0]
     assert row["status"] == "quota_exhausted"
     assert "--deep" in row["evidence"]
+
+
+@pytest.mark.parametrize("ca", ["missing", "not a certificate"])
+def test_a_broken_ssl_cert_file_is_named_not_called_an_output_error(
+    cli: Cli, tmp_path: Path, ca: str
+) -> None:
+    """SSL_CERT_FILE (read by httpx, as by curl and the SDK) naming a removed file or one
+    without a certificate: `check` and `usage` said "cannot write the output (no such file or
+    directory)". They now name the variable and its file, and leave the vault as it was."""
+    bundle = tmp_path / "corp-ca.pem"
+    if ca != "missing":
+        bundle.write_text(ca)
+    kv = open_vault(cli.home)
+    add(kv, "main", make_key(), project="p", base_url="https://relay.invalid/v1")
+    add(kv, "org-admin", make_key("sk-admin-", 58), base_url="https://relay.invalid/v1")
+    before = (cli.home / "vault.age").read_bytes()
+    for command in (["check"], ["usage"]):
+        result = cli(*command, env={"SSL_CERT_FILE": str(bundle)})
+        assert result.code == 1, result.err
+        first = result.err.splitlines()[0]
+        assert first.startswith(
+            f"keyvault: error: cannot load the CA certificates from SSL_CERT_FILE ({bundle}): "
+        ), first
+        assert "fix or unset SSL_CERT_FILE" in result.err
+    assert (cli.home / "vault.age").read_bytes() == before

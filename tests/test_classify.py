@@ -65,7 +65,8 @@ class Row(NamedTuple):
 REFERENCE_ROWS = [
     Row(401, IRE, "invalid_api_key", INVALID_KEY_MSG.format(masked="sk-abcd****wxyz"),
         S.INVALID, False),
-    Row(401, IRE, None, NO_AUTH_MSG, S.INVALID, False),
+    # keyvault always sends a key: "you didn't provide one" means it was dropped on the way
+    Row(401, IRE, None, NO_AUTH_MSG, S.NETWORK_ERROR, False),
     Row(401, IRE, "no_organization", "You must be a member of an organization.",
         S.FORBIDDEN, False),
     Row(401, IRE, "mismatched_organization", "header should match", S.FORBIDDEN, False),
@@ -114,6 +115,7 @@ RELAY_VERDICTS = {
     "no_channel": (S.MODEL_UNAVAILABLE, False),
     "ip_denied": (S.FORBIDDEN, False),
     "user_banned": (S.FORBIDDEN, False),
+    "token_missing": (S.NETWORK_ERROR, False),
 }
 
 
@@ -151,6 +153,15 @@ WILD = [
     (200, None, None, "该令牌额度已用完，请充值", S.QUOTA_EXHAUSTED, False),
     (403, None, "quota_exceeded", "You have exceeded your quota", S.QUOTA_EXHAUSTED, False),
     (401, None, None, "Invalid token (request id: 2025)", S.INVALID, False),
+    # a model this key's project may not use: the key still serves others
+    (403, IRE, None, "You are not allowed to sample from this model", S.MODEL_UNAVAILABLE,
+     False),
+    (403, IRE, None, "Project `proj_abc` does not have access to model `o3`",
+     S.MODEL_UNAVAILABLE, False),
+    # Azure OpenAI: the code is the HTTP status as a string, the reason only in the prose
+    (429, None, "429", "Requests to the ChatCompletions_Create Operation under Azure OpenAI API"
+     " version 2024-02-01 have exceeded call rate limit of your current OpenAI S0 pricing tier."
+     " Please retry after 6 seconds.", S.RATE_LIMITED, True),
 ]  # fmt: skip
 
 # Gateways that skip OpenAI's {"error": {…}} envelope, often answering HTTP 200.
@@ -181,6 +192,25 @@ def test_answers_seen_in_the_wild(
     status, etype, code, message, verdict, retry = case
     got = classify(status, {}, body(message, etype, code))
     assert (got.status, got.retryable) == (verdict, retry)
+
+
+# Bodies in other shapes: Gemini's OpenAI-compatible endpoint wraps its error in a list, and
+# AWS API Gateway answers a path it has no route for (no /v1 in base_url) with a 403 that
+# names a token but is no verdict on the key.
+SHAPES = [
+    (400, [{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                      "status": "INVALID_ARGUMENT"}}], S.INVALID),
+    (429, [{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).",
+                      "status": "RESOURCE_EXHAUSTED"}}], S.RATE_LIMITED),
+    (403, {"message": "Missing Authentication Token"}, S.UNEXPECTED),
+    (200, [{"id": "gpt-4o-mini"}], S.OK),  # a list, but no error in it
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("status", "doc", "verdict"), SHAPES)
+def test_other_shapes(status: int, doc: object, verdict: Status) -> None:
+    got = classify(status, {}, json.dumps(doc).encode())
+    assert got.status is verdict
 
 
 def test_type_beats_a_misleading_message() -> None:

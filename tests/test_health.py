@@ -7,15 +7,18 @@ import json
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.fake_openai_responses import make_key, make_relay_key
+from tests.hostile_http import HostileServer
 from vault.errors import InvalidValue
 from vault.health import HealthResult, ProbeTarget, Status, check, check_targets, exit_code
 from vault.health.lanes import _split
@@ -98,7 +101,7 @@ def test_org_and_project_headers(fake_openai: FakeOpenAI) -> None:
     ("behaviour", "status", "code", "requests"),
     [
         ("invalid", S.INVALID, "invalid_api_key", 1),
-        ("no_auth", S.INVALID, None, 1),
+        ("no_auth", S.NETWORK_ERROR, None, 1),  # a key was sent: a proxy dropped it
         ("no_organization", S.FORBIDDEN, "no_organization", 1),
         ("ip_not_authorized", S.FORBIDDEN, "ip_not_authorized", 1),
         ("missing_scopes", S.FORBIDDEN, None, 1),
@@ -179,6 +182,7 @@ def test_deep_probe_request_and_rate_limit_headers(fake_openai: FakeOpenAI) -> N
         ("pre_consume", S.QUOTA_EXHAUSTED),
         ("model_forbidden", S.MODEL_UNAVAILABLE),
         ("ip_denied", S.FORBIDDEN),
+        ("token_missing", S.NETWORK_ERROR),
     ],
 )
 def test_relay_errors(fake_openai: FakeOpenAI, name: str, status: Status) -> None:
@@ -295,6 +299,9 @@ def test_redirect_is_classified_not_followed(
         ("http://10.1.2.3:8080/v1", "insecure_base_url"),
         ("ftp://example.com/v1", "bad_base_url"),
         ("not a url", "bad_base_url"),
+        # httpx sends URL credentials as Basic auth, which replaced the key's Bearer header
+        ("https://user:pw@relay.example/v1", "bad_base_url"),
+        ("http://user@127.0.0.1:9/v1", "bad_base_url"),
     ],
 )
 def test_refused_base_urls_send_nothing(
@@ -419,6 +426,91 @@ def test_https_proxy_tunnels(
     assert forward_proxy.seen_authorization == []  # the key stayed inside the TLS tunnel
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("127.0.0.1", True),
+        ("{port}", True),  # host:port
+        ("other.example, 127.0.0.1", True),
+        ("*", True),
+        ("localhost", False),  # a name is not the address it resolves to
+        ("127.0.0.0/8", False),  # CIDR: not understood (docs/health.md says so)
+    ],
+)
+def test_no_proxy_forms(
+    fake_openai_tls: FakeOpenAI,
+    forward_proxy: ForwardProxy,
+    client_ssl_context: ssl.SSLContext,
+    clean_proxy_env: pytest.MonkeyPatch,
+    case: tuple[str, bool],
+) -> None:
+    """What docs/health.md promises of NO_PROXY, and that a form it does not understand
+    costs a tunnel through the proxy, never the key in clear."""
+    no_proxy, direct = case
+    clean_proxy_env.setenv("HTTPS_PROXY", forward_proxy.url)
+    clean_proxy_env.setenv("NO_PROXY", no_proxy.format(port=f"127.0.0.1:{fake_openai_tls.port}"))
+    key = fake_openai_tls.add_key("ok")
+    assert one(fake_openai_tls, key, verify=client_ssl_context).status is S.OK
+    assert sum(forward_proxy.connects.values()) == (0 if direct else 1)
+    assert forward_proxy.seen_authorization == []
+
+
+def test_a_proxy_asking_for_a_password_is_a_network_error(
+    client_ssl_context: ssl.SSLContext, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    """A 407 to the CONNECT: not the key's fault, not retried, the reason in the message."""
+    auth = (
+        b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+        b'Proxy-Authenticate: Basic realm="corp"\r\ncontent-length: 0\r\n\r\n'
+    )
+    with HostileServer("raw", payload=auth) as proxy:
+        t = ProbeTarget("k", Secret(make_key("p")), "https://api.openai.com/v1")
+        [result] = run([t], proxy=proxy.url, verify=client_ssl_context)
+    assert (result.status, result.error_code, result.attempts) == (
+        S.NETWORK_ERROR,
+        "proxy_error",
+        1,
+    )
+    assert "407 Proxy Authentication Required" in (result.message or "")
+    assert proxy.authorization == ""  # the CONNECT carried no key
+
+
+def test_ipv6_loopback_is_direct_plain_http(
+    forward_proxy: ForwardProxy, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    """http://[::1] is loopback like 127.0.0.1: accepted, and never sent through a proxy."""
+
+    class Models(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # no keep-alive, body ends at the close
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"object": "list", "data": [{"id": "gpt-4o-mini"}]}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server6(HTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        server = Server6(("::1", 0), Models)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clean_proxy_env.setenv("ALL_PROXY", forward_proxy.url)
+    try:
+        base = f"http://[::1]:{server.server_address[1]}/v1"
+        [result] = run([ProbeTarget("k", Secret(make_key("v6")), base)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.status, result.models) == (S.OK, 1)
+    assert not forward_proxy.forwards and not forward_proxy.connects
+
+
 def test_explicit_proxy_argument(
     fake_openai_tls: FakeOpenAI,
     forward_proxy: ForwardProxy,
@@ -457,6 +549,55 @@ def test_relay_balance(relay: FakeOpenAI) -> None:
     assert (empty.status, empty.balance_usd, empty.probe) == (S.QUOTA_EXHAUSTED, 0.0, "balance")
     query = relay.stats.last[rich].query
     assert query == {"start_date": ["2024-11-25"], "end_date": ["2025-03-05"]}
+
+
+@pytest.mark.parametrize(
+    ("hard", "cents", "missing"),
+    [
+        (10**400, 0, "hard_limit_usd"),  # JSON allows it; float() overflowed: "internal error"
+        (100, 10**400, "total_usage"),
+        (float("nan"), 0, "hard_limit_usd"),  # Python's json writes and reads NaN
+        ("1e400", 0, "hard_limit_usd"),
+        ("", 0, "hard_limit_usd"),
+        (True, 0, "hard_limit_usd"),
+        (None, 0, "hard_limit_usd"),
+        ({"usd": 5}, 0, "hard_limit_usd"),
+        (100, "lots", "total_usage"),
+        (100, None, "total_usage"),
+    ],
+)
+def test_a_balance_that_is_not_a_number_leaves_the_key_ok(
+    relay: FakeOpenAI, hard: object, cents: object, missing: str
+) -> None:
+    """A relay's billing answer with the field missing, null, not a number or beyond a float:
+    the key's check stands (ok), the balance is unknown and the evidence names the field."""
+    key = relay.add_key(
+        "ok", key=make_relay_key("odd"), hard_limit_usd=hard, total_usage_cents=cents
+    )
+    result = one(relay, key, balance=True)
+    assert (result.status, result.balance_usd) == (S.OK, None)
+    assert (
+        result.evidence == f"http 200; balance unavailable (http 200 without a numeric {missing})"
+    )
+
+
+def test_relay_balance_in_strings_and_negative_spending(relay: FakeOpenAI) -> None:
+    """Numbers sent as strings are read; a negative spend is no balance at all (it would
+    raise the balance above the limit), while a negative limit is a relay's overdrawn token."""
+    strings = relay.add_key(
+        "ok", key=make_relay_key("s"), hard_limit_usd="10", total_usage_cents="250"
+    )
+    refund = relay.add_key("ok", key=make_relay_key("r"), hard_limit_usd=10, total_usage_cents=-500)
+    overdrawn = relay.add_key(
+        "ok", key=make_relay_key("o"), hard_limit_usd=-2.5, total_usage_cents=0
+    )
+    got = run([target(relay, k) for k in (strings, refund, overdrawn)], balance=True)
+    assert [(r.status, r.balance_usd) for r in got] == [
+        (S.OK, 7.5),
+        (S.OK, None),
+        (S.QUOTA_EXHAUSTED, -2.5),
+    ]
+    assert "total_usage -500 makes no sense" in (got[1].evidence or "")
 
 
 def test_balance_at_openai_is_unavailable_not_fatal(fake_openai: FakeOpenAI) -> None:

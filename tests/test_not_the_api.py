@@ -20,6 +20,7 @@ from tests.fake_openai import FakeOpenAI
 from tests.helpers import Cli, actives, add, by_name, make_key, open_vault, write_config
 from tests.hostile_http import HostileServer
 from vault.health import HealthResult, ProbeTarget, Status, check
+from vault.health.fetch import Limits
 from vault.model.secret import Secret
 from vault.rotation.candidates import rank
 from vault.rotation.policy import RotationPolicy, Verify
@@ -63,6 +64,35 @@ def test_a_cdn_block_page_neither_rotates_nor_disables(fake_openai: FakeOpenAI, 
     assert actives(open_vault(cli.home).read(), "work") == ["main"]
 
 
+@pytest.mark.slow
+def test_a_proxy_that_drops_the_key_neither_disables_nor_rotates(
+    fake_openai: FakeOpenAI, cli: Cli
+) -> None:
+    """Something on the way (an nginx `proxy_set_header Authorization ""`, a worker) strips
+    the header, and the API answers 401 "You didn't provide an API key". keyvault sent one,
+    so the key was never judged: `network_error`, not `invalid` (which, with disable_after = 1,
+    disabled the key and made the project due). Asked once, not retried."""
+    write_config(cli.home, "[health]\ndisable_after = 1\n")
+    kv = open_vault(cli.home)
+    url = fake_openai.base_url
+    dropped = fake_openai.add_key("no_auth")
+    add(kv, "main", dropped, project="work", base_url=url, activate=True)
+    add(kv, "spare", fake_openai.add_key("no_auth"), project="work", base_url=url, priority=5)
+    result = cli("check", "--rotate", "--json")
+    assert result.code == 5, result.err
+    report = json.loads(result.out)
+    assert {c["name"]: c["status"] for c in report["checked"]} == {
+        "main": "network_error",
+        "spare": "network_error",
+    }
+    assert report["rotate"]["rotations"] == []
+    assert "dropped the Authorization header" in result.err
+    assert fake_openai.count(dropped) == 1
+    doc = open_vault(cli.home).read()
+    assert actives(doc, "work") == ["main"]
+    assert by_name(doc)["spare"].status == "standby"
+
+
 # --- bodies that arrive broken ---------------------------------------------------------------
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "gpt-4o-mini"}] * 20}).encode()
@@ -99,13 +129,96 @@ def test_a_compressed_body_cut_short_is_a_network_error(status: int) -> None:
 
 
 def test_a_corrupt_compressed_body_is_not_a_client_bug() -> None:
-    """A body that is not the gzip it claims is the server's fault: `unexpected` with the
-    encoding named, not keyvault's "client error"."""
+    """A body that is not the gzip it claims was damaged on the way: the network's fault
+    (`network_error`, the encoding named), not keyvault's "client error" and not the key's."""
     bad = _answer(200, b"\x1f\x8b\x08\x00garbage that is not deflate", "content-encoding: gzip")
     with HostileServer("raw", payload=bad) as relay:
         result = _check(relay.url)
-    assert (result.status, result.error_code) == (S.UNEXPECTED, "encoding")
-    assert result.evidence == "answer in a corrupt encoding (gzip)"
+    assert (result.status, result.error_code) == (S.NETWORK_ERROR, "encoding")
+    assert result.evidence == (
+        "gzip body that does not inflate: a relay, proxy or CDN on the way changed it"
+    )
+
+
+# bytes as a CDN sends them unasked (a zstd frame's magic number); never decoded here
+BROTLI_BODY = b"\x0b\x00\x80{}\x03"
+ZSTD_BODY = b"\x28\xb5\x2f\xfd\x20\x02\x11\x00\x00{}"
+
+
+@pytest.mark.parametrize(("coding", "body"), [("br", BROTLI_BODY), ("zstd", ZSTD_BODY)])
+@pytest.mark.parametrize("status", [200, 401])
+def test_a_body_in_br_or_zstd_is_the_networks_problem(
+    coding: str, body: bytes, status: int
+) -> None:
+    """keyvault asks for gzip or deflate only; a CDN or relay that compresses with br or zstd
+    anyway sends an answer nobody can read here. Even under a 401 that says nothing about the
+    key (it was `unexpected` with no status, whose advice blamed the base URL)."""
+    with HostileServer(
+        "raw", payload=_answer(status, body, f"content-encoding: {coding}")
+    ) as relay:
+        result = _check(relay.url)
+    assert (result.status, result.error_code) == (S.NETWORK_ERROR, "encoding")
+    assert result.http_status == status
+    assert result.evidence == (
+        f"answer in {coding}, which keyvault did not ask for and cannot read: a relay, proxy"
+        " or CDN on the way changed it"
+    )
+    assert result.message is None  # nothing the server said was read
+    assert result.attempts == 1  # the same hop re-encodes again: not retried
+
+
+@pytest.mark.slow
+def test_a_relay_that_answers_in_br_disables_nothing_and_rotates_nowhere(cli: Cli) -> None:
+    """Every key behind the relay gets an unreadable answer: `check` disables none of them,
+    and `rotate` says the network failed (not the keys), tries one candidate, changes nothing."""
+    write_config(cli.home, "[health]\ndisable_after = 1\n")
+    answer = _answer(401, BROTLI_BODY, "content-encoding: br")
+    with HostileServer("raw", payload=answer) as relay:
+        kv = open_vault(cli.home)
+        for name in ("main", "spare", "spare2"):
+            base_url = relay.url + "/v1"
+            add(kv, name, make_key(), project="work", base_url=base_url, activate=name == "main")
+        checked = cli("check")
+        requests_before = relay.requests
+        rotated = cli("rotate", "--project", "work")
+        rotate_requests = relay.requests - requests_before
+    assert checked.code == 5
+    assert "3 network_error" in checked.out and "invalid" not in checked.out
+    assert "http 401, answer in br, which keyvault did not ask for" in checked.err
+    assert "server said" not in checked.err
+    assert rotated.code == 1
+    assert "the network or the API failed, not the keys; nothing was changed" in rotated.err
+    assert "spare2: not tried" in rotated.err
+    assert rotate_requests == 1
+    doc = open_vault(cli.home).read()
+    assert actives(doc, "work") == ["main"]
+    assert {e.name: e.status for e in doc.entries} == {
+        "main": "active",
+        "spare": "standby",
+        "spare2": "standby",
+    }
+
+
+@pytest.mark.slow
+def test_a_chunked_body_that_stalls_ends_within_its_deadlines() -> None:
+    """Headers and half a chunk, then silence with the connection open: each attempt ends at
+    the read timeout and is retried (a network error, never a verdict); a request deadline
+    shorter than that ends the key at once, not retried."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n"
+    stalled = head + b'\r\n10\r\n{"object": "list'
+    with HostileServer("stall", payload=stalled) as relay:
+        target = ProbeTarget("k", Secret(make_key()), relay.url + "/v1")
+        started = time.monotonic()
+        [timed_out] = check([target], timeout=0.5, sleep=_no_sleep)
+        took = time.monotonic() - started
+        [late] = check([target], timeout=10, limits=Limits.starting_now(0.5, None))
+    assert (timed_out.status, timed_out.error_code, timed_out.attempts) == (
+        S.NETWORK_ERROR,
+        "read_timeout",
+        3,
+    )
+    assert took < 5
+    assert (late.status, late.error_code, late.attempts) == (S.NETWORK_ERROR, "deadline", 1)
 
 
 def test_whole_compressed_and_empty_bodies_still_pass() -> None:

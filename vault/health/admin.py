@@ -2,10 +2,10 @@
 
 Only what rotation and `keyvault usage` need: projects, project API keys, service accounts
 (create returns the only copy of the new key's secret) and costs. Synchronous methods over
-the health checker's bounded exchange (fetch.py: a total deadline per request and per run, a
-body cap before and after decoding, plain http never through a proxy), run on a private
-event loop; the transport (an httpx.AsyncBaseTransport) is injectable. Errors become
-`AdminApiError` with the server's message masked.
+the health checker's session (transport.Session: the same retries, and fetch.py's total
+deadline per request and per run, a body cap before and after decoding, plain http never
+through a proxy), run on a private event loop; the transport (an httpx.AsyncBaseTransport)
+is injectable. Errors become `AdminApiError` with the server's message masked.
 
     with AdminClient(admin_entry.secret, base_url=admin_entry.effective_base_url) as api:
         account = api.create_service_account("proj_abc", "keyvault-work-20260101")
@@ -23,12 +23,18 @@ from typing import Any, Final
 import httpx
 
 from vault.errors import AdminApiError
-from vault.health.classify import classify
-from vault.health.fetch import Limits, fetch
-from vault.health.lanes import make_client
+from vault.health.admin_answers import (
+    CostRow,
+    Cursors,
+    cost_rows,
+    malformed,
+    page_data,
+    shape,
+)
+from vault.health.fetch import Limits
+from vault.health.lanes import Lanes
 from vault.health.model import OPENAI_BASE_URL, Classification, HealthResult, ProbeTarget, Status
-from vault.health.redact import safe_message
-from vault.health.transport import USER_AGENT, endpoint, refusal, transport_failure
+from vault.health.transport import Exchange, RetryPolicy, Session, refusal
 from vault.model.clock import iso
 from vault.model.secret import Secret
 
@@ -36,6 +42,8 @@ MAX_PAGES: Final = 200  # a runaway `has_more` must not loop forever
 PAGE_LIMIT: Final = 100
 # a page of 100 keys is ~50 KiB; a month of costs by project and key for 1,000 keys ~5 MiB
 MAX_ADMIN_BODY: Final = 16 * 1024 * 1024
+# methods whose repetition changes nothing more than the first did (RFC 9110 9.2.2)
+IDEMPOTENT: Final = frozenset({"GET", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -48,18 +56,16 @@ class ServiceAccount:
     secret: Secret
 
 
-@dataclass(frozen=True)
-class CostRow:
-    """Spend in one day bucket for one (project, api key) pair, in US dollars."""
-
-    start_time: int
-    amount_usd: float
-    project_id: str | None
-    api_key_id: str | None
-
-
 class AdminClient:
-    """Administration API calls with one admin key. Use as a context manager."""
+    """Administration API calls with one admin key. Use as a context manager.
+
+    Reads (GET) and deletions (DELETE: a repeated one answers 404, which a deletion takes as
+    "already gone") are retried like the checker's probes: a gateway's 502 or 503, a reset
+    connection or a 429, with the SDKs' backoff or the server's Retry-After, all of one
+    command's waits together at most `max_retry_wait` and never past the run's deadline. A POST
+    is retried only when no connection could be made: a service account whose answer was lost
+    may exist, and a second would be a second key (mint_cleanup finds the first by its name).
+    """
 
     def __init__(
         self,
@@ -70,13 +76,19 @@ class AdminClient:
         proxy: str | None = None,
         timeout: float = 30.0,
         limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        self._target = ProbeTarget("admin key", secret, base_url)
-        refused = refusal(self._target)
+        target = ProbeTarget("admin key", secret, base_url)
+        refused = refusal(target)
         if refused is not None:
             raise AdminApiError(f"admin api: {refused.message}")
-        self._limits = (limits or Limits()).with_max_body(MAX_ADMIN_BODY)
-        self._client = make_client(connections=1, timeout=timeout, transport=transport, proxy=proxy)
+        lanes = Lanes(1, timeout=timeout, transport=transport, proxy=proxy, http2=False)
+        self._session = Session(
+            lanes,
+            target,
+            retry or RetryPolicy(),
+            limits=(limits or Limits()).with_max_body(MAX_ADMIN_BODY),
+        )
         self._loop = asyncio.new_event_loop()
 
     def __enter__(self) -> AdminClient:
@@ -84,67 +96,63 @@ class AdminClient:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._loop.run_until_complete(self._client.aclose())
+            self._loop.run_until_complete(self._session.lanes.aclose())
         finally:
             self._loop.close()
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, int]:
-        """One request; the classification, the JSON body (or None) and the latency in ms."""
-        secret = self._target.secret.reveal()
-        headers = {
-            "Authorization": f"Bearer {secret}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        url = endpoint(self._target.base_url, path)
-        exchange = fetch(
-            self._client,
-            method,
-            url,
-            headers=headers,
-            limits=self._limits,
-            params=kw.get("params"),
-            json_body=kw.get("json"),
+    def _send(self, method: str, path: str, **kw: Any) -> tuple[Classification, Any, Exchange]:
+        """One logical request (a POST retried only if it never left): the classification,
+        the JSON body (or None) and the exchange."""
+        exchange = self._loop.run_until_complete(
+            self._session.call(
+                method,
+                path,
+                params=kw.get("params"),
+                json_body=kw.get("json"),
+                idempotent=method in IDEMPOTENT,
+            )
         )
         try:
-            got = self._loop.run_until_complete(exchange)
-        except httpx.HTTPError as exc:
-            return transport_failure(exc, (secret,)), None, 0
-        if got.failure is not None:
-            return got.failure, None, 0
-        verdict = classify(got.status_code, got.headers, got.body, secrets=(secret,))
-        try:
-            body = json.loads(got.body)
+            body = json.loads(exchange.body) if exchange.body else None
         except (ValueError, RecursionError):
             body = None
-        return verdict, body, got.latency_ms or 0
+        return exchange.classification, body, exchange
 
     def _call(self, method: str, path: str, *, missing_ok: bool = False, **kw: Any) -> Any:
         verdict, body, _ = self._send(method, path, **kw)
-        if verdict.status is Status.OK and isinstance(body, dict):
-            return body
+        if verdict.status is Status.OK:
+            if isinstance(body, dict):
+                return body
+            raise malformed(method, path, "a body that is not a JSON object")
         if missing_ok and verdict.http_status == 404:
             return None
         detail = verdict.message or verdict.evidence
         answer = f"http {verdict.http_status} " if verdict.http_status else ""  # none: network
         hint = _HINTS.get(verdict.error_code or "") or _HINTS.get(verdict.status)
+        wait = verdict.wait_hint_s if verdict.status is Status.RATE_LIMITED else None
+        if wait is not None:  # longer than the command's budget of waits, so not waited
+            hint = f"the admin api asked to wait {_duration(wait)}: run the command again then"
         raise AdminApiError(
-            f"admin api: {method} {_shape(path)} failed: {answer}{verdict.status} ({detail})",
+            f"admin api: {method} {shape(path)} failed: {answer}{verdict.status} ({detail})",
             hint=hint,
         )
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Items of a cursor-paginated list (`after=<last_id>`)."""
         after: str | None = None
+        cursors = Cursors("GET", path)
         for _ in range(MAX_PAGES):
             query = {**params, "limit": PAGE_LIMIT, **({"after": after} if after else {})}
             body = self._call("GET", path, params=query)
-            yield from (d for d in body.get("data", []) if isinstance(d, dict))
-            after = body.get("last_id")
-            if not body.get("has_more") or not after:
+            # every item of the API's lists has a string id; anything else is not an item
+            items = page_data(body, "GET", path)
+            yield from (d for d in items if isinstance(d, dict) and isinstance(d.get("id"), str))
+            if not body.get("has_more") or not body.get("last_id"):
                 return
+            after = cursors.next(body["last_id"])
+        raise malformed("GET", path, f"more than {MAX_PAGES} pages")
 
     # --- the API --------------------------------------------------------------------------
 
@@ -157,11 +165,13 @@ class AdminClient:
     def create_service_account(self, project_id: str, name: str) -> ServiceAccount:
         path = f"/organization/projects/{project_id}/service_accounts"
         body = self._call("POST", path, json={"name": name})
-        key = body.get("api_key") or {}
-        value, account_id = key.get("value"), body.get("id")
+        key = body.get("api_key")
+        key = key if isinstance(key, dict) else {}
+        value, account_id, key_id = key.get("value"), body.get("id"), key.get("id")
         if not isinstance(value, str) or not isinstance(account_id, str):
             raise AdminApiError("admin api: the service account answer holds no key")
-        return ServiceAccount(account_id, str(body.get("name", name)), key.get("id"), Secret(value))
+        key_id = key_id if isinstance(key_id, str) else None
+        return ServiceAccount(account_id, str(body.get("name", name)), key_id, Secret(value))
 
     def delete_service_account(self, project_id: str, account_id: str) -> bool:
         """Delete; False when it was already gone (a resumed deletion)."""
@@ -172,8 +182,10 @@ class AdminClient:
         """The id of the project's service account called `name`, found through its API key
         (the key list names each key's owner)."""
         for key in self.list_api_keys(project_id):
-            owner = key.get("owner") or {}
-            account = owner.get("service_account") or {}
+            owner = key.get("owner")
+            account = owner.get("service_account") if isinstance(owner, dict) else None
+            if not isinstance(owner, dict) or not isinstance(account, dict):
+                continue
             if owner.get("type") == "service_account" and account.get("name") == name:
                 found = account.get("id")
                 return found if isinstance(found, str) else None
@@ -190,24 +202,27 @@ class AdminClient:
             **({"project_ids[]": project_ids} if project_ids else {}),
         }
         rows: list[CostRow] = []
+        path = "/organization/costs"
+        cursors = Cursors("GET", path)
         for _ in range(MAX_PAGES):
-            body = self._call("GET", "/organization/costs", params=params)
-            rows += [row for bucket in body.get("data", []) for row in _cost_rows(bucket)]
+            body = self._call("GET", path, params=params)
+            for bucket in page_data(body, "GET", path):
+                rows += cost_rows(bucket, path)
             if not body.get("has_more") or not body.get("next_page"):
                 return rows
-            params["page"] = body["next_page"]
-        return rows
+            params["page"] = cursors.next(body["next_page"])
+        raise malformed("GET", path, f"more than {MAX_PAGES} pages")
 
     def ping(self, name: str, clock: Callable[[], datetime]) -> HealthResult:
         """Check the admin key itself with the cheapest admin call (one project)."""
         checked_at = iso(clock())
-        verdict, _, latency = self._send("GET", "/organization/projects", params={"limit": 1})
+        verdict, _, exchange = self._send("GET", "/organization/projects", params={"limit": 1})
         return HealthResult.from_verdict(
             name,
             checked_at,
             verdict,
-            latency_ms=latency or None,
-            attempts=1,
+            latency_ms=exchange.latency_ms,
+            attempts=exchange.attempts,
             evidence=f"admin api: {verdict.evidence}",
         )
 
@@ -222,17 +237,8 @@ _HINTS: Final[dict[object, str]] = {
 }
 
 
-def _shape(path: str) -> str:
-    """The path with ids replaced, so messages stay short and comparable."""
-    parts = ["{id}" if p.startswith(("proj_", "svc_acct_", "key_")) else p for p in path.split("/")]
-    return safe_message("/".join(parts)) or path
-
-
-def _cost_rows(bucket: Any) -> Iterator[CostRow]:
-    if not isinstance(bucket, dict):
-        return
-    start = int(bucket.get("start_time") or 0)
-    for result in bucket.get("results") or []:
-        amount = (result.get("amount") or {}).get("value") if isinstance(result, dict) else None
-        if isinstance(amount, int | float) and not isinstance(amount, bool):
-            yield CostRow(start, float(amount), result.get("project_id"), result.get("api_key_id"))
+def _duration(seconds: float) -> str:
+    """`45 s`, `12 min`, `3 h`: a wait for people, relative, so no time zone is involved."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"

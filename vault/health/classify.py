@@ -94,7 +94,6 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("api key not valid", S.INVALID),
     ("api key expired", S.INVALID),
     ("deactivated account", S.INVALID),
-    ("didn't provide an api key", S.INVALID),
     ("access was terminated", S.INVALID),
     ("invalid token", S.INVALID),  # one-api / new-api in English
     ("无效的令牌", S.INVALID),  # invalid token
@@ -103,8 +102,11 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("token 已过期", S.INVALID),
     ("令牌状态不可用", S.INVALID),  # 该令牌状态不可用: token disabled
     ("token 状态不可用", S.INVALID),
-    ("未提供令牌", S.INVALID),  # no token provided
     ("does not exist or you do not have access", S.MODEL_UNAVAILABLE),
+    # 403 for a model the key's project may not use: the key serves other models, so this
+    # is not `forbidden` (a hard failure that would disable it)
+    ("not allowed to sample from this model", S.MODEL_UNAVAILABLE),
+    ("does not have access to model", S.MODEL_UNAVAILABLE),
     ("无权访问模型", S.MODEL_UNAVAILABLE),  # 该令牌无权访问模型 X: token may not use model X
     ("无权访问任何模型", S.MODEL_UNAVAILABLE),
     ("无可用渠道", S.MODEL_UNAVAILABLE),  # no channel serves this model
@@ -124,12 +126,26 @@ MESSAGE_PHRASES: Final[tuple[tuple[str, Status], ...]] = (
     ("too many requests", S.RATE_LIMITED),
     ("上游负载已饱和", S.RATE_LIMITED),  # 当前分组上游负载已饱和: upstream group saturated
     ("请求数限制", S.RATE_LIMITED),  # new-api's own per-user request limit
+    # AWS API Gateway's 403 for a path it has no route for (a relay hosted there, base_url
+    # without /v1): it names a token, but says nothing about the key
+    ("missing authentication token", S.UNEXPECTED),
     ("the server had an error", S.SERVER_ERROR),
     ("currently overloaded", S.SERVER_ERROR),
 )
 
+# "No key was sent", although every request carries one (transport.refusal stops an empty
+# key before sending): a proxy, CDN or relay on the way dropped the Authorization header.
+# The key was never judged, so it is a network problem, not `invalid`. one-api/new-api say
+# 未提供令牌 for an empty token after stripping "Bearer " and "sk-".
+KEY_NOT_RECEIVED: Final = ("didn't provide an api key", "未提供令牌")
+KEY_NOT_RECEIVED_EVIDENCE: Final = (
+    "the server got no key, though one was sent: a proxy, CDN or relay on the way dropped"
+    " the Authorization header"
+)
+
 # A rate limit that waiting cannot cure: the single request is bigger than the whole limit.
-NO_RETRY_PHRASES: Final = ("request too large",)
+# And a dropped key: the same proxy drops it again.
+NO_RETRY_PHRASES: Final = ("request too large", *KEY_NOT_RECEIVED)
 
 HTTP_STATUSES: Final[Mapping[int, Status]] = {
     401: S.INVALID,
@@ -185,6 +201,8 @@ def _read_body(status_code: int, body: bytes) -> _Body:
     doc = _parse_json(body)
     if doc is _NOT_JSON:
         return _Body(is_json=False, message=_snippet(body))
+    if isinstance(doc, list) and len(doc) == 1:  # Gemini's OpenAI endpoint: [{"error": …}]
+        doc = doc[0]
     if not isinstance(doc, dict):
         return _Body(is_json=True)
     error = doc.get("error")
@@ -217,6 +235,8 @@ def _by_fields(body: _Body) -> tuple[Status, str] | None:
     if body.error_type and body.error_type in ERROR_TYPES:
         return ERROR_TYPES[body.error_type], f"type={body.error_type}"
     lowered = (body.message or "").lower()
+    if any(phrase in lowered for phrase in KEY_NOT_RECEIVED):
+        return S.NETWORK_ERROR, KEY_NOT_RECEIVED_EVIDENCE
     for phrase, status in MESSAGE_PHRASES:
         if phrase in lowered:
             return status, f"message contains {phrase!r}"

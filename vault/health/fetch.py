@@ -34,9 +34,10 @@ _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 
 class BadBody(Exception):
-    """raised inside `fetch` when a body cannot be read as sent; `verdict` says what it is"""
+    """raised inside `fetch` when a body cannot be read as sent; `verdict` says what it is
+    (`answered`: the HTTP status the answer came with)"""
 
-    def verdict(self, limits: Limits) -> Classification:
+    def verdict(self, limits: Limits, answered: int | None) -> Classification:
         evidence = f"answer in {self.args[0]}"
         return Classification(
             Status.UNEXPECTED, False, evidence, error_code="encoding", message=evidence
@@ -46,32 +47,58 @@ class BadBody(Exception):
 class BodyTooLarge(BadBody):
     """raised inside `fetch` when a body passes its cap, raw or decoded"""
 
-    def verdict(self, limits: Limits) -> Classification:
+    def verdict(self, limits: Limits, answered: int | None) -> Classification:
         evidence = f"answer larger than {limits.max_body // 1024} KiB, not read"
         return Classification(
             Status.UNEXPECTED, False, evidence, error_code="body_too_large", message=evidence
         )
 
 
-class UnsupportedEncoding(BadBody):
+class UnreadableEncoding(BadBody):
+    """raised inside `fetch` for a body in an encoding that was not asked for (br, zstd: a
+    CDN or relay that compresses whatever the client said) or that does not inflate. Something
+    between us and the API mangled the answer, so what it says about the key is unknown: a
+    network problem, like a body cut short, but not retried (the same hop will do it again).
+    Decoders for br and zstd are not installed: each is one more compiled dependency (and
+    brotli bounds its output only since 1.2.0), for hops that ignore our Accept-Encoding."""
+
+    def __init__(self, evidence: str, why: str) -> None:
+        super().__init__(evidence)
+        self.why = why
+
+    def verdict(self, limits: Limits, answered: int | None) -> Classification:
+        # the status is kept ("http 401 in br" is not "no answer"); the explanation goes in
+        # the evidence, since `message` with a status is shown as what the server said
+        return Classification(
+            Status.NETWORK_ERROR,
+            False,
+            f"{self.why}: a relay, proxy or CDN on the way changed it",
+            answered,
+            error_code="encoding",
+        )
+
+
+class UnsupportedEncoding(UnreadableEncoding):
     """raised inside `fetch` for a Content-Encoding we did not ask for and cannot bound"""
 
     def __init__(self, coding: str) -> None:
-        super().__init__(f"an unsupported encoding ({coding})")
+        why = f"answer in {coding}, which keyvault did not ask for and cannot read"
+        super().__init__(f"an unsupported encoding ({coding})", why)
 
 
-class CorruptBody(BadBody):
+class CorruptBody(UnreadableEncoding):
     """raised inside `fetch` for a compressed body that does not inflate"""
 
     def __init__(self, coding: str | None) -> None:
-        super().__init__(f"a corrupt encoding ({coding})")
+        why = f"{coding} body that does not inflate"
+        super().__init__(f"a corrupt encoding ({coding})", why)
 
 
 class CutShort(BadBody):
     """raised inside `fetch` when a compressed body ends before its end marker: the
     connection closed early (HTTP's own framing cannot tell, when it is closed by length)"""
 
-    def verdict(self, limits: Limits) -> Classification:
+    def verdict(self, limits: Limits, answered: int | None) -> Classification:
         return Classification(
             Status.NETWORK_ERROR,
             True,  # like a chunked body cut short (httpx's RemoteProtocolError): worth a retry
@@ -166,16 +193,18 @@ async def fetch(
         return Fetched(deadline_failure(limits, run=True))
     sent = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
     started = time.perf_counter()
+    answered: int | None = None
     try:
         async with asyncio.timeout(seconds):
             async with client.stream(
                 method, url, params=params, json=json_body, headers=sent
             ) as response:
+                answered = response.status_code
                 body = await read_body(response, limits.max_body)
     except TimeoutError:  # asyncio's total deadline; httpx's own timeouts are not TimeoutError
         return Fetched(deadline_failure(limits, run=run_bound))
     except BadBody as exc:
-        return Fetched(exc.verdict(limits))
+        return Fetched(exc.verdict(limits, answered))
     latency = round((time.perf_counter() - started) * 1000)
     return Fetched(None, response.status_code, response.headers, body, latency)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -83,6 +84,33 @@ def refused_proxy() -> Iterator[None]:
         ) from None
 
 
+def ssl_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+    """The client's TLS context. httpx loads `SSL_CERT_FILE` (or `SSL_CERT_DIR`) when set, as
+    curl and the SDK do; one that names a missing or broken file is a setting to fix, and
+    its OSError must not surface as "cannot write the output"."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    try:
+        return httpx.create_ssl_context(verify)
+    except OSError as exc:  # ssl.SSLError is one too: a file that holds no certificate
+        where = _ca_source(verify)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(
+            f"cannot load the CA certificates from {where}: {reason}",
+            hint="fix or unset SSL_CERT_FILE and SSL_CERT_DIR; without them keyvault trusts"
+            " its own CA bundle (certifi)",
+        ) from None
+
+
+def _ca_source(verify: str | bool) -> str:
+    if isinstance(verify, str):
+        return verify
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if os.environ.get(name):
+            return f"{name} ({os.environ[name]})"
+    return "the CA bundle"
+
+
 class Lanes:
     """`concurrency` request slots; each slot belongs to one of the clients."""
 
@@ -97,7 +125,7 @@ class Lanes:
         http2: bool | None = None,
     ) -> None:
         # one SSL context for all clients: building one loads the CA bundle (~60 ms each)
-        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+        context = ssl_context(verify)
         # a caller's transport is one object: it gets one client and all the lanes
         sizes = [concurrency] if transport else _split(concurrency, LANES_PER_CLIENT)
         h2 = http2_available() if http2 is None else http2

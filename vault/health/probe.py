@@ -49,11 +49,13 @@ def _json(body: bytes) -> Any:
 
 
 def _number(value: object) -> float | None:
+    """A finite number from a JSON number or a numeric string (relays send both); None for
+    anything else, NaN, infinities and integers too large for a float (JSON allows them)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
 
@@ -75,24 +77,37 @@ def _require_list(exchange: Exchange, key: str, what: str) -> Exchange:
 
 
 async def _balance(session: Session, today: date) -> tuple[float | None, int, str | None]:
-    """Remaining USD from a relay's billing endpoints: hard_limit_usd - total_usage/100."""
+    """Remaining USD from a relay's billing endpoints: hard_limit_usd - total_usage/100
+    (one-api and new-api report usage in cents); the note says why there is none."""
     sub = await session.call("GET", "/dashboard/billing/subscription")
-    attempts = sub.attempts
-    doc = _json(sub.body)
-    hard = _number(doc.get("hard_limit_usd")) if isinstance(doc, dict) else None
-    if sub.classification.status is not Status.OK or hard is None:
-        return None, attempts, f"balance unavailable ({sub.classification.evidence})"
+    hard, missing = _billing_field(sub, "hard_limit_usd")
+    if hard is None:
+        return None, sub.attempts, missing
     window = {
         "start_date": (today - timedelta(days=USAGE_WINDOW_DAYS)).isoformat(),
         "end_date": (today + timedelta(days=1)).isoformat(),
     }
     usage = await session.call("GET", "/dashboard/billing/usage", params=window)
-    attempts += usage.attempts
-    doc = _json(usage.body)
-    cents = _number(doc.get("total_usage")) if isinstance(doc, dict) else None
-    if usage.classification.status is not Status.OK or cents is None:
-        return None, attempts, f"balance unavailable ({usage.classification.evidence})"
-    return round(hard - cents / 100, 6), attempts, None
+    attempts = sub.attempts + usage.attempts
+    cents, missing = _billing_field(usage, "total_usage")
+    if cents is None:
+        return None, attempts, missing
+    balance = hard - cents / 100
+    if cents < 0 or not math.isfinite(balance):  # spending is never negative
+        return None, attempts, f"balance unavailable (total_usage {cents:g} makes no sense)"
+    return round(balance, 6), attempts, None
+
+
+def _billing_field(exchange: Exchange, field: str) -> tuple[float | None, str | None]:
+    """`field` of a billing answer as a finite number, else None and why."""
+    verdict = exchange.classification
+    if verdict.status is not Status.OK:
+        return None, f"balance unavailable ({verdict.evidence})"
+    doc = _json(exchange.body)
+    value = _number(doc.get(field)) if isinstance(doc, dict) else None
+    if value is None:
+        return None, f"balance unavailable (http {verdict.http_status} without a numeric {field})"
+    return value, None
 
 
 def _result(

@@ -42,6 +42,10 @@ TRANSPORT_ERRORS: Final[tuple[tuple[type[Exception], str, bool], ...]] = (
 )
 
 
+# failures before a request's first byte was written: no server can have acted on it
+UNSENT: Final = frozenset({"connect_error", "connect_timeout", "pool_timeout"})
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """When and how long to wait before trying again; sleep and randomness are injectable.
@@ -90,6 +94,8 @@ def refusal(target: ProbeTarget) -> Classification | None:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         return _refused("bad_base_url", "base url must be an http(s) url with a host")
+    if url.userinfo:  # httpx would send it as Basic auth in place of the key's Bearer
+        return _refused("bad_base_url", "base url must not contain a user name or password")
     if url.scheme == "http" and not is_loopback(url.host):
         return _refused("insecure_base_url", f"refused to send a key over plain http to {url.host}")
     key = target.secret.reveal()
@@ -185,20 +191,24 @@ class Session:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        idempotent: bool = True,
     ) -> Exchange:
         """Send with retries for what can succeed on retry; honour the server's requested wait
         while this key's waits stay within `max_retry_wait` in total, beyond that stop and
-        report (the result keeps retry_after_s)."""
+        report (the result keeps retry_after_s). `idempotent=False` (a request that creates
+        something, where a lost answer does not mean nothing was created) is retried only
+        when it never left: no connection could be made."""
         url = endpoint(self.target.base_url, path)
         attempts, waits = 0, list[float]()
         while True:
             attempts += 1
             verdict, body, latency = await self._send_once(method, url, params, json_body)
-            retry = len(waits)
-            if not verdict.retryable or retry >= self.policy.max_retries:
+            retry_no = len(waits)
+            again = verdict.retryable and (idempotent or verdict.error_code in UNSENT)
+            if not again or retry_no >= self.policy.max_retries:
                 break
             wait = verdict.retry_after_s
-            wait = self.policy.backoff(retry) if wait is None else wait
+            wait = self.policy.backoff(retry_no) if wait is None else wait
             left = self.limits.run_left()
             over_budget = sum(self.waited) + wait > self.policy.max_retry_wait
             if over_budget or (left is not None and wait >= left):

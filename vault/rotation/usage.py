@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault.errors import InvalidValue
-from vault.health.admin import AdminClient, CostRow
+from vault.health.admin import AdminClient
+from vault.health.admin_answers import CostRow
 from vault.health.fetch import Limits
 from vault.model.clock import iso, parse_time
 from vault.model.document import Entry, Kind, VaultDoc
