@@ -51,9 +51,13 @@ def _status_line(info: os.stat_result) -> bytes:
 
 
 def contents(path: str, *, with_status: bool = True) -> bytes:
-    """`status(path)` and a digest of what a regular file holds (a FIFO is never read)."""
+    """`status(path)` and a digest of what a regular file holds. Anything else is never
+    opened: opening a FIFO, even without blocking, lets a writer waiting for its reader go
+    on, and it would write into a pipe that we close at once."""
     line = status(path) if with_status else b""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return line
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
     except OSError:
         return line
