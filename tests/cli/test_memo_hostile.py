@@ -23,7 +23,7 @@ import pytest
 from tests.cli.test_memo import DOCUMENT, ENV, World, _memo_of, _Sink
 from vault import age
 from vault.cli import everyday, output
-from vault.cli.memo import PUT, Memo, recorded
+from vault.cli.memo import GET, HIT, PUT, Memo, recorded
 from vault.cli.memo_entry import FORMAT
 from vault.session.wire import exchange_frames
 
@@ -293,3 +293,29 @@ def test_a_hostile_entry_never_breaks_the_command(
     assert exchange_frames(memo.agent, PUT, memo.key + entry) is not None
     code, piped, answered = run_cli(world, *ENV)
     assert (code, piped, answered) == (*full[:2], False)
+
+
+def test_the_cli_run_in_process_never_uses_the_memo(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `vault.cli.main.run` serves hosts (and tests) that run thousands of commands in one
+    # process: recording swaps process-wide state, so it never records, and never answers
+    # from an entry, here one that would print something else
+    from vault.cli.main import run
+
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world.folder)
+    memo = _memo_of(ENV, monkeypatch)
+    stale = HEAD  # an entry without dependencies: always "unchanged"
+    assert exchange_frames(memo.agent, PUT, memo.key + stale) is not None
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as reader, os.fdopen(write, "w") as writer:
+        monkeypatch.setattr(sys, "stdout", writer)
+        environ = os.environ
+        assert run(list(ENV)) == 0
+        writer.close()
+        printed = reader.read().decode()
+    assert world.keys["main"] in printed and "stale" not in printed
+    assert os.environ is environ
+    assert exchange_frames(memo.agent, GET, memo.key) == (HIT, stale)  # nor kept a new one
