@@ -319,3 +319,38 @@ def test_the_cli_run_in_process_never_uses_the_memo(
     assert world.keys["main"] in printed and "stale" not in printed
     assert os.environ is environ
     assert exchange_frames(memo.agent, GET, memo.key) == (HIT, stale)  # nor kept a new one
+
+
+def test_a_closed_standard_error_neither_fails_the_run_nor_hides_a_warning(world: World) -> None:
+    # `keyvault env 2>&- | …`: Python has no sys.stderr, and keyvault drops its warnings.
+    # The recorder wrapped the missing stream and failed the command (exit 1, nothing on
+    # stdout) whenever it warned; and an entry kept then would skip the warning later, for
+    # a run whose standard error is open
+    identity = world.tmp / "identity.txt"
+    world.admin.ok("identity", "export", "-o", str(identity))
+    identity.chmod(0o644)  # a warning on every run: readable by others
+    env = {**world.env, "KEYVAULT_IDENTITY_FILE": str(identity)}
+    full = run_cli(world, *ENV, env=env, piped=False)
+    command = f"exec {sys.executable} -m vault {' '.join(ENV)} 2>&-"
+    for _ in range(2):
+        closed = subprocess.run(
+            ["bash", "-c", command],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=world.folder,
+            timeout=60,
+            check=False,
+        )
+        assert (closed.returncode, closed.stdout) == full[:2]
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "vault", *ENV],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=world.folder,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == full[:2]
+    assert DOCUMENT in proc.stderr and "readable by other users" in proc.stderr

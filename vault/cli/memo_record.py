@@ -90,7 +90,12 @@ class Recording:
         # the same variables, looked up through the recorder
         os.environ = RecordingEnviron(real_environ, self)  # noqa: B003
         os.environb = RecordingEnviron(real_environb, self)  # type: ignore[arg-type,assignment]
-        sys.stderr = WatchedStream(real_stderr, self)  # type: ignore[assignment,unused-ignore]
+        if real_stderr is None:
+            # `2>&-`: a warning goes nowhere (report.py), unseen here; an entry would then
+            # skip it for runs whose standard error is open
+            self.spoiled = "standard error is closed"
+        else:
+            sys.stderr = WatchedStream(real_stderr, self)  # type: ignore[assignment,unused-ignore]
         _active = self
         try:
             run()
