@@ -354,3 +354,32 @@ def test_a_closed_standard_error_neither_fails_the_run_nor_hides_a_warning(world
     )
     assert (proc.returncode, proc.stdout) == full[:2]
     assert DOCUMENT in proc.stderr and "readable by other users" in proc.stderr
+
+
+WARNINGS: dict[str, Callable[[], object]] = {
+    "write": lambda: sys.stderr.write("keyvault: warning: x\n"),
+    "writelines": lambda: sys.stderr.writelines(["keyvault: warning: x\n"]),
+    "print": lambda: print("keyvault: warning: x", file=sys.stderr),
+    "buffer": lambda: sys.stderr.buffer.write(b"keyvault: warning: x\n"),
+    "buffer.writelines": lambda: sys.stderr.buffer.writelines([b"keyvault: warning: x\n"]),
+}
+
+
+@pytest.mark.parametrize("warns", WARNINGS.values(), ids=WARNINGS.keys())
+def test_every_way_of_writing_to_standard_error_keeps_no_entry(
+    world: World, monkeypatch: pytest.MonkeyPatch, warns: Callable[[], object]
+) -> None:
+    memo = in_process(world, monkeypatch, ("env", "--probe"))
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as reader, os.fdopen(write, "w") as stderr:
+        monkeypatch.setattr(sys, "stderr", stderr)
+
+        def run() -> None:
+            output.write_text("export A=1\n")
+            warns()
+            sys.stderr.flush()
+
+        assert recorded(memo, run).spoiled == "wrote to standard error"
+        stderr.close()
+        assert reader.read() == b"keyvault: warning: x\n"  # and it was written
+    assert not memo.replay()

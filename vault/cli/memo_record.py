@@ -177,6 +177,10 @@ class WatchedStream:
         self._recording.spoiled = "wrote to standard error"
         return self._stream.write(data)  # type: ignore[attr-defined]
 
+    def writelines(self, lines: object) -> object:
+        self._recording.spoiled = "wrote to standard error"
+        return self._stream.writelines(lines)  # type: ignore[attr-defined]
+
     @property
     def buffer(self) -> WatchedStream:
         return WatchedStream(self._stream.buffer, self._recording)  # type: ignore[attr-defined]
