@@ -11,10 +11,12 @@ recording in this process, against the real agent, with the change made inside t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from tests.cli.test_memo import DOCUMENT, ENV, World, _memo_of, _Sink
 from vault import age
 from vault.cli import everyday, output
 from vault.cli.memo import GET, HIT, PUT, Memo, recorded
-from vault.cli.memo_entry import FORMAT
+from vault.cli.memo_entry import FORMAT, status
 from vault.session.wire import exchange_frames
 
 
@@ -383,3 +385,26 @@ def test_every_way_of_writing_to_standard_error_keeps_no_entry(
         stderr.close()
         assert reader.read() == b"keyvault: warning: x\n"  # and it was written
     assert not memo.replay()
+
+
+@pytest.mark.slow
+def test_an_entry_naming_huge_files_is_not_read_for_hours(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a process of ours can fill the agent: an entry that names a 200 MiB file a thousand
+    # times, each with its true status and digest, had `env` read 200 GB before answering
+    sparse = world.tmp / "sparse"
+    with sparse.open("wb") as handle:
+        handle.truncate(200 << 20)
+    digest = hashlib.blake2b(b"\0" * (200 << 20), digest_size=32).hexdigest().encode()
+    huge = _part(b"F") + _part(str(sparse).encode()) + _part(status(str(sparse)) + b" " + digest)
+    entry = HEAD + huge * 1000
+    full = run_cli(world, *ENV, piped=False)
+    for name, value in world.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(world.folder)
+    memo = _memo_of(ENV, monkeypatch)
+    assert exchange_frames(memo.agent, PUT, memo.key + entry) is not None
+    started = time.monotonic()
+    assert run_cli(world, *ENV) == (*full[:2], False)
+    assert time.monotonic() - started < 30

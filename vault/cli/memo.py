@@ -48,6 +48,8 @@ from vault.cli import output
 from vault.cli.memo_entry import (
     FORMAT,
     MISSING,
+    TOO_LARGE,
+    Budget,
     Dependency,
     Printed,
     contents,
@@ -91,8 +93,9 @@ class Memo:
         if entry is None:
             return False
         printed, dependencies = entry
+        budget = Budget()
         try:
-            if any(self.now(kind, name) != seen for kind, name, seen in dependencies):
+            if any(self.now(kind, name, budget) != seen for kind, name, seen in dependencies):
                 return False
         except Exception:  # an entry we cannot check (a path with a NUL)
             return False
@@ -128,6 +131,8 @@ class Memo:
             if path in modules:  # followed as code, by status (below)
                 continue
             now = contents(path)
+            if now.endswith(TOO_LARGE):
+                return None
             # a file named like code but not a module's (KEYVAULT_IDENTITY_FILE=key.py)
             # was noted by status only when it was opened
             as_code = path.endswith(CODE_SUFFIXES) and now.startswith(when_opened)
@@ -149,10 +154,10 @@ class Memo:
         """The status of each path in `looked_at` now."""
         return [(b"S", path, status(path)) for path in self.looked_at()]
 
-    def now(self, kind: bytes, name: str) -> bytes:
-        """What dependency `name` of `kind` looks like now."""
+    def now(self, kind: bytes, name: str, budget: Budget | None = None) -> bytes:
+        """What dependency `name` of `kind` looks like now (reading at most `budget`)."""
         if kind == b"F":
-            return contents(name)
+            return contents(name, budget=budget)
         if kind == b"S":
             return status(name)
         if kind == b"V":
