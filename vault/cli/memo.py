@@ -25,8 +25,12 @@ files and variables are seen as the code uses them (an audit hook on `open`, a r
 this module.
 
 A run keeps no entry when it wrote anything to standard error (a warning is printed every
-time, never skipped), failed, wrote or removed a file, started a process, connected anywhere
-but the agent, or when a file it read changed while it ran. Entries live in the agent's
+time, never skipped) or had none to write to, failed, wrote or removed a file, changed the
+environment, started a process, connected anywhere but the agent, or when anything it
+depended on changed while it ran (files are digested as they are opened and again after the
+run; the folders and project files are looked at before and after it). An entry from the
+agent is checked within a bounded number of bytes read (memo_entry.Budget), and one that
+cannot be checked is a miss, never an error. Entries live in the agent's
 memory only (vault/session/agent.py): same uid only, like the plaintext it already decrypts
 for us; gone on `lock` and at the session's end. Standard output that is a terminal or a file
 is never answered from the memo (their warnings depend on it).
