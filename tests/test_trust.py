@@ -198,3 +198,24 @@ def test_a_rolled_back_file_via_the_library(tmp_path: Path) -> None:
         kv.read()
     assert kv.trust.accept_rollback(kv.open(old)).generation == 1
     assert kv.read().generation == 1
+
+
+def test_a_save_while_a_reader_decrypts_is_not_a_rollback(tmp_path: Path) -> None:
+    # A save writes vault.age, then the pin. A reader that got the file just before a save
+    # and looked at the pin just after it saw a generation older than the pin: it refused
+    # its own vault as rolled back (twice in 360 `env` runs beside a loop of `edit`s). The
+    # save lands here while the reader decrypts, between its read of the file and its check.
+    writer = open_vault(tmp_path / "kv")
+
+    class SavedMeanwhile(Unlocker):
+        def decrypt(self, paths: Paths, sealed: bytes) -> bytes:
+            plain = super().decrypt(paths, sealed)
+            writer.transact(lambda doc: None)
+            return plain
+
+    unlocker = SavedMeanwhile(settings=writer.unlocker.settings)
+    reader = Keyvault(writer.paths, unlocker)
+    generation = writer.read().generation
+    assert reader.read().generation == generation  # its copy, accepted
+    assert reader.read().generation == generation + 1  # the next read: the next copy
+    assert writer.trust.pinned() == pin_of(writer.read())

@@ -357,15 +357,17 @@ def test_everything_a_full_run_looks_at_is_a_dependency(
     (world.admin.home / "config.toml").write_text('default_base_url = "https://c.example/v1"\n')
     monkeypatch.setattr(sys, "stdout", _Sink([]))
     looked: list[str] = []
-    real_stat, real_lstat = os.stat, os.lstat
 
-    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        looked.append(os.fspath(path) if isinstance(path, (str, os.PathLike)) else "")
-        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+    def noting(real: Callable[..., object]) -> Callable[..., object]:
+        def look(path: object = ".", *args: object, **kwargs: object) -> object:
+            looked.append(os.fspath(path) if isinstance(path, (str, os.PathLike)) else "")
+            return real(path, *args, **kwargs)
 
-    def lstat(path: object, *args: object, **kwargs: object) -> os.stat_result:
-        looked.append(os.fspath(path) if isinstance(path, (str, os.PathLike)) else "")
-        return real_lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+        return look
+
+    # every call that learns about a path without opening it (the import system calls the
+    # posix module's own, which are not these)
+    looking = ("stat", "lstat", "access", "listdir", "scandir", "readlink")
 
     forms = {
         ENV: lambda: everyday.env(everyday.command_context(None, "work"), "bash", None, False),
@@ -377,8 +379,8 @@ def test_everything_a_full_run_looks_at_is_a_dependency(
         memo = _memo_of(argv, monkeypatch)
         looked.clear()
         with monkeypatch.context() as patch:
-            patch.setattr(os, "stat", stat)
-            patch.setattr(os, "lstat", lstat)
+            for name in looking:
+                patch.setattr(os, name, noting(getattr(os, name)))
             seen = recorded(memo, run)
         assert not seen.spoiled, argv
         session_folder = str(Path(memo.agent).parent)

@@ -25,8 +25,12 @@ files and variables are seen as the code uses them (an audit hook on `open`, a r
 this module.
 
 A run keeps no entry when it wrote anything to standard error (a warning is printed every
-time, never skipped), failed, wrote or removed a file, started a process, connected anywhere
-but the agent, or when a file it read changed while it ran. Entries live in the agent's
+time, never skipped) or had none to write to, failed, wrote or removed a file, changed the
+environment, started a process, connected anywhere but the agent, or when anything it
+depended on changed while it ran (files are digested as they are opened and again after the
+run; the folders and project files are looked at before and after it). An entry from the
+agent is checked within a bounded number of bytes read (memo_entry.Budget), and one that
+cannot be checked is a miss, never an error. Entries live in the agent's
 memory only (vault/session/agent.py): same uid only, like the plaintext it already decrypts
 for us; gone on `lock` and at the session's end. Standard output that is a terminal or a file
 is never answered from the memo (their warnings depend on it).
@@ -48,6 +52,8 @@ from vault.cli import output
 from vault.cli.memo_entry import (
     FORMAT,
     MISSING,
+    TOO_LARGE,
+    Budget,
     Dependency,
     Printed,
     contents,
@@ -91,7 +97,11 @@ class Memo:
         if entry is None:
             return False
         printed, dependencies = entry
-        if any(self.now(kind, name) != seen for kind, name, seen in dependencies):
+        budget = Budget()
+        try:
+            if any(self.now(kind, name, budget) != seen for kind, name, seen in dependencies):
+                return False
+        except Exception:  # an entry we cannot check (a path with a NUL)
             return False
         for kind, data in printed:
             if kind == output.TEXT:
@@ -100,43 +110,58 @@ class Memo:
                 output.write_bytes(data)
         return True
 
-    def keep(self, printed: Printed, seen: Recording) -> None:
-        """Hand the agent what a clean full run printed and depended on."""
-        dependencies = self.dependencies(seen)
+    def keep(self, printed: Printed, seen: Recording, looked: list[Dependency]) -> None:
+        """Hand the agent what a clean full run printed and depended on; `looked` is
+        `self.looked()` from before the run."""
+        dependencies = self.dependencies(seen, looked)
         if dependencies is None:
             return
         entry = encode(printed, dependencies)
         if len(entry) <= MAX_ENTRY:
             exchange_frames(self.agent, PUT, self.key + entry)
 
-    def dependencies(self, seen: Recording) -> list[Dependency] | None:
+    def dependencies(self, seen: Recording, looked: list[Dependency]) -> list[Dependency] | None:
         """Everything a recorded run depended on, as `replay` checks it; None when a file
-        changed while the run used it."""
-        from vault.cli.memo_record import WHOLE_ENVIRONMENT  # noqa: PLC0415
+        changed while the run used it: each must look as it did before the run looked at
+        it (`looked`) or opened it (`seen.opened`)."""
+        from vault.cli.memo_record import CODE_SUFFIXES, WHOLE_ENVIRONMENT  # noqa: PLC0415
 
-        found: list[Dependency] = []
+        if looked != self.looked():
+            return None
+        found = list(looked)
+        modules = _module_files()
         parent_name = PARENT_NAME.format(os.getppid())
         for path, when_opened in seen.opened.items():
-            if path == parent_name:  # whichever shell runs us next: by name, not by pid
-                found.append((b"P", "", self.now(b"P", "")))
+            if path in modules:  # followed as code, by status (below)
                 continue
             now = contents(path)
-            if not now.startswith(when_opened):
+            if now.endswith(TOO_LARGE):
                 return None
-            found.append((b"F", path, now))
+            # a file named like code but not a module's (KEYVAULT_IDENTITY_FILE=key.py)
+            # was noted by status only when it was opened
+            as_code = path.endswith(CODE_SUFFIXES) and now.startswith(when_opened)
+            if now != when_opened and not as_code:
+                return None
+            if path == parent_name:  # whichever shell runs us next: by name, not by pid
+                found.append((b"P", "", self.now(b"P", "")))
+            else:
+                found.append((b"F", path, now))
         for name, value in seen.variables.items():
             if name == WHOLE_ENVIRONMENT:
                 found.append((b"E", "", self.now(b"E", "")))
             else:
                 found.append((b"V", name, value))
-        found += [(b"S", path, status(path)) for path in self.looked_at()]
         found += [(b"S", path, status(path)) for path in _code_files()]
         return found
 
-    def now(self, kind: bytes, name: str) -> bytes:
-        """What dependency `name` of `kind` looks like now."""
+    def looked(self) -> list[Dependency]:
+        """The status of each path in `looked_at` now."""
+        return [(b"S", path, status(path)) for path in self.looked_at()]
+
+    def now(self, kind: bytes, name: str, budget: Budget | None = None) -> bytes:
+        """What dependency `name` of `kind` looks like now (reading at most `budget`)."""
         if kind == b"F":
-            return contents(name)
+            return contents(name, budget=budget)
         if kind == b"S":
             return status(name)
         if kind == b"V":
@@ -193,6 +218,7 @@ def recorded(memo: Memo, run: Callable[[], object]) -> Recording:
     from vault.cli.memo_record import Recording  # noqa: PLC0415 - only a full run needs it
 
     recording = Recording(memo.agent)
+    looked = memo.looked()  # before the run: a project file made while it runs shows
     output.start_keeping()
     try:
         recording.watch(run)
@@ -201,7 +227,7 @@ def recorded(memo: Memo, run: Callable[[], object]) -> Recording:
     if recording.spoiled or not printed:
         return recording
     try:  # noqa: SIM105 - not contextlib.suppress: one import less on every `env`
-        memo.keep(printed, recording)
+        memo.keep(printed, recording, looked)
     except Exception:  # noqa: S110 - an entry not kept only means a full run next time
         pass
     return recording
@@ -215,6 +241,17 @@ def _stdout_is_a_pipe() -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _module_files() -> set[str]:
+    """The files the loaded modules were imported from (source and cached bytecode)."""
+    found = set()
+    for module in list(sys.modules.values()):
+        for attribute in ("__file__", "__cached__"):
+            path = getattr(module, attribute, None)
+            if isinstance(path, str):
+                found.add(path)
+    return found
 
 
 def _code_files() -> list[str]:

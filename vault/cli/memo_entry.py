@@ -17,6 +17,8 @@ except ImportError:  # pragma: no cover - CPython always has it
 
 FORMAT = b"keyvault-memo-2"
 MISSING = b"missing"
+READ_AT_MOST = 256 << 20  # one file: the largest vault the agent decrypts (wire.MAX_BODY)
+TOO_LARGE = b" too large"  # a file never digested, so never a dependency
 Printed = list[tuple[bytes, bytes]]  # (output.TEXT or output.BYTES, what was written)
 Dependency = tuple[bytes, str, bytes]  # (kind, name, how it was)
 
@@ -50,19 +52,41 @@ def _status_line(info: os.stat_result) -> bytes:
     )
 
 
-def contents(path: str, *, with_status: bool = True) -> bytes:
-    """`status(path)` and a digest of what a regular file holds (a FIFO is never read)."""
+class Budget:
+    """How many more bytes checking one entry may read. An entry comes from the agent, which
+    any process of ours can fill: it could name a sparse file of a petabyte, or one large
+    file a thousand times, and `env` would read for hours."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = 2 * READ_AT_MOST) -> None:
+        self.left = left
+
+
+def contents(path: str, *, with_status: bool = True, budget: Budget | None = None) -> bytes:
+    """`status(path)` and a digest of what a regular file holds, or TOO_LARGE past
+    READ_AT_MOST bytes or what is left of `budget`. Anything else is never opened: opening
+    a FIFO, even without blocking, lets a writer waiting for its reader go on, and it would
+    write into a pipe that we close at once."""
     line = status(path) if with_status else b""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return line
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | os.O_CLOEXEC)
     except OSError:
         return line
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return line
-        digest = blake2b(digest_size=32)
-        while chunk := os.read(fd, 1 << 20):
+        most = min(READ_AT_MOST, budget.left) if budget is not None else READ_AT_MOST
+        digest, read = blake2b(digest_size=32), 0
+        while chunk := os.read(fd, min(1 << 20, most - read + 1)):
+            read += len(chunk)
+            if read > most:
+                return line + TOO_LARGE
             digest.update(chunk)
+        if budget is not None:
+            budget.left -= read
         return line + b" " + digest.hexdigest().encode()
     except OSError:
         return line + b" unreadable"

@@ -1,8 +1,14 @@
 """Recording one full run of `env` or `get` for the export memo (vault/cli/memo.py): every
 file it opens (a Python audit hook on `open`), every environment variable it reads (a
-recording `os.environ`), and whatever rules an entry out: a file opened for writing, renamed
-or removed, a process started, a connection to anything but the agent, a lock taken, a
-change to the environment, anything written to standard error.
+recording `os.environ` and `os.environb`), and whatever rules an entry out: a file opened for
+writing, renamed or removed, a process started, a connection to anything but the agent, a
+lock taken, a change to the environment, anything written to standard error, a failure of
+the recorder itself.
+
+A file is digested when it is opened, before the run reads it, and again when the entry is
+kept: an entry is kept only when the two agree, so a file edited while the run used it (even
+an edit that keeps its size and times, as on a file system with coarse timestamps) never
+leaves an entry that pairs the old output with the new contents.
 
 Imported only by a run the memo could not answer.
 """
@@ -13,11 +19,11 @@ from __future__ import annotations
 import os
 import sys
 
-from vault.cli.memo_entry import MISSING, digest_of, status
+from vault.cli.memo_entry import MISSING, contents, digest_of, status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, MutableMapping
+    from collections.abc import Callable, Iterator
 
 CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")  # keyvault's modules are followed as code
 WHOLE_ENVIRONMENT = "*"  # the name noted when a run lists the whole environment
@@ -41,7 +47,9 @@ class Recording:
 
     def __init__(self, agent: str) -> None:
         self.agent = agent  # the one socket a run may connect to
-        self.opened: dict[str, bytes] = {}  # path -> its status when it was first opened
+        # path -> `contents` when it was first opened (`status` only for a module's file:
+        # digesting every module a full run imports would cost it milliseconds)
+        self.opened: dict[str, bytes] = {}
         self.variables: dict[str, bytes] = {}  # name -> digest of the value read, or MISSING
         self.spoiled = ""
 
@@ -49,16 +57,21 @@ class Recording:
         writes = isinstance(flags, int) and flags & WRITE_FLAGS
         if writes or (isinstance(mode, str) and any(c in mode for c in "wax+")):
             self.spoiled = f"opened {path} for writing"
-        elif not path.endswith(CODE_SUFFIXES) and path not in self.opened:
-            self.opened[path] = status(path)
+        elif path not in self.opened:
+            self.opened[path] = b""  # `contents` opens it too: that event finds it here
+            code = path.endswith(CODE_SUFFIXES)
+            self.opened[path] = status(path) if code else contents(path)
 
-    def on_variable(self, name: str, value: str | None) -> None:
+    def on_variable(self, name: str | bytes, value: str | bytes | None) -> None:
+        name = os.fsdecode(name)  # os.environb's names and values are os.environ's, encoded
         if name not in self.variables:
-            self.variables[name] = MISSING if value is None else digest_of(value)
+            self.variables[name] = MISSING if value is None else digest_of(os.fsdecode(value))
 
     def on_event(self, event: str, args: tuple[object, ...]) -> None:
         if event == "open":
             path = args[0]
+            if isinstance(path, os.PathLike):
+                path = os.fspath(path)
             if isinstance(path, (str, bytes)):  # not a file descriptor being wrapped
                 name = os.fsdecode(path)
                 # from the working folder as the kernel resolves it: `link/..` is kept
@@ -73,16 +86,22 @@ class Recording:
         """`run()` with this recording watching (see the module docstring)."""
         global _active  # noqa: PLW0603 - one recorded run at a time, in one process
         _install_audit_hook()
-        real_environ, real_stderr = os.environ, sys.stderr
-        # the same variables, looked up through the recorder (nothing is cleared or set)
-        os.environ = RecordingEnviron(real_environ, self)  # type: ignore[assignment]  # noqa: B003
-        sys.stderr = WatchedStream(real_stderr, self)  # type: ignore[assignment,unused-ignore]
+        real_environ, real_environb, real_stderr = os.environ, os.environb, sys.stderr
+        # the same variables, looked up through the recorder
+        os.environ = RecordingEnviron(real_environ, self)  # noqa: B003
+        os.environb = RecordingEnviron(real_environb, self)  # type: ignore[arg-type,assignment]
+        if real_stderr is None:
+            # `2>&-`: a warning goes nowhere (report.py), unseen here; an entry would then
+            # skip it for runs whose standard error is open
+            self.spoiled = "standard error is closed"
+        else:
+            sys.stderr = WatchedStream(real_stderr, self)  # type: ignore[assignment,unused-ignore]
         _active = self
         try:
             run()
         finally:
             _active = None
-            os.environ, sys.stderr = real_environ, real_stderr
+            os.environ, os.environb, sys.stderr = real_environ, real_environb, real_stderr
 
 
 _active: Recording | None = None
@@ -92,7 +111,10 @@ _hooked = False
 def _audit(event: str, args: tuple[object, ...]) -> None:
     recording = _active
     if recording is not None and not recording.spoiled:
-        recording.on_event(event, args)
+        try:
+            recording.on_event(event, args)
+        except Exception as exc:  # raised here, it would fail the operation
+            recording.spoiled = f"the recorder failed on {event} ({type(exc).__name__})"
 
 
 def _install_audit_hook() -> None:
@@ -102,60 +124,45 @@ def _install_audit_hook() -> None:
         _hooked = True
 
 
-class RecordingEnviron(dict[str, str]):
-    """`os.environ` while a run is recorded: every variable looked up is noted; listing them
-    all notes the whole environment; changing one rules the entry out."""
+class RecordingEnviron(os._Environ[str]):
+    """`os.environ` (or `os.environb`) while a run is recorded: the real mapping's own
+    variables and behaviour, every lookup noted, whichever method makes it (`get`, `in`,
+    `pop`, `setdefault`: `Mapping` builds each on `__getitem__`); listing or counting them
+    notes the whole environment; a change rules the entry out, and is still made."""
 
-    def __init__(self, real: MutableMapping[str, str], recording: Recording) -> None:
-        super().__init__(real)
-        self._real, self._recording = real, recording
+    def __init__(self, real: os._Environ[str], recording: Recording) -> None:
+        # os.environb too: its names and values are bytes, recorded as os.environ's
+        data = real._data  # type: ignore[attr-defined]  # shared, not copied
+        super().__init__(data, real.encodekey, real.decodekey, real.encodevalue, real.decodevalue)
+        self._recording = recording
 
     def __getitem__(self, name: str) -> str:
-        value = dict.get(self, name)
+        try:
+            value = super().__getitem__(name)
+        except KeyError:
+            self._recording.on_variable(name, None)
+            raise
         self._recording.on_variable(name, value)
-        if value is None:
-            raise KeyError(name)
         return value
 
-    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        value = dict.get(self, name)
-        self._recording.on_variable(name, value)
-        return default if value is None else value
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def _everything(self) -> None:
-        self._recording.on_variable(WHOLE_ENVIRONMENT, "")
-
     def __iter__(self) -> Iterator[str]:
-        self._everything()
+        self._recording.on_variable(WHOLE_ENVIRONMENT, "")
         return super().__iter__()
 
-    def keys(self):  # type: ignore[no-untyped-def]
-        self._everything()
-        return super().keys()
+    def __len__(self) -> int:
+        self._recording.on_variable(WHOLE_ENVIRONMENT, "")
+        return super().__len__()
 
-    def items(self):  # type: ignore[no-untyped-def]
-        self._everything()
-        return super().items()
-
-    def values(self):  # type: ignore[no-untyped-def]
-        self._everything()
-        return super().values()
-
-    def copy(self) -> dict[str, str]:
-        self._everything()
-        return dict(self)
+    def __repr__(self) -> str:
+        self._recording.on_variable(WHOLE_ENVIRONMENT, "")
+        return super().__repr__()
 
     def __setitem__(self, name: str, value: str) -> None:
         self._recording.spoiled = "changed the environment"
-        self._real[name] = value
         super().__setitem__(name, value)
 
     def __delitem__(self, name: str) -> None:
         self._recording.spoiled = "changed the environment"
-        del self._real[name]
         super().__delitem__(name)
 
 
@@ -169,6 +176,10 @@ class WatchedStream:
     def write(self, data: object) -> object:
         self._recording.spoiled = "wrote to standard error"
         return self._stream.write(data)  # type: ignore[attr-defined]
+
+    def writelines(self, lines: object) -> object:
+        self._recording.spoiled = "wrote to standard error"
+        return self._stream.writelines(lines)  # type: ignore[attr-defined]
 
     @property
     def buffer(self) -> WatchedStream:

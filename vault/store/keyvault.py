@@ -158,9 +158,10 @@ class Keyvault:
         a read the caller drops before the change: `transact` may modify it.
         """
         self._reusable = None
+        pinned = self.trust.pinned()  # first: see Trust.accept
         sealed = self._read_vault_bytes()
         doc = self.open(sealed)
-        self.trust.accept(doc)
+        self.trust.accept(doc, pinned)
         if reusable:
             self._reusable = (_digest(sealed), doc)
         return doc

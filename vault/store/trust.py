@@ -113,7 +113,10 @@ class Trust:
 
     def check(self, doc: VaultDoc) -> Pin | None:
         """`check_member`, then refuse a rollback; returns the pin it checked against."""
-        pin = self.pinned()
+        return self.check_against(doc, self.pinned())
+
+    def check_against(self, doc: VaultDoc, pin: Pin | None) -> Pin | None:
+        """`check` with the pin as it was read (by a reader: before it read vault.age)."""
         self.check_member(doc, pin)
         if pin is not None and doc.generation < pin.generation:
             raise RolledBack(
@@ -124,9 +127,14 @@ class Trust:
             )
         return pin
 
-    def accept(self, doc: VaultDoc) -> None:
-        """Check `doc` and let the pin follow it (written only when it changed)."""
-        self.remember(doc, self.check(doc))
+    def accept(self, doc: VaultDoc, pinned: Pin | None) -> None:
+        """Check `doc` against `pinned`, the pin read before the file `doc` came from, and
+        let the pin follow it (written only when it changed).
+
+        Before, not after: a save writes vault.age, then the pin. A pin read after the file
+        may be a concurrent save's, newer than the file this reader got, and the reader
+        would take its own slightly older copy for a rollback."""
+        self.remember(doc, self.check_against(doc, pinned))
 
     # --- writing ---------------------------------------------------------------------------
 
