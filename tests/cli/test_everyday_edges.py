@@ -38,3 +38,17 @@ def test_utc_times_read_as_local_times_do_where_the_zone_is_utc(vault_cli: Cli) 
         assert not re.search(r"\d\d:\d\dZ", asked)
         shanghai = cli.ok(*command, env={"TZ": "Asia/Shanghai"}).out
         assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CST", shanghai)  # local by default
+
+
+def test_unlock_refuses_an_idle_timeout_longer_than_the_session(vault_cli: Cli) -> None:
+    cli = vault_cli
+    for args in (["--ttl", "1h", "--idle", "2h"], ["--idle", "9h"]):  # 9h > the default 8h
+        result = cli("unlock", *args)
+        assert result.code == 2, result.err
+        assert "is longer than --ttl" in result.err.splitlines()[0]
+        assert "locked" in cli.ok("status").out  # nothing started
+    started = cli.ok("unlock", "--ttl", "1h", "--idle", "1h")  # equal: harmless, accepted
+    try:
+        assert started.out.startswith("unlocked until")
+    finally:
+        cli.ok("lock")

@@ -34,6 +34,15 @@ def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
 
     ttl_seconds = session.parse_duration(ttl)
     idle_seconds = session.parse_duration(idle) if idle else None
+    if idle_seconds is not None and idle_seconds > ttl_seconds:
+        # the session ends at --ttl however busy it is: a longer --idle would never fire, and
+        # whoever typed it expected the session to last while used (it does not)
+        raise UsageError(
+            f"--idle {idle} is longer than --ttl {ttl}: the session ends after --ttl however"
+            " often it is used",
+            hint=f"--idle ends an unused session before --ttl does: give one shorter than {ttl},"
+            " or a longer --ttl",
+        )
     # never extend a session from itself: the passphrase (or an identity) must be given again
     fresh = Unlocker(
         settings=app.unlocker.settings, ask=app.unlocker.ask, session=None, warn=app.unlocker.warn
