@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.helpers import Cli, make_key
+import pytest
+
+from tests.cli.terminal import in_terminal
+from tests.helpers import PASSPHRASE, Cli, make_key
 
 
 def test_log_details_read_as_words_not_python(vault_cli: Cli) -> None:
@@ -52,3 +58,83 @@ def test_unlock_refuses_an_idle_timeout_longer_than_the_session(vault_cli: Cli) 
         assert started.out.startswith("unlocked until")
     finally:
         cli.ok("lock")
+
+
+# --- keys pasted from Windows ---------------------------------------------------------------
+
+BOM = "\ufeff"
+
+
+def run_bytes(cli: Cli, *args: str, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    """The CLI with `data` as stdin byte for byte (a Windows file or pipe, not text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "vault", *args],
+        input=data,
+        capture_output=True,
+        env=cli.env,
+        timeout=60,
+        check=False,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "carried",
+    [
+        lambda key: (BOM + key + "\r\n").encode(),  # Notepad's UTF-8, type key.txt | …
+        lambda key: (BOM + key + "\r\n").encode("utf-16-le"),  # PowerShell 5's `>` file
+        lambda key: (" \t" + key + "\u00a0\u200b\n").encode(),  # copied from a web page
+    ],
+    ids=["utf8-bom-crlf", "utf16-bom", "spaces-nbsp-zwsp"],
+)
+def test_a_key_piped_with_a_bom_or_whitespace_is_stored_clean(vault_cli: Cli, carried) -> None:
+    cli = vault_cli
+    key, replacement = make_key(), make_key()
+    added = run_bytes(cli, "add", "k", "--project", "p", data=carried(key))
+    assert added.returncode == 0, added.stderr
+    assert cli.ok("get", "k").out == key + "\n"  # stored exactly, nothing carried along
+    edited = run_bytes(cli, "edit", "k", "--secret", data=carried(replacement))
+    assert edited.returncode == 0, edited.stderr
+    assert cli.ok("get", "k").out == replacement + "\n"
+
+
+def test_a_bom_inside_a_key_is_still_refused(vault_cli: Cli) -> None:
+    key = make_key()
+    inside = run_bytes(vault_cli, "add", "k", data=(key[:20] + BOM + key[20:]).encode())
+    assert inside.returncode == 2
+    assert inside.stderr.decode().splitlines() == [
+        "keyvault: error: the key contains non-ASCII characters"
+    ]
+    only_marks = run_bytes(vault_cli, "add", "k", data=(BOM + "\r\n").encode())
+    assert only_marks.returncode == 2
+    assert b"no key on standard input" in only_marks.stderr
+    assert json.loads(vault_cli.ok("list", "--json").out) == []
+
+
+@pytest.mark.slow
+def test_a_key_pasted_at_the_prompt_with_a_bom_and_spaces_is_stored_clean(
+    vault_cli: Cli,
+) -> None:
+    key = make_key()
+    env = {k: v for k, v in vault_cli.env.items() if k != "KEYVAULT_PASSPHRASE"}
+    term = in_terminal(["add", "k", "--project", "p"], {**env, "TERM": "dumb"})
+    term.expect("passphrase: ")
+    term.send(PASSPHRASE + "\n")
+    term.expect("key: ")
+    term.send(BOM + key + "  \n")
+    assert term.wait() == 0, term.text
+    assert vault_cli.ok("get", "k").out == key + "\n"
+
+
+def test_import_takes_keys_saved_with_a_bom_or_spaces(vault_cli: Cli, tmp_path: Path) -> None:
+    """Every import source reaches the store through one boundary: a cell, an llm alias."""
+    cli = vault_cli
+    in_cell, in_json = make_key(), make_key()
+    table = tmp_path / "keys.csv"  # a BOM at the top of the file, and one inside a cell
+    table.write_bytes((BOM + f"name,key,project\r\na,{BOM}{in_cell} ,p\r\n").encode())
+    llm = tmp_path / "keys.json"
+    llm.write_text(json.dumps({"openai": f"{BOM}{in_json}\r\n"}), encoding="utf-8")
+    plan = json.loads(cli.ok("import", str(table), str(llm), "--json").out)
+    assert [a["name"] for a in plan["added"]] == ["a", "openai"], plan
+    assert cli.ok("get", "a").out == in_cell + "\n"
+    assert cli.ok("get", "openai").out == in_json + "\n"

@@ -206,3 +206,36 @@ def phone_as_typed(raw: str) -> str:
     if text.startswith("00"):
         text = "+" + text[2:].lstrip()
     return text
+
+
+# UTF-16 byte-order marks: a key saved by PowerShell 5's `>` (UTF-16LE) and piped in as bytes
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def key_as_pasted(text: str) -> str:
+    """A key without what carried it here: whitespace around it (a Windows CR LF, a final
+    newline, a clipboard's space or no-break space) and invisible format characters at its
+    ends (the byte-order mark Notepad and PowerShell write, a zero-width space copied from a
+    web page). Called where a key is read (stdin, the prompt, import sources), never by
+    `check_key`: inside a key such a character is still refused."""
+    start, end = 0, len(text)
+    while start < end and _carrier(text[start]):
+        start += 1
+    while end > start and _carrier(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _carrier(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def key_from_bytes(data: bytes) -> str:
+    """A key piped in as bytes: UTF-16 when it starts with a UTF-16 byte-order mark, else
+    UTF-8 (a byte that is not UTF-8 stays visible as U+FFFD, which `check_key` refuses as
+    non-ASCII, never quoting it); then `key_as_pasted`."""
+    if data.startswith(_UTF16_MARKS):
+        text = data.decode("utf-16", "replace")
+    else:
+        text = data.decode("utf-8", "replace")
+    return key_as_pasted(text)

@@ -27,6 +27,7 @@ from vault.model.batch import EntryIndex
 from vault.model.document import Entry, VaultDoc
 from vault.model.secret import Secret
 from vault.model.shapes import hide_secrets
+from vault.model.validate import key_as_pasted
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
 from vault.store.sources import Found, NotAKey, Reading
@@ -147,7 +148,7 @@ def _plan(
     at, slots = kv.now_iso(), kv.config.phone_slots
     index = EntryIndex(doc)  # one pass over the vault for the whole import, not one a row
     first_added: dict[Secret, Imported] = {}
-    for item in found:
+    for item in map(_as_pasted, found):
         name, notes = _name_for(item, index.names)
         where = _shown(item.where, item.secret)
         try:
@@ -164,6 +165,12 @@ def _plan(
             plan.added.append(Imported(where, new.entry, (*shown_notes, *new.warnings)))
             first_added.setdefault(new.entry.secret, plan.added[-1])
     return plan
+
+
+def _as_pasted(item: Found) -> Found:
+    """The key as `add` reads one: without a byte-order mark or whitespace around it (a
+    cell, an llm alias or a pass entry saved on Windows), before it is checked or compared."""
+    return item._replace(secret=Secret(key_as_pasted(item.secret.reveal())))
 
 
 def _shown(text: str, secret: Secret | None = None) -> str:
