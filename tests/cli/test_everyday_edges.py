@@ -138,3 +138,51 @@ def test_import_takes_keys_saved_with_a_bom_or_spaces(vault_cli: Cli, tmp_path: 
     assert [a["name"] for a in plan["added"]] == ["a", "openai"], plan
     assert cli.ok("get", "a").out == in_cell + "\n"
     assert cli.ok("get", "openai").out == in_json + "\n"
+
+
+# --- .env files keyvault follows ---------------------------------------------------------------
+
+
+def test_a_followed_env_file_can_be_listed_and_forgotten(vault_cli: Cli, tmp_path: Path) -> None:
+    """`keyvault dotenv PATH` registered a file for good: a file moved to another tool, or one
+    that now holds someone else's key, warned at every change of the project's key, and no
+    command could stop that."""
+    cli = vault_cli
+    cli.add("a", make_key(), "--project", "work")
+    app = tmp_path / "app"
+    app.mkdir()
+    env_file = app / ".env"
+    cli.ok("dotenv", str(env_file), "--project", "work")
+    listed = cli.ok("dotenv", "--list").out.splitlines()
+    assert listed[0].split() == ["PROJECT", "PATH", "SINCE"]
+    assert listed[1].split()[:2] == ["work", str(env_file)]
+    assert cli.ok("dotenv", "--list", "--project", "other").out.startswith("no .env files")
+
+    theirs = make_key()
+    env_file.write_text(f"OPENAI_API_KEY={theirs}\n")  # the file now belongs to someone else
+    changed = cli.ok("add", "b", "--project", "work", "--activate", input=make_key())
+    assert "holds a key that is not this project's" in changed.err
+    assert f"keyvault dotenv --forget {env_file}" in changed.err
+
+    link = tmp_path / "link"
+    link.symlink_to(app)  # the same file by another path
+    forgot = cli.ok("dotenv", "--forget", str(link / ".env"))
+    assert forgot.out.startswith(f"no longer following {env_file} (work); the file is unchanged")
+    assert env_file.read_text() == f"OPENAI_API_KEY={theirs}\n"
+    quiet = cli.ok("edit", "a", "--status", "active")  # a key change: no file to warn about
+    assert quiet.err == ""
+    assert cli.ok("dotenv", "--list").out.startswith("no .env files are followed")
+    forget = next(line for line in cli.ok("log").out.splitlines() if "export-forget" in line)
+    assert forget.split()[3:] == ["export-forget", "-", "project:", "work;", "path:", str(env_file)]
+
+    again = cli("dotenv", "--forget", str(env_file))
+    assert again.code == 1
+    assert "is not a .env file keyvault keeps up to date" in again.err
+    assert "registered: none" in again.err
+
+
+def test_dotenv_options_that_contradict_are_usage_errors(vault_cli: Cli) -> None:
+    for args in ([], ["--forget"], ["--list", ".env"], ["--list", "--forget"]):
+        result = vault_cli("dotenv", *args)
+        assert result.code == 2, args
+        assert result.err.startswith("keyvault: error: give a PATH, or --list alone")

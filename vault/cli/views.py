@@ -267,8 +267,8 @@ def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
 
 
 def _detail(event: Event) -> dict[str, object]:
-    shown: dict[str, object] = {"project": event.project} if event.entry else {}
-    return {**shown, **event.detail}
+    # the project of an entry's event, or of a project's own (a .env file registered to it)
+    return {"project": event.project, **event.detail}
 
 
 def detail_text(detail: Mapping[str, object]) -> str:

@@ -346,6 +346,16 @@ class VaultDoc:
         self.record(Event(at, Action.EXPORT_MOVE, project=project, detail=detail))
         return True
 
+    def forget_export(self, path: str, *, at: str) -> ExportTarget:
+        """Stop keeping `path` (absolute) up to date; the file itself is left as it is.
+        EntryNotFound when no file is registered at `path`."""
+        target = next((t for t in self.exports if t.path == path), None)
+        if target is None:
+            raise EntryNotFound(f"{path} is not a .env file keyvault keeps up to date")
+        self.exports.remove(target)
+        self.record(Event(at, Action.EXPORT_FORGET, project=target.project, detail={"path": path}))
+        return target
+
     # --- recipients -----------------------------------------------------------------------
 
     def add_recipient(self, recipient: Recipient, *, at: str) -> None:

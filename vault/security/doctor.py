@@ -299,7 +299,9 @@ class Doctor:
             message = f"{path} still holds a key, but {project} has no active key"
         else:
             message = f"{path} does not hold the active key of {project}"
-        return [Check("dotenv", Level.WARN, message, f"keyvault dotenv {path}{flag}")]
+        fix = f"keyvault dotenv {path}{flag} (or stop following it:"
+        fix += f" keyvault dotenv --forget {path})"
+        return [Check("dotenv", Level.WARN, message, fix)]
 
     def check_unlock_files(self) -> Iterator[Check]:
         for variable in UNLOCK_FILES:

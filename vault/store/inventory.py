@@ -12,12 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vault.errors import DuplicateKey, DuplicateName, InvalidValue, PolicyViolation
+from vault.errors import (
+    DuplicateKey,
+    DuplicateName,
+    EntryNotFound,
+    InvalidValue,
+    PolicyViolation,
+)
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model import validate as v
 from vault.model.clock import iso, local_date
 from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
+from vault.model.records import ExportTarget
 from vault.model.secret import Secret
 from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
 from vault.model.views import ListQuery, select_entries
@@ -316,6 +323,33 @@ def list_entries(doc: VaultDoc, query: ListQuery) -> list[Entry]:
 
 def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
     return doc.phone_usage(slots)
+
+
+def forget_dotenv(kv: Keyvault, path: Path) -> ExportTarget:
+    """Stop rewriting the .env file at `path` when its project's key changes; the file keeps
+    what it holds. `path` as it was registered (absolute), or any path to the same file
+    (through a symlinked folder); EntryNotFound, listing what is registered, otherwise."""
+    registered = kv.read().exports
+    wanted = str(path.absolute())
+    if not any(t.path == wanted for t in registered):
+        same = [t.path for t in registered if _same_file(Path(t.path), path)]
+        if not same:
+            known = ", ".join(t.path for t in registered) or "none"
+            raise EntryNotFound(
+                f"{wanted} is not a .env file keyvault keeps up to date",
+                hint=f"registered: {known} (`keyvault dotenv --list`)",
+            )
+        wanted = same[0]
+    now = kv.now_iso()
+    return kv.transact(lambda doc: doc.forget_export(wanted, at=now))
+
+
+def _same_file(registered: Path, given: Path) -> bool:
+    """Whether two paths name one file; by their resolved form when one of them is gone."""
+    try:
+        return registered.samefile(given)
+    except OSError:
+        return registered.resolve() == given.resolve()
 
 
 def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:
