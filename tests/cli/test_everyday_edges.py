@@ -186,3 +186,47 @@ def test_dotenv_options_that_contradict_are_usage_errors(vault_cli: Cli) -> None
         result = vault_cli("dotenv", *args)
         assert result.code == 2, args
         assert result.err.startswith("keyvault: error: give a PATH, or --list alone")
+
+
+# --- what the import plan says --------------------------------------------------------------
+
+
+def test_the_import_plan_says_which_active_keys_a_later_row_displaced(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """Rows say `status=active` for two keys of one project, and one for a project whose
+    active key is already in the vault. The plan showed the first row as plain `standby`
+    (its status at the end, as if it had asked for that) and never said that the vault's
+    own active key stopped being exported."""
+    cli = vault_cli
+    cli.add("old", make_key(), "--project", "demo")
+    table = tmp_path / "keys.csv"
+    projects = {"b1": "imp", "b2": "imp", "b3": "demo"}
+    rows = [f"{name},{make_key()},{project},active" for name, project in projects.items()]
+    table.write_text("name,key,project,status\n" + "\n".join(rows) + "\n")
+    heading = "no longer active (a row of this import became its project's active key):"
+    for dry in (["--dry-run"], []):
+        shown = cli.ok("import", str(table), *dry).out.splitlines()
+        status = {line.split()[0]: line.split()[2:-2] for line in shown[2:5]}
+        assert status == {"b1": ["active", "->", "standby"], "b2": ["active"], "b3": ["active"]}
+        assert shown[shown.index(heading) + 1 :] == [
+            "  old (demo, in the vault before): b3 is active now",
+            f"  b1 (imp, {table}:2): b2 is active now",
+        ]
+    plan = json.loads(cli.ok("import", str(table), "--dry-run", "--json").out)
+    assert plan["added"] == []  # all three are in the vault now: skipped as duplicates
+    listed = {e["name"]: e["status"] for e in json.loads(cli.ok("list", "--json").out)}
+    assert listed == {"old": "standby", "b1": "standby", "b2": "active", "b3": "active"}
+
+
+def test_the_import_json_keeps_the_status_a_row_was_added_with(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    table = tmp_path / "keys.csv"
+    table.write_text(f"name,key,status\nx1,{make_key()},active\nx2,{make_key()},active\n")
+    plan = json.loads(vault_cli.ok("import", str(table), "--project", "p", "--json").out)
+    assert [(a["name"], a["added_as"], a["status"]) for a in plan["added"]] == [
+        ("x1", "active", "standby"),
+        ("x2", "active", "active"),
+    ]
+    assert plan["displaced"] == [{"name": "x1", "project": "p", "where": f"{table}:2", "by": "x2"}]
