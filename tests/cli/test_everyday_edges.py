@@ -230,3 +230,35 @@ def test_the_import_json_keeps_the_status_a_row_was_added_with(
         ("x2", "active", "active"),
     ]
     assert plan["displaced"] == [{"name": "x1", "project": "p", "where": f"{table}:2", "by": "x2"}]
+
+
+# --- edits that change nothing --------------------------------------------------------------
+
+
+def test_an_edit_that_changes_nothing_saves_nothing(vault_cli: Cli) -> None:
+    """`edit a --note same` said `updated a`, wrote a history event claiming the note
+    changed, and saved a new vault generation (a commit to share in a team vault, and the
+    backup of the real previous version overwritten). Now only what differs is recorded."""
+    cli = vault_cli
+    key = cli.add("a", make_key(), "--project", "p")
+    cli.ok("edit", "a", "--note", "n", "--tag", "x")
+    vault = cli.home / "vault.age"
+    before = (vault.read_bytes(), (cli.home / "vault.age.bak").read_bytes())
+    history = cli.ok("log", "--json").out
+    for args in (
+        ["--note", "n"],
+        ["--tag", "x"],
+        ["--status", "active"],
+        ["--name", "a"],
+        ["--project", "p"],
+        ["--note", "n", "--tag", "x", "--status", "active"],
+    ):
+        result = cli.ok("edit", "a", *args)
+        assert result.out == "unchanged a: it already had those values\n", args
+    same_key = cli.ok("edit", "a", "--secret", input=key)
+    assert same_key.out.startswith("unchanged a")
+    assert (vault.read_bytes(), (cli.home / "vault.age.bak").read_bytes()) == before
+    assert cli.ok("log", "--json").out == history
+    mixed = cli.ok("edit", "a", "--note", "n", "--priority", "3")
+    assert mixed.out == "updated a\n"
+    assert json.loads(cli.ok("log", "--json").out)[-1]["fields"] == ["priority"]

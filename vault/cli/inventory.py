@@ -193,7 +193,7 @@ def edit_cmd(
         fields["tags"] = ""
     app.kv.read(reusable=True).find(name)  # a typo fails before any prompt
     secret = read_secret_input("new key: ") if new_secret else None
-    entry = inventory.edit_key(
+    edited = inventory.edit_key(
         app.kv,
         name,
         fields,
@@ -202,7 +202,10 @@ def edit_cmd(
         remove_tags=untags,
         on_warning=warn,
     )
-    click.echo(f"updated {safe(entry.name)}")
+    if not edited.changed:
+        click.echo(f"unchanged {safe(edited.entry.name)}: it already had those values")
+        return
+    click.echo(f"updated {safe(edited.entry.name)}")
     print_synced(app.kv.synced)
 
 

@@ -192,7 +192,9 @@ class VaultDoc:
         self, name: str, changes: Mapping[str, Any], *, at: str, phone_slots: int
     ) -> Entry:
         """Apply field changes to one entry, keeping every invariant; `secret` in `changes`
-        drops the old key's health (nobody has checked the new one)."""
+        drops the old key's health (nobody has checked the new one). The history names only
+        the fields whose value changed; when none did, the entry is returned as it was (the
+        same object) and nothing is recorded."""
         entry = self.find(name)
         new_name = changes.get("name")
         if new_name and new_name != name and any(e.name == new_name for e in self.entries):
@@ -208,9 +210,14 @@ class VaultDoc:
             fields["credit_source"] = CREDIT_TYPED if typed else None
             fields["credit_at"] = at if typed else None
         updated = entry.evolve(**fields, updated_at=at)
+        changed = [
+            k for k in changes if k != "updated_at" and getattr(updated, k) != getattr(entry, k)
+        ]
+        if not changed:  # every value as it was: no event, and `updated_at` stays
+            return entry
+        shown = sorted(k for k in changed if k != "kind")
         check_exportable(updated)
         self.entries[self.entries.index(entry)] = updated
-        shown = sorted(k for k in changes if k not in ("kind", "updated_at"))
         self._event(at, Action.EDIT, updated, fields=shown)
         if updated.credit_usd != entry.credit_usd:  # one credit history, whatever its source
             self._event(

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from vault.errors import (
     DuplicateKey,
@@ -238,7 +238,7 @@ def edit_key(
     add_tags: Sequence[str] = (),
     remove_tags: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
-) -> Entry:
+) -> Edited:
     """Change metadata (and optionally the secret) of one entry; `add_tags`/`remove_tags`
     change its tags (a tag it does not have is an error: a typo never succeeds silently).
     The checks' warnings (no OpenAI marker, a base URL given /v1) go to `on_warning`."""
@@ -261,13 +261,32 @@ def edit_key(
         if "secret" in all_changes:
             _refuse_duplicate_secret(doc, entry.evolve(secret=all_changes["secret"]))
         notes.extend(warnings)
-        return doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
+        updated = doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
+        if updated is entry:
+            raise _Unchanged(entry)  # nothing to save: the vault file stays as it is
+        return updated
 
-    updated = kv.transact(change)
+    try:
+        updated, changed = kv.transact(change), True
+    except _Unchanged as same:
+        updated, changed = same.entry, False
     if on_warning is not None:
         for message in notes:
             on_warning(message)
-    return updated
+    return Edited(updated, changed)
+
+
+class Edited(NamedTuple):
+    """The entry after `edit_key`, and whether any value changed (else nothing was saved)."""
+
+    entry: Entry
+    changed: bool
+
+
+class _Unchanged(Exception):
+    def __init__(self, entry: Entry) -> None:
+        super().__init__("nothing changed")
+        self.entry = entry
 
 
 def _retagged(
