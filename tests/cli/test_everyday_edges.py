@@ -53,9 +53,12 @@ def test_unlock_refuses_an_idle_timeout_longer_than_the_session(vault_cli: Cli) 
         assert result.code == 2, result.err
         assert "is longer than --ttl" in result.err.splitlines()[0]
         assert "locked" in cli.ok("status").out  # nothing started
+    empty = cli("unlock", "--idle", "")  # an empty value is a mistake, not "no idle timeout"
+    assert empty.code == 2 and "invalid duration ''" in empty.err
     started = cli.ok("unlock", "--ttl", "1h", "--idle", "1h")  # equal: harmless, accepted
     try:
         assert started.out.startswith("unlocked until")
+        assert started.out.endswith(", or after 1h unused\n")  # the idle timeout is said too
     finally:
         cli.ok("lock")
 
