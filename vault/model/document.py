@@ -540,7 +540,12 @@ def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") ->
     them (None when nothing is known)."""
     import difflib  # noqa: PLC0415 - only on the error path
 
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    # compared case-folded: `K1` is a typo of `k1` (difflib alone rates them half alike)
+    folded: dict[str, list[str]] = {}
+    for known_name in known:
+        folded.setdefault(known_name.casefold(), []).append(known_name)
+    matches = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+    close = [original for m in matches for original in folded[m]][:3]
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
     return f"see `{listing}`" if known else None
