@@ -265,3 +265,11 @@ def test_an_edit_that_changes_nothing_saves_nothing(vault_cli: Cli) -> None:
     mixed = cli.ok("edit", "a", "--note", "n", "--priority", "3")
     assert mixed.out == "updated a\n"
     assert json.loads(cli.ok("log", "--json").out)[-1]["fields"] == ["priority"]
+
+
+def test_show_marks_an_empty_tag_list_as_every_empty_field(vault_cli: Cli) -> None:
+    vault_cli.add("a", make_key(), "--project", "p")
+    lines = dict(line.split(None, 1) for line in vault_cli.ok("show", "a").out.splitlines()[:16])
+    assert lines["tags"] == "-" and lines["note"] == "-"  # `tags` was printed blank
+    vault_cli.ok("edit", "a", "--tag", "x", "--tag", "y")
+    assert "tags        x, y" in vault_cli.ok("show", "a").out

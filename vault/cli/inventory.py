@@ -127,7 +127,7 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
         data[stamp] = display.when(data[stamp])
     width = max(len(k) for k in data)
     for key, value in data.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
+        shown = (", ".join(value) or None) if isinstance(value, list) else value  # none: `-`
         click.echo(f"{key.ljust(width)}  {safe(shown)}")
     for line in display.health_lines(entry.health, base_url=entry.effective_base_url):
         click.echo(f"{'health'.ljust(width)}  {safe(line)}")
