@@ -141,15 +141,15 @@ def terminal_width() -> int:
 def print_synced(outcomes: Iterable[SyncOutcome]) -> None:
     """What happened to each registered .env file after a change: done ones on stdout, the
     ones that could not follow as warnings (stderr, which cron mails)."""
-    failed = None
+    failed = False
     for outcome in outcomes:
         if outcome.ok:
             click.echo(f"  {outcome.detail}: {safe(outcome.path)}")
         else:
             warn(f"could not update {safe(outcome.path)}: {safe(outcome.detail)}")
-            failed = outcome.path
-    if failed is not None:  # said at every change until the file is fixed or forgotten
-        warn(f"to stop following a file: keyvault dotenv --forget {safe(failed)}")
+            failed = True
+    if failed:  # said at every change until the file is fixed or forgotten: the way out
+        warn("a file keyvault should no longer rewrite: keyvault dotenv --forget PATH")
 
 
 def check_options(app: Context, **fields: Any) -> CheckOptions:
