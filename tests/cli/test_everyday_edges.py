@@ -276,3 +276,22 @@ def test_show_marks_an_empty_tag_list_as_every_empty_field(vault_cli: Cli) -> No
     assert lines["tags"] == "-" and lines["note"] == "-"  # `tags` was printed blank
     vault_cli.ok("edit", "a", "--tag", "x", "--tag", "y")
     assert "tags        x, y" in vault_cli.ok("show", "a").out
+
+
+def test_import_reads_a_spreadsheet_status_in_any_case(vault_cli: Cli, tmp_path: Path) -> None:
+    """Excel and Google Sheets capitalise (`Active`); such rows were skipped as "status
+    'Active' is not one of active, standby, …"."""
+    table = tmp_path / "keys.csv"
+    rows = ["Standby", "Active ", "RETIRED", "enabled"]
+    table.write_text(
+        "name,key,status\n" + "".join(f"r{n},{make_key()},{s}\n" for n, s in enumerate(rows))
+    )
+    plan = json.loads(vault_cli.ok("import", str(table), "--project", "p", "--json").out)
+    assert [(a["name"], a["status"]) for a in plan["added"]] == [
+        ("r0", "standby"),
+        ("r1", "active"),
+        ("r2", "retired"),
+    ]
+    assert [s["reason"] for s in plan["skipped"]] == [
+        "status 'enabled' is not one of active, standby, disabled, retired"
+    ]

@@ -79,7 +79,7 @@ def _check_priority(raw: str | int) -> int:
 
 def _check_status(raw: str) -> Status:
     try:
-        return Status(raw)
+        return Status(raw.strip().lower())  # a spreadsheet's `Active` is `active`
     except ValueError:
         choices = ", ".join(s.value for s in Status)
         raise InvalidValue(f"status {raw[:20]!r} is not one of {choices}") from None
