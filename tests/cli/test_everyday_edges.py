@@ -295,3 +295,34 @@ def test_import_reads_a_spreadsheet_status_in_any_case(vault_cli: Cli, tmp_path:
     assert [s["reason"] for s in plan["skipped"]] == [
         "status 'enabled' is not one of active, standby, disabled, retired"
     ]
+
+
+def test_credit_and_dates_as_spreadsheets_write_them(vault_cli: Cli, tmp_path: Path) -> None:
+    """A currency-formatted cell exports as `$1,234.50` and a date cell in a Chinese or
+    Japanese locale as `2026/11/1`: such rows were skipped as "not a number" and "not
+    YYYY-MM-DD". Ambiguous forms (`12,50`, `11/01/2026`) are still refused, never guessed."""
+    cli = vault_cli
+    table = tmp_path / "keys.csv"
+    rows = [
+        ("a", '"$1,234.50"', "2026/11/1"),
+        ("b", "20 USD", "2026.02.03"),
+        ("c", '"12,50"', "2026-01-01"),
+        ("d", "5", "11/01/2026"),
+    ]
+    table.write_text(
+        "name,key,credit,created\n"
+        + "".join(f"{n},{make_key()},{credit},{day}\n" for n, credit, day in rows)
+    )
+    plan = json.loads(cli.ok("import", str(table), "--project", "p", "--json").out)
+    assert [s["reason"] for s in plan["skipped"]] == [
+        "credit '12,50' is not a number",
+        "date '11/01/2026' is not YYYY-MM-DD",
+    ]
+    listed = json.loads(cli.ok("list", "--json").out)
+    shown = {e["name"]: (e["credit_usd"], e["created"]) for e in listed}
+    assert shown == {"a": (1234.5, "2026-11-01"), "b": (20.0, "2026-02-03")}
+    cli.ok("edit", "a", "--credit", "$12.50", "--created", "2026/1/2")
+    edited = json.loads(cli.ok("show", "a", "--json").out)
+    assert (edited["credit_usd"], edited["created"]) == (12.5, "2026-01-02")
+    refused = cli("edit", "a", "--created", "2026/13/01")
+    assert refused.code == 2 and "date '2026/13/01' is not YYYY-MM-DD" in refused.err
