@@ -326,3 +326,32 @@ def test_credit_and_dates_as_spreadsheets_write_them(vault_cli: Cli, tmp_path: P
     assert (edited["credit_usd"], edited["created"]) == (12.5, "2026-01-02")
     refused = cli("edit", "a", "--created", "2026/13/01")
     assert refused.code == 2 and "date '2026/13/01' is not YYYY-MM-DD" in refused.err
+
+
+# --- project names ---------------------------------------------------------------------------
+
+
+def test_a_project_typed_in_another_case_is_refused_not_started(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """Projects are told apart by exact name: `add --project Work` beside `work` silently
+    started a second project, which `env` in the first never exported."""
+    cli = vault_cli
+    cli.add("a", make_key(), "--project", "work")
+    typo = cli("add", "b", "--project", "Work", input=make_key())
+    assert typo.code == 2
+    assert typo.err.splitlines() == [
+        "keyvault: error: project 'Work' differs from the existing project 'work' only in case",
+        "keyvault: hint: use --project work",
+    ]
+    cli.add("c", make_key(), "--project", "other")
+    moved = cli("edit", "c", "--project", "WORK")
+    assert moved.code == 2 and "only in case" in moved.err
+    table = tmp_path / "keys.csv"
+    table.write_text(f"name,key,project\nd,{make_key()},Work\ne,{make_key()},work\n")
+    plan = json.loads(cli.ok("import", str(table), "--json").out)
+    assert [a["name"] for a in plan["added"]] == ["e"]
+    assert plan["skipped"][0]["reason"].startswith("project 'Work' differs from the existing")
+    listed = json.loads(cli.ok("list", "--json").out)
+    assert sorted({e["project"] for e in listed}) == ["other", "work"]
+    cli.add("f", make_key(), "--project", "new")  # a new project of its own is fine

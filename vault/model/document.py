@@ -17,12 +17,13 @@ The JSON form and the load-time checks live in vault/model/codec.py.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from vault.errors import (
     DamagedVault,
     DuplicateName,
     EntryNotFound,
+    InvalidValue,
     NoActiveKey,
     PolicyViolation,
 )
@@ -533,6 +534,21 @@ def stored_form(text: str) -> str:
     import unicodedata  # noqa: PLC0415
 
     return unicodedata.normalize("NFC", text)
+
+
+def refuse_case_twin(project: str | None, projects: Collection[str | None]) -> None:
+    """InvalidValue for a new project whose name differs from one of `projects` only in case
+    (`Work` beside `work`): projects are told apart by their exact name, so a key added with
+    that typo would silently start a second project, which `env` in the first never sees."""
+    if project is None or project in projects:
+        return
+    folded = project.casefold()
+    twin = min((p for p in projects if p and p.casefold() == folded), default=None)
+    if twin is not None:
+        raise InvalidValue(
+            f"project {project!r} differs from the existing project {twin!r} only in case",
+            hint=f"use --project {twin}",
+        )
 
 
 def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") -> str | None:

@@ -24,7 +24,7 @@ from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model.batch import EntryIndex
-from vault.model.document import Entry, Status, VaultDoc
+from vault.model.document import Entry, Status, VaultDoc, refuse_case_twin
 from vault.model.secret import Secret
 from vault.model.shapes import hide_secrets
 from vault.model.validate import key_as_pasted
@@ -162,6 +162,7 @@ def _plan(
     at, slots = kv.now_iso(), kv.config.phone_slots
     index = EntryIndex(doc)  # one pass over the vault for the whole import, not one a row
     was_active = [e for keys in index.active.values() for e in keys]
+    projects = set(doc.projects())  # with each row's project as the import adds it
     first_added: dict[Secret, Imported] = {}
     for item in map(_as_pasted, found):
         name, notes = _name_for(item, index.names)
@@ -169,7 +170,9 @@ def _plan(
         try:
             _refuse_other_provider(item)
             new = prepare_key(kv, name, item.secret, _fields_for(item, options), rand=rand)
+            refuse_case_twin(new.entry.project, projects)
             store_key(doc, new, at=at, phone_slots=slots, index=index)
+            projects.add(new.entry.project)
         except DuplicateKey as exc:
             reason = _duplicate_reason(exc, first_added.get(item.secret))
             plan.skipped.append(Skipped(where, _shown(name, item.secret), reason))

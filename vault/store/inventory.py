@@ -23,7 +23,7 @@ from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model import validate as v
 from vault.model.clock import iso, local_date
-from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
+from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, refuse_case_twin
 from vault.model.records import ExportTarget
 from vault.model.secret import Secret
 from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
@@ -216,6 +216,7 @@ def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, An
     meta = clean_fields(kv, {"name": name, **fields})
     if meta["name"] in doc.names():
         raise DuplicateName(f"an entry named {meta['name']!r} already exists")
+    refuse_case_twin(meta.get("project"), set(doc.projects()))
 
 
 def _refuse_duplicate_secret(doc: VaultDoc, new: Entry, index: EntryIndex | None = None) -> None:
@@ -253,6 +254,8 @@ def edit_key(
 
     def change(doc: VaultDoc) -> Entry:
         entry = doc.find(name)
+        if "project" in changes:
+            refuse_case_twin(changes["project"], set(doc.projects()))
         key_changes, warnings = _key_changes(entry, changes, secret)
         all_changes = {**changes, **key_changes}
         if adding or removing:
