@@ -355,3 +355,35 @@ def test_a_project_typed_in_another_case_is_refused_not_started(
     listed = json.loads(cli.ok("list", "--json").out)
     assert sorted({e["project"] for e in listed}) == ["other", "work"]
     cli.add("f", make_key(), "--project", "new")  # a new project of its own is fine
+
+
+# --- changes of what a project exports are said -------------------------------------------------
+
+
+def test_add_edit_and_rm_say_when_the_active_key_changed(vault_cli: Cli) -> None:
+    """`add --activate` and `edit --status active` made another key standby, and `rm` or
+    `edit --status standby` of the active key left its project with none, all without a
+    word: the next `env` in that project exported another key, or failed."""
+    cli = vault_cli
+    cli.add("a", make_key(), "--project", "p")
+    took = cli.ok("add", "b", "--project", "p", "--activate", input=make_key())
+    assert took.out.startswith("added b (sk-proj-…") and took.out.endswith(
+        "to p as active; a is standby now\n"
+    )
+    assert cli.ok("edit", "a", "--status", "active").out == "updated a; b is standby now\n"
+    set_aside = cli.ok("edit", "a", "--status", "retired").out
+    assert (
+        set_aside
+        == "updated a; p has no active key now (`keyvault rotate --project p` picks one)\n"
+    )
+    cli.ok("edit", "b", "--status", "active")
+    moved = cli.ok("edit", "b", "--project", "q").out  # the active key moves: p has none
+    assert moved == "updated b; p has no active key now (`keyvault rotate --project p` picks one)\n"
+    assert cli.ok("rm", "b", "--yes").out == (
+        "removed b; q has no active key now (`keyvault rotate --project q` picks one)\n"
+    )
+    cli.add("c", make_key())  # the default project
+    assert cli.ok("rm", "c", "--yes").out.endswith(
+        "the default project has no active key now (`keyvault rotate --project ''` picks one)\n"
+    )
+    assert cli.ok("edit", "a", "--note", "n").out == "updated a\n"  # a standby key: nothing

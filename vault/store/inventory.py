@@ -122,6 +122,7 @@ class Added:
     entry: Entry
     warnings: list[str] = field(default_factory=list)
     synced: list[SyncOutcome] = field(default_factory=list)  # .env files that followed
+    displaced: Entry | None = None  # the project's active key until this one took its place
 
 
 @dataclass
@@ -206,8 +207,19 @@ def add_key(
     """Validate and store a new key. The first API key of a project becomes its active key."""
     new = prepare_key(kv, name, secret, fields, activate=activate, rand=rand)
     at = new.entry.added_at or kv.now_iso()
-    kv.transact(lambda doc: store_key(doc, new, at=at, phone_slots=kv.config.phone_slots))
-    return Added(new.entry, new.warnings, list(kv.synced))
+
+    def store(doc: VaultDoc) -> Entry | None:
+        before = active_key(doc, new.entry.project)
+        store_key(doc, new, at=at, phone_slots=kv.config.phone_slots)
+        return before if before is not None and before.status is not Status.ACTIVE else None
+
+    displaced = kv.transact(store)
+    return Added(new.entry, new.warnings, list(kv.synced), displaced)
+
+
+def active_key(doc: VaultDoc, project: str | None) -> Entry | None:
+    """The project's active key, or None (no error: a project may have none)."""
+    return next((e for e in doc.in_project(project) if e.status is Status.ACTIVE), None)
 
 
 def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, Any]) -> None:
@@ -252,7 +264,7 @@ def edit_key(
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
 
-    def change(doc: VaultDoc) -> Entry:
+    def change(doc: VaultDoc) -> Edited:
         entry = doc.find(name)
         if "project" in changes:
             refuse_case_twin(changes["project"], set(doc.projects()))
@@ -264,26 +276,31 @@ def edit_key(
         if "secret" in all_changes:
             _refuse_duplicate_secret(doc, entry.evolve(secret=all_changes["secret"]))
         notes.extend(warnings)
+        project = all_changes.get("project", entry.project)
+        before = active_key(doc, project)
         updated = doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
         if updated is entry:
             raise _Unchanged(entry)  # nothing to save: the vault file stays as it is
-        return updated
+        gone = before is not None and before is not entry and before.status is not Status.ACTIVE
+        return Edited(updated, True, before if gone else None)
 
     try:
-        updated, changed = kv.transact(change), True
+        edited = kv.transact(change)
     except _Unchanged as same:
-        updated, changed = same.entry, False
+        edited = Edited(same.entry, False)
     if on_warning is not None:
         for message in notes:
             on_warning(message)
-    return Edited(updated, changed)
+    return edited
 
 
 class Edited(NamedTuple):
-    """The entry after `edit_key`, and whether any value changed (else nothing was saved)."""
+    """The entry after `edit_key`, whether any value changed (else nothing was saved), and
+    the project's active key it displaced, if it became active."""
 
     entry: Entry
     changed: bool
+    displaced: Entry | None = None
 
 
 class _Unchanged(Exception):
