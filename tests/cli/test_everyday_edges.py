@@ -387,3 +387,18 @@ def test_add_edit_and_rm_say_when_the_active_key_changed(vault_cli: Cli) -> None
         "the default project has no active key now (`keyvault rotate --project ''` picks one)\n"
     )
     assert cli.ok("edit", "a", "--note", "n").out == "updated a\n"  # a standby key: nothing
+
+
+def test_a_typo_of_a_project_without_an_active_key_gets_did_you_mean(vault_cli: Cli) -> None:
+    """`env --project dem` for `demo`, whose keys are all standby, said "add one with
+    `keyvault add NAME`": only projects with an active key were compared."""
+    cli = vault_cli
+    cli.add("a", make_key(), "--project", "demo", "--standby")
+    for command in (["env"], ["get"], ["exec", "--", "true"]):
+        result = cli(*command[:1], "--project", "dem", *command[1:])
+        assert result.code == 1, command
+        assert result.err.splitlines() == [
+            "keyvault: error: project 'dem' has no keys",
+            "keyvault: hint: did you mean 'demo'?",
+        ]
+    assert "has no active key" in cli("env", "--project", "demo").err

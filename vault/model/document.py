@@ -142,8 +142,7 @@ class VaultDoc:
             )
         others = sorted(e.project for e in self.entries if e.status is Status.ACTIVE and e.project)
         hint = "add one with `keyvault add NAME`"
-        close = did_you_mean(project, others) if project else None
-        if close and close.startswith("did you mean"):  # a typo of a project that exports
+        if close := self._typo_of(project, others):  # first a project that exports, then any
             hint = close
         elif others:
             hint = (
@@ -151,6 +150,18 @@ class VaultDoc:
                 " a .keyvault.toml, or default_project in config.toml"
             )
         raise NoActiveKey(f"{where} has no keys", hint=hint)
+
+    def _typo_of(self, project: str | None, exporting: list[str]) -> str | None:
+        """`did you mean …?` for a mistyped project: one that exports first, else any (a
+        typo of `demo` while demo has no active key is still a typo, not a new project)."""
+        if not project:
+            return None
+        named = sorted({e.project for e in self.entries if e.project})
+        for known in (exporting, named):
+            close = did_you_mean(project, known)
+            if close and close.startswith("did you mean"):
+                return close
+        return None
 
     def projects(self) -> list[str | None]:
         return sorted({e.project for e in self.entries}, key=lambda p: (p is not None, p or ""))
