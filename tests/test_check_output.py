@@ -106,11 +106,11 @@ def test_times_are_local_unless_utc(mixed: dict[str, Any]) -> None:
     local = cli("check", "main", env={"TZ": "Asia/Shanghai"})
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CST", local.out)
     utc = cli("check", "main", "--utc", env={"TZ": "Asia/Shanghai"})
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\dZ", utc.out) and "CST" not in utc.out
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", utc.out) and "CST" not in utc.out
     row = json.loads(cli("check", "main", "--json", env={"TZ": "Asia/Shanghai"}).out)[0]
     assert row["checked_at"].endswith("Z")  # JSON stays UTC ISO
     shown = cli("show", "main", "--utc", env={"TZ": "Asia/Shanghai"}).out
-    assert "CST" not in shown and re.search(r"added_at +\d{4}-\d\d-\d\d \d\d:\d\dZ", shown)
+    assert "CST" not in shown and re.search(r"added_at +\d{4}-\d\d-\d\d \d\d:\d\d UTC", shown)
     assert "CST" in cli("log", "main", env={"TZ": "Asia/Shanghai"}).out
 
 

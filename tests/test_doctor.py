@@ -286,3 +286,53 @@ def test_a_typo_in_a_config_section_fails_doctor(vault_cli: Cli, text: str, mess
     config.write_text("[health]\ndisable_after = 3\n")
     code, checks = doctor(vault_cli)
     assert ("config", "ok") in [(c["area"], c["level"]) for c in checks]
+
+
+def test_a_broken_config_is_every_failed_check_and_doctor_goes_on(vault_cli: Cli) -> None:
+    """A bad proxy stopped doctor with `keyvault: error:` before any check ran, so a
+    world-readable vault file went unreported too. Now each mistake is its own failed check,
+    and the other checks run with the settings that are right."""
+    config = vault_cli.home / "config.toml"
+    config.write_text(
+        'proxy = "ftp://nope"\nphone_slots = -3\ncolour = 1\nlock_timeout = 5\n'
+        "[health]\ndisable_afer = 3\n"
+    )
+    config.chmod(0o600)
+    (vault_cli.home / "vault.age").chmod(0o644)
+    assert vault_cli("list").code == 1  # every other command still stops at the first one
+    code, checks = doctor(vault_cli)
+    assert code == 1
+    failed = [c for c in checks if c["area"] == "config"]
+    assert [c["level"] for c in failed] == ["fail"] * 4, failed
+    assert [c["message"].rsplit(": ", 1)[-1] for c in failed] == [
+        "bad value for proxy",
+        "bad value for phone_slots",
+        "unknown setting 'colour'",
+        "unknown setting health.disable_afer",
+    ]
+    assert failed[0]["fix"].startswith("a proxy is http://HOST:PORT")
+    assert ("permissions", "fail") in [(c["area"], c["level"]) for c in checks]  # went on
+    assert ("vault", "ok") in [(c["area"], c["level"]) for c in checks]  # and opened it
+    text = vault_cli("doctor")
+    assert text.code == 1 and "keyvault: error" not in text.err
+    assert text.out.count("FAIL  config") == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("proxy = \n", "not valid TOML"),
+        ('proxy = "http://127.0.0.1:9"\n', "refusing a config.toml in a team vault pinned"),
+    ],
+)
+def test_a_config_doctor_cannot_use_at_all_is_one_failed_check(
+    vault_cli: Cli, text: str, message: str
+) -> None:
+    config = vault_cli.home / "config.toml"
+    config.write_text(text)
+    config.chmod(0o600)
+    pinned = {"KEYVAULT_TEAM_PIN": "0" * 16} if "pinned" in message else {}
+    code, checks = doctor(vault_cli, **pinned)
+    assert code == 1
+    failed = [c for c in checks if c["area"] == "config"]
+    assert len(failed) == 1 and message in failed[0]["message"], failed

@@ -92,10 +92,11 @@ def test_names_are_unique_on_add_and_rename():
     with pytest.raises(DuplicateName, match="'b' already exists"):
         update(doc, "a", name="b")
     assert doc.names() == ["a", "b"]
-    assert update(doc, "a", name="a").name == "a"  # renaming to itself is fine
+    same = doc.find("a")
+    assert update(doc, "a", name="a") is same  # renaming to itself is fine, and no change
     assert update(doc, "a", name="c").name == "c"
     assert doc.find("c").name == "c"
-    assert actions(doc) == ["edit", "edit"]
+    assert actions(doc) == ["edit"]  # the rename to itself recorded nothing
 
 
 def test_ids_are_unique_on_add():

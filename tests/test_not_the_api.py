@@ -264,11 +264,11 @@ def test_a_relay_asking_for_years_benches_the_key_for_a_day(
     retry_at = dt.datetime.fromisoformat(checked["retry_at"])
     # a day from the server's last answer, which came a moment after the check started
     assert dt.timedelta(days=1) <= retry_at - checked_at < dt.timedelta(days=1, minutes=1)
-    tomorrow = f"retry after {retry_at:%Y-%m-%d %H:%M:%S}Z"
+    tomorrow = f"retry after {retry_at:%Y-%m-%d %H:%M:%S} UTC"
     assert tomorrow in result.err, result.err
     dry = cli("rotate", "--project", "work", "--dry-run", "--utc")
     assert dry.code == 1
-    assert f"spare: cooling down until {retry_at:%Y-%m-%d %H:%M}Z" in dry.err, dry.err
+    assert f"spare: cooling down until {retry_at:%Y-%m-%d %H:%M} UTC" in dry.err, dry.err
 
 
 # --- Ctrl-C keeps what was paid for ---------------------------------------------------------

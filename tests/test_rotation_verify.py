@@ -208,7 +208,7 @@ def test_each_reason_is_short_and_in_local_time(fake_openai: FakeOpenAI, cli: Cl
     hint = result.err.splitlines()[-1]
     assert hint.startswith("keyvault: hint: recharged or fixed a key? `keyvault rotate --to NAME`")
     in_utc = cli("rotate", "--project", "p", "--utc", env={"TZ": "Asia/Shanghai"})
-    assert re.search(r"busy: cooling down until (\d{4}-\d\d-\d\d )?\d\d:\d\dZ", in_utc.err)
+    assert re.search(r"busy: cooling down until (\d{4}-\d\d-\d\d )?\d\d:\d\d UTC", in_utc.err)
 
 
 def test_to_checks_a_recharged_key_again(fake_openai: FakeOpenAI, cli: Cli) -> None:

@@ -108,5 +108,5 @@ def test_time_phrases() -> None:
     assert ago("2026-03-01T09:59:00Z", NOW) == "2 h ago"
     assert ago("2026-02-26T12:00:00Z", NOW) == "3 d ago"
     assert ago(None, NOW) == "at an unknown time"
-    assert short_time(NOW + dt.timedelta(minutes=21), NOW, utc=True) == "12:21Z"
-    assert short_time(NOW + dt.timedelta(days=1), NOW, utc=True) == "2026-03-02 12:00Z"
+    assert short_time(NOW + dt.timedelta(minutes=21), NOW, utc=True) == "12:21 UTC"
+    assert short_time(NOW + dt.timedelta(days=1), NOW, utc=True) == "2026-03-02 12:00 UTC"

@@ -149,6 +149,17 @@ def test_a_pass_subfolder_through_the_real_pass(
     assert "PYTHONPATH" not in tool_env
 
 
+def test_a_pass_entry_saved_on_windows_is_a_key(vault_cli: Cli, pass_store: PassStore) -> None:
+    """An entry whose first line starts with a byte-order mark and ends in CR LF (edited in
+    Notepad) was "no key: the first line is not sk-…"."""
+    key = make_key()
+    pass_store.insert("openai/win", f"\ufeff{key}\r\nphone: {UK}\r\n")
+    env = {**pass_store.env, **vault_cli.env}
+    data = plan(vault_cli, "--from", "pass", "openai", "--project", "p", env=env)
+    assert [a["name"] for a in data["added"]] == ["win"], data
+    assert vault_cli.ok("get", "win").out == key + "\n"
+
+
 def test_pass_missing_or_no_store(vault_cli: Cli, tmp_path: Path) -> None:
     env = {"PASSWORD_STORE_DIR": str(tmp_path / "none")}
     refused = vault_cli("import", "--from", "pass", env=env)

@@ -208,7 +208,7 @@ def test_edit_metadata_rename_activate_secret_and_clear(vault_cli):
     cli.add("b", kb, "--project", "work", "--note", "spare", "--card", "Visa ****1111")
     cli.add("c", kc, "--project", "home")
 
-    assert cli.ok("edit", "b", "--status", "active").out == "updated b\n"
+    assert cli.ok("edit", "b", "--status", "active").out == "updated b; a is standby now\n"
     status = {e["name"]: e["status"] for e in json.loads(cli.ok("list", "--json").out)}
     assert status == {"a": "standby", "b": "active", "c": "active"}
     assert cli.ok("get", "--project", "work").out == kb + "\n"
@@ -272,7 +272,10 @@ def test_rm_needs_yes_without_a_terminal(vault_cli, snapshot):
         "keyvault: hint: add --yes",
     ]
     assert snapshot(cli.home) == before
-    assert cli.ok("rm", "gone", "--yes").out == "removed gone\n"
+    assert cli.ok("rm", "gone", "--yes").out == (
+        "removed gone; the default project has no active key now"
+        " (`keyvault rotate --project ''` picks one)\n"
+    )
     assert json.loads(cli.ok("list", "--json").out) == []
     assert (cli.home / "vault.age.bak").read_bytes() == before["vault.age"]
     assert cli("get", "gone").code == 1
@@ -334,7 +337,7 @@ def test_log_is_append_only_and_never_holds_a_secret(vault_cli):
     assert all(h["at"].endswith("Z") for h in seen)
     text = cli.ok("log").out
     assert text.splitlines()[0].split() == ["AT", "ACTION", "NAME", "DETAIL"]
-    assert "fields=['secret']" in text
+    assert "fields: secret" in text and "['" not in text
     assert [h["action"] for h in json.loads(cli.ok("log", "a", "--json").out)] == [
         "add",
         "status",

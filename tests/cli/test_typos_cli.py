@@ -37,6 +37,9 @@ CASES = [
     (["show", "alpa-1"], "no entry named 'alpa-1'", "did you mean 'alpha-1'"),
     (["edit", "alpa-1", "--note", "x"], "no entry named 'alpa-1'", "did you mean 'alpha-1'"),
     (["rm", "alpa-1", "--yes"], "no entry named 'alpa-1'", "did you mean 'alpha-1'"),
+    # a name in the wrong case: difflib alone rates `A1` and `a1` only half alike
+    (["rm", "ALPHA-1", "--yes"], "no entry named 'ALPHA-1'", "did you mean 'alpha-1'"),
+    (["list", "--project", "Alpha"], "no project named 'Alpha'", "did you mean 'alpha'?"),
 ]
 
 

@@ -17,6 +17,7 @@ from vault.cli.options import OPTIONS_META, vault_option
 from vault.cli.report import safe, warn
 from vault.errors import Cancelled, InvalidValue, NoPassphraseSource, NothingTyped
 from vault.model.secret import Secret
+from vault.model.validate import key_as_pasted, key_from_bytes
 from vault.session.identity import read_passphrase_file
 from vault.session.unlock import ask_hidden, terminal_available
 from vault.store.context import Context
@@ -51,18 +52,25 @@ def ask_new_passphrase(env_prefix: str = "KEYVAULT_PASSPHRASE") -> Secret:
 
 
 def read_secret_input(prompt: str = "key: ") -> Secret:
-    """The key to store: piped on stdin, or typed at a hidden prompt."""
+    """The key to store: piped on stdin (as bytes: a Windows pipe or file may carry a
+    byte-order mark, or be UTF-16), or typed at a hidden prompt; either way without the
+    whitespace and byte-order marks around it (validate.key_as_pasted)."""
     if sys.stdin is not None and not sys.stdin.isatty():
-        data = sys.stdin.read(1 << 16)
-        if not data.strip():
+        raw = getattr(sys.stdin, "buffer", None)
+        data = raw.read(1 << 17) if raw is not None else sys.stdin.read(1 << 16)
+        text = key_from_bytes(data) if isinstance(data, bytes) else key_as_pasted(data)
+        if not text:
             raise InvalidValue("no key on standard input")
-        return Secret(data.strip("\r\n\t "))
+        return Secret(text)
     try:
-        return ask_hidden(prompt)
+        typed = ask_hidden(prompt)
     except NothingTyped:
+        typed = Secret("")
+    if not key_as_pasted(typed.reveal()):  # nothing, or only a paste's invisible characters
         raise Cancelled(
             "no key given", hint='paste it at the prompt, or pipe it: printf %s "$KEY" | keyvault …'
-        ) from None
+        )
+    return Secret(key_as_pasted(typed.reveal()))
 
 
 def pass_context(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -133,11 +141,15 @@ def terminal_width() -> int:
 def print_synced(outcomes: Iterable[SyncOutcome]) -> None:
     """What happened to each registered .env file after a change: done ones on stdout, the
     ones that could not follow as warnings (stderr, which cron mails)."""
+    failed = False
     for outcome in outcomes:
         if outcome.ok:
             click.echo(f"  {outcome.detail}: {safe(outcome.path)}")
         else:
             warn(f"could not update {safe(outcome.path)}: {safe(outcome.detail)}")
+            failed = True
+    if failed:  # said at every change until the file is fixed or forgotten: the way out
+        warn("a file keyvault should no longer rewrite: keyvault dotenv --forget PATH")
 
 
 def check_options(app: Context, **fields: Any) -> CheckOptions:

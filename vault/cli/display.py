@@ -17,7 +17,7 @@ from typing import Final, Protocol
 
 from vault.cli.options import utc_wanted
 from vault.cli.report import safe
-from vault.model.clock import human, parse_time
+from vault.model.clock import human, parse_time, time_of_day
 from vault.model.entry import CREDIT_RELAY, CREDIT_TYPED, Entry
 from vault.model.health import ADVICE, HealthRecord, HealthStatus
 
@@ -52,13 +52,11 @@ def when(moment: dt.datetime | str | None, *, seconds: bool = False) -> str:
 
 
 def clock_time(moment: dt.datetime | str | None) -> str:
-    """A time of day (`15:21:07`, `15:21:07Z` with `--utc`) for waits measured in seconds."""
+    """A time of day (`15:21:07`, `15:21:07 UTC` with `--utc`) for waits measured in seconds."""
     parsed = parse_time(moment) if isinstance(moment, str) else moment
     if parsed is None:
         return "-"
-    if utc_wanted():
-        return parsed.astimezone(dt.UTC).strftime("%H:%M:%SZ")
-    return parsed.astimezone().strftime("%H:%M:%S")
+    return time_of_day(parsed, utc=utc_wanted(), seconds=True)
 
 
 def _retry_time(health: Evidence) -> str:

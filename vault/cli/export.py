@@ -16,9 +16,10 @@ from pathlib import Path
 import click
 
 from vault.cli import everyday, fast
-from vault.cli.context import pass_context
+from vault.cli.context import pass_context, print_table
 from vault.cli.options import project_option
-from vault.cli.report import warn
+from vault.cli.report import safe, warn
+from vault.errors import UsageError
 from vault.store.context import Context
 
 
@@ -87,19 +88,42 @@ def exec_cmd(app: Context, pristine: bool, no_masking: bool, command: tuple[str,
 
 
 @click.command("dotenv")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @project_option()
+@click.option(
+    "--forget",
+    is_flag=True,
+    help="Stop rewriting PATH when the project's key changes (the file is left as it is).",
+)
+@click.option("--list", "list_", is_flag=True, help="List the .env files keyvault rewrites.")
 @pass_context
-def dotenv_cmd(app: Context, path: Path) -> None:
+def dotenv_cmd(app: Context, path: Path | None, forget: bool, list_: bool) -> None:
     """Write or update the OPENAI_* lines of a .env file, keeping every other line.
 
     The file is registered to the project (one project per file): every later change of
-    that project's key (rotate, edit, add --activate, rm) rewrites it too.
+    that project's key (rotate, edit, add --activate, rm) rewrites it too, until
+    `--forget` stops that.
 
     \b
     Example:
       keyvault dotenv .env --project work
+      keyvault dotenv --list
+      keyvault dotenv --forget .env
     """
+    if list_ or path is None:
+        if path is not None or forget or not list_:
+            raise UsageError(
+                "give a PATH, or --list alone",
+                hint="keyvault dotenv .env, keyvault dotenv --forget .env, keyvault dotenv --list",
+            )
+        _list_dotenv(app)
+    elif forget:
+        _forget_dotenv(app, path)
+    else:
+        _write_dotenv(app, path)
+
+
+def _write_dotenv(app: Context, path: Path) -> None:
     from vault.export.dotenv import git_tracking_warning, update_dotenv_file  # noqa: PLC0415
     from vault.store.inventory import remember_dotenv  # noqa: PLC0415
 
@@ -114,6 +138,30 @@ def dotenv_cmd(app: Context, path: Path) -> None:
     verb = "created" if result.created else ("updated" if result.changed else "unchanged")
     entry = exported.entry
     click.echo(f"{verb} {path} with {entry.name} ({entry.secret.masked})")
+
+
+def _forget_dotenv(app: Context, path: Path) -> None:
+    from vault.store.inventory import forget_dotenv  # noqa: PLC0415
+
+    target = forget_dotenv(app.kv, path)
+    project = target.project or "the default project"
+    click.echo(
+        f"no longer following {safe(target.path)} ({safe(project)}); the file is unchanged:"
+        " delete its OPENAI_* lines yourself if it should not hold the key"
+    )
+
+
+def _list_dotenv(app: Context) -> None:
+    from vault.model.clock import human  # noqa: PLC0415
+
+    targets = sorted(app.kv.read().exports, key=lambda t: (t.project or "", t.path))
+    if app.project_option is not None:  # --project given: only that project's files
+        targets = [t for t in targets if t.project == app.project]
+    if not targets:
+        click.echo("no .env files are followed: `keyvault dotenv PATH` writes one and follows it")
+        return
+    rows = ([t.project or "(default)", t.path, human(t.added_at)] for t in targets)
+    print_table(["project", "path", "since"], rows)
 
 
 @click.group("ci")

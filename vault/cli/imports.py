@@ -9,7 +9,13 @@ from vault.cli.options import json_option, project_option
 from vault.cli.report import safe, warn
 from vault.errors import SourceError
 from vault.store.context import Context
-from vault.store.importing import ImportOptions, ImportPlan, import_keys, read_sources
+from vault.store.importing import (
+    Imported,
+    ImportOptions,
+    ImportPlan,
+    import_keys,
+    read_sources,
+)
 from vault.store.sources import KINDS
 
 
@@ -74,10 +80,17 @@ def _print_plan(plan: ImportPlan) -> None:
         print_table(
             ["name", "project", "status", "key", "from"],
             (
-                [a.entry.name, a.entry.project, a.entry.status, a.entry.secret.masked, a.where]
+                [a.entry.name, a.entry.project, _status(a), a.entry.secret.masked, a.where]
                 for a in plan.added
             ),
         )
+    if plan.displaced:
+        click.echo("no longer active (a row of this import became its project's active key):")
+        for d in plan.displaced:
+            row = f", {d.where}" if d.where else ", in the vault before"
+            by = f"{d.by} is active now" if d.by else "no key is active now"
+            project = d.project or "the default project"
+            click.echo(f"  {safe(d.name)} ({safe(project)}{safe(row)}): {safe(by)}")
     for title, rows in (
         ("skipped:", [(s.where, s.reason) for s in plan.skipped]),
         ("not keys:", [(n.where, n.reason) for n in plan.not_keys]),
@@ -90,3 +103,11 @@ def _print_plan(plan: ImportPlan) -> None:
         for message in added.warnings:
             warn(f"{safe(added.entry.name)}: {message}")
     print_synced(plan.synced)
+
+
+def _status(added: Imported) -> str:
+    """What happened to the row: `active`, or `active -> standby` when a later row took
+    its place (the vault holds the key as standby)."""
+    if added.added_as is added.entry.status:
+        return str(added.entry.status)
+    return f"{added.added_as} -> {added.entry.status}"

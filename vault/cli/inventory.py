@@ -18,7 +18,7 @@ from vault.cli.options import entry_names, json_option, project_option, utc_opti
 from vault.cli.report import safe, warn, warn_if_output_is_shared
 from vault.errors import Cancelled, UsageError
 from vault.model import codec
-from vault.model.document import Status
+from vault.model.document import Entry, Status
 from vault.session.unlock import terminal_available
 from vault.store import inventory
 from vault.store.context import Context
@@ -94,7 +94,10 @@ def add_cmd(app: Context, /, name: str, activate: bool | None, **values: Any) ->
         warn(message)
     e = added.entry
     where = e.project or "the default project"
-    click.echo(f"added {safe(e.name)} ({e.secret.masked}) to {safe(where)} as {e.status}")
+    click.echo(
+        f"added {safe(e.name)} ({e.secret.masked}) to {safe(where)} as {e.status}"
+        + _displacing(added.displaced)
+    )
     print_synced(added.synced)
 
 
@@ -127,7 +130,7 @@ def show_cmd(app: Context, name: str, as_json: bool, reveal: bool) -> None:
         data[stamp] = display.when(data[stamp])
     width = max(len(k) for k in data)
     for key, value in data.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
+        shown = (", ".join(value) or None) if isinstance(value, list) else value  # none: `-`
         click.echo(f"{key.ljust(width)}  {safe(shown)}")
     for line in display.health_lines(entry.health, base_url=entry.effective_base_url):
         click.echo(f"{'health'.ljust(width)}  {safe(line)}")
@@ -191,9 +194,9 @@ def edit_cmd(
         fields["status"] = status
     if "" in tags:
         fields["tags"] = ""
-    app.kv.read(reusable=True).find(name)  # a typo fails before any prompt
+    before = app.kv.read(reusable=True).find(name)  # a typo fails before any prompt
     secret = read_secret_input("new key: ") if new_secret else None
-    entry = inventory.edit_key(
+    edited = inventory.edit_key(
         app.kv,
         name,
         fields,
@@ -202,8 +205,32 @@ def edit_cmd(
         remove_tags=untags,
         on_warning=warn,
     )
-    click.echo(f"updated {safe(entry.name)}")
+    if not edited.changed:
+        click.echo(f"unchanged {safe(edited.entry.name)}: it already had those values")
+        return
+    after = edited.entry
+    left = before.status is Status.ACTIVE and (
+        after.status is not Status.ACTIVE or after.project != before.project
+    )
+    click.echo(
+        f"updated {safe(after.name)}"
+        + _displacing(edited.displaced)
+        + (_left_without_key(before.project) if left else "")
+    )
     print_synced(app.kv.synced)
+
+
+def _displacing(previous: Entry | None) -> str:
+    """`; main-1 is standby now` when the key took the place of its project's active key:
+    what `env` exports changed, so say from which key."""
+    return f"; {safe(previous.name)} is {previous.status} now" if previous is not None else ""
+
+
+def _left_without_key(project: str | None) -> str:
+    """The project's active key went (removed, set aside, moved): `env` there fails now."""
+    where = safe(project) if project else "the default project"
+    flag = f" --project {safe(project)}" if project else " --project ''"  # '' is the default
+    return f"; {where} has no active key now (`keyvault rotate{flag}` picks one)"
 
 
 def _confirmed(question: str) -> bool:
@@ -237,5 +264,6 @@ def rm_cmd(app: Context, name: str, yes: bool) -> None:
         if not _confirmed(f"remove {name}?"):
             raise Cancelled(f"cancelled: {name!r} was not removed")
     entry = inventory.remove_key(app.kv, name)
-    click.echo(f"removed {safe(entry.name)}")
+    left = entry.status is Status.ACTIVE
+    click.echo(f"removed {safe(entry.name)}" + (_left_without_key(entry.project) if left else ""))
     print_synced(app.kv.synced)

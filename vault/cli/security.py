@@ -145,7 +145,7 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
     Example:
       keyvault doctor
     """
-    config, config_problem = _settings(app)  # before _opener: a bad file stops here
+    config, config_problems = _settings(app)  # before _opener and app.kv, which read it
     opener, why, damage = _opener(app)
     checks = Doctor(
         paths=app.paths,
@@ -158,7 +158,7 @@ def doctor_cmd(app: Context, as_json: bool) -> int:
         default_base_url=config.default_base_url,
         trust=app.kv.trust,
         phone_slots=config.phone_slots,
-        config_problem=config_problem,
+        config_problems=config_problems,
     ).run()
     bad = needs_fixing(checks)
     if as_json:
@@ -201,14 +201,13 @@ def _session_status(app: Context) -> Callable[[], object | None] | None:
     return functools.partial(session.status, vault_home=app.paths.home)
 
 
-def _settings(app: Context) -> tuple[Config, str | None]:
-    """config.toml, its sections checked as the commands that use them would (a typo in
-    `[health]` otherwise stops only `check`): the first mistake there is reported as a
-    failed check. A mistake in the top-level settings stops doctor, as every command."""
-    from vault.rotation.policy import validate  # noqa: PLC0415 - checks [health] too
+def _settings(app: Context) -> tuple[Config, list[ConfigError]]:
+    """config.toml with every mistake in it, its sections checked as the commands that use
+    them would (a typo in `[health]` otherwise stops only `check`). Where every other command
+    stops, doctor reports each mistake as a failed check and goes on with the settings that
+    are right: the context (and the vault it opens) uses those from here on."""
+    from vault.security.settings import every_mistake  # noqa: PLC0415
 
-    try:
-        validate(app.config)
-    except ConfigError as exc:
-        return app.config, exc.message
-    return app.config, None
+    config, mistakes = every_mistake(app.paths.config, lambda: app.config)
+    app.config = config  # Context.config is a cached_property: doctor's reading replaces it
+    return config, mistakes

@@ -33,7 +33,16 @@ def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
     from vault.session import client as session  # noqa: PLC0415
 
     ttl_seconds = session.parse_duration(ttl)
-    idle_seconds = session.parse_duration(idle) if idle else None
+    idle_seconds = session.parse_duration(idle) if idle is not None else None  # '' is a typo
+    if idle_seconds is not None and idle_seconds > ttl_seconds:
+        # the session ends at --ttl however busy it is: a longer --idle would never fire, and
+        # whoever typed it expected the session to last while used (it does not)
+        raise UsageError(
+            f"--idle {idle} is longer than --ttl {ttl}: the session ends after --ttl however"
+            " often it is used",
+            hint=f"--idle ends an unused session before --ttl does: give one shorter than {ttl},"
+            " or a longer --ttl",
+        )
     # never extend a session from itself: the passphrase (or an identity) must be given again
     fresh = Unlocker(
         settings=app.unlocker.settings, ask=app.unlocker.ask, session=None, warn=app.unlocker.warn
@@ -44,7 +53,8 @@ def unlock_cmd(app: Context, ttl: str, idle: str | None) -> None:
     info = session.start(
         identity.to_string(), vault_home=app.paths.home, ttl=ttl_seconds, idle=idle_seconds
     )
-    click.echo(f"unlocked until {_local(info.expires_at)}")
+    unused = f", or after {idle.strip()} unused" if idle is not None else ""
+    click.echo(f"unlocked until {_local(info.expires_at)}{unused}")
 
 
 @click.command("lock")

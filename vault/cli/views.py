@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from vault.cli.context import (
@@ -257,7 +259,7 @@ def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
                 human(e.at, utc=utc_wanted()),
                 e.action,
                 e.name,
-                " ".join(f"{k}={v}" for k, v in _detail(e).items() if v is not None),
+                detail_text(_detail(e)),
             ]
             for e in events
         ),
@@ -265,8 +267,22 @@ def log_cmd(app: Context, name: str | None, as_json: bool) -> None:
 
 
 def _detail(event: Event) -> dict[str, object]:
-    shown: dict[str, object] = {"project": event.project} if event.entry else {}
-    return {**shown, **event.detail}
+    # the project of an entry's event, or of a project's own (a .env file registered to it)
+    return {"project": event.project, **event.detail}
+
+
+def detail_text(detail: Mapping[str, object]) -> str:
+    """An event's detail for people, as `show` prints values: `project: demo; fields: note,
+    secret` (a list is its items, never a Python repr; None is left out)."""
+    return "; ".join(f"{k}: {_detail_value(v)}" for k, v in detail.items() if v is not None)
+
+
+def _detail_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_detail_value(v) for v in value)
+    if isinstance(value, Mapping):  # a newer keyvault's detail: shown, never as a repr
+        return ", ".join(f"{k} {_detail_value(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _events_of(history: list[Event], name: str | None) -> list[Event]:

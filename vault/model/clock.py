@@ -76,25 +76,35 @@ def is_time(text: object) -> bool:
 
 def human(moment: dt.datetime | str | None, *, utc: bool = False, seconds: bool = False) -> str:
     """A time for people: local time with its zone (`2026-11-30 16:01 CET`), or UTC with
-    `utc=True` (`2026-11-30 15:01Z`); `-` for None or a value that is not a time."""
+    `utc=True` (`2026-11-30 15:01 UTC`, as local time reads where the zone is UTC); `-` for
+    None or a value that is not a time."""
     when = parse_time(moment) if isinstance(moment, str) else moment
     if when is None:
         return "-"
-    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
-    if utc:
-        return when.astimezone(dt.UTC).strftime(shape) + "Z"
-    local = when.astimezone()
-    return f"{local.strftime(shape)} {local.tzname() or local.strftime('%z')}"
+    return _with_zone(when, "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", utc=utc)
+
+
+def time_of_day(moment: dt.datetime, *, utc: bool = False, seconds: bool = False) -> str:
+    """A time without its date, for a wait within the day: `15:21` local, `15:21 UTC` with
+    `utc=True` (a local time needs no zone: it is the user's own clock)."""
+    shape = "%H:%M:%S" if seconds else "%H:%M"
+    return _with_zone(moment, shape, utc=True) if utc else moment.astimezone().strftime(shape)
+
+
+def _with_zone(moment: dt.datetime, shape: str, *, utc: bool) -> str:
+    """The one way a zone is written: after the time, by name (`CET`, `UTC`; `+0530` when
+    the zone has no name), never a bare `Z`, which is for the stored form."""
+    when = moment.astimezone(dt.UTC if utc else None)
+    return f"{when.strftime(shape)} {when.tzname() or when.strftime('%z')}"
 
 
 def short_time(moment: dt.datetime, now: dt.datetime, *, utc: bool = False) -> str:
-    """A time for a one-line reason: `15:21` on the same day as `now` (`15:21Z` in UTC),
+    """A time for a one-line reason: `15:21` on the same day as `now` (`15:21 UTC` in UTC),
     otherwise the full `human()` form with its date and zone."""
     zone = dt.UTC if utc else None
-    when, today = moment.astimezone(zone), now.astimezone(zone)
-    if when.date() != today.date():
+    if moment.astimezone(zone).date() != now.astimezone(zone).date():
         return human(moment, utc=utc)
-    return when.strftime("%H:%M") + ("Z" if utc else "")
+    return time_of_day(moment, utc=utc)
 
 
 # (unit, seconds), largest first: `ago` names an age in the largest unit it fills

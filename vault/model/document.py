@@ -17,12 +17,13 @@ The JSON form and the load-time checks live in vault/model/codec.py.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from vault.errors import (
     DamagedVault,
     DuplicateName,
     EntryNotFound,
+    InvalidValue,
     NoActiveKey,
     PolicyViolation,
 )
@@ -141,8 +142,7 @@ class VaultDoc:
             )
         others = sorted(e.project for e in self.entries if e.status is Status.ACTIVE and e.project)
         hint = "add one with `keyvault add NAME`"
-        close = did_you_mean(project, others) if project else None
-        if close and close.startswith("did you mean"):  # a typo of a project that exports
+        if close := self._typo_of(project, others):  # first a project that exports, then any
             hint = close
         elif others:
             hint = (
@@ -150,6 +150,18 @@ class VaultDoc:
                 " a .keyvault.toml, or default_project in config.toml"
             )
         raise NoActiveKey(f"{where} has no keys", hint=hint)
+
+    def _typo_of(self, project: str | None, exporting: list[str]) -> str | None:
+        """`did you mean …?` for a mistyped project: one that exports first, else any (a
+        typo of `demo` while demo has no active key is still a typo, not a new project)."""
+        if not project:
+            return None
+        named = sorted({e.project for e in self.entries if e.project})
+        for known in (exporting, named):
+            close = did_you_mean(project, known)
+            if close and close.startswith("did you mean"):
+                return close
+        return None
 
     def projects(self) -> list[str | None]:
         return sorted({e.project for e in self.entries}, key=lambda p: (p is not None, p or ""))
@@ -192,7 +204,9 @@ class VaultDoc:
         self, name: str, changes: Mapping[str, Any], *, at: str, phone_slots: int
     ) -> Entry:
         """Apply field changes to one entry, keeping every invariant; `secret` in `changes`
-        drops the old key's health (nobody has checked the new one)."""
+        drops the old key's health (nobody has checked the new one). The history names only
+        the fields whose value changed; when none did, the entry is returned as it was (the
+        same object) and nothing is recorded."""
         entry = self.find(name)
         new_name = changes.get("name")
         if new_name and new_name != name and any(e.name == new_name for e in self.entries):
@@ -208,9 +222,14 @@ class VaultDoc:
             fields["credit_source"] = CREDIT_TYPED if typed else None
             fields["credit_at"] = at if typed else None
         updated = entry.evolve(**fields, updated_at=at)
+        changed = [
+            k for k in changes if k != "updated_at" and getattr(updated, k) != getattr(entry, k)
+        ]
+        if not changed:  # every value as it was: no event, and `updated_at` stays
+            return entry
+        shown = sorted(k for k in changed if k != "kind")
         check_exportable(updated)
         self.entries[self.entries.index(entry)] = updated
-        shown = sorted(k for k in changes if k not in ("kind", "updated_at"))
         self._event(at, Action.EDIT, updated, fields=shown)
         if updated.credit_usd != entry.credit_usd:  # one credit history, whatever its source
             self._event(
@@ -345,6 +364,16 @@ class VaultDoc:
         detail = {"path": path, "from_project": current.project}
         self.record(Event(at, Action.EXPORT_MOVE, project=project, detail=detail))
         return True
+
+    def forget_export(self, path: str, *, at: str) -> ExportTarget:
+        """Stop keeping `path` (absolute) up to date; the file itself is left as it is.
+        EntryNotFound when no file is registered at `path`."""
+        target = next((t for t in self.exports if t.path == path), None)
+        if target is None:
+            raise EntryNotFound(f"{path} is not a .env file keyvault keeps up to date")
+        self.exports.remove(target)
+        self.record(Event(at, Action.EXPORT_FORGET, project=target.project, detail={"path": path}))
+        return target
 
     # --- recipients -----------------------------------------------------------------------
 
@@ -518,12 +547,32 @@ def stored_form(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+def refuse_case_twin(project: str | None, projects: Collection[str | None]) -> None:
+    """InvalidValue for a new project whose name differs from one of `projects` only in case
+    (`Work` beside `work`): projects are told apart by their exact name, so a key added with
+    that typo would silently start a second project, which `env` in the first never sees."""
+    if project is None or project in projects:
+        return
+    folded = project.casefold()
+    twin = min((p for p in projects if p and p.casefold() == folded), default=None)
+    if twin is not None:
+        raise InvalidValue(
+            f"project {project!r} differs from the existing project {twin!r} only in case",
+            hint=f"use --project {twin}",
+        )
+
+
 def did_you_mean(name: str, known: list[str], listing: str = "keyvault list") -> str | None:
     """A hint naming the known names closest to a mistyped one, else the command that lists
     them (None when nothing is known)."""
     import difflib  # noqa: PLC0415 - only on the error path
 
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    # compared case-folded: `K1` is a typo of `k1` (difflib alone rates them half alike)
+    folded: dict[str, list[str]] = {}
+    for known_name in known:
+        folded.setdefault(known_name.casefold(), []).append(known_name)
+    matches = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+    close = [original for m in matches for original in folded[m]][:3]
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
     return f"see `{listing}`" if known else None

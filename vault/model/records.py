@@ -39,6 +39,7 @@ class Action(StrEnum):
     ROTATE = "rotate"  # a project's active key was replaced (`from`, `reason`)
     EXPORT = "export"  # a .env file was registered to a project (`path`)
     EXPORT_MOVE = "export-move"  # a .env file moved from one project to another
+    EXPORT_FORGET = "export-forget"  # a .env file is no longer kept up to date (`path`)
     RECIPIENT_ADD = "recipient-add"  # someone can now open the vault
     RECIPIENT_RM = "recipient-rm"  # someone can no longer open new versions
     PHONE_ADD = "phone-add"  # a spare phone was recorded before it verified a key

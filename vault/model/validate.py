@@ -206,3 +206,73 @@ def phone_as_typed(raw: str) -> str:
     if text.startswith("00"):
         text = "+" + text[2:].lstrip()
     return text
+
+
+# `$20`, `US$ 1,234.50`, `20 USD`: a number of dollars as a spreadsheet's currency format
+# writes it; thousands separators only in exact groups of three (`12,50` is not guessed at)
+_DOLLARS = re.compile(
+    r"(?i)\s*(?:US\$|\$|USD)?\s*(?P<number>[0-9][0-9,]*(?:\.[0-9]+)?)\s*(?:USD|\$)?\s*"
+)
+_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+
+
+def credit_as_typed(raw: str) -> str:
+    """A dollar amount as a spreadsheet exports it (`$1,234.50`, `20 USD`) becomes the number
+    `check_credit` reads (`1234.50`); anything else is returned as it was, for it to word."""
+    match = _DOLLARS.fullmatch(raw)
+    if match is None:
+        return raw
+    number = match["number"]
+    if "," in number:
+        if not _GROUPED.fullmatch(number):
+            return raw
+        number = number.replace(",", "")
+    return number
+
+
+_SLASHED_DATE = re.compile(r"\s*(?P<y>[0-9]{4})([/.])(?P<m>[0-9]{1,2})\2(?P<d>[0-9]{1,2})\s*")
+
+
+def date_as_typed(raw: str) -> str:
+    """`2026/11/1` or `2026.11.01` (year first, as spreadsheets in China, Japan and Korea
+    write a date) becomes `2026-11-01`; a day-first or month-first date is never guessed."""
+    match = _SLASHED_DATE.fullmatch(raw)
+    if match is None:
+        return raw
+    try:
+        return dt.date(int(match["y"]), int(match["m"]), int(match["d"])).isoformat()
+    except ValueError:  # `2026/13/01`: the error quotes what was typed
+        return raw
+
+
+# UTF-16 byte-order marks: a key saved by PowerShell 5's `>` (UTF-16LE) and piped in as bytes
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def key_as_pasted(text: str) -> str:
+    """A key without what carried it here: whitespace around it (a Windows CR LF, a final
+    newline, a clipboard's space or no-break space) and invisible format characters at its
+    ends (the byte-order mark Notepad and PowerShell write, a zero-width space copied from a
+    web page). Called where a key is read (stdin, the prompt, import sources), never by
+    `check_key`: inside a key such a character is still refused."""
+    start, end = 0, len(text)
+    while start < end and _carrier(text[start]):
+        start += 1
+    while end > start and _carrier(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _carrier(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def key_from_bytes(data: bytes) -> str:
+    """A key piped in as bytes: UTF-16 when it starts with a UTF-16 byte-order mark, else
+    UTF-8 (a byte that is not UTF-8 stays visible as U+FFFD, which `check_key` refuses as
+    non-ASCII, never quoting it); then `key_as_pasted`."""
+    if data.startswith(_UTF16_MARKS):
+        text = data.decode("utf-16", "replace")
+    else:
+        text = data.decode("utf-8", "replace")
+    return key_as_pasted(text)

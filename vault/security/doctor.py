@@ -12,12 +12,12 @@ import contextlib
 import datetime as dt
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault import age
-from vault.errors import DamagedIdentity, KeyvaultError, NotARecipient, SessionError
+from vault.errors import ConfigError, DamagedIdentity, KeyvaultError, NotARecipient, SessionError
 from vault.model.clock import human
 from vault.model.document import VaultDoc
 from vault.model.records import ExportKind
@@ -58,7 +58,7 @@ class Doctor:
     phone_slots: int = 2
     doc: VaultDoc | None = None
     default_base_url: str | None = None  # config.toml's, as exports use it
-    config_problem: str | None = None  # the first mistake in config.toml's sections
+    config_problems: Sequence[ConfigError] = ()  # every mistake in config.toml (settings.py)
 
     def run(self) -> list[Check]:
         if not self.paths.home.is_dir():
@@ -110,10 +110,10 @@ class Doctor:
         return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
 
     def check_config(self) -> Iterator[Check]:
-        if self.config_problem is not None:
-            fix = "correct config.toml (docs/config.md lists every setting)"
-            yield Check("config", Level.FAIL, self.config_problem, fix)
-        elif self.paths.config.exists():
+        for mistake in self.config_problems:
+            fix = mistake.hint or "correct config.toml (docs/config.md lists every setting)"
+            yield Check("config", Level.FAIL, mistake.message, fix)
+        if not self.config_problems and self.paths.config.exists():
             yield Check("config", Level.OK, "config.toml: every setting known and valid")
 
     # --- identity, vault, backup ----------------------------------------------------------
@@ -299,7 +299,9 @@ class Doctor:
             message = f"{path} still holds a key, but {project} has no active key"
         else:
             message = f"{path} does not hold the active key of {project}"
-        return [Check("dotenv", Level.WARN, message, f"keyvault dotenv {path}{flag}")]
+        fix = f"keyvault dotenv {path}{flag} (or stop following it:"
+        fix += f" keyvault dotenv --forget {path})"
+        return [Check("dotenv", Level.WARN, message, fix)]
 
     def check_unlock_files(self) -> Iterator[Check]:
         for variable in UNLOCK_FILES:

@@ -24,9 +24,10 @@ from vault.errors import DuplicateKey, InvalidValue, KeyvaultError
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model.batch import EntryIndex
-from vault.model.document import Entry, VaultDoc
+from vault.model.document import Entry, Status, VaultDoc, refuse_case_twin
 from vault.model.secret import Secret
 from vault.model.shapes import hide_secrets
+from vault.model.validate import key_as_pasted
 from vault.store.inventory import prepare_key, store_key
 from vault.store.keyvault import Keyvault
 from vault.store.sources import Found, NotAKey, Reading
@@ -52,8 +53,19 @@ class ImportOptions(NamedTuple):
 
 class Imported(NamedTuple):
     where: str
-    entry: Entry
+    entry: Entry  # as it is at the end of the import
     warnings: tuple[str, ...]
+    added_as: Status = Status.STANDBY  # its status when its row was stored
+
+
+class Displaced(NamedTuple):
+    """A key that was active (in the vault, or as a row of this import) and is standby at
+    the end, because a row of the import became its project's active key."""
+
+    name: str
+    project: str | None
+    where: str | None  # the row it came from; None for a key already in the vault
+    by: str | None  # the project's active key at the end
 
 
 class Skipped(NamedTuple):
@@ -72,6 +84,7 @@ class ImportPlan:
     not_keys: list[NotAKey] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     synced: list[SyncOutcome] = field(default_factory=list)
+    displaced: list[Displaced] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """For --json: keys masked, as everywhere."""
@@ -83,6 +96,7 @@ class ImportPlan:
                     "name": a.entry.name,
                     "project": a.entry.project,
                     "status": a.entry.status.value,
+                    "added_as": a.added_as.value,
                     "secret": a.entry.secret.masked,
                     "warnings": list(a.warnings),
                 }
@@ -93,6 +107,7 @@ class ImportPlan:
             ],
             "not_keys": [{"from": n.where, "reason": n.reason} for n in self.not_keys],
             "notes": list(self.notes),
+            "displaced": [d._asdict() for d in self.displaced],
         }
 
 
@@ -146,14 +161,18 @@ def _plan(
     plan = ImportPlan(base.dry_run, not_keys=list(base.not_keys), notes=list(base.notes))
     at, slots = kv.now_iso(), kv.config.phone_slots
     index = EntryIndex(doc)  # one pass over the vault for the whole import, not one a row
+    was_active = [e for keys in index.active.values() for e in keys]
+    projects = set(doc.projects())  # with each row's project as the import adds it
     first_added: dict[Secret, Imported] = {}
-    for item in found:
+    for item in map(_as_pasted, found):
         name, notes = _name_for(item, index.names)
         where = _shown(item.where, item.secret)
         try:
             _refuse_other_provider(item)
             new = prepare_key(kv, name, item.secret, _fields_for(item, options), rand=rand)
+            refuse_case_twin(new.entry.project, projects)
             store_key(doc, new, at=at, phone_slots=slots, index=index)
+            projects.add(new.entry.project)
         except DuplicateKey as exc:
             reason = _duplicate_reason(exc, first_added.get(item.secret))
             plan.skipped.append(Skipped(where, _shown(name, item.secret), reason))
@@ -161,9 +180,33 @@ def _plan(
             plan.skipped.append(Skipped(where, _shown(name, item.secret), exc.message))
         else:
             shown_notes = (_shown(note, item.secret) for note in notes)
-            plan.added.append(Imported(where, new.entry, (*shown_notes, *new.warnings)))
+            warnings = (*shown_notes, *new.warnings)
+            plan.added.append(Imported(where, new.entry, warnings, new.entry.status))
             first_added.setdefault(new.entry.secret, plan.added[-1])
+    plan.displaced = _displaced(plan.added, was_active, index)
     return plan
+
+
+def _displaced(
+    added: Sequence[Imported], was_active: Sequence[Entry], index: EntryIndex
+) -> list[Displaced]:
+    """The keys active before the import, or added active by a row, that a later row made
+    standby: each row's status is its status at the end, so the plan says why it changed."""
+    rows = {id(a.entry): a.where for a in added}
+    candidates = [*was_active, *(a.entry for a in added if a.added_as is Status.ACTIVE)]
+    displaced = []
+    for entry in candidates:
+        if entry.status is not Status.ACTIVE:
+            now = index.active.get(entry.project)
+            by = now[0].name if now else None
+            displaced.append(Displaced(entry.name, entry.project, rows.get(id(entry)), by))
+    return displaced
+
+
+def _as_pasted(item: Found) -> Found:
+    """The key as `add` reads one: without a byte-order mark or whitespace around it (a
+    cell, an llm alias or a pass entry saved on Windows), before it is checked or compared."""
+    return item._replace(secret=Secret(key_as_pasted(item.secret.reveal())))
 
 
 def _shown(text: str, secret: Secret | None = None) -> str:

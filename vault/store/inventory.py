@@ -10,14 +10,21 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from vault.errors import DuplicateKey, DuplicateName, InvalidValue, PolicyViolation
+from vault.errors import (
+    DuplicateKey,
+    DuplicateName,
+    EntryNotFound,
+    InvalidValue,
+    PolicyViolation,
+)
 from vault.export.targets import SyncOutcome
 from vault.model import typed
 from vault.model import validate as v
 from vault.model.clock import iso, local_date
-from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc
+from vault.model.document import Entry, Kind, PhoneUsage, Status, VaultDoc, refuse_case_twin
+from vault.model.records import ExportTarget
 from vault.model.secret import Secret
 from vault.model.shapes import refuse_pasted_secret, refuse_secrets_in_fields
 from vault.model.views import ListQuery, select_entries
@@ -39,10 +46,10 @@ def _checkers(kv: Keyvault, notes: Notes) -> dict[str, Checker]:
         "name": typed.check_label,
         "project": lambda s: typed.check_label(s, "project"),
         "provider": lambda s: v.check_name(s.lower(), "provider"),
-        "created": lambda s: v.parse_date(s, today=today),
+        "created": lambda s: v.parse_date(v.date_as_typed(s), today=today),
         "phone": v.normalize_phone,
         "card": v.check_card_label,
-        "credit_usd": v.check_credit,
+        "credit_usd": lambda s: v.check_credit(v.credit_as_typed(s) if isinstance(s, str) else s),
         "org_id": lambda s: v.check_id(s, "org id"),
         "project_id": lambda s: v.check_id(s, "project id"),
         "base_url": lambda s: _noted(typed.tidy_base_url(s), notes),
@@ -72,7 +79,7 @@ def _check_priority(raw: str | int) -> int:
 
 def _check_status(raw: str) -> Status:
     try:
-        return Status(raw)
+        return Status(raw.strip().lower())  # a spreadsheet's `Active` is `active`
     except ValueError:
         choices = ", ".join(s.value for s in Status)
         raise InvalidValue(f"status {raw[:20]!r} is not one of {choices}") from None
@@ -115,6 +122,7 @@ class Added:
     entry: Entry
     warnings: list[str] = field(default_factory=list)
     synced: list[SyncOutcome] = field(default_factory=list)  # .env files that followed
+    displaced: Entry | None = None  # the project's active key until this one took its place
 
 
 @dataclass
@@ -199,8 +207,19 @@ def add_key(
     """Validate and store a new key. The first API key of a project becomes its active key."""
     new = prepare_key(kv, name, secret, fields, activate=activate, rand=rand)
     at = new.entry.added_at or kv.now_iso()
-    kv.transact(lambda doc: store_key(doc, new, at=at, phone_slots=kv.config.phone_slots))
-    return Added(new.entry, new.warnings, list(kv.synced))
+
+    def store(doc: VaultDoc) -> Entry | None:
+        before = active_key(doc, new.entry.project)
+        store_key(doc, new, at=at, phone_slots=kv.config.phone_slots)
+        return before if before is not None and before.status is not Status.ACTIVE else None
+
+    displaced = kv.transact(store)
+    return Added(new.entry, new.warnings, list(kv.synced), displaced)
+
+
+def active_key(doc: VaultDoc, project: str | None) -> Entry | None:
+    """The project's active key, or None (no error: a project may have none)."""
+    return next((e for e in doc.in_project(project) if e.status is Status.ACTIVE), None)
 
 
 def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, Any]) -> None:
@@ -209,6 +228,7 @@ def precheck_add(kv: Keyvault, doc: VaultDoc, name: str, fields: Mapping[str, An
     meta = clean_fields(kv, {"name": name, **fields})
     if meta["name"] in doc.names():
         raise DuplicateName(f"an entry named {meta['name']!r} already exists")
+    refuse_case_twin(meta.get("project"), set(doc.projects()))
 
 
 def _refuse_duplicate_secret(doc: VaultDoc, new: Entry, index: EntryIndex | None = None) -> None:
@@ -231,7 +251,7 @@ def edit_key(
     add_tags: Sequence[str] = (),
     remove_tags: Sequence[str] = (),
     on_warning: Callable[[str], None] | None = None,
-) -> Entry:
+) -> Edited:
     """Change metadata (and optionally the secret) of one entry; `add_tags`/`remove_tags`
     change its tags (a tag it does not have is an error: a typo never succeeds silently).
     The checks' warnings (no OpenAI marker, a base URL given /v1) go to `on_warning`."""
@@ -244,8 +264,10 @@ def edit_key(
         raise InvalidValue("nothing to change", hint="see `keyvault edit --help` for the fields")
     now = kv.now_iso()
 
-    def change(doc: VaultDoc) -> Entry:
+    def change(doc: VaultDoc) -> Edited:
         entry = doc.find(name)
+        if "project" in changes:
+            refuse_case_twin(changes["project"], set(doc.projects()))
         key_changes, warnings = _key_changes(entry, changes, secret)
         all_changes = {**changes, **key_changes}
         if adding or removing:
@@ -254,13 +276,37 @@ def edit_key(
         if "secret" in all_changes:
             _refuse_duplicate_secret(doc, entry.evolve(secret=all_changes["secret"]))
         notes.extend(warnings)
-        return doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
+        project = all_changes.get("project", entry.project)
+        before = active_key(doc, project)
+        updated = doc.update_entry(name, all_changes, at=now, phone_slots=kv.config.phone_slots)
+        if updated is entry:
+            raise _Unchanged(entry)  # nothing to save: the vault file stays as it is
+        gone = before is not None and before is not entry and before.status is not Status.ACTIVE
+        return Edited(updated, True, before if gone else None)
 
-    updated = kv.transact(change)
+    try:
+        edited = kv.transact(change)
+    except _Unchanged as same:
+        edited = Edited(same.entry, False)
     if on_warning is not None:
         for message in notes:
             on_warning(message)
-    return updated
+    return edited
+
+
+class Edited(NamedTuple):
+    """The entry after `edit_key`, whether any value changed (else nothing was saved), and
+    the project's active key it displaced, if it became active."""
+
+    entry: Entry
+    changed: bool
+    displaced: Entry | None = None
+
+
+class _Unchanged(Exception):
+    def __init__(self, entry: Entry) -> None:
+        super().__init__("nothing changed")
+        self.entry = entry
 
 
 def _retagged(
@@ -316,6 +362,33 @@ def list_entries(doc: VaultDoc, query: ListQuery) -> list[Entry]:
 
 def phones(doc: VaultDoc, slots: int) -> list[PhoneUsage]:
     return doc.phone_usage(slots)
+
+
+def forget_dotenv(kv: Keyvault, path: Path) -> ExportTarget:
+    """Stop rewriting the .env file at `path` when its project's key changes; the file keeps
+    what it holds. `path` as it was registered (absolute), or any path to the same file
+    (through a symlinked folder); EntryNotFound, listing what is registered, otherwise."""
+    registered = kv.read().exports
+    wanted = str(path.absolute())
+    if not any(t.path == wanted for t in registered):
+        same = [t.path for t in registered if _same_file(Path(t.path), path)]
+        if not same:
+            known = ", ".join(t.path for t in registered) or "none"
+            raise EntryNotFound(
+                f"{wanted} is not a .env file keyvault keeps up to date",
+                hint=f"registered: {known} (`keyvault dotenv --list`)",
+            )
+        wanted = same[0]
+    now = kv.now_iso()
+    return kv.transact(lambda doc: doc.forget_export(wanted, at=now))
+
+
+def _same_file(registered: Path, given: Path) -> bool:
+    """Whether two paths name one file; by their resolved form when one of them is gone."""
+    try:
+        return registered.samefile(given)
+    except OSError:
+        return registered.resolve() == given.resolve()
 
 
 def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:

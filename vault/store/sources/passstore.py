@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vault.errors import SourceError
 from vault.model.secret import Secret
+from vault.model.validate import key_as_pasted
 from vault.store.sources import Found, NotAKey, Reading
 from vault.store.sources.runner import ToolFailed, run_tool
 
@@ -58,7 +59,7 @@ def entries_under(store: Path, root: str) -> list[str]:
 
 def _parse(text: str) -> tuple[str, dict[str, str]]:
     lines = text.splitlines()
-    first = lines[0].strip() if lines else ""
+    first = key_as_pasted(lines[0]) if lines else ""  # a file saved with a BOM is still sk-…
     fields: dict[str, str] = {}
     for line in lines[1:]:
         label, sep, value = line.partition(":")
