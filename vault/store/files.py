@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 import time
@@ -80,6 +81,11 @@ def _temp_name(target: Path, tag: str) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.{tag}")
 
 
+def _temp_pattern(target: Path) -> re.Pattern[str]:
+    """What `_temp_name` makes for `target`, the writer's pid in group 1."""
+    return re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(?:tmp|bak)")
+
+
 def write_file_atomic(
     target: Path,
     data: bytes,
@@ -99,6 +105,7 @@ def write_file_atomic(
     """
     temp = _temp_name(target, "tmp")
     made: list[Path] = []
+    sweep_dead_writers(target)
     try:
         fd = ops.open_new(temp)
         made.append(temp)
@@ -168,6 +175,40 @@ def sweep_temp_files(target: Path) -> list[Path]:
                 stray.unlink()
                 removed.append(stray)
     return removed
+
+
+def sweep_dead_writers(target: Path) -> list[Path]:
+    """Remove the temp files that writers killed mid-save (kill -9, power loss) left next to
+    `target`: those whose pid (in the name) is no longer running here. Files without a lock
+    (.env files, trust pins, identity.age) would otherwise collect one per crash, each a
+    copy of a secret. A live writer's temp is never touched."""
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+        return []
+    pattern = _temp_pattern(target)
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []  # the save itself reports what is wrong with the folder
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and not _running(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                (target.parent / name).unlink()
+                removed.append(target.parent / name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a pid no process can have
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 def _reason(exc: OSError) -> str:

@@ -1,0 +1,195 @@
+"""Real crashes of real commands: `kill -9` delivered by strace at the nth rename or fsync of
+a command, then the next command run as a user would.
+
+- a kill between a temp file and its rename leaves no copy behind for good: the next save of
+  that file removes it, for every file keyvault writes (vault.age, identity.age, .env files,
+  the trust pin), not only vault.age;
+- `init` killed between identity.age and vault.age is finished by the next `init`;
+- two `init`s at once never pair one's identity with the other's vault;
+- a vault.age cut short (power loss) says where to look next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import CHEAP_LOG_N, REPO, Cli, make_key, open_vault, require_tool
+from vault.store.files import sweep_dead_writers
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace and /proc: Linux")
+
+# what vault/store/files.py names its temp files: .<name>.<pid>.<8 hex>.tmp|bak
+TEMP = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.(tmp|bak)")
+
+
+def strace() -> str:
+    path = require_tool("strace")
+    probe = subprocess.run([path, "-o", os.devnull, "true"], capture_output=True, check=False)
+    if probe.returncode != 0:  # a container without CAP_SYS_PTRACE
+        pytest.skip(f"strace cannot trace here: {probe.stderr.decode().strip()}")
+    return path
+
+
+def killed_at(cli: Cli, call: str, nth: int, *args: str, input: str = "") -> bool:
+    """Run `keyvault ARGS` and SIGKILL it as it enters its `nth` `call`; False when the
+    command finished first (it makes fewer such calls)."""
+    env = {**cli.env}
+    argv = [strace(), "-f", "-qq", "-o", os.devnull, "-e", f"trace={call}"]
+    argv += ["-e", f"inject={call}:signal=KILL:when={nth}", sys.executable, "-m", "vault", *args]
+    done = subprocess.run(
+        argv, input=input, capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    return done.returncode in (-9, 128 + 9)
+
+
+def temp_files(*folders: Path) -> list[str]:
+    return sorted(str(p) for f in folders for p in f.rglob(".*") if TEMP.fullmatch(p.name))
+
+
+def test_a_dead_writers_temp_files_go_and_a_live_ones_stay(tmp_path: Path) -> None:
+    target = tmp_path / ".env"  # its temps: ..env.<pid>.<hex>.tmp
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(gone.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        left = [tmp_path / f"..env.{dead}.0badf00d.tmp", tmp_path / f"..env.{dead}.cafebabe.bak"]
+        kept = [
+            tmp_path / f"..env.{live.pid}.0badf00d.tmp",  # a save in progress
+            tmp_path / f"..env.{os.getpid()}.12345678.tmp",
+            tmp_path / f"..env.local.{dead}.0badf00d.tmp",  # another file's temp
+            tmp_path / f"..env.{dead}.tmp",  # not a name keyvault makes
+            tmp_path / ".env.backup",
+        ]
+        for path in left + kept:
+            path.write_text("x")
+        assert sorted(sweep_dead_writers(target)) == sorted(left)
+        assert all(p.exists() for p in kept) and not any(p.exists() for p in left)
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.slow
+def test_kills_mid_save_leave_no_temp_file_behind_the_next_save(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """rotate writes vault.age, vault.age.bak, the trust pin and a registered .env: a kill at
+    any of their renames or fsyncs leaves at most the old or new file, and the next save
+    sweeps every temp of the files it writes (before: only vault.age's were)."""
+    project = tmp_path / "app"
+    project.mkdir()
+    dotenv = project / ".env"
+    dotenv.write_text("DEBUG=1\n")
+    dotenv.chmod(0o600)
+    old, new = make_key(), make_key()
+    vault_cli.add("old", old, "--project", "p")
+    vault_cli.add("new", new, "--project", "p")
+    vault_cli.ok("dotenv", str(dotenv), "--project", "p")
+    state = Path(os.environ["XDG_STATE_HOME"])
+    other = {"old": "new", "new": "old"}
+    kills = 0
+    for call in ("rename", "fsync"):
+        for nth in range(1, 12):
+            rotate = ("rotate", "--project", "p", "--to", other[_active(vault_cli)], "--no-check")
+            if not killed_at(vault_cli, call, nth, *rotate):
+                break
+            kills += 1
+            assert dotenv.stat().st_mode & 0o777 == 0o600
+            assert dotenv.read_text() in (f"DEBUG=1\nOPENAI_API_KEY={k}\n" for k in (old, new))
+            # the next commands open the vault and save; their saves sweep what the kill left
+            rotate = ("rotate", "--project", "p", "--to", other[_active(vault_cli)])
+            vault_cli.ok(*rotate, "--no-check")
+            assert temp_files(vault_cli.home, project, state) == [], (call, nth)
+    assert kills >= 6  # vault.age, its backup, the pin and the .env were all hit
+
+
+@pytest.mark.slow
+def test_an_init_killed_between_its_two_files_is_finished_by_the_next(cli: Cli) -> None:
+    # the 1st rename puts identity.age in place, the 2nd vault.age
+    assert killed_at(cli, "rename", 2, "init", "--work-factor", str(CHEAP_LOG_N))
+    assert (cli.home / "identity.age").exists() and not (cli.home / "vault.age").exists()
+    lost = cli("list")
+    assert lost.code == 1 and "`keyvault init` finishes it" in lost.err, lost.err
+    sealed = (cli.home / "identity.age").read_bytes()
+
+    wrong = cli("init", env={"KEYVAULT_PASSPHRASE": "another passphrase, long enough"})
+    assert wrong.code == 3, wrong.err
+    assert "interrupted `keyvault init`" in wrong.err
+    assert not (cli.home / "vault.age").exists()
+
+    finished = cli.ok("init", "--work-factor", str(CHEAP_LOG_N))
+    assert "finished an interrupted init" in finished.out
+    assert (cli.home / "identity.age").read_bytes() == sealed  # the same identity, kept
+    key = cli.add("k1", None, "--project", "p")
+    assert cli.ok("get", "k1").out.strip() == key
+    assert temp_files(cli.home) == []
+    again = cli("init")
+    assert again.code == 1 and "already holds a vault" in again.err
+
+
+def _active(cli: Cli) -> str:
+    listed = json.loads(cli.ok("list", "--json").out)
+    return next(e["name"] for e in listed if e["status"] == "active")
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(str(fd.readlink()) == str(path) for fd in fds.iterdir())
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_an_init_racing_another_leaves_the_winners_files_alone(cli: Cli, tmp_path: Path) -> None:
+    """Both pass the first "already exists" check; the loser must see the winner's files
+    under the lock instead of replacing vault.age with one sealed to its own identity."""
+    from vault.store.files import locked
+
+    cli.home.mkdir(mode=0o700)
+    winner = open_vault(tmp_path / "winner")
+    with locked(cli.home / "vault.lock"):
+        loser = subprocess.Popen(
+            [sys.executable, "-m", "vault", "init", "--work-factor", str(CHEAP_LOG_N)],
+            env=cli.env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not _holds_open(loser.pid, cli.home / "vault.lock"):
+            assert loser.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        for name in ("identity.age", "vault.age"):  # the other init wins the race
+            (cli.home / name).write_bytes((winner.paths.home / name).read_bytes())
+            (cli.home / name).chmod(0o600)
+    _, err = loser.communicate(timeout=30)
+    assert loser.returncode == 1 and "already holds a vault" in err, err
+    for name in ("identity.age", "vault.age"):
+        assert (cli.home / name).read_bytes() == (winner.paths.home / name).read_bytes()
+
+
+def test_a_vault_cut_short_points_at_doctor_and_the_backup(vault_cli: Cli) -> None:
+    vault_cli.add("k1")
+    vault = vault_cli.home / "vault.age"
+    vault.write_bytes(vault.read_bytes()[: vault.stat().st_size // 2])  # power loss
+    cut = vault_cli("list")
+    assert cut.code == 4
+    assert cut.err.splitlines()[1] == (
+        "keyvault: hint: `keyvault doctor` checks whether vault.age.bak opens"
+    ), cut.err
