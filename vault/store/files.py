@@ -192,23 +192,25 @@ def sweep_dead_writers(target: Path) -> list[Path]:
         return []  # the save itself reports what is wrong with the folder
     for name in names:
         match = pattern.fullmatch(name)
-        if match and not _running(int(match.group(1))):
+        if match and process_gone(int(match.group(1))):
             with contextlib.suppress(OSError):
                 (target.parent / name).unlink()
                 removed.append(target.parent / name)
     return removed
 
 
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def process_gone(pid: int) -> bool:
+    """True when no process with this pid runs here (the writer that named a temp file
+    after itself was killed). Always False on Windows, where os.kill would terminate it."""
+    if pid == os.getpid() or sys.platform == "win32":
+        return False
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # gone, or a pid no process can have
-        return False
+        return True
     except PermissionError:
-        return True  # another user's process: alive
-    return True
+        return False  # another user's process: alive
+    return False
 
 
 def _reason(exc: OSError) -> str:
@@ -227,24 +229,53 @@ def read_regular_file(path: Path) -> bytes:
 
 def write_new_private(path: Path, data: bytes, *, ops: FileOps = REAL_OPS) -> None:
     """Create `path` (0600 from the first byte, never through a symlink) holding `data`; an
-    existing file is refused rather than overwritten or left with its old permissions."""
+    existing file is refused rather than overwritten or left with its old permissions.
+
+    The bytes go to a temp file first, linked to `path` once complete (link, like O_EXCL,
+    refuses an existing name): a kill midway leaves no empty or half-written file at `path`
+    (an exported identity that looks saved but is not) for the next try to be refused by."""
+    sweep_dead_writers(path)
+    if os.path.lexists(path):
+        raise _exists(path)
+    temp = _temp_name(path, "tmp")
     try:
-        fd = ops.open_new(path)
-    except FileExistsError:
-        raise StorageError(
-            f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
-        ) from None
+        fd = ops.open_new(temp)
     except OSError as exc:
         raise StorageError(f"{path}: cannot create ({_reason(exc)})") from None
     try:
-        ops.write(fd, data)
-        ops.fsync(fd)
+        try:
+            ops.write(fd, data)
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        _link_new(temp, path, ops)
+    except FileExistsError:
+        raise _exists(path) from None
     except OSError as exc:
-        ops.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
         raise StorageError(f"{path}: could not save ({_reason(exc)})") from None
-    ops.close(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def _link_new(temp: Path, path: Path, ops: FileOps) -> None:
+    try:
+        ops.link(temp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # no hard links here (some FUSE, SMB shares): rename, after checking again
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        ops.replace(temp, path)
+    with contextlib.suppress(OSError):
+        ops.fsync_dir(path.parent)
+
+
+def _exists(path: Path) -> StorageError:
+    return StorageError(
+        f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
+    )
 
 
 def read_file(path: Path) -> bytes:
