@@ -7,7 +7,8 @@ a command, then the next command run as a user would.
 - `init` killed between identity.age and vault.age is finished by the next `init`;
 - two `init`s at once never pair one's identity with the other's vault;
 - `clone` killed anywhere leaves the home as it was, so the same command runs again;
-- a vault.age cut short (power loss) says where to look next.
+- a vault.age cut short (power loss) says where to look next;
+- a merge git left half done (its driver killed) pins nothing and takes no change.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import CHEAP_LOG_N, REPO, Cli, make_key, open_vault, require_tool
-from tests.team import Member, bare_repository, needs_git
-from vault.store.files import sweep_dead_writers
+from tests.team import Member, bare_repository, found_team, needs_git
+from vault.store.files import FileOps, sweep_dead_writers, write_file_atomic
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace and /proc: Linux")
 
@@ -261,3 +262,62 @@ def test_an_identity_export_killed_midway_leaves_no_file_to_trust(
     ]
     again = vault_cli("identity", "export", "-o", str(out))
     assert again.code == 1 and "already exists" in again.err
+
+
+@pytest.mark.slow
+@needs_git
+def test_a_merge_left_half_done_pins_nothing_and_takes_no_change(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """git's merge driver killed after writing its result (or refusing: a locked vault)
+    leaves vault.age conflicted, holding a newer generation than HEAD. Before, reading it
+    (`list`) pinned that generation, and the `git merge --abort` the hint asks for then made
+    every command refuse the vault as a rollback (exit 4); a key added meanwhile was saved
+    into the file the abort throws away."""
+    bare = bare_repository(tmp_path)
+    alice, bob = found_team(tmp_path, runtime_dir, bare)
+    alice.add("a1")
+    alice.add("a2")  # alice's side is two generations ahead of the common base
+    alice.ok("sync")
+    bob.add("b1")
+    bob.ok("sync", "--offline")
+    pulled = bob.git("pull", "--no-rebase", "-q", "origin", "main", check=False)  # locked
+    assert pulled.code != 0 and "cannot merge vault.age" in pulled.err, pulled.err
+    bob.git("checkout", "--theirs", "vault.age")  # the newer file a killed driver leaves
+    assert {"a1", "a2"} <= set(bob.ok("list").out.split())
+
+    refused = bob("add", "b2", input=make_key())
+    assert refused.code == 1, refused.err
+    assert "a merge is in progress in the vault repository; nothing was saved" in refused.err
+    bob.git("merge", "--abort")
+    assert "b1" in bob.ok("list").out  # not refused as a rollback
+    bob.ok("sync")
+    assert {e.name for e in bob.doc().entries} >= {"a1", "a2", "b1"}
+
+
+class InterruptAt(FileOps):
+    """Ctrl-C arriving during one step of a save."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def fsync(self, fd: int) -> None:
+        if self.step == "fsync":
+            raise KeyboardInterrupt
+        super().fsync(fd)
+
+    def fsync_dir(self, path: Path) -> None:
+        if self.step == "fsync_dir":
+            raise KeyboardInterrupt
+        super().fsync_dir(path)
+
+
+@pytest.mark.parametrize("step", ["fsync", "fsync_dir"])
+def test_ctrl_c_mid_save_leaves_a_whole_file_and_no_temp(tmp_path: Path, step: str) -> None:
+    target, backup = tmp_path / "vault.age", tmp_path / "vault.age.bak"
+    write_file_atomic(target, b"older", backup=backup)
+    write_file_atomic(target, b"old", backup=backup)
+    with pytest.raises(KeyboardInterrupt):
+        write_file_atomic(target, b"new", backup=backup, ops=InterruptAt(step))
+    assert target.read_bytes() in (b"old", b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vault.age", "vault.age.bak"]

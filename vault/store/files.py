@@ -132,14 +132,21 @@ def write_file_atomic(
                 made.remove(aside)
             raise
     except OSError as exc:
-        for path in made:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        _remove(made)
         existed = os.path.lexists(target)
         raise StorageError(
             f"{shown or target.name}: could not save ({_reason(exc)})",
             hint="the previous file is unchanged" if existed else "nothing was written",
         ) from None
+    except BaseException:  # Ctrl-C mid-save: the target is whole (old or new); no temp stays
+        _remove(made)
+        raise
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _set_aside(target: Path, ops: FileOps, made: list[Path]) -> Path | None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from vault.errors import (
     AgeFormatError,
     ConcurrentModification,
     DamagedVault,
+    GitError,
     NoMatchingIdentity,
     NotARecipient,
     VaultExists,
@@ -195,7 +197,10 @@ class Keyvault:
         self._reusable = None
         sealed = self._read_vault_bytes()
         doc = self.open(sealed)
-        self.trust.accept(doc)
+        if half_done_git(self.paths.home) is None:
+            self.trust.accept(doc)
+        else:  # `git merge --abort` may put the older file back: pin nothing from this one
+            self.trust.check(doc)
         if reusable:
             self._reusable = (_digest(sealed), doc)
         return doc
@@ -242,6 +247,12 @@ class Keyvault:
         if not self.paths.vault.exists():
             self._read_vault_bytes()  # raises VaultNotFound with the right hint
         self.synced = []
+        busy = half_done_git(self.paths.home)
+        if busy is not None:  # a change saved now would be lost by its abort, or pushed mixed
+            raise GitError(
+                f"{busy} is in progress in the vault repository; nothing was saved",
+                hint=f"finish or abort it first (git -C {self.paths.home} status)",
+            )
         with locked(self.paths.lock, timeout=self.lock_timeout):
             for target in (self.paths.vault, self.paths.identity):  # passwd saves under it too
                 sweep_temp_files(target)
@@ -315,6 +326,23 @@ class Keyvault:
 
     def now_iso(self) -> str:
         return iso(self.clock())
+
+
+_HALF_DONE = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+)
+
+
+def half_done_git(home: Path) -> str | None:
+    """The git operation left half done in a team vault's home (a merge git's driver could
+    not finish, one killed midway), if any: its vault.age may be thrown away by an abort."""
+    git = home / ".git"
+    if not git.is_dir():
+        return None
+    return next((what for marker, what in _HALF_DONE if (git / marker).exists()), None)
 
 
 def _reopen_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
