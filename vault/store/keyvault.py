@@ -197,10 +197,9 @@ class Keyvault:
         self._reusable = None
         sealed = self._read_vault_bytes()
         doc = self.open(sealed)
-        if half_done_git(self.paths.home) is None:
-            self.trust.accept(doc)
-        else:  # `git merge --abort` may put the older file back: pin nothing from this one
-            self.trust.check(doc)
+        # while a merge is half done, `git merge --abort` may put the older file back: the
+        # pin must not follow this one (looked at only when the pin would change)
+        self.trust.accept(doc, hold=lambda: half_done_git(self.paths.home) is not None)
         if reusable:
             self._reusable = (_digest(sealed), doc)
         return doc

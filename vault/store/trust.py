@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vault.errors import ForeignVault, ForgedVault, InvalidValue, RolledBack, StorageError
@@ -124,18 +124,26 @@ class Trust:
             )
         return pin
 
-    def accept(self, doc: VaultDoc) -> None:
-        """Check `doc` and let the pin follow it (written only when it changed)."""
-        self.remember(doc, self.check(doc))
+    def accept(self, doc: VaultDoc, *, hold: Callable[[], bool] = lambda: False) -> None:
+        """Check `doc` and let the pin follow it (written only when it changed, and not when
+        `hold()` says the file may yet be thrown away)."""
+        self.remember(doc, self.check(doc), hold=hold)
 
     # --- writing ---------------------------------------------------------------------------
 
-    def remember(self, doc: VaultDoc, known: Pin | None = None, *, strict: bool = False) -> None:
+    def remember(
+        self,
+        doc: VaultDoc,
+        known: Pin | None = None,
+        *,
+        strict: bool = False,
+        hold: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Pin `doc` (just accepted or written here) unless the pin already says as much. A
         failed write is silent on the everyday path (the open still succeeds) unless
         `strict`; `keyvault doctor` reports a pin it cannot keep."""
         new = pin_of(doc)
-        if new is None or new == (known if known is not None else self.pinned()):
+        if new is None or new == (known if known is not None else self.pinned()) or hold():
             return
         current = self.pinned()  # again: another keyvault may have pinned a newer version
         if current is not None and current.vault_id == new.vault_id and doc.team is not None:
