@@ -8,7 +8,8 @@ a command, then the next command run as a user would.
 - two `init`s at once never pair one's identity with the other's vault;
 - `clone` killed anywhere leaves the home as it was, so the same command runs again;
 - a vault.age cut short (power loss) says where to look next;
-- a merge git left half done (its driver killed) pins nothing and takes no change.
+- a merge git left half done (its driver killed) pins nothing and takes no change;
+- a read racing another process's save is read again, not refused as a rollback.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CHEAP_LOG_N, REPO, Cli, make_key, open_vault, require_tool
+from tests.helpers import CHEAP_LOG_N, REPO, Cli, add, make_key, open_vault, require_tool
 from tests.team import Member, bare_repository, found_team, needs_git
+from vault.errors import RolledBack
+from vault.model.document import VaultDoc
 from vault.store.files import FileOps, sweep_dead_writers, write_file_atomic
+from vault.store.keyvault import Keyvault
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="strace and /proc: Linux")
 
@@ -321,3 +325,34 @@ def test_ctrl_c_mid_save_leaves_a_whole_file_and_no_temp(tmp_path: Path, step: s
         write_file_atomic(target, b"new", backup=backup, ops=InterruptAt(step))
     assert target.read_bytes() in (b"old", b"new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vault.age", "vault.age.bak"]
+
+
+class SavedMeanwhile(Keyvault):
+    """A reader that, between reading vault.age and checking it, lets another process's save
+    land (a new vault.age and a pin one generation ahead), as `cron` and a person do."""
+
+    def __init__(self, home: Path, other: Keyvault, times: int) -> None:
+        reader = open_vault(home)
+        super().__init__(reader.paths, reader.unlocker)
+        self.other, self.left = other, times
+
+    def open(self, sealed: bytes) -> VaultDoc:
+        doc = super().open(sealed)
+        if self.left:
+            self.left -= 1
+            add(self.other, f"meanwhile-{self.left}", make_key())
+        return doc
+
+
+def test_a_read_racing_a_save_is_no_rollback(tmp_path: Path) -> None:
+    """Before, 3 people editing and listing at once got 'vault.age is older than the one
+    this machine last saw' (exit 4, "restore the newer copy") about once in 13 commands."""
+    writer = open_vault(tmp_path / "kv")
+    add(writer, "first", make_key())
+    doc = SavedMeanwhile(tmp_path / "kv", writer, times=2).read()
+    assert {"meanwhile-0", "meanwhile-1"} <= {e.name for e in doc.entries}
+    # an older file that stays in place is still a rollback
+    older = (tmp_path / "kv" / "vault.age.bak").read_bytes()
+    (tmp_path / "kv" / "vault.age").write_bytes(older)
+    with pytest.raises(RolledBack):
+        open_vault(tmp_path / "kv").read()

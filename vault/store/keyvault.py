@@ -24,6 +24,7 @@ from vault.errors import (
     GitError,
     NoMatchingIdentity,
     NotARecipient,
+    RolledBack,
     VaultExists,
     VaultNotFound,
     WrongPassphrase,
@@ -57,6 +58,9 @@ from vault.store.files import (
     write_file_atomic,
 )
 from vault.store.trust import Trust
+
+# reads racing saves: a newer vault.age and pin can land between reading and checking
+READ_ATTEMPTS = 3
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -195,11 +199,20 @@ class Keyvault:
         a read the caller drops before the change: `transact` may modify it.
         """
         self._reusable = None
-        sealed = self._read_vault_bytes()
-        doc = self.open(sealed)
-        # while a merge is half done, `git merge --abort` may put the older file back: the
-        # pin must not follow this one (looked at only when the pin would change)
-        self.trust.accept(doc, hold=lambda: half_done_git(self.paths.home) is not None)
+        for attempt in range(READ_ATTEMPTS):
+            sealed = self._read_vault_bytes()
+            doc = self.open(sealed)
+            try:
+                # while a merge is half done, `git merge --abort` may put the older file
+                # back: the pin must not follow this one (asked only when it would move)
+                self.trust.accept(doc, hold=lambda: half_done_git(self.paths.home) is not None)
+                break
+            except RolledBack:
+                # a save may have replaced vault.age and moved the pin between this read
+                # and the check: an older file still in place is a rollback, a newer one
+                # is read again
+                if attempt == READ_ATTEMPTS - 1 or self._read_vault_bytes() == sealed:
+                    raise
         if reusable:
             self._reusable = (_digest(sealed), doc)
         return doc
