@@ -369,9 +369,35 @@ def test_a_detached_head_and_a_stale_index_lock_say_exactly_what_to_run(
     (alice.home / ".git" / "index.lock").write_text("")  # a git killed halfway
     alice.add("two")
     stale = alice("sync")
-    assert stale.code == 1 and "if none runs, remove that index.lock" in stale.err, stale.err
-    (alice.home / ".git" / "index.lock").unlink()
+    lock = alice.home / ".git" / "index.lock"
+    assert stale.code == 1 and f"if none runs, remove it (rm {lock})" in stale.err, stale.err
+    lock.unlink()
     assert "+ two" in alice.ok("sync").out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("left", ["HEAD.lock", "refs/remotes/origin/main.lock"])
+def test_every_lock_a_killed_git_leaves_is_named_with_the_command_that_clears_it(
+    team: tuple[Member, Member, Path], left: str
+) -> None:
+    """A git killed mid-sync leaves HEAD.lock or a ref's lock as often as index.lock; a
+    fetch failing on one is no unreachable remote."""
+    alice, bob, _ = team
+    alice.add("one")
+    alice.ok("sync")
+    bob.add("two")
+    lock = bob.home / ".git" / left
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")  # what `kill -9` of a git mid-commit or mid-fetch leaves
+    stale = bob("sync")
+    assert stale.code == 1, stale.err
+    assert stale.err.splitlines()[0].endswith(f"{lock} exists"), stale.err
+    assert "not reached" not in stale.err
+    assert "keyvault: hint: a git killed mid-write left it" in stale.err
+    assert f"rm {lock}" in stale.err
+    lock.unlink()
+    assert "+ one" in bob.ok("sync").out
+    assert {e.name for e in bob.doc().entries} == {"one", "two"}
 
 
 def test_another_teams_vault_pushed_here_does_not_claim_you_were_removed(

@@ -47,8 +47,11 @@ def init_cmd(
     app.kv.refuse_overwrite()  # before asking anything
     passphrase = ask_new_passphrase()
     check_new_passphrase(passphrase)
+    finishing = app.kv.interrupted_init() is not None
     identity = app.kv.init(passphrase, log_n=work_factor, owner=owner)
     click.echo(f"created {app.paths.vault}")
+    if finishing:
+        click.echo("finished an interrupted init: the identity.age already here opens it")
     click.echo(f"your public key: {identity.recipient().to_string()}")
     click.echo("recover without keyvault: age -d -i identity.age vault.age")
     if as_team:

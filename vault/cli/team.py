@@ -66,9 +66,15 @@ def clone_cmd(app: Context, url: str, work_factor: int | None) -> None:
     refuse_clone_into(app.paths.home)  # before asking anything
     passphrase = ask_new_passphrase()
     check_new_passphrase(passphrase)
-    clone(url, app.paths.home)
+    made: list[str] = []
+
+    def make_identity(folder: Path) -> None:  # in the clone, before it becomes the home
+        identity = create_identity(app.kv, passphrase, log_n=work_factor, home=folder)
+        made.append(identity.recipient().to_string())
+
+    clone(url, app.paths.home, before_use=make_identity)
     click.echo(f"cloned into {app.paths.home}")
-    public = create_identity(app.kv, passphrase, log_n=work_factor).recipient().to_string()
+    public = made[0]
     click.echo(f"your public key: {public}")
     click.echo(f"ask a member to run: keyvault recipients add NAME {public} && keyvault sync")
     click.echo("then run: keyvault sync")
@@ -92,10 +98,12 @@ def sync_cmd(app: Context, offline: bool) -> None:
     report = sync(
         app.kv, VaultRepo(app.paths.home, environ=app.environ), at=app.kv.now_iso(), offline=offline
     )
-    _print_report(report, offline=offline)
+    # a clone killed before it printed the key leaves no other way to learn it
+    public = None if report.member else app.kv.unlocker.recipient(app.paths)
+    _print_report(report, offline=offline, public=public)
 
 
-def _print_report(report: SyncReport, *, offline: bool) -> None:
+def _print_report(report: SyncReport, *, offline: bool, public: str | None = None) -> None:
     _section(f"committed here ({len(report.committed)})", report.committed)
     _section(f"in: from {report.upstream}", report.incoming)
     _section(
@@ -106,8 +114,8 @@ def _print_report(report: SyncReport, *, offline: bool) -> None:
     print_synced(report.synced)
     if not report.member:
         warn(
-            "your identity cannot open this vault yet: ask a member to add your public key,"
-            " then sync again"
+            "your identity cannot open this vault yet: ask a member to add your public key"
+            f" ({public}), then sync again"
         )
     elif offline:
         click.echo("offline: nothing fetched or pushed")

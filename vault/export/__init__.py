@@ -193,5 +193,12 @@ def write_atomically(
     write_file_atomic(path, data, ops=WriterOps(), mode=mode, shown=str(path))
 
 
+def sweep_dead_writers(path: Path) -> None:
+    """Remove the temp copies that writes of `path` killed midway left beside it."""
+    from vault.store import files  # noqa: PLC0415 - writing paths only
+
+    files.sweep_dead_writers(path)
+
+
 def _reason(err: OSError) -> str:
     return (err.strerror or type(err).__name__).lower()

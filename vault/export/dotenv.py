@@ -33,6 +33,7 @@ from vault.export import (
     Writer,
     check_values,
     read_regular_file,
+    sweep_dead_writers,
     write_atomically,
 )
 
@@ -211,6 +212,8 @@ def update_dotenv_file(
     if changed:
         new_mode = NEW_FILE_MODE if mode is None else mode & 0o700
         write_atomically(target, edit.data, mode=new_mode, write=write)
+    else:  # a copy of a key a killed write left beside it goes even when nothing changes
+        sweep_dead_writers(target)
     warnings: tuple[str, ...] = ()
     if loose and mode is not None:
         warnings = (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 import time
@@ -80,6 +81,11 @@ def _temp_name(target: Path, tag: str) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.{tag}")
 
 
+def _temp_pattern(target: Path) -> re.Pattern[str]:
+    """What `_temp_name` makes for `target`, the writer's pid in group 1."""
+    return re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(?:tmp|bak)")
+
+
 def write_file_atomic(
     target: Path,
     data: bytes,
@@ -99,6 +105,7 @@ def write_file_atomic(
     """
     temp = _temp_name(target, "tmp")
     made: list[Path] = []
+    sweep_dead_writers(target)
     try:
         fd = ops.open_new(temp)
         made.append(temp)
@@ -125,14 +132,21 @@ def write_file_atomic(
                 made.remove(aside)
             raise
     except OSError as exc:
-        for path in made:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        _remove(made)
         existed = os.path.lexists(target)
         raise StorageError(
             f"{shown or target.name}: could not save ({_reason(exc)})",
             hint="the previous file is unchanged" if existed else "nothing was written",
         ) from None
+    except BaseException:  # Ctrl-C mid-save: the target is whole (old or new); no temp stays
+        _remove(made)
+        raise
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _set_aside(target: Path, ops: FileOps, made: list[Path]) -> Path | None:
@@ -170,6 +184,42 @@ def sweep_temp_files(target: Path) -> list[Path]:
     return removed
 
 
+def sweep_dead_writers(target: Path) -> list[Path]:
+    """Remove the temp files that writers killed mid-save (kill -9, power loss) left next to
+    `target`: those whose pid (in the name) is no longer running here. Files without a lock
+    (.env files, trust pins, identity.age) would otherwise collect one per crash, each a
+    copy of a secret. A live writer's temp is never touched."""
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+        return []
+    pattern = _temp_pattern(target)
+    removed = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []  # the save itself reports what is wrong with the folder
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and process_gone(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                (target.parent / name).unlink()
+                removed.append(target.parent / name)
+    return removed
+
+
+def process_gone(pid: int) -> bool:
+    """True when no process with this pid runs here (the writer that named a temp file
+    after itself was killed). Always False on Windows, where os.kill would terminate it."""
+    if pid == os.getpid() or sys.platform == "win32":
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # gone, or a pid no process can have
+        return True
+    except PermissionError:
+        return False  # another user's process: alive
+    return False
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else type(exc).__name__
 
@@ -186,24 +236,53 @@ def read_regular_file(path: Path) -> bytes:
 
 def write_new_private(path: Path, data: bytes, *, ops: FileOps = REAL_OPS) -> None:
     """Create `path` (0600 from the first byte, never through a symlink) holding `data`; an
-    existing file is refused rather than overwritten or left with its old permissions."""
+    existing file is refused rather than overwritten or left with its old permissions.
+
+    The bytes go to a temp file first, linked to `path` once complete (link, like O_EXCL,
+    refuses an existing name): a kill midway leaves no empty or half-written file at `path`
+    (an exported identity that looks saved but is not) for the next try to be refused by."""
+    sweep_dead_writers(path)
+    if os.path.lexists(path):
+        raise _exists(path)
+    temp = _temp_name(path, "tmp")
     try:
-        fd = ops.open_new(path)
-    except FileExistsError:
-        raise StorageError(
-            f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
-        ) from None
+        fd = ops.open_new(temp)
     except OSError as exc:
         raise StorageError(f"{path}: cannot create ({_reason(exc)})") from None
     try:
-        ops.write(fd, data)
-        ops.fsync(fd)
+        try:
+            ops.write(fd, data)
+            ops.fsync(fd)
+        finally:
+            ops.close(fd)
+        _link_new(temp, path, ops)
+    except FileExistsError:
+        raise _exists(path) from None
     except OSError as exc:
-        ops.close(fd)
-        with contextlib.suppress(OSError):
-            path.unlink()
         raise StorageError(f"{path}: could not save ({_reason(exc)})") from None
-    ops.close(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def _link_new(temp: Path, path: Path, ops: FileOps) -> None:
+    try:
+        ops.link(temp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # no hard links here (some FUSE, SMB shares): rename, after checking again
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        ops.replace(temp, path)
+    with contextlib.suppress(OSError):
+        ops.fsync_dir(path.parent)
+
+
+def _exists(path: Path) -> StorageError:
+    return StorageError(
+        f"{path}: already exists; refusing to overwrite it", hint="choose a new file name"
+    )
 
 
 def read_file(path: Path) -> bytes:

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from vault.errors import (
     AgeFormatError,
     ConcurrentModification,
     DamagedVault,
+    GitError,
     NoMatchingIdentity,
     NotARecipient,
     VaultExists,
     VaultNotFound,
+    WrongPassphrase,
 )
 from vault.model import codec
 from vault.model.clock import Clock, iso, utc_now
@@ -33,6 +36,7 @@ from vault.model.secret import Secret
 from vault.model.team import new_team
 from vault.session.identity import (
     SCRYPT_LOG_N,
+    open_identity,
     seal_identity,
 )
 from vault.session.unlock import Unlocker
@@ -112,31 +116,64 @@ class Keyvault:
         self, passphrase: Secret, *, log_n: int | None = None, owner: str = "owner"
     ) -> age.X25519Identity:
         """Create identity.age and an empty vault.age; refuse to overwrite either. `owner`
-        names the first recipient (a team vault lists its members by name)."""
+        names the first recipient (a team vault lists its members by name).
+
+        An init killed between its two files leaves identity.age alone: the next init
+        finishes it with that identity (its passphrase opens it) rather than refusing the
+        folder for good or replacing an identity someone may hold the only copy of."""
         ensure_private_dir(self.paths.home)
         refuse_shared_home(self.paths.home)
         self.refuse_overwrite()
         from vault import age  # noqa: PLC0415
 
         now = self.clock()
-        identity = age.X25519Identity.generate()
-        sealed_identity = seal_identity(
-            identity, passphrase, log_n=log_n or self.config.scrypt_log_n or SCRYPT_LOG_N, now=now
-        )
+        left = self.interrupted_init()
+        if left is not None:
+            identity, sealed_identity = _reopen_identity(left, passphrase), None
+        else:
+            identity = age.X25519Identity.generate()
+            cost = log_n or self.config.scrypt_log_n or SCRYPT_LOG_N
+            sealed_identity = seal_identity(identity, passphrase, log_n=cost, now=now)
         at = iso(now)
         first = Recipient(owner, identity.recipient().to_string(), added_at=at)
         doc = VaultDoc(generation=1, recipients=[first], team=new_team(at=at, rand=self.rand))
         doc.record(Event(at, Action.INIT))  # the team record is part of the new vault
         with locked(self.paths.lock, timeout=self.lock_timeout):
-            write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
+            # again under the lock: a second init running at the same time must not pair
+            # its identity with this vault (os.replace would overwrite without a word)
+            if left is None:
+                self.refuse_overwrite(finishing=False)
+            elif self.interrupted_init() != left:
+                raise ConcurrentModification(
+                    "identity.age changed while init ran; nothing was saved",
+                    hint="run `keyvault init` again",
+                )
+            sweep_temp_files(self.paths.identity)
+            sweep_temp_files(self.paths.vault)
+            if sealed_identity is not None:
+                write_file_atomic(self.paths.identity, sealed_identity, ops=self.ops)
             write_file_atomic(self.paths.vault, self.seal(doc), ops=self.ops)
         self.trust.remember(doc)
         return identity
 
-    def refuse_overwrite(self) -> None:
+    def interrupted_init(self) -> bytes | None:
+        """identity.age's bytes when it is here without any vault (an init killed between
+        writing it and vault.age), else None."""
+        vault_files = (self.paths.vault, self.paths.backup)
+        if any(p.exists() or p.is_symlink() for p in vault_files):
+            return None
+        try:
+            return read_file(self.paths.identity)
+        except FileNotFoundError:
+            return None
+
+    def refuse_overwrite(self, *, finishing: bool = True) -> None:
         """VaultExists when this home already holds a vault or an identity (`init` says so
-        before it asks for a passphrase)."""
+        before it asks for a passphrase). `finishing`: an identity left by an interrupted
+        init is no reason to refuse (init finishes the job)."""
         for path in (self.paths.vault, self.paths.identity):
+            if path == self.paths.identity and finishing and self.interrupted_init():
+                continue
             if path.exists() or path.is_symlink():
                 raise VaultExists(
                     f"{path} already exists: this folder already holds a vault",
@@ -161,7 +198,9 @@ class Keyvault:
         pinned = self.trust.pinned()  # first: see Trust.accept
         sealed = self._read_vault_bytes()
         doc = self.open(sealed)
-        self.trust.accept(doc, pinned)
+        # while a merge is half done, `git merge --abort` may put the older file back: the
+        # pin must not follow this one (asked only when it would move)
+        self.trust.accept(doc, pinned, hold=lambda: half_done_git(self.paths.home) is not None)
         if reusable:
             self._reusable = (_digest(sealed), doc)
         return doc
@@ -172,7 +211,9 @@ class Keyvault:
         try:
             plain = self.unlocker.decrypt(self.paths, sealed)
         except AgeFormatError as exc:
-            raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=exc.hint) from None
+            # cut short by a crash or power loss on a disk that lied about fsync
+            hint = exc.hint or "`keyvault doctor` checks whether vault.age.bak opens"
+            raise type(exc)(f"{self.paths.vault.name}: {exc.message}", hint=hint) from None
         except NoMatchingIdentity:
             raise NotARecipient(
                 "this identity cannot open vault.age",
@@ -187,6 +228,9 @@ class Keyvault:
             hint = "run `keyvault init` to create one"
             if self.paths.backup.exists():
                 hint = f"a backup exists: {self.paths.backup}"
+            elif self.paths.identity.exists():
+                hint = "identity.age is here without it (an interrupted init?):"
+                hint += " `keyvault init` finishes it"
             raise VaultNotFound(f"no vault at {self.paths.vault}", hint=hint) from None
 
     # --- change ---------------------------------------------------------------------------
@@ -203,8 +247,15 @@ class Keyvault:
         if not self.paths.vault.exists():
             self._read_vault_bytes()  # raises VaultNotFound with the right hint
         self.synced = []
+        busy = half_done_git(self.paths.home)
+        if busy is not None:  # a change saved now would be lost by its abort, or pushed mixed
+            raise GitError(
+                f"{busy} is in progress in the vault repository; nothing was saved",
+                hint=f"finish or abort it first (git -C {self.paths.home} status)",
+            )
         with locked(self.paths.lock, timeout=self.lock_timeout):
-            sweep_temp_files(self.paths.vault)
+            for target in (self.paths.vault, self.paths.identity):  # passwd saves under it too
+                sweep_temp_files(target)
             stamp = file_stamp(self.paths.vault)  # before reading: a replace in between shows
             sealed = self._read_vault_bytes()
             reusable, self._reusable = self._reusable, None
@@ -275,6 +326,34 @@ class Keyvault:
 
     def now_iso(self) -> str:
         return iso(self.clock())
+
+
+_HALF_DONE = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+)
+
+
+def half_done_git(home: Path) -> str | None:
+    """The git operation left half done in a team vault's home (a merge git's driver could
+    not finish, one killed midway), if any: its vault.age may be thrown away by an abort."""
+    git = home / ".git"
+    if not git.is_dir():
+        return None
+    return next((what for marker, what in _HALF_DONE if (git / marker).exists()), None)
+
+
+def _reopen_identity(sealed: bytes, passphrase: Secret) -> age.X25519Identity:
+    try:
+        return open_identity(sealed, passphrase)
+    except WrongPassphrase as exc:
+        raise WrongPassphrase(
+            exc.message,
+            hint="identity.age is left from an interrupted `keyvault init`: give the passphrase"
+            " you gave then, or move identity.age away to start afresh",
+        ) from None
 
 
 def _digest(data: bytes) -> bytes:

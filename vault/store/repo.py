@@ -68,6 +68,11 @@ def textconv_command() -> str:
     return f"{shlex.quote(sys.executable)} -P -m vault textconv"
 
 
+# git's lock files (index.lock, HEAD.lock, refs/…/main.lock) outlive a git killed mid-write,
+# and every later git that needs one fails on it
+_STALE_LOCK = re.compile(rb"Unable to create '([^'\n]+\.lock)': File exists")
+
+
 class VaultRepo:
     """git in one vault home, through the VAULT_REPO profile; failures raise GitError."""
 
@@ -110,15 +115,16 @@ class VaultRepo:
             )
         if done is None:
             raise GitError(f"git {args[0]} did not run (is git installed?) or took too long")
-        if check and done.returncode != 0:
-            stale = b"index.lock': File exists" in done.stderr  # a git killed mid-write
+        stale = _STALE_LOCK.search(done.stderr) if done.returncode != 0 else None
+        if stale is not None:  # checked or not: a fetch that fails on it is no network error
+            left = stale.group(1).decode("utf-8", "replace")
             raise GitError(
-                f"git {args[0]} failed: {self.why(done)}",
-                hint="another git is running in the vault home, or one was killed: if none"
-                " runs, remove that index.lock"
-                if stale
-                else None,
+                f"git {args[0]} failed: {left} exists",
+                hint="a git killed mid-write left it, or another git is running in the vault"
+                f" home: if none runs, remove it (rm {shlex.quote(left)}) and sync again",
             )
+        if check and done.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {self.why(done)}")
         return done
 
     def text(self, *args: str, **kwargs: object) -> str:

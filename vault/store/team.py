@@ -7,14 +7,18 @@ identity, and waits for a member to add their public key (docs/team.md).
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from vault.errors import GitError, SyncPending, VaultExists
 from vault.model.secret import Secret
 from vault.session.identity import SCRYPT_LOG_N, seal_identity
 from vault.store.config import ensure_private_dir
-from vault.store.files import locked, write_file_atomic
+from vault.store.files import locked, process_gone, write_file_atomic
 from vault.store.keyvault import Keyvault
 from vault.store.repo import NETWORK_TIMEOUT, SHARED, VaultRepo, without_credentials
 from vault.store.sync import REMOTE, author
@@ -72,18 +76,54 @@ def refuse_clone_into(home: Path) -> None:
         )
 
 
-def clone(url: str, home: Path, *, git: str = "git") -> VaultRepo:
-    """Clone a team vault into `home` (which must not hold a vault yet). On failure `home`
-    is as it was: missing, or an empty folder (so the same command can be run again)."""
+def clone(
+    url: str,
+    home: Path,
+    *,
+    git: str = "git",
+    before_use: Callable[[Path], None] = lambda _folder: None,
+) -> VaultRepo:
+    """Clone a team vault into `home` (which must not hold a vault yet).
+
+    The clone is made in a private folder beside `home`, `before_use` adds to it (the new
+    identity), and it is renamed into place whole: a clone killed or failing midway leaves
+    `home` as it was (missing, or an empty folder), so the same command runs again, and a
+    home never holds a vault without the identity made for it."""
     refuse_clone_into(home)
-    existed = home.exists()
     ensure_private_dir(home.parent)
+    _sweep_dead_clones(home)
+    staging = home.with_name(f".{home.name}.{os.getpid()}.{os.urandom(4).hex()}.clone")
     try:
-        return _clone(url, home, git)
+        _clone(url, staging, git)
+        before_use(staging)
+        refuse_clone_into(home)  # again: made while the clone ran
+        _move_into_place(staging, home)
     except BaseException:
-        if home.is_dir():
-            _empty(home, remove=not existed)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    return VaultRepo(home, git=git)
+
+
+def _move_into_place(staging: Path, home: Path) -> None:
+    try:
+        staging.rename(home)  # POSIX: onto a missing or empty folder, atomically
+    except OSError:
+        if not home.is_dir():
+            raise
+        home.rmdir()  # Windows renames onto nothing; the folder is empty (checked above)
+        staging.rename(home)
+
+
+_STAGING = r"\.{name}\.(\d+)\.[0-9a-f]{{8}}\.clone"
+
+
+def _sweep_dead_clones(home: Path) -> None:
+    """Staging folders of clones killed midway (their pid no longer runs) go."""
+    pattern = re.compile(_STAGING.format(name=re.escape(home.name)))
+    for left in home.parent.glob(f".{glob.escape(home.name)}.*.clone"):
+        match = pattern.fullmatch(left.name)
+        if match and process_gone(int(match.group(1))) and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def _clone(url: str, home: Path, git: str) -> VaultRepo:
@@ -129,29 +169,20 @@ def _check_out_vault_branch(repo: VaultRepo, url: str) -> None:
     repo.run("config", f"branch.{branch}.merge", f"refs/heads/{branch}")
 
 
-def _empty(folder: Path, *, remove: bool) -> None:
-    """Undo a failed clone: what it wrote goes (the folder itself too when it made it)."""
-    if remove:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
-
-
 def create_identity(
-    kv: Keyvault, passphrase: Secret, *, log_n: int | None = None
+    kv: Keyvault, passphrase: Secret, *, log_n: int | None = None, home: Path | None = None
 ) -> age.X25519Identity:
-    """A new identity.age for this machine's member (the vault itself came with the clone)."""
+    """A new identity.age for this machine's member (the vault itself came with the clone),
+    in `home` when given (a clone not yet moved into kv's home)."""
     from vault import age  # noqa: PLC0415
 
-    if kv.paths.identity.exists():
-        raise VaultExists(f"{kv.paths.identity} already exists")
+    folder = home or kv.paths.home
+    path, lock = folder / kv.paths.identity.name, folder / kv.paths.lock.name
+    if path.exists():
+        raise VaultExists(f"{path} already exists")
     identity = age.X25519Identity.generate()
     cost = log_n or kv.config.scrypt_log_n or SCRYPT_LOG_N
     sealed = seal_identity(identity, passphrase, log_n=cost, now=kv.clock())
-    with locked(kv.paths.lock, timeout=kv.lock_timeout):
-        write_file_atomic(kv.paths.identity, sealed, ops=kv.ops)
+    with locked(lock, timeout=kv.lock_timeout):
+        write_file_atomic(path, sealed, ops=kv.ops)
     return identity

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vault.errors import ForeignVault, ForgedVault, InvalidValue, RolledBack, StorageError
@@ -127,23 +127,33 @@ class Trust:
             )
         return pin
 
-    def accept(self, doc: VaultDoc, pinned: Pin | None) -> None:
+    def accept(
+        self, doc: VaultDoc, pinned: Pin | None, *, hold: Callable[[], bool] = lambda: False
+    ) -> None:
         """Check `doc` against `pinned`, the pin read before the file `doc` came from, and
-        let the pin follow it (written only when it changed).
+        let the pin follow it (written only when it changed, and not when `hold()` says the
+        file may yet be thrown away).
 
         Before, not after: a save writes vault.age, then the pin. A pin read after the file
         may be a concurrent save's, newer than the file this reader got, and the reader
         would take its own slightly older copy for a rollback."""
-        self.remember(doc, self.check_against(doc, pinned))
+        self.remember(doc, self.check_against(doc, pinned), hold=hold)
 
     # --- writing ---------------------------------------------------------------------------
 
-    def remember(self, doc: VaultDoc, known: Pin | None = None, *, strict: bool = False) -> None:
+    def remember(
+        self,
+        doc: VaultDoc,
+        known: Pin | None = None,
+        *,
+        strict: bool = False,
+        hold: Callable[[], bool] = lambda: False,
+    ) -> None:
         """Pin `doc` (just accepted or written here) unless the pin already says as much. A
         failed write is silent on the everyday path (the open still succeeds) unless
         `strict`; `keyvault doctor` reports a pin it cannot keep."""
         new = pin_of(doc)
-        if new is None or new == (known if known is not None else self.pinned()):
+        if new is None or new == (known if known is not None else self.pinned()) or hold():
             return
         current = self.pinned()  # again: another keyvault may have pinned a newer version
         if current is not None and current.vault_id == new.vault_id and doc.team is not None:
