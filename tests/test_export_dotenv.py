@@ -26,6 +26,7 @@ from vault.export import OPENAI_VARIABLES, Unrepresentable
 from vault.export.dotenv import (
     git_tracking_warning,
     quote_dotenv,
+    read_assignment,
     render_dotenv,
     update_dotenv_file,
 )
@@ -210,7 +211,7 @@ USER_FILE = (
     b"# my settings\r\n"
     b"\n"
     b"DEBUG=1\n"
-    b"export OPENAI_API_KEY=old-key # keep me? no\n"
+    b"export OPENAI_API_KEY=old-key # the comment stays\n"
     b'CERT="-----BEGIN\n'
     b"OPENAI_API_KEY=not-a-line-of-ours\n"
     b'-----END"\n'
@@ -234,7 +235,7 @@ def test_update_replaces_in_place_and_keeps_everything_else(tmp_path: Path) -> N
         b"# my settings\r\n"
         b"\n"
         b"DEBUG=1\n"
-        b"export OPENAI_API_KEY=" + key.encode() + b"\n"
+        b"export OPENAI_API_KEY=" + key.encode() + b" # the comment stays\n"
         b'CERT="-----BEGIN\n'
         b"OPENAI_API_KEY=not-a-line-of-ours\n"
         b'-----END"\n'
@@ -250,6 +251,41 @@ def test_update_replaces_in_place_and_keeps_everything_else(tmp_path: Path) -> N
     parsed = dotenv_values(stream=io.StringIO(text))
     assert parsed["OPENAI_API_KEY"] == key
     assert parsed["CERT"] == "-----BEGIN\nOPENAI_API_KEY=not-a-line-of-ours\n-----END"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"OPENAI_API_KEY=sk-old # prod key, rotate monthly",
+        b"OPENAI_API_KEY='sk-old'   # quoted",
+        b'export OPENAI_API_KEY="sk-old" #tight',
+        b"OPENAI_API_KEY = sk-old\t# tab before it",
+    ],
+)
+def test_a_comment_after_a_replaced_value_is_kept(tmp_path: Path, line: bytes) -> None:
+    target = tmp_path / ".env"
+    target.write_bytes(b"A=1\n" + line + b"\r\n")
+    comment = line[line.index(b"#") :]
+    key = make_key()
+    update_dotenv_file(target, {"OPENAI_API_KEY": key}, OPENAI_VARIABLES)
+    written = target.read_bytes()
+    assert written.endswith(comment + b"\r\n") and b"sk-old" not in written
+    text = written.decode()
+    for parse in (lambda t: dotenv_values(stream=io.StringIO(t)), node_dotenv_parse):
+        assert parse(text)["OPENAI_API_KEY"] == key
+    # and the file is still recognised as ours: the next sync changes it again
+    newer = make_key()
+    update_dotenv_file(target, {"OPENAI_API_KEY": newer}, OPENAI_VARIABLES)
+    assert target.read_bytes() == written.replace(key.encode(), newer.encode())
+    assert read_assignment(target.read_bytes(), "OPENAI_API_KEY") == newer
+
+
+def test_a_hash_inside_a_value_is_not_a_comment(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    target.write_bytes(b"OPENAI_API_KEY=sk#old\nOPENAI_BASE_URL='https://x/#a' # real\n")
+    key = make_key()
+    update_dotenv_file(target, {"OPENAI_API_KEY": key}, OPENAI_VARIABLES)
+    assert target.read_bytes() == f"OPENAI_API_KEY={key}\n".encode()
 
 
 @pytest.mark.slow

@@ -119,6 +119,27 @@ def _statement_end(lines: list[str], start: int, rest: str) -> int:
     return start
 
 
+_COMMENT_AFTER_VALUE: Final = re.compile(r"[ \t]+#[^\r\n]*")
+
+
+def _trailing_comment(statement: _Statement) -> str:
+    """The ` # …` after an assignment's value on its last line (python-dotenv, node dotenv
+    and docker compose all read it as a comment), kept when keyvault rewrites the value."""
+    text = "\n".join(statement.lines).rstrip("\r")
+    rest = text.split("=", 1)[1].lstrip(" \t")
+    if rest[:1] in ("'", '"'):
+        quote = rest[0]
+        close = next(
+            (i for i in range(1, len(rest)) if rest[i] == quote and rest[i - 1] != "\\"), None
+        )
+        if close is None:
+            return ""
+        after = rest[close + 1 :]
+        return after if _COMMENT_AFTER_VALUE.fullmatch(after) else ""
+    found = _COMMENT_AFTER_VALUE.search(rest)
+    return found.group() if found is not None and "\n" not in rest else ""
+
+
 def _statements(lines: list[str]) -> list[_Statement]:
     found: list[_Statement] = []
     index = 0
@@ -146,6 +167,8 @@ def read_assignment(data: bytes, name: str) -> str | None:
     for statement in _statements(lines):
         if statement.name == name:
             text = "\n".join(statement.lines).rstrip("\r")
+            comment = _trailing_comment(statement)  # kept by _edit when it wrote the value
+            text = text.removesuffix(comment) if comment else text
             found = _unquote(text.split("=", 1)[1].strip(" \t"))
     return found
 
@@ -258,7 +281,9 @@ def _edit(
             kept.extend(statement.lines)
         elif statement.name in quoted and statement.name not in replaced:
             cr = "\r" if statement.lines[-1].endswith("\r") else ""
-            kept.append(f"{statement.prefix}{statement.name}={quoted[statement.name]}{cr}")
+            comment = _trailing_comment(statement)
+            value = quoted[statement.name]
+            kept.append(f"{statement.prefix}{statement.name}={value}{comment}{cr}")
             replaced.append(statement.name)
         elif statement.name not in quoted:
             removed.append(statement.name)

@@ -75,7 +75,8 @@ def parse_identity_text(text: str, *, source: str) -> age.X25519Identity:
     """The first `AGE-SECRET-KEY-1…` line of an identity file (comments and blanks skipped)."""
     from vault import age  # noqa: PLC0415
 
-    for raw_line in text.splitlines():
+    # a byte-order mark first: the file was saved by Notepad or PowerShell
+    for raw_line in text.removeprefix("\ufeff").splitlines():
         line = raw_line.strip()
         if line and not line.startswith("#"):
             try:
@@ -145,7 +146,8 @@ def read_passphrase_file(
     """KEYVAULT_PASSPHRASE_FILE (or `variable`): the first line, without its newline. A file
     others can read is used, with a warning through `warn` (as ssh warns about keys)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Notepad, PowerShell) is not part of the passphrase
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         # the decoder's message quotes a byte of the passphrase: say only what is wrong
         raise NoPassphraseSource(f"{variable} {path} is not UTF-8 text") from None

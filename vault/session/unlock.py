@@ -189,10 +189,14 @@ def _unanswered(session: SessionLike) -> bool:
 
 def _read_text(path: os.PathLike[str]) -> str:
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is no part of it
             return handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NoPassphraseSource(f"cannot read identity file {path} ({exc})") from None
+    except UnicodeDecodeError:
+        # the decoder's message quotes a byte of the identity: say only what is wrong
+        raise NoPassphraseSource(f"identity file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise NoPassphraseSource(f"cannot read identity file {path} ({reason})") from None
 
 
 LOST_IDENTITY_HINT = (

@@ -72,9 +72,10 @@ def find_project_file(start: Path, *, warn: Warn | None = None) -> Path | None:
     return None
 
 
-def read_project_file(path: Path) -> str | None:
+def read_project_file(path: Path, *, warn: Warn | None = None) -> str | None:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Notepad, PowerShell) is not TOML's business
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({_reason(exc)})") from None
     plain, project = plain_project_file(text)
@@ -89,6 +90,11 @@ def read_project_file(path: Path) -> str | None:
     project = data.get("project")
     if project is not None and not isinstance(project, str):
         raise ConfigError(f"{path}: 'project' must be a string")
+    unknown = sorted(key for key in data if key != "project")
+    if unknown and warn is not None:
+        # a typo (`projekt = "x"`) must not quietly mean "no project here"
+        names = ", ".join(repr(key) for key in unknown)
+        warn(f"{path}: ignoring {names}: a project file holds only 'project = \"NAME\"'")
     return project or None
 
 
@@ -137,7 +143,7 @@ def resolve_project(
         return ProjectChoice(option or None, "--project")
     found = find_project_file(cwd, warn=warn)
     if found is not None:
-        project = read_project_file(found)
+        project = read_project_file(found, warn=warn)
         if project:
             return ProjectChoice(project, str(found))
     if config.default_project:
@@ -148,7 +154,7 @@ def resolve_project(
 def folder_project(cwd: Path, *, warn: Warn | None = None) -> str | None:
     """The project a folder belongs to (its project file), for the directory hook."""
     found = find_project_file(cwd, warn=warn)
-    return read_project_file(found) if found is not None else None
+    return read_project_file(found, warn=warn) if found is not None else None
 
 
 # --- the context --------------------------------------------------------------------------
