@@ -135,14 +135,21 @@ _keyvault_hook() {
     fi
   fi
 }
-typeset -ag precmd_functions
-if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
-  precmd_functions=(_keyvault_hook $precmd_functions)
-fi
+() {
+  # the user's options (ksh_arrays with nounset) must not break loading it in .zshrc
+  emulate -L zsh
+  typeset -ag precmd_functions
+  # hook-env assigns these in _keyvault_hook: declared here, warn_create_global stays quiet
+  typeset -g _KEYVAULT_SOCKET _KEYVAULT_VAULT _KEYVAULT_CONFIG
+  if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
+    precmd_functions=(_keyvault_hook $precmd_functions)
+  fi
+}
 """
 
 _FISH: Final = r"""function _keyvault_find
-    set -l dir (builtin pwd -P)
+    # `string collect`: a command substitution splits at line breaks, which a name may hold
+    set -l dir (builtin pwd -P 2>/dev/null | string collect)
     test "$dir" = / && set dir ''
     set -g _KEYVAULT_FOUND ''
     while true
@@ -156,7 +163,7 @@ _FISH: Final = r"""function _keyvault_find
             return 0
         end
         test -z "$dir" && return 0
-        set dir (string replace -r '/[^/]*$' '' -- "$dir")
+        set dir (string replace -r '/[^/]*$' '' -- "$dir" | string collect)
     end
 end
 function _keyvault_state
