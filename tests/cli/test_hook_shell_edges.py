@@ -112,3 +112,61 @@ def test_strict_shell_options_load_and_run_the_hook_quietly(
     got = script.results()
     assert got == {"IN": keys["demo"], "OUT": "unset", "DONE": "1"}
     assert noise(script.stderr) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_project_file_created_in_the_folder_counts_at_the_next_prompt(
+    hooked: Hooked, vault_cli: Cli, tmp_path: Path, shell: str
+) -> None:
+    """The search ran once per change of folder while no file was found: a file written
+    where the shell sat was ignored until a `cd`, while `keyvault env` used it at once."""
+    _, _, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    script = shell_for(shell, hooked)
+    script.cd(plain).show("BEFORE").prompt().calls("QUIET")
+    script.run("echo 'project = \"demo\"' > .keyvault.toml").prompt().show("CREATED")
+    script.run("rm .keyvault.toml").prompt().show("REMOVED").prompt().calls("CALLS")
+    got = script.results()
+    assert got == {
+        "BEFORE": "unset",
+        "QUIET": "0",
+        "CREATED": keys["demo"],
+        "REMOVED": "unset",
+        "CALLS": "2",
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_cd_through_a_re_pointed_link_follows_the_new_folder(
+    hooked: Hooked, vault_cli: Cli, tmp_path: Path, shell: str
+) -> None:
+    """`current -> v1` (project demo), re-pointed to v2 (project other), then `cd current`
+    again: the same `$PWD`, another folder; the hook must not keep demo's key there."""
+    _, _, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    for version, project in (("v1", "demo"), ("v2", "other")):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / ".keyvault.toml").write_text(f'project = "{project}"\n')
+    link = tmp_path / "current"
+    link.symlink_to(tmp_path / "v1")
+    repoint = f"ln -sfn {quoted(shell, tmp_path / 'v2')} {quoted(shell, link)}"
+    script = shell_for(shell, hooked)
+    script.cd(link).show("V1").prompt().run(repoint).prompt().show("STAYED")
+    script.cd(link).show("V2")
+    got = script.results()
+    # the shell stays in v1's folder until it changes folder, as `keyvault env` there would
+    assert got == {"V1": keys["demo"], "STAYED": keys["demo"], "V2": keys["other"]}
+
+    # re-pointed before the hook first looked: it must watch v1's file, where the shell is
+    link.unlink()
+    link.symlink_to(tmp_path / "v1")
+    edit = f"echo 'project = \"other\"' > {quoted(shell, tmp_path / 'v1' / '.keyvault.toml')}"
+    script = shell_for(shell, hooked)
+    script.run(f"cd {quoted(shell, link)}").run(repoint).prompt().show("FIRST")
+    script.run(edit).prompt().show("EDITED")
+    got = script.results()
+    assert got == {"FIRST": keys["demo"], "EDITED": keys["other"]}
