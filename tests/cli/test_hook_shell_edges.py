@@ -170,3 +170,24 @@ def test_a_cd_through_a_re_pointed_link_follows_the_new_folder(
     script.run(edit).prompt().show("EDITED")
     got = script.results()
     assert got == {"FIRST": keys["demo"], "EDITED": keys["other"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_project_file_edited_into_nonsense_gives_the_users_values_back(
+    hooked: Hooked, vault_cli: Cli, shell: str
+) -> None:
+    """hook-env failed on the unreadable file and changed nothing, so the shell kept demo's
+    key for a folder whose file no longer names demo (`keyvault env` there fails)."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    project_file = quoted(shell, project / ".keyvault.toml")
+    set_mine = "set -gx OPENAI_API_KEY mine" if shell == "fish" else "export OPENAI_API_KEY=mine"
+    script = shell_for(shell, hooked)
+    script.run(set_mine).cd(project).show("IN")
+    script.run(f"echo 'project = ' > {project_file}").prompt().show("BROKEN").prompt().prompt()
+    script.run(f"echo 'project = \"demo\"' > {project_file}").prompt().show("MENDED")
+    got = script.results()
+    assert got == {"IN": keys["demo"], "BROKEN": "mine", "MENDED": keys["demo"]}
+    said = [line for line in noise(script.stderr) if "not exporting" in line]
+    assert len(said) == 1 and "cannot read" in said[0], script.stderr

@@ -129,7 +129,13 @@ def _hook_change(app: Context) -> HookChange:
         # a shell that `keyvault exec --project B -- bash` started: exec chose the project for
         # its whole process tree, and a project folder must not swap B's key for its own
         return HookChange({}, [])
-    project = folder_project(app.cwd, warn=warn)
+    try:
+        project = folder_project(app.cwd, warn=warn)
+    except KeyvaultError as exc:
+        # a project file edited into something unreadable no longer names the project
+        # whose key the shell holds: leave it (once, the hook runs again when it changes)
+        warn(f"not exporting a project here: {exc.message}")
+        return hook_change(app.environ, None, None)
     values = _unlocked_values(app, project) if project else None
     return hook_change(app.environ, project, values)
 
