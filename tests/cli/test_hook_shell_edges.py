@@ -191,3 +191,32 @@ def test_a_project_file_edited_into_nonsense_gives_the_users_values_back(
     assert got == {"IN": keys["demo"], "BROKEN": "mine", "MENDED": keys["demo"]}
     said = [line for line in noise(script.stderr) if "not exporting" in line]
     assert len(said) == 1 and "cannot read" in said[0], script.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_leaving_never_fails_on_a_value_that_is_not_utf8(
+    hooked: Hooked, vault_cli: Cli, shell: str
+) -> None:
+    """The user's OPENAI_ORG_ID held a byte that is not UTF-8: giving it back failed all of
+    `hook-env` on leaving, so the project's key stayed in the shell outside its folder."""
+    _, project, keys = hooked
+    vault_cli.ok("unlock", "--ttl", "5m")
+    script = shell_for(shell, hooked)
+    script.run("export OPENAI_API_KEY=mine OPENAI_ORG_ID=$'org\\xff'")
+    script.cd(project).show("IN").show("IN_ORG", "OPENAI_ORG_ID")
+    script.cd("/").show("OUT").show("OUT_ORG", "OPENAI_ORG_ID").show(
+        "LEFT", "KEYVAULT_HOOK_PROJECT"
+    )
+    got = script.results()
+    assert got == {
+        "IN": keys["demo"],
+        "IN_ORG": "unset",
+        "OUT": "mine",
+        "OUT_ORG": "unset",
+        "LEFT": "unset",
+    }
+    assert noise(script.stderr) == [
+        "keyvault: warning: the value of OPENAI_ORG_ID is not valid unicode text:"
+        " it is unset rather than given back"
+    ]
