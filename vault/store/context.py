@@ -74,8 +74,9 @@ def find_project_file(start: Path, *, warn: Warn | None = None) -> Path | None:
 
 def read_project_file(path: Path, *, warn: Warn | None = None) -> str | None:
     try:
-        # utf-8-sig: a byte-order mark (Notepad, PowerShell) is not TOML's business
-        text = path.read_text(encoding="utf-8-sig")
+        # a byte-order mark (Notepad, PowerShell) is not TOML's business; dropped by hand, as
+        # the utf-8-sig codec would, which is one more module for every hook-env to import
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({_reason(exc)})") from None
     plain, project = plain_project_file(text)
