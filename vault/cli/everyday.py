@@ -118,8 +118,29 @@ def hook_env(app: Context, shell: str) -> None:
         VAULT_VARIABLE: str(app.paths.vault.absolute()),  # the shell will leave this folder
         CONFIG_VARIABLE: str(app.paths.config.absolute()),
     }
-    text = render_unsets(change.unset, shell) + render_exports(change.set, shell)
+    writable, unwritable = _writable(change.set)
+    text = render_unsets([*change.unset, *unwritable], shell) + render_exports(writable, shell)
     write_text(text + render_shell_variables(watch, shell))
+
+
+def _writable(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The values a shell can be given, and the names of those it cannot (unset instead).
+
+    The user's own value comes back from the environment, where it may hold bytes that are
+    not UTF-8: refusing it failed the whole `hook-env`, and leaving a project then kept the
+    project's key. Unset, with a warning naming the variable, it is at least not another
+    project's."""
+    from vault.export import check_value  # noqa: PLC0415
+
+    writable: dict[str, str] = {}
+    unwritable: list[str] = []
+    for name, value in values.items():
+        try:
+            writable[name] = check_value(name, value)
+        except KeyvaultError as exc:
+            warn(f"{exc.message}: it is unset rather than given back")
+            unwritable.append(name)
+    return writable, unwritable
 
 
 def _hook_change(app: Context) -> HookChange:
@@ -129,7 +150,13 @@ def _hook_change(app: Context) -> HookChange:
         # a shell that `keyvault exec --project B -- bash` started: exec chose the project for
         # its whole process tree, and a project folder must not swap B's key for its own
         return HookChange({}, [])
-    project = folder_project(app.cwd, warn=warn)
+    try:
+        project = folder_project(app.cwd, warn=warn)
+    except KeyvaultError as exc:
+        # a project file edited into something unreadable no longer names the project
+        # whose key the shell holds: leave it (once, the hook runs again when it changes)
+        warn(f"not exporting a project here: {exc.message}")
+        return hook_change(app.environ, None, None)
     values = _unlocked_values(app, project) if project else None
     return hook_change(app.environ, project, values)
 

@@ -4,8 +4,9 @@ Before each prompt the hook compares, with shell builtins only, what decides the
 - the nearest `.keyvault.toml` above the working folder, searched like Python's
   `find_project_file` (the physical folder, any regular file), with the first 4 KiB of its
   text when it is ours (so an edit is noticed at the next prompt; another user's file is
-  read by nobody); searched again at every prompt while one is found, once per change of
-  folder otherwise;
+  read by nobody); searched again at every prompt (a few `stat` calls), so a file created,
+  edited or removed while the shell sits in the folder counts at the next prompt, as it
+  does for `keyvault env`;
 - `KEYVAULT_HOME` and `KEYVAULT_HOOK_PROJECT` (what the hook exported last);
 - the first 96 bytes of vault.age: its age header, whose first stanza holds a share made
   afresh for every save, so a rotation, an edit or a `sync` that brought a new vault is
@@ -17,8 +18,11 @@ It runs `keyvault hook-env` only when one of them changed while a project file w
 project is exported; `hook-env` then decides everything (ownership of the file, the project,
 whether the vault opens without asking) through vault/export/hook.py. In a folder with no
 project file and nothing exported, no process starts at all. Where the working folder goes
-through a symbolic link, bash runs one `pwd -P` (a fork) per change of folder; zsh (`:A`)
-and fish (`builtin pwd -P`) resolve it in the shell.
+through a symbolic link, bash runs one `pwd -P` (a fork) per change of folder and keeps the
+answer while `.` is that folder (`-ef`: the same inode); zsh (`:A`) and fish (`builtin pwd
+-P`) resolve it in the shell. All three resolve the path `$PWD` names, which is not where
+the shell is once a link on it was re-pointed (a deploy's `current`) or a folder moved:
+`. -ef` catches that, and getcwd (`pwd -P` in a fork) answers in that rare case.
 
 Every `cd` within one project, or between folders without one, costs a few `stat` calls
 (`python bench/startup.py` prints it). The shell-side names are `_KEYVAULT_*`; the exported
@@ -38,10 +42,18 @@ CONFIG_VARIABLE: Final = "_KEYVAULT_CONFIG"  # and the config.toml (default_base
 
 _BASH: Final = r"""_keyvault_find() {
   local dir=$PWD probe=$PWD text=
-  while [[ -n $probe ]]; do
-    if [[ -L $probe ]]; then dir=$(builtin pwd -P); break; fi
-    probe=${probe%/*}
-  done
+  if [[ -n ${_KEYVAULT_PHYSICAL-} && . -ef $_KEYVAULT_PHYSICAL ]]; then
+    dir=$_KEYVAULT_PHYSICAL  # still the same folder (-ef: same inode, no process)
+  else
+    while [[ -n $probe ]]; do
+      if [[ -L $probe ]]; then dir=$(builtin pwd -P 2>/dev/null); break; fi
+      probe=${probe%/*}
+    done
+    # a folder moved or a link re-pointed since the `cd`: $PWD names another folder now,
+    # and bash's own pwd -P resolves $PWD too; the pwd program asks getcwd (rare)
+    [[ . -ef $dir ]] || dir=$(exec pwd -P 2>/dev/null)
+    _KEYVAULT_PHYSICAL=$dir
+  fi
   [[ $dir == / ]] && dir=
   _KEYVAULT_FOUND=
   while :; do
@@ -69,10 +81,7 @@ _keyvault_state() {
 }
 _keyvault_hook() {
   local rc=$?
-  if [[ ${_KEYVAULT_PWD-} != "$PWD" || -n ${_KEYVAULT_FOUND-} ]]; then
-    _KEYVAULT_PWD=$PWD
-    _keyvault_find
-  fi
+  _keyvault_find
   if [[ -n ${_KEYVAULT_FOUND-} || -n ${KEYVAULT_HOOK_PROJECT-} ]]; then
     _keyvault_state
     if [[ $_KEYVAULT_NOW != "${_KEYVAULT_STATE-}" ]]; then
@@ -92,6 +101,9 @@ esac
 _ZSH: Final = r"""_keyvault_find() {
   emulate -L zsh
   local dir=${PWD:A} text=
+  # :A resolves what $PWD names now; after a link was re-pointed or a folder moved that is
+  # not where the shell is, and only getcwd (pwd -P, a fork in that rare case) knows
+  [[ . -ef $dir ]] || dir=$(builtin pwd -P 2>/dev/null)
   [[ $dir == / ]] && dir=
   typeset -g _KEYVAULT_FOUND=
   while :; do
@@ -122,10 +134,7 @@ _keyvault_state() {
   if [[ -n ${_KEYVAULT_SOCKET-} && -S $_KEYVAULT_SOCKET ]]; then _KEYVAULT_NOW+=1; fi
 }
 _keyvault_hook() {
-  if [[ ${_KEYVAULT_PWD-} != "$PWD" || -n ${_KEYVAULT_FOUND-} ]]; then
-    typeset -g _KEYVAULT_PWD=$PWD
-    _keyvault_find
-  fi
+  _keyvault_find
   if [[ -n ${_KEYVAULT_FOUND-} || -n ${KEYVAULT_HOOK_PROJECT-} ]]; then
     _keyvault_state
     if [[ $_KEYVAULT_NOW != "${_KEYVAULT_STATE-}" ]]; then
@@ -135,14 +144,24 @@ _keyvault_hook() {
     fi
   fi
 }
-typeset -ag precmd_functions
-if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
-  precmd_functions=(_keyvault_hook $precmd_functions)
-fi
+() {
+  # the user's options (ksh_arrays with nounset) must not break loading it in .zshrc
+  emulate -L zsh
+  typeset -ag precmd_functions
+  # hook-env assigns these in _keyvault_hook: declared here, warn_create_global stays quiet
+  typeset -g _KEYVAULT_SOCKET _KEYVAULT_VAULT _KEYVAULT_CONFIG
+  if (( ! ${precmd_functions[(I)_keyvault_hook]} )); then
+    precmd_functions=(_keyvault_hook $precmd_functions)
+  fi
+}
 """
 
 _FISH: Final = r"""function _keyvault_find
-    set -l dir (builtin pwd -P)
+    # `string collect`: a command substitution splits at line breaks, which a name may hold
+    set -l dir (builtin pwd -P 2>/dev/null | string collect)
+    # fish's pwd -P resolves what $PWD names now; after a link was re-pointed or a folder
+    # moved that is not where the shell is, and only getcwd (/bin/pwd, rare) knows
+    test . -ef "$dir"; or set dir (command pwd -P 2>/dev/null | string collect)
     test "$dir" = / && set dir ''
     set -g _KEYVAULT_FOUND ''
     while true
@@ -156,7 +175,7 @@ _FISH: Final = r"""function _keyvault_find
             return 0
         end
         test -z "$dir" && return 0
-        set dir (string replace -r '/[^/]*$' '' -- "$dir")
+        set dir (string replace -r '/[^/]*$' '' -- "$dir" | string collect)
     end
 end
 function _keyvault_state
@@ -174,10 +193,7 @@ function _keyvault_state
     end
 end
 function _keyvault_hook --on-variable PWD --on-event fish_prompt
-    if test "$_KEYVAULT_PWD" != "$PWD" || test -n "$_KEYVAULT_FOUND"
-        set -g _KEYVAULT_PWD "$PWD"
-        _keyvault_find
-    end
+    _keyvault_find
     if test -n "$_KEYVAULT_FOUND" || test -n "$KEYVAULT_HOOK_PROJECT"
         _keyvault_state
         if test "$_KEYVAULT_NOW" != "$_KEYVAULT_STATE"

@@ -136,12 +136,28 @@ def plain_project_file(text: str) -> tuple[bool, str | None]:
     return True, project
 
 
+def current_folder() -> Path | None:
+    """The working folder; None when it was deleted under the shell (`rm -rf` of the project
+    from another terminal), where os.getcwd() fails with an error naming no file."""
+    try:
+        return Path.cwd()
+    except OSError:
+        return None
+
+
 def resolve_project(
-    option: str | None, cwd: Path, config: Config, *, warn: Warn | None = None
+    option: str | None, cwd: Path | None, config: Config, *, warn: Warn | None = None
 ) -> ProjectChoice:
     """`--project` (empty means the default project), the project file, then config.toml."""
     if option is not None:
         return ProjectChoice(option or None, "--project")
+    if cwd is None:
+        # the folder's project file is unknowable: guessing the default could be the key of
+        # another project than the one this shell was working in
+        raise ConfigError(
+            "the current folder no longer exists, so its project file cannot be looked up",
+            hint="cd to a folder that exists, or name the project with --project",
+        )
     found = find_project_file(cwd, warn=warn)
     if found is not None:
         project = read_project_file(found, warn=warn)
@@ -152,8 +168,11 @@ def resolve_project(
     return ProjectChoice(None, "default")
 
 
-def folder_project(cwd: Path, *, warn: Warn | None = None) -> str | None:
-    """The project a folder belongs to (its project file), for the directory hook."""
+def folder_project(cwd: Path | None, *, warn: Warn | None = None) -> str | None:
+    """The project a folder belongs to (its project file), for the directory hook; None in
+    a folder deleted under the shell, which the hook leaves like any folder without one."""
+    if cwd is None:
+        return None
     found = find_project_file(cwd, warn=warn)
     return read_project_file(found, warn=warn) if found is not None else None
 
@@ -189,7 +208,7 @@ class Context:
         self.proxy_option = proxy_option
         self.timeout_option = timeout_option
         self.run_timeout_option = run_timeout_option
-        self.cwd = cwd if cwd is not None else Path.cwd()
+        self.cwd = cwd if cwd is not None else current_folder()
         self.environ = environ if environ is not None else os.environ
         self.clock = clock
         self.warn = warn
