@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +231,9 @@ def update_dotenv_file(
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
     edit = _edit(old or b"", quoted, set(managed_names) | set(quoted), cleared_mark)
-    loose = mode is not None and bool(mode & 0o077)
+    # not on Windows: stat() reports 0666 for every writable file there (ACLs decide), so
+    # every write was a rewrite and a warning that "other users" could read the file
+    loose = mode is not None and bool(mode & 0o077) and sys.platform != "win32"
     changed = edit.data != (old or b"") or loose
     if changed:
         new_mode = NEW_FILE_MODE if mode is None else mode & 0o700
