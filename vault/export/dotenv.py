@@ -291,14 +291,23 @@ def _edit(
         elif statement.name not in quoted:
             removed.append(statement.name)
     appended = [name for name in quoted if name not in replaced]
-    cr = "\r" if lines and lines[-1].endswith("\r") else ""
-    kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
+    cr = _carriage_return(lines, final_newline)
     mark = mark and not quoted
+    if cr and kept and not final_newline and (appended or mark):
+        kept[-1] += cr  # the old last line had no line end; it gets the file's own
+    kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
     if mark:
         kept.append(CLEARED_MARK + cr)
     newline = "\n" if kept and (final_newline or appended or mark) else ""
     data = ("\n".join(kept) + newline).encode("utf-8", "surrogateescape")
     return _Edit(data, tuple(replaced), tuple(appended), tuple(dict.fromkeys(removed)))
+
+
+def _carriage_return(lines: list[str], final_newline: bool) -> str:
+    """ "\r" when the file's lines end in CR LF, judged by its last line that has an end (a
+    Windows editor leaves the last line of `A=1\r\nB=2` without one)."""
+    ended = lines if final_newline else lines[:-1]
+    return "\r" if ended and ended[-1].endswith("\r") else ""
 
 
 def _split_lines(text: str) -> tuple[list[str], bool]:
