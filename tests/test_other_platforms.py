@@ -6,6 +6,7 @@ give the files those modes, as a Windows user's files would report."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -149,3 +150,33 @@ def test_output_to_a_file_is_not_called_shared(
         monkeypatch.setattr(sys, "stdout", handle)
         warn_if_output_is_shared("the key")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_exec_finds_a_cmd_script_as_a_windows_prompt_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, windows: None, masked: bool
+) -> None:
+    """CreateProcess tries `.exe` alone: `keyvault exec -- npm test` said "command not found"
+    for npm.cmd. Here `tool.CMD` is a shell script, PATHEXT names `.CMD`, and the runner is
+    the one Windows uses (a child whose exit code becomes ours)."""
+    from vault.export import masking, process
+
+    del windows
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "tool.CMD"
+    script.write_text('#!/bin/sh\nprintf %s "$OPENAI_API_KEY" > "$1"\nexit 7\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATHEXT", os.pathsep.join((".COM", ".EXE", ".BAT", ".CMD")))
+    key, out = make_key(), tmp_path / "seen"
+    runner = functools.partial(masking.run_masked, secrets=[key]) if masked else None
+    with pytest.raises(SystemExit) as left:
+        process.exec_with_env(
+            ["tool", str(out)],
+            {"OPENAI_API_KEY": key},
+            pristine=False,
+            environ={"PATH": str(folder)},
+            execvpe=runner or process._run_child,
+        )
+    assert left.value.code == 7
+    assert out.read_text() == key

@@ -171,8 +171,13 @@ def _spawn(
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
+        from vault.export.process import windows_program  # noqa: PLC0415 - no cycle at import
+
         child = subprocess.Popen(
-            [program, *argv[1:]], env=dict(env), stdout=out_write, stderr=err_write
+            [windows_program(program, env), *argv[1:]],
+            env=dict(env),
+            stdout=out_write,
+            stderr=err_write,
         )
     except BaseException:
         os.close(out_read)

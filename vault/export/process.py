@@ -113,5 +113,16 @@ def _run_child(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoR
     """Windows stand-in for execvpe: run CMD, then leave with its exit code."""
     import subprocess  # noqa: PLC0415 - Windows only; on POSIX it would cost `exec` ~2 ms
 
-    done = subprocess.run([program, *argv[1:]], env=dict(env), check=False)
+    done = subprocess.run([windows_program(program, env), *argv[1:]], env=dict(env), check=False)
     raise SystemExit(done.returncode)
+
+
+def windows_program(program: str, env: Mapping[str, str]) -> str:
+    """`program` as cmd finds it, on Windows; unchanged elsewhere (execvpe and Popen search
+    PATH there). CreateProcess tries `.exe` alone: `npm`, `npx`, `yarn` (`npm.cmd`…) were
+    "command not found" through `keyvault exec`, though they run from any prompt."""
+    if sys.platform != "win32":
+        return program
+    import shutil  # noqa: PLC0415 - Windows only
+
+    return shutil.which(program, path=env.get("PATH")) or program
