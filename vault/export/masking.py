@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from vault.export import windows_program
 from vault.model.entry import Entry
 from vault.model.secret import KNOWN_PREFIXES
 
@@ -171,8 +172,6 @@ def _spawn(
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
-        from vault.export.process import windows_program  # noqa: PLC0415 - no cycle at import
-
         child = subprocess.Popen(
             [windows_program(program, env), *argv[1:]],
             env=dict(env),

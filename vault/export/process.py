@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
-from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values, windows_program
 from vault.security.childenv import without_unlock
 
 TYPE_CHECKING = False
@@ -115,14 +115,3 @@ def _run_child(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoR
 
     done = subprocess.run([windows_program(program, env), *argv[1:]], env=dict(env), check=False)
     raise SystemExit(done.returncode)
-
-
-def windows_program(program: str, env: Mapping[str, str]) -> str:
-    """`program` as cmd finds it, on Windows; unchanged elsewhere (execvpe and Popen search
-    PATH there). CreateProcess tries `.exe` alone: `npm`, `npx`, `yarn` (`npm.cmd`…) were
-    "command not found" through `keyvault exec`, though they run from any prompt."""
-    if sys.platform != "win32":
-        return program
-    import shutil  # noqa: PLC0415 - Windows only
-
-    return shutil.which(program, path=env.get("PATH")) or program
