@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from vault.errors import InvalidValue
+from vault.errors import InvalidValue, StorageError
 from vault.export import (
     NEW_FILE_MODE,
     OPENAI_VARIABLES,
@@ -37,11 +37,14 @@ from vault.export import (
     sweep_dead_writers,
     write_atomically,
 )
+from vault.model.savedtext import is_utf16
 
 _BARE: Final = re.compile(r"[A-Za-z0-9_./:@+,=~%-]+")
 _EXPANDED_BY_PYTHON_DOTENV: Final = re.compile(r"\$\{[^}]*\}")
 # Read as an escape (or as escaping the closing quote) by python-dotenv or compose.
 _ESCAPING_BACKSLASH: Final = re.compile(r"\\(?:\\|\Z)")
+
+BOM = "\ufeff"  # what older Notepad and Windows PowerShell's `-Encoding utf8` put first
 
 
 def _has_any(value: str, chars: str) -> bool:
@@ -163,7 +166,7 @@ def read_assignment(data: bytes, name: str) -> str | None:
     Used to recognise a file keyvault wrote before rewriting it: a value in any other form
     was not written by us, and we do not guess how some parser would read it.
     """
-    lines, _ = _split_lines(data.decode("utf-8", "surrogateescape"))
+    lines, _ = _split_lines(data.decode("utf-8", "surrogateescape").removeprefix(BOM))
     found: str | None = None
     for statement in _statements(lines):
         if statement.name == name:
@@ -230,6 +233,12 @@ def update_dotenv_file(
     target = Path(path)
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
+    if old is not None and is_utf16(old):
+        raise StorageError(
+            f"{target} is UTF-16 text (as Windows PowerShell 5 saves `>`); keyvault would"
+            " mix UTF-8 lines into it",
+            hint="save it as UTF-8 (in Notepad: Save As, Encoding UTF-8), then run this again",
+        )
     edit = _edit(old or b"", quoted, set(managed_names) | set(quoted), cleared_mark)
     # not on Windows: stat() reports 0666 for every writable file there (ACLs decide), so
     # every write was a rewrite and a warning that "other users" could read the file
@@ -273,7 +282,9 @@ def _edit(
     Bytes that are not UTF-8 pass through untouched (surrogateescape), and appended lines
     end like the file's last line (CR LF or LF).
     """
-    lines, final_newline = _split_lines(old.decode("utf-8", "surrogateescape"))
+    text = old.decode("utf-8", "surrogateescape")
+    bom = BOM if text.startswith(BOM) else ""  # not part of the first name; kept in front
+    lines, final_newline = _split_lines(text.removeprefix(bom))
     kept: list[str] = []
     replaced: list[str] = []
     removed: list[str] = []
@@ -299,7 +310,7 @@ def _edit(
     if mark:
         kept.append(CLEARED_MARK + cr)
     newline = "\n" if kept and (final_newline or appended or mark) else ""
-    data = ("\n".join(kept) + newline).encode("utf-8", "surrogateescape")
+    data = (bom + "\n".join(kept) + newline).encode("utf-8", "surrogateescape")
     return _Edit(data, tuple(replaced), tuple(appended), tuple(dict.fromkeys(removed)))
 
 
