@@ -16,4 +16,7 @@ def is_utf16(data: bytes) -> bool:
 def decode_saved(data: bytes) -> str:
     """`data` as text, without its byte-order mark; UnicodeDecodeError when it is neither
     UTF-16 with a mark nor UTF-8 (the caller says so without quoting the bytes)."""
-    return data.decode("utf-16") if is_utf16(data) else data.decode("utf-8-sig")
+    if is_utf16(data):
+        return data.decode("utf-16")
+    # not the utf-8-sig codec: its module would be one more import on the fast path
+    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
