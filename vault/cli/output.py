@@ -22,8 +22,9 @@ def write_text(text: str) -> None:
     must not run a statement whose value the encoding turned into `?` (main makes stdout
     replace what it cannot encode, for the tables people read)."""
     out = stdout()
-    if out.errors != "strict":
-        text.encode(out.encoding or "utf-8")  # UnicodeEncodeError: main says what and why
+    # getattr: a host's stand-in for stdout may have neither (tests, embedding programs)
+    if getattr(out, "errors", "strict") != "strict":
+        text.encode(getattr(out, "encoding", None) or "utf-8")  # main says what and why
     out.write(text)
     out.flush()
     if _printed is not None:
