@@ -320,6 +320,25 @@ def test_crlf_files_stay_crlf(tmp_path: Path) -> None:
     assert target.read_bytes() == b"A=1\r\nOPENAI_API_KEY=new\r\nOPENAI_ORG_ID=org\r\n"
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"A=1\r\nB=2", b"A=1\r\nB=2\r\nOPENAI_API_KEY=new\r\n"),
+        (b"A=1\r\nOPENAI_API_KEY=old", b"A=1\r\nOPENAI_API_KEY=new"),
+        (b"A=1\nB=2", b"A=1\nB=2\nOPENAI_API_KEY=new\n"),
+        (b"B=2", b"B=2\nOPENAI_API_KEY=new\n"),
+    ],
+)
+def test_a_last_line_without_its_end_gets_the_files_own(
+    tmp_path: Path, old: bytes, new: bytes
+) -> None:
+    """Notepad leaves `A=1\\r\\nB=2`: what is appended ends in CR LF too, not a lone LF."""
+    target = tmp_path / ".env"
+    target.write_bytes(old)
+    update_dotenv_file(target, {"OPENAI_API_KEY": "new"})
+    assert target.read_bytes() == new
+
+
 def test_unchanged_file_is_not_rewritten(tmp_path: Path) -> None:
     target = tmp_path / ".env"
     target.write_bytes(b"X=1\nOPENAI_API_KEY=same\n")

@@ -187,6 +187,35 @@ def test_a_followed_env_file_can_be_listed_and_forgotten(vault_cli: Cli, tmp_pat
     assert "registered: none" in again.err
 
 
+def test_one_env_file_under_two_spellings_is_one_registration(
+    vault_cli: Cli, tmp_path: Path
+) -> None:
+    """On a case-insensitive disk (macOS, Windows) `Proj/.env` and `proj/.env` are one file,
+    as a symlinked folder is here: the second spelling was a second registration, so two
+    projects took turns rewriting one file, and `--forget` under one spelling left the other
+    rewriting it after saying "no longer following"."""
+    cli = vault_cli
+    work_key = cli.add("a", make_key(), "--project", "work")
+    play_key = cli.add("b", make_key(), "--project", "play")
+    app = tmp_path / "app"
+    app.mkdir()
+    link = tmp_path / "App"
+    link.symlink_to(app)
+    cli.ok("dotenv", str(app / ".env"), "--project", "work")
+    cli.ok("dotenv", str(link / ".env"), "--project", "play")  # moves it, as any path would
+    listed = cli.ok("dotenv", "--list").out.splitlines()[1:]
+    assert [line.split()[:2] for line in listed] == [["play", str(app / ".env")]]
+    cli.ok("add", "a2", "--project", "work", "--activate", input=make_key())
+    assert f"OPENAI_API_KEY={play_key}" in (app / ".env").read_text()
+
+    cli.ok("dotenv", "--forget", str(link / ".env"))
+    assert cli.ok("dotenv", "--list").out.startswith("no .env files are followed")
+    held = (app / ".env").read_bytes()
+    cli.ok("add", "b2", "--project", "play", "--activate", input=make_key())
+    assert (app / ".env").read_bytes() == held
+    assert work_key.encode() not in held
+
+
 def test_dotenv_options_that_contradict_are_usage_errors(vault_cli: Cli) -> None:
     for args in ([], ["--forget"], ["--list", ".env"], ["--list", "--forget"]):
         result = vault_cli("dotenv", *args)

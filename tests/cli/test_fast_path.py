@@ -421,6 +421,9 @@ ALLOWED_VAULT = {
     "vault.model.health",
     "vault.model.phones",
     "vault.model.records",
+    # project, passphrase and identity files as Windows PowerShell 5 saves them (UTF-16);
+    # twenty lines that import nothing
+    "vault.model.savedtext",
     "vault.model.secret",
     # issue 15: every open checks the team secret against this machine's pin (_blake2 only)
     "vault.model.team",

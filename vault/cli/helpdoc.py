@@ -32,12 +32,17 @@ def render() -> str:
     for path, command in _walk(cli, ["keyvault"]):
         parent = None
         for name in path:
+            # the root's context_settings (help_option_names: `-h`) as `keyvault` applies
+            # them; without them every page said `--help` only, until an in-process run
+            # cached click's help option on a command and the page changed under the test
+            settings = cli.context_settings if parent is None else {}
             ctx = click.Context(
                 command if name == path[-1] else cli,
                 info_name=name,
                 parent=parent,
                 terminal_width=100,
                 max_content_width=100,
+                **settings,
             )
             parent = ctx
         if parent is None:  # pragma: no cover - a path always has at least one name

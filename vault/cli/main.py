@@ -40,6 +40,25 @@ def harden_process() -> None:
         _linux_not_dumpable()
 
 
+def readable_output() -> None:
+    """A name the console cannot show prints as `?`, not as a traceback.
+
+    Windows writes a redirected stdout (`keyvault list > out.txt`, a pipe) in the ANSI code
+    page (cp1252, cp936…), and PYTHONIOENCODING can name any codec: `list` of a project
+    named 项目 died in the encoder. Tables and messages are for people, so a character the
+    encoding lacks becomes `?`; what a program reads keeps its guards: JSON is ASCII, `get`
+    writes bytes, and `env` refuses text its output cannot carry (vault/cli/output.py).
+    An encoding the user chose with its own error handler (`cp1252:backslashreplace`) is kept.
+    """
+    out = sys.stdout
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if encoding.startswith("utf") or getattr(out, "errors", None) != "strict":
+        return
+    reconfigure = getattr(out, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+
+
 PR_SET_DUMPABLE = 4
 
 
@@ -75,6 +94,7 @@ def main(argv: Sequence[str] | None = None, *, fast_path: bool = True) -> None:
     user sets can change which path runs).
     """
     harden_process()
+    readable_output()
     warn_unknown_variables(os.environ)
     args = list(sys.argv[1:] if argv is None else argv)
     if fast_path:
@@ -137,6 +157,15 @@ def _guarded(run: Callable[[], object]) -> int:
         sys.stderr.write("\n")
         print_error("interrupted")
         return EXIT_INTERRUPTED
+    except UnicodeEncodeError as exc:
+        # what a program reads (`env`) in an encoding that cannot carry it: a clear line,
+        # not a traceback (human output never gets here in `main`: readable_output)
+        lacking = exc.object[exc.start : exc.end]
+        print_error(
+            f"standard output ({_encoding_name(exc)}) cannot carry {lacking!a}",
+            hint="set PYTHONUTF8=1 (or PYTHONIOENCODING=utf-8) so keyvault writes UTF-8",
+        )
+        return 1
     except OSError as exc:
         # `keyvault get NAME > /dev/full`: the library raised nothing, the output failed; an
         # error that names a file is about that file, not the output
@@ -146,6 +175,11 @@ def _guarded(run: Callable[[], object]) -> int:
         )
         return 1
     return code if isinstance(code, int) else 0
+
+
+def _encoding_name(exc: UnicodeEncodeError) -> str:
+    """`cp1252`, as the user named it, rather than the codec's inner name (`charmap`)."""
+    return getattr(sys.stdout, "encoding", None) or exc.encoding
 
 
 def _run_click(args: list[str]) -> object:

@@ -18,8 +18,13 @@ _printed: list[tuple[bytes, bytes]] | None = None
 
 
 def write_text(text: str) -> None:
-    """Text through `sys.stdout`'s own encoding (what `env` prints)."""
+    """Text through `sys.stdout`'s own encoding (what `env` prints), all or nothing: a shell
+    must not run a statement whose value the encoding turned into `?` (main makes stdout
+    replace what it cannot encode, for the tables people read)."""
     out = stdout()
+    # getattr: a host's stand-in for stdout may have neither (tests, embedding programs)
+    if getattr(out, "errors", "strict") != "strict":
+        text.encode(getattr(out, "encoding", None) or "utf-8")  # main says what and why
     out.write(text)
     out.flush()
     if _printed is not None:

@@ -60,7 +60,8 @@ def warn_if_output_is_shared(what: str, advice: str = "") -> None:
         info = os.fstat(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's)
         return
-    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+    # not on Windows, where every writable file reports mode 0666 and ACLs decide
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and sys.platform != "win32":
         warn(
             f"standard output is a file that group or others can read, and {what} is in it:"
             f" chmod 600 it{f'; {advice}' if advice else ''}"

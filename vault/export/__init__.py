@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -202,3 +203,14 @@ def sweep_dead_writers(path: Path) -> None:
 
 def _reason(err: OSError) -> str:
     return (err.strerror or type(err).__name__).lower()
+
+
+def windows_program(program: str, env: Mapping[str, str]) -> str:
+    """`program` as cmd finds it, on Windows; unchanged elsewhere (execvpe and Popen search
+    PATH there). CreateProcess tries `.exe` alone: `npm`, `npx`, `yarn` (`npm.cmd`…) were
+    "command not found" through `keyvault exec`, though they run from any prompt."""
+    if sys.platform != "win32":
+        return program
+    import shutil  # noqa: PLC0415 - Windows only
+
+    return shutil.which(program, path=env.get("PATH")) or program

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from vault.errors import InvalidValue
+from vault.errors import InvalidValue, StorageError
 from vault.export import (
     NEW_FILE_MODE,
     OPENAI_VARIABLES,
@@ -36,11 +37,14 @@ from vault.export import (
     sweep_dead_writers,
     write_atomically,
 )
+from vault.model.savedtext import is_utf16
 
 _BARE: Final = re.compile(r"[A-Za-z0-9_./:@+,=~%-]+")
 _EXPANDED_BY_PYTHON_DOTENV: Final = re.compile(r"\$\{[^}]*\}")
 # Read as an escape (or as escaping the closing quote) by python-dotenv or compose.
 _ESCAPING_BACKSLASH: Final = re.compile(r"\\(?:\\|\Z)")
+
+BOM = "\ufeff"  # what older Notepad and Windows PowerShell's `-Encoding utf8` put first
 
 
 def _has_any(value: str, chars: str) -> bool:
@@ -162,7 +166,7 @@ def read_assignment(data: bytes, name: str) -> str | None:
     Used to recognise a file keyvault wrote before rewriting it: a value in any other form
     was not written by us, and we do not guess how some parser would read it.
     """
-    lines, _ = _split_lines(data.decode("utf-8", "surrogateescape"))
+    lines, _ = _split_lines(data.decode("utf-8", "surrogateescape").removeprefix(BOM))
     found: str | None = None
     for statement in _statements(lines):
         if statement.name == name:
@@ -229,8 +233,16 @@ def update_dotenv_file(
     target = Path(path)
     quoted = {name: _quoted(name, value) for name, value in check_values(values).items()}
     old, mode = read_regular_file(target)
+    if old is not None and is_utf16(old):
+        raise StorageError(
+            f"{target} is UTF-16 text (as Windows PowerShell 5 saves `>`); keyvault would"
+            " mix UTF-8 lines into it",
+            hint="save it as UTF-8 (in Notepad: Save As, Encoding UTF-8), then run this again",
+        )
     edit = _edit(old or b"", quoted, set(managed_names) | set(quoted), cleared_mark)
-    loose = mode is not None and bool(mode & 0o077)
+    # not on Windows: stat() reports 0666 for every writable file there (ACLs decide), so
+    # every write was a rewrite and a warning that "other users" could read the file
+    loose = mode is not None and bool(mode & 0o077) and sys.platform != "win32"
     changed = edit.data != (old or b"") or loose
     if changed:
         new_mode = NEW_FILE_MODE if mode is None else mode & 0o700
@@ -270,7 +282,9 @@ def _edit(
     Bytes that are not UTF-8 pass through untouched (surrogateescape), and appended lines
     end like the file's last line (CR LF or LF).
     """
-    lines, final_newline = _split_lines(old.decode("utf-8", "surrogateescape"))
+    text = old.decode("utf-8", "surrogateescape")
+    bom = BOM if text.startswith(BOM) else ""  # not part of the first name; kept in front
+    lines, final_newline = _split_lines(text.removeprefix(bom))
     kept: list[str] = []
     replaced: list[str] = []
     removed: list[str] = []
@@ -288,14 +302,23 @@ def _edit(
         elif statement.name not in quoted:
             removed.append(statement.name)
     appended = [name for name in quoted if name not in replaced]
-    cr = "\r" if lines and lines[-1].endswith("\r") else ""
-    kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
+    cr = _carriage_return(lines, final_newline)
     mark = mark and not quoted
+    if cr and kept and not final_newline and (appended or mark):
+        kept[-1] += cr  # the old last line had no line end; it gets the file's own
+    kept.extend(f"{name}={quoted[name]}{cr}" for name in appended)
     if mark:
         kept.append(CLEARED_MARK + cr)
     newline = "\n" if kept and (final_newline or appended or mark) else ""
-    data = ("\n".join(kept) + newline).encode("utf-8", "surrogateescape")
+    data = (bom + "\n".join(kept) + newline).encode("utf-8", "surrogateescape")
     return _Edit(data, tuple(replaced), tuple(appended), tuple(dict.fromkeys(removed)))
+
+
+def _carriage_return(lines: list[str], final_newline: bool) -> str:
+    """ "\r" when the file's lines end in CR LF, judged by its last line that has an end (a
+    Windows editor leaves the last line of `A=1\r\nB=2` without one)."""
+    ended = lines if final_newline else lines[:-1]
+    return "\r" if ended and ended[-1].endswith("\r") else ""
 
 
 def _split_lines(text: str) -> tuple[list[str], bool]:

@@ -22,6 +22,7 @@ import sys
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from vault.export import windows_program
 from vault.model.entry import Entry
 from vault.model.secret import KNOWN_PREFIXES
 
@@ -172,7 +173,10 @@ def _spawn(
     err_read, err_write = os.pipe()
     try:
         child = subprocess.Popen(
-            [program, *argv[1:]], env=dict(env), stdout=out_write, stderr=err_write
+            [windows_program(program, env), *argv[1:]],
+            env=dict(env),
+            stdout=out_write,
+            stderr=err_write,
         )
     except BaseException:
         os.close(out_read)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from vault.errors import CommandNotExecutable, CommandNotFound, PolicyViolation, UsageError
-from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values
+from vault.export import EXEC_MARKER, OPENAI_VARIABLES, check_values, windows_program
 from vault.security.childenv import without_unlock
 
 TYPE_CHECKING = False
@@ -113,5 +113,5 @@ def _run_child(program: str, argv: Sequence[str], env: Mapping[str, str]) -> NoR
     """Windows stand-in for execvpe: run CMD, then leave with its exit code."""
     import subprocess  # noqa: PLC0415 - Windows only; on POSIX it would cost `exec` ~2 ms
 
-    done = subprocess.run([program, *argv[1:]], env=dict(env), check=False)
+    done = subprocess.run([windows_program(program, env), *argv[1:]], env=dict(env), check=False)
     raise SystemExit(done.returncode)

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,10 @@ class Doctor:
 
     def check_home(self) -> Iterator[Check]:
         home = self.paths.home
+        if not _modes_mean_access():
+            why = f"{home}: Windows keeps who may open it in the folder's ACL; not checked"
+            yield Check("permissions", Level.SKIP, why)
+            return
         yield from _private(home, os.lstat(home), 0o700, "permissions", self.euid)
 
     def check_files(self) -> list[Check]:
@@ -107,7 +112,9 @@ class Doctor:
                 problems += _private(
                     path, info, 0o600, "permissions", self.euid, quiet=True, hidden=hidden
                 )
-        return problems or [Check("permissions", Level.OK, "vault files are 0600 and yours")]
+        if problems or not _modes_mean_access():
+            return problems
+        return [Check("permissions", Level.OK, "vault files are 0600 and yours")]
 
     def check_config(self) -> Iterator[Check]:
         for mistake in self.config_problems:
@@ -337,6 +344,8 @@ def _private(
     """Problems with one file's type, mode (the `hidden` bits must be clear) and owner; an
     `ok` line unless `quiet`."""
     bits = stat.S_IMODE(info.st_mode)
+    if not _modes_mean_access():
+        hidden = 0  # every file there says 0666: a FAIL that `chmod` (absent) could not fix
     if stat.S_ISLNK(info.st_mode):
         yield Check(area, level, f"{path} is a symlink", "replace it with the real file")
         return
@@ -356,6 +365,12 @@ def _private(
         )
     if not quiet and not bits & hidden and (euid is None or info.st_uid == euid):
         yield Check(area, Level.OK, f"{path} is {bits:04o} and yours")
+
+
+def _modes_mean_access() -> bool:
+    """False on Windows, where stat() makes a mode up from the read-only flag (0666 or 0444)
+    and access is decided by ACLs, which doctor does not read."""
+    return sys.platform != "win32"
 
 
 def _git_exposure(git: Git, path: Path, what: str, tracked_level: Level) -> Iterator[Check]:

@@ -21,6 +21,7 @@ from vault.errors import (
     NoPassphraseSource,
     WrongPassphrase,
 )
+from vault.model.savedtext import decode_saved
 from vault.model.secret import Secret
 from vault.model.tuples import NamedTuple
 
@@ -146,8 +147,9 @@ def read_passphrase_file(
     """KEYVAULT_PASSPHRASE_FILE (or `variable`): the first line, without its newline. A file
     others can read is used, with a warning through `warn` (as ssh warns about keys)."""
     try:
-        # utf-8-sig: a byte-order mark (Notepad, PowerShell) is not part of the passphrase
-        text = path.read_text(encoding="utf-8-sig")
+        # a byte-order mark (Notepad, PowerShell) is not part of the passphrase, and Windows
+        # PowerShell 5 saves `echo $pass > file` as UTF-16
+        text = decode_saved(path.read_bytes())
     except UnicodeDecodeError:
         # the decoder's message quotes a byte of the passphrase: say only what is wrong
         raise NoPassphraseSource(f"{variable} {path} is not UTF-8 text") from None

@@ -11,6 +11,7 @@ import os
 import sys
 
 from vault.errors import NoPassphraseSource, NothingTyped, VaultNotFound, WrongPassphrase
+from vault.model.savedtext import decode_saved
 from vault.model.secret import Secret
 from vault.session.identity import (
     PassphraseSource,
@@ -189,8 +190,8 @@ def _unanswered(session: SessionLike) -> bool:
 
 def _read_text(path: os.PathLike[str]) -> str:
     try:
-        with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is no part of it
-            return handle.read()
+        with open(path, "rb") as handle:  # a byte-order mark is no part of it; UTF-16 is
+            return decode_saved(handle.read())  # how Windows PowerShell 5 saves `>`
     except UnicodeDecodeError:
         # the decoder's message quotes a byte of the identity: say only what is wrong
         raise NoPassphraseSource(f"identity file {path} is not UTF-8 text") from None

@@ -26,6 +26,7 @@ from vault.errors import ConfigError
 from vault.export import Exported, exported
 from vault.model.clock import Clock, utc_now
 from vault.model.document import VaultDoc
+from vault.model.savedtext import decode_saved
 from vault.model.tuples import NamedTuple
 from vault.store.config import Config, Paths, load_config, resolve_home
 from vault.store.folders import PROJECT_FILE
@@ -74,9 +75,9 @@ def find_project_file(start: Path, *, warn: Warn | None = None) -> Path | None:
 
 def read_project_file(path: Path, *, warn: Warn | None = None) -> str | None:
     try:
-        # a byte-order mark (Notepad, PowerShell) is not TOML's business; removed by hand:
-        # the utf-8-sig codec is one more import on the hook's path
-        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        # a byte-order mark (Notepad, PowerShell) is not TOML's business; Windows
+        # PowerShell 5 saves `"project = 'x'" > .keyvault.toml` as UTF-16
+        text = decode_saved(path.read_bytes())
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({_reason(exc)})") from None
     plain, project = plain_project_file(text)

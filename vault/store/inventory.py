@@ -370,17 +370,22 @@ def forget_dotenv(kv: Keyvault, path: Path) -> ExportTarget:
     (through a symlinked folder); EntryNotFound, listing what is registered, otherwise."""
     registered = kv.read().exports
     wanted = str(path.absolute())
-    if not any(t.path == wanted for t in registered):
-        same = [t.path for t in registered if _same_file(Path(t.path), path)]
-        if not same:
-            known = ", ".join(t.path for t in registered) or "none"
-            raise EntryNotFound(
-                f"{wanted} is not a .env file keyvault keeps up to date",
-                hint=f"registered: {known} (`keyvault dotenv --list`)",
-            )
-        wanted = same[0]
+    same = [t.path for t in registered if t.path == wanted or _same_file(Path(t.path), path)]
+    if not same:
+        known = ", ".join(t.path for t in registered) or "none"
+        raise EntryNotFound(
+            f"{wanted} is not a .env file keyvault keeps up to date",
+            hint=f"registered: {known} (`keyvault dotenv --list`)",
+        )
     now = kv.now_iso()
-    return kv.transact(lambda doc: doc.forget_export(wanted, at=now))
+
+    def forget_all(doc: VaultDoc) -> ExportTarget:
+        # every spelling of the file (an older keyvault registered `Proj/.env` and
+        # `proj/.env` on a case-insensitive disk apart): one left would keep rewriting it
+        forgotten = [doc.forget_export(spelling, at=now) for spelling in same]
+        return forgotten[0]
+
+    return kv.transact(forget_all)
 
 
 def _same_file(registered: Path, given: Path) -> bool:
@@ -394,7 +399,12 @@ def _same_file(registered: Path, given: Path) -> bool:
 def remember_dotenv(kv: Keyvault, project: str | None, path: Path) -> bool:
     """Register the .env file at `path` to `project` (moving it from another project), so
     every later change of the project's key rewrites it. True when something changed."""
-    target, now = str(path.absolute()), kv.now_iso()
-    if any(t.path == target and t.project == project for t in kv.read().exports):
+    registered, now = kv.read().exports, kv.now_iso()
+    target = str(path.absolute())
+    if all(t.path != target for t in registered):
+        # the file under another spelling (`Proj/.env` on a case-insensitive disk, a
+        # symlinked folder) is the same registration, not a second project's claim on it
+        target = next((t.path for t in registered if _same_file(Path(t.path), path)), target)
+    if any(t.path == target and t.project == project for t in registered):
         return False
     return kv.transact(lambda doc: doc.remember_export(project, target, at=now))

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from vault.errors import SourceError
 from vault.model.records import EMPTY
+from vault.model.savedtext import decode_saved
 from vault.model.secret import Secret
 
 
@@ -83,7 +84,7 @@ def read_text(path: Path) -> str:
     except OSError as exc:
         raise SourceError(f"cannot read {path} ({(exc.strerror or '').lower()})") from None
     try:
-        return data.decode("utf-8-sig")
+        return decode_saved(data)  # UTF-16 with its mark: Windows PowerShell 5's `>`
     except UnicodeDecodeError:
         pass
     try:
