@@ -90,6 +90,12 @@ class World:
         assert DOCUMENT in proc.stderr  # a file is never answered from the memo
         return self.out_file.read_text()
 
+    def enter(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """This process takes the world's environment and folder (for in-process tests)."""
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(self.folder)
+
     def close(self) -> None:
         self.admin("lock")
         shutil.rmtree(self.runtime, ignore_errors=True)
@@ -286,9 +292,7 @@ def test_a_damaged_or_foreign_entry_means_a_full_run(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = world.piped(*ENV)[0]
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     memo = _memo_of(ENV, monkeypatch)
     for garbage in (b"\xff" * 40, b"\x00\x00\x00\x05hello", b"\x00\x00\x10\x00short"):
         assert exchange_frames(memo.agent, PUT, memo.key + garbage) is not None
@@ -316,9 +320,7 @@ def _memo_of(argv: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> Memo:
 
 def test_a_run_that_warns_keeps_no_entry(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # in this process, against the real agent: a warning is printed every time, never kept
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     from vault.cli import output
     from vault.cli.report import warn
 
@@ -350,9 +352,7 @@ def test_everything_a_full_run_looks_at_is_a_dependency(
     # everyday form, in a project folder and out of one
     from vault.cli import everyday
 
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     (world.tmp / "repo" / ".keyvault.toml").write_text('project = "relay"\n')
     (world.admin.home / "config.toml").write_text('default_base_url = "https://c.example/v1"\n')
     monkeypatch.setattr(sys, "stdout", _Sink([]))

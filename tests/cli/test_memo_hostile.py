@@ -63,9 +63,7 @@ def run_cli(
 
 def in_process(world: World, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...]) -> Memo:
     """This process set up as the CLI would run `argv` in the world; the memo of `argv`."""
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     memo = _memo_of(argv, monkeypatch)
     monkeypatch.setattr(sys, "stdout", _Sink([]))
     return memo
@@ -288,9 +286,7 @@ def test_a_hostile_entry_never_breaks_the_command(
     world: World, monkeypatch: pytest.MonkeyPatch, entry: bytes
 ) -> None:
     full = run_cli(world, *ENV, piped=False)
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     memo = _memo_of(ENV, monkeypatch)
     assert exchange_frames(memo.agent, PUT, memo.key + entry) is not None
     code, piped, answered = run_cli(world, *ENV)
@@ -305,9 +301,7 @@ def test_the_cli_run_in_process_never_uses_the_memo(
     # from an entry, here one that would print something else
     from vault.cli.main import run
 
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     memo = _memo_of(ENV, monkeypatch)
     stale = HEAD  # an entry without dependencies: always "unchanged"
     assert exchange_frames(memo.agent, PUT, memo.key + stale) is not None
@@ -400,9 +394,7 @@ def test_an_entry_naming_huge_files_is_not_read_for_hours(
     huge = _part(b"F") + _part(str(sparse).encode()) + _part(status(str(sparse)) + b" " + digest)
     entry = HEAD + huge * 1000
     full = run_cli(world, *ENV, piped=False)
-    for name, value in world.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(world.folder)
+    world.enter(monkeypatch)
     memo = _memo_of(ENV, monkeypatch)
     assert exchange_frames(memo.agent, PUT, memo.key + entry) is not None
     started = time.monotonic()
