@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,6 +33,13 @@ from vault.session.agent import MEMO_ENTRIES, MemoStore
 from vault.session.wire import exchange_frames
 
 DOCUMENT = "vault.model.document"  # what every full run of env/get imports
+
+
+class Ran(NamedTuple):
+    code: int
+    out: str
+    memo: bool  # answered from the memo
+    err: str
 
 
 class World:
@@ -54,28 +62,14 @@ class World:
         self.folder.mkdir(parents=True)
         self.out_file = tmp / "out.txt"
 
-    def piped(self, *args: str, env: dict[str, str] | None = None) -> tuple[str, bool]:
-        """What `args` print through a pipe, and whether the memo answered."""
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "vault", *args],
-            capture_output=True,
-            text=True,
-            env=env or self.env,
-            cwd=self.folder,
-            timeout=60,
-            start_new_session=True,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr[-600:]
-        return proc.stdout, DOCUMENT not in proc.stderr
-
-    def to_file(self, *args: str, env: dict[str, str] | None = None) -> str:
-        """What a full run of `args` prints (its stdout a private file)."""
+    def run(self, *args: str, env: dict[str, str] | None = None, piped: bool = True) -> Ran:
+        """`args` as a process, its stdout a pipe or a private file (which the memo never
+        answers); whether the memo answered is read from `-X importtime`."""
         fd = os.open(self.out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             proc = subprocess.run(
                 [sys.executable, "-X", "importtime", "-m", "vault", *args],
-                stdout=fd,
+                stdout=subprocess.PIPE if piped else fd,
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env or self.env,
@@ -86,9 +80,21 @@ class World:
             )
         finally:
             os.close(fd)
-        assert proc.returncode == 0, proc.stderr[-600:]
-        assert DOCUMENT in proc.stderr  # a file is never answered from the memo
-        return self.out_file.read_text()
+        printed = proc.stdout if piped else self.out_file.read_text()
+        return Ran(proc.returncode, printed, DOCUMENT not in proc.stderr, proc.stderr)
+
+    def piped(self, *args: str, env: dict[str, str] | None = None) -> tuple[str, bool]:
+        """What `args` print through a pipe, and whether the memo answered."""
+        ran = self.run(*args, env=env)
+        assert ran.code == 0, ran.err[-600:]
+        return ran.out, ran.memo
+
+    def to_file(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """What a full run of `args` prints (its stdout a private file)."""
+        ran = self.run(*args, env=env, piped=False)
+        assert ran.code == 0, ran.err[-600:]
+        assert not ran.memo  # a file is never answered from the memo
+        return ran.out
 
     def enter(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """This process takes the world's environment and folder (for in-process tests)."""
@@ -494,25 +500,10 @@ class MemoAgrees(RuleBasedStateMachine):
             assert self.outcome(args, piped=True) == full, args
 
     def outcome(self, args: tuple[str, ...], *, piped: bool) -> tuple[int, str]:
-        world = self.world
-        fd = os.open(world.out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-X", "importtime", "-m", "vault", *args],
-                stdout=subprocess.PIPE if piped else fd,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=world.env,
-                cwd=world.folder,
-                timeout=60,
-                start_new_session=True,
-                check=False,
-            )
-        finally:
-            os.close(fd)
-        if piped and DOCUMENT not in proc.stderr:
+        ran = self.world.run(*args, piped=piped)
+        if piped and ran.memo:
             MemoAgrees.answered_from_memo += 1
-        return proc.returncode, proc.stdout if piped else world.out_file.read_text()
+        return ran.code, ran.out
 
 
 @pytest.mark.slow

@@ -41,24 +41,9 @@ def run_cli(
     world: World, *args: str, env: dict[str, str] | None = None, piped: bool = True
 ) -> tuple[int, str, bool]:
     """Exit code, standard output, and whether the memo answered (never, to a file)."""
-    fd = os.open(world.out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "vault", *args],
-            stdout=subprocess.PIPE if piped else fd,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env or world.env,
-            cwd=world.folder,
-            timeout=60,
-            start_new_session=True,
-            check=False,
-        )
-    finally:
-        os.close(fd)
-    assert "Traceback" not in proc.stderr, proc.stderr[-800:]
-    printed = proc.stdout if piped else world.out_file.read_text()
-    return proc.returncode, printed, DOCUMENT not in proc.stderr
+    ran = world.run(*args, env=env, piped=piped)
+    assert "Traceback" not in ran.err, ran.err[-800:]
+    return ran.code, ran.out, ran.memo
 
 
 def in_process(world: World, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...]) -> Memo:
