@@ -518,3 +518,71 @@ def test_the_memo_agrees_with_full_runs_under_random_changes() -> None:
         ),
     )
     assert MemoAgrees.answered_from_memo > 0  # the memo did answer along the way
+
+
+# --- every consumer agrees, with the memo answering -----------------------------------------
+
+PRINT_OPENAI = "".join(
+    f'printf "%s=%s\\n" {name} "${{{name}-<unset>}}"\n'
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+)
+
+
+@pytest.mark.slow
+def test_every_consumer_agrees_after_a_switch_a_rotation_and_an_activation(
+    world: World,
+) -> None:
+    """After a project switch, a rotation and `add --activate`: `env` (evaluated in bash,
+    through `$(…)`, where the memo answers), `exec` (unmasked, to read the key), `get`
+    through a pipe, the hook and the registered .env file give the same key and the same
+    OPENAI_* set, with nothing left of what the shell held before."""
+    dotenv = world.tmp / "work.env"
+    world.admin.ok("dotenv", str(dotenv), "--project", "work")
+    world.admin.add("spare", make_key(), "--project", "work", "--standby")
+    project_file = world.folder / ".keyvault.toml"
+    keyvault = f"{sys.executable} -m vault"
+    unmasked = f"{keyvault} exec --no-masking"  # masking would hide the key we compare
+    stale = {"OPENAI_BASE_URL": "https://stale.example/v1", "OPENAI_ORG_ID": "org-stale"}
+
+    def in_bash(script: str) -> dict[str, str]:
+        done = subprocess.run(
+            ["bash", "--norc", "-c", script + PRINT_OPENAI],
+            capture_output=True,
+            text=True,
+            env={**world.env, **stale},
+            cwd=world.folder,
+            timeout=60,
+            check=True,
+        )
+        return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+    def consumers() -> dict[str, dict[str, str]]:
+        seen = {
+            "env": in_bash(f'eval "$({keyvault} env --shell bash)"\n'),
+            "env again (memo)": in_bash(f'eval "$({keyvault} env --shell bash)"\n'),
+            "exec": in_bash(f"exec {unmasked} -- bash --norc -c '{PRINT_OPENAI}'\n#"),
+            "hook": in_bash(f'eval "$({keyvault} hook-env --shell bash)"\n'),
+        }
+        get = world.piped("get")[0].strip()
+        tails = {name: found["OPENAI_API_KEY"][-6:] for name, found in seen.items()}
+        assert set(tails.values()) == {get[-6:]}, (tails, get[-6:])
+        return seen
+
+    for step in ("switch to relay", "back to work", "rotate", "add --activate"):
+        if step == "switch to relay":
+            project_file.write_text('project = "relay"\n')
+        elif step == "back to work":
+            project_file.write_text('project = "work"\n')
+        elif step == "rotate":
+            world.admin.ok("rotate", "--project", "work", "--to", "spare", "--no-check")
+        else:
+            world.admin.add("newest", make_key(), "--project", "work", "--activate")
+        seen = consumers()
+        first = seen["env"]
+        assert all(found == first for found in seen.values()), (step, seen)
+        assert "stale" not in "".join(first.values()), step  # nothing left from before
+        if step != "switch to relay":
+            written = dotenv.read_text()
+            assert f"OPENAI_API_KEY={first['OPENAI_API_KEY']}" in written, step
+            assert "OPENAI_BASE_URL" not in written and first["OPENAI_BASE_URL"] == "<unset>"
+    assert world.piped("env", "--shell", "bash")[1]  # the memo did answer along the way
